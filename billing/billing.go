@@ -1,0 +1,318 @@
+// Package billing is creditgate's prepaid ledger: accounts, credit grants that expire,
+// holds (two-phase reservations), usage settlement, debt, top-ups and the append-only
+// ledger of events that explains every micro-dollar.
+//
+// This package holds the domain types, the policy (grace, tiers, minimum purchase)
+// and the Ledger interface the proxy and the admin API depend on. The Redis
+// implementation, with its Lua scripts, lives in billing/redisledger; every rule that
+// touches money is enforced there atomically, so any number of proxies may share it.
+package billing
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/creditgate/creditgate/money"
+)
+
+// EventType names a ledger event.
+type EventType string
+
+// The ledger event types. The effect of each on the balance (credit − debt):
+//
+//	topup, auto_recharge  +amount  a grant was credited (debt it repaid is a separate debt_repaid event)
+//	usage                 −amount  a settled request; amount = cost
+//	expire                −amount  an expired grant's remaining credit was forfeited
+//	release                0       a hold was released unused; amount = the hold
+//	debt_repaid            0       amount of a new grant went to pay debt
+//	adjustment            ±amount  an operator's correction (see Event.Amount sign)
+const (
+	EventTopUp        EventType = "topup"
+	EventAutoRecharge EventType = "auto_recharge"
+	EventUsage        EventType = "usage"
+	EventRelease      EventType = "release"
+	EventExpire       EventType = "expire"
+	EventDebtRepaid   EventType = "debt_repaid"
+	EventAdjustment   EventType = "adjustment"
+)
+
+// Grant sources.
+const (
+	SourcePurchase     = "purchase"      // a manual top-up through the admin API
+	SourceAutoRecharge = "auto_recharge" // paid by the auto-recharge charger
+	SourcePromo        = "promo"         // a top-up with an explicit expires_at
+)
+
+// Token sources of a usage event.
+const (
+	TokenSourceUpstream = "upstream" // the upstream's reported usage
+	TokenSourceLocal    = "local"    // creditgate's own tiktoken count
+)
+
+// Account is a snapshot of one account's state.
+type Account struct {
+	ID        string
+	Tier      string
+	CreatedAt time.Time
+	// Credit is the sum of the remaining amounts of unexpired grants.
+	Credit money.Micros
+	// Debt is what settled usage took past zero credit; the next grant pays it first.
+	Debt money.Micros
+	// Reserved is the sum of live (unexpired, unsettled) holds.
+	Reserved money.Micros
+	// Grants are the account's grants, live ones first by expiry, then spent or
+	// expired ones newest first. GetAccount fills it; ListAccounts does not.
+	Grants       []Grant
+	AutoRecharge AutoRecharge
+	// Totals since creation, kept by the scripts for audit.
+	Totals Totals
+	// Depleted says why credit reached zero last: "" while credit remains,
+	// "usage" or "expired".
+	Depleted string
+}
+
+// Balance is credit − debt.
+func (a Account) Balance() money.Micros { return a.Credit - a.Debt }
+
+// Available is balance − reserved: what new requests may still reserve (plus grace).
+func (a Account) Available() money.Micros { return a.Credit - a.Debt - a.Reserved }
+
+// Totals are an account's running sums since creation. Conservation holds exactly:
+//
+//	Granted = Consumed + DebtRepaid + Expired + Credit
+//	Usage   = Consumed + DebtCreated          (DebtCreated = Debt + DebtRepaid)
+type Totals struct {
+	Granted    money.Micros // Σ grant amounts
+	Usage      money.Micros // Σ settled costs
+	Consumed   money.Micros // part of Usage paid from credit
+	DebtRepaid money.Micros // grant amounts that went to pay debt
+	Expired    money.Micros // forfeited credit
+}
+
+// Grant is one purchase of credit.
+type Grant struct {
+	ID        string
+	Amount    money.Micros
+	Remaining money.Micros
+	GrantedAt time.Time
+	ExpiresAt time.Time
+	Source    string
+}
+
+// AutoRecharge are an account's auto-recharge settings.
+type AutoRecharge struct {
+	Enabled      bool
+	Threshold    money.Micros // recharge when the balance drops below this
+	Amount       money.Micros // how much to buy each time
+	MonthlyLimit money.Micros // cap on auto-recharged credit per calendar month (UTC)
+}
+
+// Event is one entry of an account's append-only ledger.
+type Event struct {
+	ID           string // the ledger cursor; strictly increasing per account
+	Type         EventType
+	At           time.Time
+	Amount       money.Micros // magnitude, ≥ 0 (for adjustment, signed)
+	BalanceAfter money.Micros
+	CreditAfter  money.Micros
+	DebtAfter    money.Micros
+	GrantID      string // topup, auto_recharge, expire, debt_repaid
+	HoldID       string // usage, release
+	// Usage details (type usage; RequestID/KeyID/Model/Endpoint also on release).
+	RequestID        string
+	KeyID            string
+	Model            string
+	Endpoint         string
+	PromptTokens     int64
+	CompletionTokens int64
+	CachedTokens     int64
+	ReasoningTokens  int64
+	TokenSource      string
+	Cost             money.Micros
+	FromCredit       money.Micros // part of Cost paid from grants
+	ToDebt           money.Micros // part of Cost that became debt
+	Note             string       // adjustment reason, or why a usage was billed as it was
+}
+
+// Tier limits what an account may buy.
+type Tier struct {
+	MaxTopUp   money.Micros // largest single top-up; 0 = no limit
+	MaxBalance money.Micros // largest credit after a top-up; 0 = no limit
+}
+
+// Policy is the part of the configuration the ledger applies. It may change at run
+// time (hot reload); callers pass the current one with each call.
+type Policy struct {
+	Grace       money.Micros
+	MinPurchase money.Micros
+	CreditTTL   time.Duration
+	HoldTTL     time.Duration
+	DefaultTier string
+	Tiers       map[string]Tier
+	// AutoRechargeMin is the smallest auto-recharge amount an account may set.
+	AutoRechargeMin money.Micros
+}
+
+// TierFor returns the named tier's limits, and whether the tier exists.
+func (p Policy) TierFor(name string) (Tier, bool) {
+	t, ok := p.Tiers[name]
+	return t, ok
+}
+
+// ReserveRequest asks to admit a request by holding its estimated cost.
+type ReserveRequest struct {
+	Account string
+	HoldID  string // unique per request; a retried call with the same id is answered the same
+	// Estimate is the cost of the request as sent (prompt + the most output it allows).
+	Estimate money.Micros
+	// Minimum is the cost below which the request is not worth forwarding (the prompt
+	// plus one output token). When Minimum < Estimate and the estimate is not
+	// affordable, the ledger holds what is affordable (≥ Minimum) instead, and the
+	// caller clamps the request's output to the held amount. Minimum == Estimate (or
+	// 0) disables partial holds.
+	Minimum money.Micros
+	Grace   money.Micros
+	TTL     time.Duration
+}
+
+// Denial reasons, for the 429 and for metrics.
+const (
+	ReasonEmpty        = "empty"        // no available credit
+	ReasonExpired      = "expired"      // credit ran out because grants expired
+	ReasonInsufficient = "insufficient" // some credit, but not enough for the estimate
+)
+
+// Reservation is the answer to a ReserveRequest.
+type Reservation struct {
+	Admitted bool
+	// Held is the amount reserved: Estimate, or less (≥ Minimum) for a partial hold.
+	Held money.Micros
+	// Reason is set when not admitted: ReasonEmpty, ReasonExpired or ReasonInsufficient.
+	Reason string
+	// Available is available credit after the reservation (before it when denied).
+	Available money.Micros
+	ExpiresAt time.Time
+}
+
+// Usage is what a settled request consumed, as recorded in its usage event.
+type Usage struct {
+	RequestID        string
+	KeyID            string
+	Model            string
+	Endpoint         string
+	PromptTokens     int64
+	CompletionTokens int64
+	CachedTokens     int64
+	ReasoningTokens  int64
+	TokenSource      string
+	Note             string
+}
+
+// SettleRequest charges the actual cost of a held request and releases its hold.
+type SettleRequest struct {
+	Account string
+	HoldID  string
+	Cost    money.Micros
+	Usage   Usage
+}
+
+// Settlement is the answer to a settle or release.
+type Settlement struct {
+	EventID      string
+	Cost         money.Micros
+	FromCredit   money.Micros
+	ToDebt       money.Micros
+	BalanceAfter money.Micros
+	// Replayed is true when the hold had already been settled or released; the
+	// result is then the original one and nothing changed.
+	Replayed bool
+}
+
+// TopUpRequest credits a grant.
+type TopUpRequest struct {
+	Account string
+	// GrantID makes the top-up idempotent: a retry with the same id returns the
+	// same grant and credits nothing more.
+	GrantID   string
+	Amount    money.Micros
+	ExpiresAt time.Time // zero: now + Policy.CreditTTL
+	Source    string    // SourcePurchase, SourceAutoRecharge, SourcePromo
+	// IdempotencyKey and Fingerprint (a hash of the request body) implement the
+	// admin API's Idempotency-Key: same key and fingerprint replays, a different
+	// fingerprint is ErrIdempotencyConflict. Optional.
+	IdempotencyKey string
+	Fingerprint    string
+	// SkipLimits bypasses min purchase and tier limits (auto-recharge applies its own).
+	SkipLimits bool
+}
+
+// TopUpResult is the credited grant.
+type TopUpResult struct {
+	Grant        Grant
+	DebtRepaid   money.Micros
+	BalanceAfter money.Micros
+	EventID      string
+	Replayed     bool
+}
+
+// EventPage is one page of an account's ledger.
+type EventPage struct {
+	Events []Event
+	// Next is the cursor to pass as After for the following page; "" at the end.
+	Next string
+}
+
+// Ledger is the prepaid ledger. Implementations must make every method atomic per
+// account and safe for concurrent use by many processes.
+type Ledger interface {
+	CreateAccount(ctx context.Context, id, tier string) (Account, error)
+	GetAccount(ctx context.Context, id string) (Account, error)
+	ListAccounts(ctx context.Context) ([]Account, error)
+	SetTier(ctx context.Context, id, tier string) error
+	SetAutoRecharge(ctx context.Context, id string, ar AutoRecharge) error
+
+	Reserve(ctx context.Context, r ReserveRequest) (Reservation, error)
+	Settle(ctx context.Context, s SettleRequest) (Settlement, error)
+	Release(ctx context.Context, account, holdID string, u Usage) (Settlement, error)
+
+	TopUp(ctx context.Context, p Policy, r TopUpRequest) (TopUpResult, error)
+	Events(ctx context.Context, account, after string, limit int) (EventPage, error)
+}
+
+// Errors of the ledger. Callers test with errors.Is; the wrapped message adds detail.
+var (
+	ErrAccountNotFound     = errors.New("account not found")
+	ErrAccountExists       = errors.New("account already exists")
+	ErrUnknownTier         = errors.New("unknown tier")
+	ErrBelowMinimum        = errors.New("amount below the minimum purchase")
+	ErrAboveMaxTopUp       = errors.New("amount above the tier's maximum top-up")
+	ErrAboveMaxBalance     = errors.New("credit would exceed the tier's maximum balance")
+	ErrIdempotencyConflict = errors.New("idempotency key reused with a different request")
+	ErrInvalid             = errors.New("invalid argument")
+	// ErrUnavailable wraps store failures (Redis unreachable or timing out). The
+	// proxy answers 503 and forwards nothing.
+	ErrUnavailable = errors.New("billing store unavailable")
+)
+
+// LimitError reports a top-up limit with the numbers involved.
+type LimitError struct {
+	Err    error // ErrBelowMinimum, ErrAboveMaxTopUp or ErrAboveMaxBalance
+	Limit  money.Micros
+	Amount money.Micros
+}
+
+func (e *LimitError) Error() string {
+	switch e.Err {
+	case ErrBelowMinimum:
+		return fmt.Sprintf("amount %s is below the minimum purchase of %s", e.Amount, e.Limit)
+	case ErrAboveMaxTopUp:
+		return fmt.Sprintf("amount %s is above this tier's maximum top-up of %s", e.Amount, e.Limit)
+	case ErrAboveMaxBalance:
+		return fmt.Sprintf("credit after this top-up would be %s, above this tier's maximum balance of %s", e.Amount, e.Limit)
+	}
+	return e.Err.Error()
+}
+
+func (e *LimitError) Unwrap() error { return e.Err }

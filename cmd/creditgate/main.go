@@ -1,0 +1,4 @@
+// TEMPORARY: replaced by the lead with the real CLI wiring.
+package main
+
+func main() {}

@@ -1,0 +1,136 @@
+// Package testredis gives each test its own slice of a real Redis: a client and a
+// unique key prefix whose keys are deleted when the test ends.
+//
+// It uses, in order: the Redis Cluster named by CREDITGATE_TEST_REDIS_CLUSTER
+// (comma-separated seed addresses), the Redis at CREDITGATE_TEST_REDIS_URL (default
+// redis://127.0.0.1:6379/0). When neither answers it falls back to an in-process
+// miniredis and says so loudly, unless CREDITGATE_TEST_REQUIRE_REDIS=1 (set by CI),
+// in which case the test fails.
+package testredis
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/alicebob/miniredis/v2"
+	"github.com/redis/go-redis/v9"
+)
+
+// Kind says which store a test got.
+type Kind string
+
+const (
+	KindRedis   Kind = "redis"
+	KindCluster Kind = "cluster"
+	KindMemory  Kind = "miniredis"
+)
+
+// Store is a test's Redis: a client and the key prefix the test must use.
+type Store struct {
+	Client redis.UniversalClient
+	Prefix string
+	Kind   Kind
+	// Addr is the address of the single Redis (or first cluster seed, or miniredis).
+	Addr string
+	// Mini is the in-process server when Kind is KindMemory (for FastForward etc.).
+	Mini *miniredis.Miniredis
+}
+
+var warnOnce sync.Once
+
+// New returns a Store for t. Keys under Store.Prefix are removed at cleanup.
+func New(t testing.TB) *Store {
+	t.Helper()
+	s, err := open(t)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Prefix = "cgtest:" + randomHex(6) + ":"
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := DeletePrefix(ctx, s.Client, s.Prefix); err != nil {
+			t.Logf("testredis: cleaning %s*: %v", s.Prefix, err)
+		}
+		s.Client.Close()
+	})
+	return s
+}
+
+// Memory returns a Store on a fresh in-process miniredis, whatever is reachable.
+func Memory(t testing.TB) *Store {
+	t.Helper()
+	m := miniredis.RunT(t)
+	c := redis.NewClient(&redis.Options{Addr: m.Addr()})
+	t.Cleanup(func() { c.Close() })
+	return &Store{Client: c, Prefix: "cgtest:" + randomHex(6) + ":", Kind: KindMemory, Addr: m.Addr(), Mini: m}
+}
+
+func open(t testing.TB) (*Store, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	if seeds := os.Getenv("CREDITGATE_TEST_REDIS_CLUSTER"); seeds != "" {
+		addrs := strings.Split(seeds, ",")
+		c := redis.NewClusterClient(&redis.ClusterOptions{Addrs: addrs})
+		if err := c.Ping(ctx).Err(); err != nil {
+			c.Close()
+			return nil, fmt.Errorf("testredis: CREDITGATE_TEST_REDIS_CLUSTER=%s is set but unreachable: %w", seeds, err)
+		}
+		return &Store{Client: c, Kind: KindCluster, Addr: addrs[0]}, nil
+	}
+	url := os.Getenv("CREDITGATE_TEST_REDIS_URL")
+	if url == "" {
+		url = "redis://127.0.0.1:6379/0"
+	}
+	opt, err := redis.ParseURL(url)
+	if err != nil {
+		return nil, fmt.Errorf("testredis: CREDITGATE_TEST_REDIS_URL: %w", err)
+	}
+	opt.DialTimeout = time.Second
+	c := redis.NewClient(opt)
+	perr := c.Ping(ctx).Err()
+	if perr == nil {
+		return &Store{Client: c, Kind: KindRedis, Addr: opt.Addr}, nil
+	}
+	c.Close()
+	if os.Getenv("CREDITGATE_TEST_REQUIRE_REDIS") == "1" {
+		return nil, fmt.Errorf("testredis: real Redis required (CREDITGATE_TEST_REQUIRE_REDIS=1) but %s is unreachable: %w", url, perr)
+	}
+	warnOnce.Do(func() {
+		fmt.Fprintf(os.Stderr, "\n*** WARNING: real Redis at %s is unreachable (%v).\n*** Falling back to in-process miniredis: these tests do NOT prove behaviour on real Redis.\n\n", url, perr)
+	})
+	t.Logf("testredis: WARNING: using in-process miniredis, real Redis at %s unreachable", url)
+	m := miniredis.RunT(t)
+	return &Store{Client: redis.NewClient(&redis.Options{Addr: m.Addr()}), Kind: KindMemory, Addr: m.Addr(), Mini: m}, nil
+}
+
+// DeletePrefix deletes every key starting with prefix, on every master of a cluster.
+func DeletePrefix(ctx context.Context, c redis.UniversalClient, prefix string) error {
+	del := func(ctx context.Context, node redis.Cmdable) error {
+		iter := node.Scan(ctx, 0, prefix+"*", 500).Iterator()
+		for iter.Next(ctx) {
+			// One key per DEL: keys of different slots cannot share a command on a cluster.
+			if err := node.Del(ctx, iter.Val()).Err(); err != nil {
+				return err
+			}
+		}
+		return iter.Err()
+	}
+	if cc, ok := c.(*redis.ClusterClient); ok {
+		return cc.ForEachMaster(ctx, func(ctx context.Context, n *redis.Client) error { return del(ctx, n) })
+	}
+	return del(ctx, c)
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	rand.Read(b)
+	return hex.EncodeToString(b)
+}
