@@ -119,6 +119,7 @@ type Event struct {
 	CreditAfter  money.Micros
 	DebtAfter    money.Micros
 	GrantID      string // topup, auto_recharge, expire, debt_repaid
+	Source       string // topup, auto_recharge: the grant's source
 	HoldID       string // usage, release
 	// Usage details (type usage; RequestID/KeyID/Model/Endpoint also on release).
 	RequestID        string
@@ -316,3 +317,26 @@ func (e *LimitError) Error() string {
 }
 
 func (e *LimitError) Unwrap() error { return e.Err }
+
+// ValidAccountID checks an account id: 1–64 characters of [A-Za-z0-9._-], starting
+// with a letter or digit. Ids end up inside Redis hash tags and key names, so braces,
+// colons and spaces are never allowed.
+func ValidAccountID(id string) error {
+	if id == "" {
+		return fmt.Errorf("%w: account id is empty", ErrInvalid)
+	}
+	if len(id) > 64 {
+		return fmt.Errorf("%w: account id %.20q… is longer than 64 characters", ErrInvalid, id)
+	}
+	for i := 0; i < len(id); i++ {
+		c := id[i]
+		alnum := c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9'
+		if i == 0 && !alnum {
+			return fmt.Errorf("%w: account id %q must start with a letter or digit", ErrInvalid, id)
+		}
+		if !alnum && c != '.' && c != '_' && c != '-' {
+			return fmt.Errorf("%w: account id %q may only contain letters, digits, '.', '_' and '-'", ErrInvalid, id)
+		}
+	}
+	return nil
+}

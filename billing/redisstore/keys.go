@@ -1,0 +1,148 @@
+package redisstore
+
+import (
+	"context"
+	"crypto/subtle"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/creditgate/creditgate/billing"
+)
+
+// API keys live in two places: the account's `keys` hash (key id → metadata and the
+// secret's hash, for listing and revocation) and a lookup hash per key
+// `key:<sha256 hex>` (for authentication). They sit in different cluster slots, so
+// they are written in an order that fails safe: creation writes the account's entry
+// first (a crash leaves a listed key that does not work and can be revoked); revocation
+// deletes the lookup first (the key stops working before it disappears from the list).
+
+// keyEntry is the account-side record, "<hash hex> <created ms> <hint> <name…>".
+func keyEntry(h billing.KeyHash, created time.Time, hint, name string) string {
+	return h.Hex() + " " + ms(created) + " " + hint + " " + name
+}
+
+func parseKeyEntry(account, id, raw string) (billing.APIKey, string, bool) {
+	p := strings.SplitN(raw, " ", 4)
+	if len(p) != 4 {
+		return billing.APIKey{}, "", false
+	}
+	return billing.APIKey{ID: id, Account: account, CreatedAt: fromMS(p[1]), Hint: p[2], Name: p[3]}, p[0], true
+}
+
+// CreateKey makes a new key for an existing account.
+func (s *Store) CreateKey(ctx context.Context, account, name string) (billing.APIKey, string, error) {
+	if err := billing.ValidAccountID(account); err != nil {
+		return billing.APIKey{}, "", notFound(account)
+	}
+	if len(name) > 200 || strings.ContainsAny(name, "\r\n") {
+		return billing.APIKey{}, "", fmt.Errorf("%w: key name must be one line of at most 200 characters", billing.ErrInvalid)
+	}
+	secret := billing.NewKeySecret()
+	h := billing.HashKey(secret)
+	k := billing.APIKey{
+		ID:        billing.NewID("key_"),
+		Account:   account,
+		Name:      name,
+		CreatedAt: time.UnixMilli(s.now().UnixMilli()).UTC(),
+		Hint:      billing.KeyHint(secret),
+	}
+	r, err := s.run(ctx, addKeyScript, []string{s.acctKey(account), s.keysKey(account)}, k.ID, keyEntry(h, k.CreatedAt, k.Hint, name))
+	if err != nil {
+		return billing.APIKey{}, "", err
+	}
+	if r.str(0) != "1" {
+		return billing.APIKey{}, "", notFound(account)
+	}
+	err = s.c.HSet(ctx, s.lookupKey(h),
+		"account", account, "key_id", k.ID, "name", name, "created_at", ms(k.CreatedAt), "hash", h.Hex()).Err()
+	if err != nil {
+		return billing.APIKey{}, "", wrap(err)
+	}
+	return k, secret, nil
+}
+
+// addKeyScript: KEYS[1] acct, KEYS[2] keys. ARGV key id, entry. 1, or 0 without account.
+var addKeyScript = redis.NewScript(`
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
+return 1
+`)
+
+// ListKeys returns the account's keys, oldest first, without secrets.
+func (s *Store) ListKeys(ctx context.Context, account string) ([]billing.APIKey, error) {
+	if err := billing.ValidAccountID(account); err != nil {
+		return nil, notFound(account)
+	}
+	exists, err := s.c.HGet(ctx, s.acctKey(account), "tier").Result()
+	if errors.Is(err, redis.Nil) || (err == nil && exists == "") {
+		return nil, notFound(account)
+	}
+	if err != nil {
+		return nil, wrap(err)
+	}
+	entries, err := s.c.HGetAll(ctx, s.keysKey(account)).Result()
+	if err != nil {
+		return nil, wrap(err)
+	}
+	keys := make([]billing.APIKey, 0, len(entries))
+	for id, raw := range entries {
+		if k, _, ok := parseKeyEntry(account, id, raw); ok {
+			keys = append(keys, k)
+		}
+	}
+	sort.Slice(keys, func(i, j int) bool {
+		if !keys[i].CreatedAt.Equal(keys[j].CreatedAt) {
+			return keys[i].CreatedAt.Before(keys[j].CreatedAt)
+		}
+		return keys[i].ID < keys[j].ID
+	})
+	return keys, nil
+}
+
+// RevokeKey deletes a key: first its lookup (it stops authenticating), then its entry.
+func (s *Store) RevokeKey(ctx context.Context, account, keyID string) error {
+	if err := billing.ValidAccountID(account); err != nil {
+		return fmt.Errorf("%w: %q", billing.ErrKeyNotFound, keyID)
+	}
+	raw, err := s.c.HGet(ctx, s.keysKey(account), keyID).Result()
+	if errors.Is(err, redis.Nil) {
+		return fmt.Errorf("%w: %q", billing.ErrKeyNotFound, keyID)
+	}
+	if err != nil {
+		return wrap(err)
+	}
+	_, hashHex, ok := parseKeyEntry(account, keyID, raw)
+	if !ok {
+		return fmt.Errorf("redisstore: malformed key entry %q", keyID)
+	}
+	var h billing.KeyHash
+	if b, err := hex.DecodeString(hashHex); err != nil || len(b) != len(h) {
+		return fmt.Errorf("redisstore: malformed key hash for %q", keyID)
+	} else {
+		copy(h[:], b)
+	}
+	if err := s.c.Del(ctx, s.lookupKey(h)).Err(); err != nil {
+		return wrap(err)
+	}
+	return wrap(s.c.HDel(ctx, s.keysKey(account), keyID).Err())
+}
+
+// LookupKey finds the key whose secret hashes to h.
+func (s *Store) LookupKey(ctx context.Context, h billing.KeyHash) (billing.APIKey, error) {
+	f, err := s.c.HGetAll(ctx, s.lookupKey(h)).Result()
+	if err != nil {
+		return billing.APIKey{}, wrap(err)
+	}
+	// The stored hash is compared in constant time as well: the lookup by name is a
+	// hash-table probe, this makes sure the record is the one asked for.
+	if len(f) == 0 || subtle.ConstantTimeCompare([]byte(f["hash"]), []byte(h.Hex())) != 1 {
+		return billing.APIKey{}, billing.ErrKeyNotFound
+	}
+	return billing.APIKey{ID: f["key_id"], Account: f["account"], Name: f["name"], CreatedAt: fromMS(f["created_at"])}, nil
+}

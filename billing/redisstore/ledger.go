@@ -1,0 +1,485 @@
+package redisstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/creditgate/creditgate/billing"
+	"github.com/creditgate/creditgate/money"
+)
+
+// CreateAccount creates an account with no credit.
+func (s *Store) CreateAccount(ctx context.Context, id, tier string) (billing.Account, error) {
+	if err := billing.ValidAccountID(id); err != nil {
+		return billing.Account{}, err
+	}
+	if tier == "" {
+		return billing.Account{}, fmt.Errorf("%w: tier is empty", billing.ErrInvalid)
+	}
+	now := s.now()
+	r, err := s.run(ctx, createAccountScript, []string{s.acctKey(id)}, id, tier, ms(now))
+	if err != nil {
+		return billing.Account{}, err
+	}
+	// The index is a separate key (another slot on a cluster), written after the
+	// account; listing tolerates an id whose account is missing. Added even when the
+	// account existed, which repairs an index write lost to a crash.
+	if err := wrap(s.c.SAdd(ctx, s.accountsKey(), id).Err()); err != nil {
+		return billing.Account{}, err
+	}
+	if r.str(0) == "EXISTS" {
+		return billing.Account{}, fmt.Errorf("%w: %q", billing.ErrAccountExists, id)
+	}
+	return billing.Account{ID: id, Tier: tier, CreatedAt: time.UnixMilli(now.UnixMilli()).UTC()}, nil
+}
+
+// GetAccount returns the account's current state, with its grants. Expired grants
+// are forfeited (and recorded) first, so the answer never counts expired credit.
+func (s *Store) GetAccount(ctx context.Context, id string) (billing.Account, error) {
+	if err := billing.ValidAccountID(id); err != nil {
+		return billing.Account{}, notFound(id)
+	}
+	r, err := s.run(ctx, stateScript, s.accountKeys(id), ms(s.now()))
+	if err != nil {
+		return billing.Account{}, err
+	}
+	return parseState(id, r)
+}
+
+func parseState(id string, r reply) (billing.Account, error) {
+	if r.str(0) == "NOACCOUNT" {
+		return billing.Account{}, notFound(id)
+	}
+	if len(r) != 2 {
+		return billing.Account{}, fmt.Errorf("redisstore: malformed state reply for %q", id)
+	}
+	f := pairs(r[0])
+	a := billing.Account{
+		ID:        id,
+		Tier:      f["tier"],
+		CreatedAt: fromMS(f["created_at"]),
+		Credit:    micros(f["credit"]),
+		Debt:      micros(f["debt"]),
+		Reserved:  micros(f["reserved"]),
+		Depleted:  f["depleted"],
+		Totals: billing.Totals{
+			Granted:    micros(f["granted"]),
+			Usage:      micros(f["usage"]),
+			Consumed:   micros(f["consumed"]),
+			DebtRepaid: micros(f["repaid"]),
+			Expired:    micros(f["expired"]),
+		},
+		AutoRecharge: billing.AutoRecharge{
+			Enabled:      f["ar_enabled"] == "1",
+			Threshold:    micros(f["ar_threshold"]),
+			Amount:       micros(f["ar_amount"]),
+			MonthlyLimit: micros(f["ar_monthly_limit"]),
+		},
+	}
+	for gid, raw := range pairs(r[1]) {
+		g, err := parseGrant(gid, raw)
+		if err != nil {
+			return billing.Account{}, err
+		}
+		a.Grants = append(a.Grants, g)
+	}
+	sortGrants(a.Grants)
+	return a, nil
+}
+
+// sortGrants orders live grants by expiry (consumption order), then spent or
+// expired ones newest first.
+func sortGrants(gs []billing.Grant) {
+	sort.Slice(gs, func(i, j int) bool {
+		li, lj := gs[i].Remaining > 0, gs[j].Remaining > 0
+		switch {
+		case li != lj:
+			return li
+		case li:
+			if !gs[i].ExpiresAt.Equal(gs[j].ExpiresAt) {
+				return gs[i].ExpiresAt.Before(gs[j].ExpiresAt)
+			}
+			return gs[i].ID < gs[j].ID
+		default:
+			if !gs[i].GrantedAt.Equal(gs[j].GrantedAt) {
+				return gs[i].GrantedAt.After(gs[j].GrantedAt)
+			}
+			return gs[i].ID < gs[j].ID
+		}
+	})
+}
+
+func parseGrant(id, raw string) (billing.Grant, error) {
+	p := strings.Split(raw, " ")
+	if len(p) != 8 {
+		return billing.Grant{}, fmt.Errorf("redisstore: malformed grant record %q", id)
+	}
+	return billing.Grant{
+		ID:        id,
+		Amount:    micros(p[0]),
+		Remaining: micros(p[1]),
+		GrantedAt: fromMS(p[2]),
+		ExpiresAt: fromMS(p[3]),
+		Source:    p[4],
+	}, nil
+}
+
+// pairs turns an HGETALL reply (a flat array) into a map.
+func pairs(v interface{}) map[string]string {
+	arr, _ := v.([]interface{})
+	m := make(map[string]string, len(arr)/2)
+	for i := 0; i+1 < len(arr); i += 2 {
+		k, _ := arr[i].(string)
+		val, _ := arr[i+1].(string)
+		m[k] = val
+	}
+	return m
+}
+
+// ListAccounts returns every account's state without grants, sorted by id: one
+// state script per account (an admin operation; fine for thousands of accounts).
+func (s *Store) ListAccounts(ctx context.Context) ([]billing.Account, error) {
+	ids, err := s.c.SMembers(ctx, s.accountsKey()).Result()
+	if err != nil {
+		return nil, wrap(err)
+	}
+	sort.Strings(ids)
+	out := make([]billing.Account, 0, len(ids))
+	for _, id := range ids {
+		a, err := s.GetAccount(ctx, id)
+		if errors.Is(err, billing.ErrAccountNotFound) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		a.Grants = nil
+		out = append(out, a)
+	}
+	return out, nil
+}
+
+// SetTier changes an account's tier.
+func (s *Store) SetTier(ctx context.Context, id, tier string) error {
+	if tier == "" {
+		return fmt.Errorf("%w: tier is empty", billing.ErrInvalid)
+	}
+	return s.setFields(ctx, id, "tier", tier)
+}
+
+// SetAutoRecharge stores the account's auto-recharge settings.
+func (s *Store) SetAutoRecharge(ctx context.Context, id string, ar billing.AutoRecharge) error {
+	enabled := "0"
+	if ar.Enabled {
+		enabled = "1"
+	}
+	return s.setFields(ctx, id,
+		"ar_enabled", enabled,
+		"ar_threshold", amountArg(ar.Threshold),
+		"ar_amount", amountArg(ar.Amount),
+		"ar_monthly_limit", amountArg(ar.MonthlyLimit))
+}
+
+func (s *Store) setFields(ctx context.Context, id string, kv ...interface{}) error {
+	if err := billing.ValidAccountID(id); err != nil {
+		return notFound(id)
+	}
+	r, err := s.run(ctx, setFieldsScript, []string{s.acctKey(id)}, kv...)
+	if err != nil {
+		return err
+	}
+	if r.str(0) != "1" {
+		return notFound(id)
+	}
+	return nil
+}
+
+// Reserve admits a request by holding its estimated cost (see billing.ReserveRequest).
+func (s *Store) Reserve(ctx context.Context, q billing.ReserveRequest) (billing.Reservation, error) {
+	if err := checkHold(q.Account, q.HoldID); err != nil {
+		return billing.Reservation{}, err
+	}
+	if q.Estimate < 0 || q.Minimum < 0 || q.Grace < 0 || q.Estimate > money.MaxAmount || q.TTL <= 0 {
+		return billing.Reservation{}, fmt.Errorf("%w: reserve estimate %s, minimum %s, grace %s, ttl %s", billing.ErrInvalid, q.Estimate, q.Minimum, q.Grace, q.TTL)
+	}
+	r, err := s.run(ctx, reserveScript, s.accountKeys(q.Account, "hold:"+q.HoldID),
+		ms(s.now()), q.HoldID, amountArg(q.Estimate), amountArg(q.Minimum), amountArg(q.Grace),
+		q.TTL.Milliseconds(), (q.TTL + s.retention).Milliseconds())
+	if err != nil {
+		return billing.Reservation{}, err
+	}
+	switch r.str(0) {
+	case "OK":
+		return billing.Reservation{Admitted: true, Held: r.micros(1), Available: r.micros(2), ExpiresAt: fromMS(r.str(3))}, nil
+	case "DENY":
+		return billing.Reservation{Reason: r.str(1), Available: r.micros(2)}, nil
+	case "NOACCOUNT":
+		return billing.Reservation{}, notFound(q.Account)
+	case "DONE":
+		return billing.Reservation{}, fmt.Errorf("%w: hold %q was already %s", billing.ErrInvalid, q.HoldID, r.str(1))
+	}
+	return billing.Reservation{}, fmt.Errorf("redisstore: unexpected reserve reply %v", r)
+}
+
+// Settle charges a request's actual cost and releases its hold.
+func (s *Store) Settle(ctx context.Context, q billing.SettleRequest) (billing.Settlement, error) {
+	if err := checkHold(q.Account, q.HoldID); err != nil {
+		return billing.Settlement{}, err
+	}
+	if q.Cost < 0 || q.Cost > money.MaxAmount {
+		return billing.Settlement{}, fmt.Errorf("%w: cost %s out of range", billing.ErrInvalid, q.Cost)
+	}
+	args := []interface{}{ms(s.now()), q.HoldID, amountArg(q.Cost), s.recordTTL()}
+	args = appendUsage(args, q.Usage, true)
+	r, err := s.run(ctx, settleScript, s.accountKeys(q.Account, "hold:"+q.HoldID), args...)
+	if err != nil {
+		return billing.Settlement{}, err
+	}
+	switch r.str(0) {
+	case "OK":
+		return billing.Settlement{EventID: r.str(1), Cost: q.Cost, FromCredit: r.micros(2), ToDebt: r.micros(3), BalanceAfter: r.micros(4)}, nil
+	case "REPLAY":
+		return replayed(r), nil
+	case "NOACCOUNT":
+		return billing.Settlement{}, notFound(q.Account)
+	}
+	return billing.Settlement{}, fmt.Errorf("redisstore: unexpected settle reply %v", r)
+}
+
+// Release frees a hold without charging (the upstream failed before any token).
+func (s *Store) Release(ctx context.Context, account, holdID string, u billing.Usage) (billing.Settlement, error) {
+	if err := checkHold(account, holdID); err != nil {
+		return billing.Settlement{}, err
+	}
+	args := []interface{}{ms(s.now()), holdID, s.recordTTL()}
+	args = appendUsage(args, u, false)
+	r, err := s.run(ctx, releaseScript, s.accountKeys(account, "hold:"+holdID), args...)
+	if err != nil {
+		return billing.Settlement{}, err
+	}
+	switch r.str(0) {
+	case "OK":
+		return billing.Settlement{EventID: r.str(1), BalanceAfter: r.micros(2)}, nil
+	case "REPLAY":
+		return replayed(r), nil
+	case "NOACCOUNT":
+		return billing.Settlement{}, notFound(account)
+	}
+	return billing.Settlement{}, fmt.Errorf("redisstore: unexpected release reply %v", r)
+}
+
+// recordTTL bounds how long a finished hold's record stays. A settle may come long
+// after the hold (a stream longer than hold_ttl), so it is counted from the settle.
+func (s *Store) recordTTL() int64 { return s.retention.Milliseconds() }
+
+func replayed(r reply) billing.Settlement {
+	return billing.Settlement{EventID: r.str(2), Cost: r.micros(3), FromCredit: r.micros(4), ToDebt: r.micros(5), BalanceAfter: r.micros(6), Replayed: true}
+}
+
+func checkHold(account, holdID string) error {
+	if err := billing.ValidAccountID(account); err != nil {
+		return err
+	}
+	if holdID == "" || len(holdID) > 128 || strings.ContainsAny(holdID, "{} ") {
+		return fmt.Errorf("%w: hold id %q", billing.ErrInvalid, holdID)
+	}
+	return nil
+}
+
+// appendUsage adds the usage event's descriptive fields, skipping empty ones.
+func appendUsage(args []interface{}, u billing.Usage, tokens bool) []interface{} {
+	str := func(k, v string) {
+		if v != "" {
+			args = append(args, k, v)
+		}
+	}
+	str("request_id", u.RequestID)
+	str("key_id", u.KeyID)
+	str("model", u.Model)
+	str("endpoint", u.Endpoint)
+	if tokens {
+		args = append(args,
+			"prompt_tokens", strconv.FormatInt(u.PromptTokens, 10),
+			"completion_tokens", strconv.FormatInt(u.CompletionTokens, 10),
+			"cached_tokens", strconv.FormatInt(u.CachedTokens, 10),
+			"reasoning_tokens", strconv.FormatInt(u.ReasoningTokens, 10))
+		str("token_source", u.TokenSource)
+	}
+	str("note", u.Note)
+	return args
+}
+
+// TopUp credits a grant under the policy's limits, paying debt first.
+func (s *Store) TopUp(ctx context.Context, p billing.Policy, q billing.TopUpRequest) (billing.TopUpResult, error) {
+	if err := billing.ValidAccountID(q.Account); err != nil {
+		return billing.TopUpResult{}, err
+	}
+	if q.GrantID == "" || len(q.GrantID) > 128 || strings.ContainsAny(q.GrantID, "{} ") {
+		return billing.TopUpResult{}, fmt.Errorf("%w: grant id %q", billing.ErrInvalid, q.GrantID)
+	}
+	if q.Amount <= 0 || q.Amount > money.MaxAmount {
+		return billing.TopUpResult{}, fmt.Errorf("%w: amount %s must be positive and at most %s", billing.ErrInvalid, q.Amount, money.MaxAmount)
+	}
+	source := q.Source
+	if source == "" {
+		source = billing.SourcePurchase
+	}
+	if strings.ContainsAny(source, " ") {
+		return billing.TopUpResult{}, fmt.Errorf("%w: source %q", billing.ErrInvalid, source)
+	}
+	evType := billing.EventTopUp
+	if source == billing.SourceAutoRecharge {
+		evType = billing.EventAutoRecharge
+	}
+	idemKey := "idem:"
+	if q.IdempotencyKey != "" {
+		if q.Fingerprint == "" {
+			return billing.TopUpResult{}, fmt.Errorf("%w: an idempotency key needs a fingerprint", billing.ErrInvalid)
+		}
+		idemKey += q.IdempotencyKey
+	} else {
+		q.Fingerprint = ""
+	}
+	// The tier lives in Redis, its limits in the policy: read the tier, run the script
+	// with its limits, and retry if the tier changed in between.
+	for attempt := 0; attempt < 3; attempt++ {
+		tier, err := s.c.HGet(ctx, s.acctKey(q.Account), "tier").Result()
+		if errors.Is(err, redis.Nil) {
+			return billing.TopUpResult{}, notFound(q.Account)
+		}
+		if err != nil {
+			return billing.TopUpResult{}, wrap(err)
+		}
+		limits, ok := p.TierFor(tier)
+		if !ok && !q.SkipLimits {
+			return billing.TopUpResult{}, fmt.Errorf("%w: account %q has tier %q, which is not configured", billing.ErrUnknownTier, q.Account, tier)
+		}
+		now := s.now()
+		expires := q.ExpiresAt
+		if expires.IsZero() {
+			expires = now.Add(p.CreditTTL)
+		}
+		skip := "0"
+		if q.SkipLimits {
+			skip = "1"
+		}
+		r, err := s.run(ctx, topUpScript, s.accountKeys(q.Account, idemKey),
+			ms(now), q.GrantID, amountArg(q.Amount), ms(expires), source, string(evType), tier,
+			amountArg(p.MinPurchase), amountArg(limits.MaxTopUp), amountArg(limits.MaxBalance),
+			skip, q.Fingerprint, s.idemTTL.Milliseconds())
+		if err != nil {
+			return billing.TopUpResult{}, err
+		}
+		switch r.str(0) {
+		case "OK":
+			return billing.TopUpResult{
+				Grant: billing.Grant{
+					ID: r.str(1), Amount: r.micros(2), Remaining: r.micros(3),
+					GrantedAt: fromMS(r.str(4)), ExpiresAt: fromMS(r.str(5)), Source: r.str(6),
+				},
+				EventID: r.str(7), DebtRepaid: r.micros(8), BalanceAfter: r.micros(9), Replayed: r.str(10) == "1",
+			}, nil
+		case "TIER":
+			continue
+		case "NOACCOUNT":
+			return billing.TopUpResult{}, notFound(q.Account)
+		case "CONFLICT":
+			return billing.TopUpResult{}, fmt.Errorf("%w: Idempotency-Key %q", billing.ErrIdempotencyConflict, q.IdempotencyKey)
+		case "BELOW":
+			return billing.TopUpResult{}, &billing.LimitError{Err: billing.ErrBelowMinimum, Limit: r.micros(1), Amount: q.Amount}
+		case "ABOVE_TOPUP":
+			return billing.TopUpResult{}, &billing.LimitError{Err: billing.ErrAboveMaxTopUp, Limit: r.micros(1), Amount: q.Amount}
+		case "ABOVE_BALANCE":
+			return billing.TopUpResult{}, &billing.LimitError{Err: billing.ErrAboveMaxBalance, Limit: r.micros(1), Amount: r.micros(2)}
+		case "PAST_EXPIRY":
+			return billing.TopUpResult{}, fmt.Errorf("%w: expires_at %s is not in the future", billing.ErrInvalid, expires.UTC().Format(time.RFC3339))
+		default:
+			return billing.TopUpResult{}, fmt.Errorf("redisstore: unexpected top-up reply %v", r)
+		}
+	}
+	return billing.TopUpResult{}, fmt.Errorf("redisstore: account %q changed tier during the top-up; try again", q.Account)
+}
+
+// Events returns up to limit ledger events after the cursor (exclusive), oldest first.
+func (s *Store) Events(ctx context.Context, account, after string, limit int) (billing.EventPage, error) {
+	if err := billing.ValidAccountID(account); err != nil {
+		return billing.EventPage{}, notFound(account)
+	}
+	if limit <= 0 {
+		limit = 100
+	}
+	start := "-"
+	if after != "" {
+		next, err := nextStreamID(after)
+		if err != nil {
+			return billing.EventPage{}, err
+		}
+		start = next
+	}
+	msgs, err := s.c.XRangeN(ctx, s.ledgerKey(account), start, "+", int64(limit)+1).Result()
+	if err != nil {
+		return billing.EventPage{}, wrap(err)
+	}
+	page := billing.EventPage{}
+	if len(msgs) > limit {
+		msgs = msgs[:limit]
+		page.Next = msgs[limit-1].ID
+	}
+	page.Events = make([]billing.Event, len(msgs))
+	for i, m := range msgs {
+		page.Events[i] = parseEvent(m)
+	}
+	return page, nil
+}
+
+// nextStreamID returns the smallest stream id after id ("ms-seq" → "ms-(seq+1)"),
+// which makes XRANGE exclusive on every Redis version and on miniredis.
+func nextStreamID(id string) (string, error) {
+	msPart, seqPart, ok := strings.Cut(id, "-")
+	ms, err1 := strconv.ParseUint(msPart, 10, 64)
+	seq, err2 := strconv.ParseUint(seqPart, 10, 64)
+	if !ok || err1 != nil || err2 != nil {
+		return "", fmt.Errorf("%w: ledger cursor %q is not an event id", billing.ErrInvalid, id)
+	}
+	if seq == ^uint64(0) {
+		return strconv.FormatUint(ms+1, 10) + "-0", nil
+	}
+	return msPart + "-" + strconv.FormatUint(seq+1, 10), nil
+}
+
+func parseEvent(m redis.XMessage) billing.Event {
+	str := func(k string) string { v, _ := m.Values[k].(string); return v }
+	num := func(k string) int64 { n, _ := strconv.ParseInt(str(k), 10, 64); return n }
+	return billing.Event{
+		ID:               m.ID,
+		Type:             billing.EventType(str("type")),
+		At:               fromMS(str("at")),
+		Amount:           micros(str("amount")),
+		BalanceAfter:     micros(str("balance_after")),
+		CreditAfter:      micros(str("credit_after")),
+		DebtAfter:        micros(str("debt_after")),
+		GrantID:          str("grant_id"),
+		HoldID:           str("hold_id"),
+		RequestID:        str("request_id"),
+		KeyID:            str("key_id"),
+		Model:            str("model"),
+		Endpoint:         str("endpoint"),
+		PromptTokens:     num("prompt_tokens"),
+		CompletionTokens: num("completion_tokens"),
+		CachedTokens:     num("cached_tokens"),
+		ReasoningTokens:  num("reasoning_tokens"),
+		TokenSource:      str("token_source"),
+		Cost:             micros(str("cost")),
+		FromCredit:       micros(str("from_credit")),
+		ToDebt:           micros(str("to_debt")),
+		Source:           str("source"),
+		Note:             str("note"),
+	}
+}

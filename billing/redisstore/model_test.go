@@ -1,0 +1,299 @@
+package redisstore
+
+import (
+	"errors"
+	"fmt"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"pgregory.net/rapid"
+
+	"github.com/creditgate/creditgate/billing"
+	"github.com/creditgate/creditgate/internal/testredis"
+	"github.com/creditgate/creditgate/money"
+)
+
+// model is an independent, obviously-correct implementation of the SPEC's ledger
+// semantics, against which the Lua scripts are checked step by step.
+type model struct {
+	now     time.Time
+	grants  []*mGrant
+	debt    money.Micros
+	holds   map[string]*mHold
+	granted money.Micros
+	usage   money.Micros
+	expired money.Micros
+}
+
+type mGrant struct {
+	id        string
+	remaining money.Micros
+	expires   time.Time
+}
+
+type mHold struct {
+	amount  money.Micros
+	expires time.Time
+	done    bool
+}
+
+func (m *model) sweep() {
+	for _, g := range m.grants {
+		if !m.now.Before(g.expires) && g.remaining > 0 {
+			m.expired += g.remaining
+			g.remaining = 0
+		}
+	}
+}
+
+func (m *model) credit() money.Micros {
+	m.sweep()
+	var c money.Micros
+	for _, g := range m.grants {
+		c += g.remaining
+	}
+	return c
+}
+
+func (m *model) reserved() money.Micros {
+	var r money.Micros
+	for _, h := range m.holds {
+		if !h.done && m.now.Before(h.expires) {
+			r += h.amount
+		}
+	}
+	return r
+}
+
+func (m *model) available() money.Micros { return m.credit() - m.debt - m.reserved() }
+
+func (m *model) reserve(id string, est, minimum, grace money.Micros, ttl time.Duration) (bool, money.Micros) {
+	avail := m.available()
+	if avail <= 0 {
+		return false, 0
+	}
+	held := est
+	if est > avail+grace {
+		if minimum <= 0 || minimum >= est || minimum > avail+grace {
+			return false, 0
+		}
+		held = avail + grace
+	}
+	m.holds[id] = &mHold{amount: held, expires: m.now.Add(ttl)}
+	return true, held
+}
+
+func (m *model) settle(id string, cost money.Micros) {
+	if h, ok := m.holds[id]; ok && h.done {
+		return
+	}
+	m.sweep()
+	m.holds[id] = &mHold{done: true}
+	live := make([]*mGrant, 0, len(m.grants))
+	for _, g := range m.grants {
+		if g.remaining > 0 {
+			live = append(live, g)
+		}
+	}
+	sort.Slice(live, func(i, j int) bool {
+		if !live[i].expires.Equal(live[j].expires) {
+			return live[i].expires.Before(live[j].expires)
+		}
+		return live[i].id < live[j].id
+	})
+	left := cost
+	for _, g := range live {
+		take := min(g.remaining, left)
+		g.remaining -= take
+		left -= take
+	}
+	m.debt += left
+	m.usage += cost
+}
+
+func (m *model) release(id string) {
+	if h, ok := m.holds[id]; ok && h.done {
+		return
+	}
+	m.holds[id] = &mHold{done: true}
+}
+
+func (m *model) topUp(id string, amount money.Micros, expires time.Time) {
+	m.sweep()
+	repay := min(m.debt, amount)
+	m.debt -= repay
+	m.granted += amount
+	m.grants = append(m.grants, &mGrant{id: id, remaining: amount - repay, expires: expires})
+}
+
+// TestLedgerMatchesModel runs random sequences of top-ups, reserves, settles,
+// releases, retries and clock jumps against the Lua ledger and the model, checking
+// state equality and exact conservation after every step.
+func TestLedgerMatchesModel(t *testing.T) {
+	for _, kind := range []string{"redis", "miniredis"} {
+		t.Run(kind, func(t *testing.T) {
+			var r *testredis.Store
+			if kind == "redis" {
+				r = testredis.New(t)
+			} else {
+				r = testredis.Memory(t)
+			}
+			var n atomic.Int64
+			rapid.Check(t, func(rt *rapid.T) {
+				e := newEnv(t, r)
+				id := fmt.Sprintf("m%d", n.Add(1))
+				if _, err := e.CreateAccount(e.ctx, id, "tier-1"); err != nil {
+					rt.Fatal(err)
+				}
+				m := &model{now: e.clock.Now(), holds: map[string]*mHold{}}
+				var holdIDs []string
+				lastSettle := billing.SettleRequest{}
+				steps := rapid.IntRange(1, 40).Draw(rt, "steps")
+				for step := 0; step < steps; step++ {
+					switch op := rapid.IntRange(0, 6).Draw(rt, "op"); op {
+					case 0: // top-up
+						amount := money.Micros(rapid.Int64Range(int64(usd("5.00")), int64(usd("100.00"))).Draw(rt, "amount"))
+						gid := fmt.Sprintf("g%d", step)
+						expires := e.clock.Now().Add(testPolicy.CreditTTL)
+						if rapid.Bool().Draw(rt, "promo") {
+							expires = e.clock.Now().Add(time.Duration(rapid.IntRange(1, 72).Draw(rt, "hours")) * time.Hour)
+						}
+						credit, debt := m.credit(), m.debt
+						wantErr := credit+amount-min(debt, amount) > usd("1000.00")
+						_, err := e.TopUp(e.ctx, testPolicy, billing.TopUpRequest{Account: id, GrantID: gid, Amount: amount, ExpiresAt: expires})
+						if wantErr != errors.Is(err, billing.ErrAboveMaxBalance) || (!wantErr && err != nil) {
+							rt.Fatalf("top-up %s: err %v, model expects error=%v", amount, err, wantErr)
+						}
+						if err == nil {
+							m.topUp(gid, amount, expires.Truncate(time.Millisecond))
+						}
+					case 1: // reserve
+						hid := fmt.Sprintf("h%d", step)
+						est := money.Micros(rapid.Int64Range(0, int64(usd("20.00"))).Draw(rt, "estimate"))
+						minimum := money.Micros(0)
+						if rapid.Bool().Draw(rt, "partial") {
+							minimum = money.Micros(rapid.Int64Range(0, int64(est)).Draw(rt, "minimum"))
+						}
+						wantOK, wantHeld := m.reserve(hid, est, minimum, testPolicy.Grace, testPolicy.HoldTTL)
+						res, err := e.Reserve(e.ctx, billing.ReserveRequest{Account: id, HoldID: hid, Estimate: est, Minimum: minimum, Grace: testPolicy.Grace, TTL: testPolicy.HoldTTL})
+						if err != nil || res.Admitted != wantOK || res.Held != wantHeld {
+							rt.Fatalf("reserve est=%s min=%s: %+v %v; model admits=%v held=%s", est, minimum, res, err, wantOK, wantHeld)
+						}
+						if wantOK {
+							holdIDs = append(holdIDs, hid)
+						}
+					case 2, 3: // settle (or release) a known hold; sometimes for more than held
+						if len(holdIDs) == 0 {
+							continue
+						}
+						hid := rapid.SampledFrom(holdIDs).Draw(rt, "hold")
+						if op == 3 {
+							m.release(hid)
+							if _, err := e.Release(e.ctx, id, hid, billing.Usage{}); err != nil {
+								rt.Fatal(err)
+							}
+							continue
+						}
+						cost := money.Micros(rapid.Int64Range(0, int64(usd("12.00"))).Draw(rt, "cost"))
+						m.settle(hid, cost)
+						lastSettle = billing.SettleRequest{Account: id, HoldID: hid, Cost: cost}
+						if _, err := e.Settle(e.ctx, lastSettle); err != nil {
+							rt.Fatal(err)
+						}
+					case 4: // a retried settle (go-redis resending after a lost reply)
+						if lastSettle.HoldID == "" {
+							continue
+						}
+						s, err := e.Settle(e.ctx, lastSettle)
+						if err != nil || !s.Replayed {
+							rt.Fatalf("retried settle: %+v %v", s, err)
+						}
+					case 5: // time passes
+						d := rapid.SampledFrom([]time.Duration{time.Second, 10 * time.Minute, 16 * time.Minute, 25 * time.Hour, 400 * 24 * time.Hour}).Draw(rt, "advance")
+						e.clock.Advance(d)
+						m.now = m.now.Add(d)
+					case 6: // a top-up retried with the same grant id
+						if len(m.grants) == 0 {
+							continue
+						}
+						g := m.grants[len(m.grants)-1]
+						res, err := e.TopUp(e.ctx, testPolicy, billing.TopUpRequest{Account: id, GrantID: g.id, Amount: usd("5.00")})
+						if err != nil || !res.Replayed {
+							rt.Fatalf("retried top-up: %+v %v", res, err)
+						}
+					}
+					a := checkConservation(t, e, id)
+					if a.Credit != m.credit() || a.Debt != m.debt || a.Reserved != m.reserved() {
+						rt.Fatalf("step %d: store credit %s debt %s reserved %s; model %s %s %s",
+							step, a.Credit, a.Debt, a.Reserved, m.credit(), m.debt, m.reserved())
+					}
+					if a.Totals.Granted != m.granted || a.Totals.Usage != m.usage || a.Totals.Expired != m.expired {
+						rt.Fatalf("step %d: totals %+v; model granted %s usage %s expired %s", step, a.Totals, m.granted, m.usage, m.expired)
+					}
+				}
+			})
+		})
+	}
+}
+
+// TestConcurrentAdmissionNeverOverdraws has many goroutines (as many proxies would)
+// reserve and settle against a small balance. Every settled cost is at most its
+// hold, so the balance may never go below −grace, and the ledger must account for
+// exactly what was settled.
+func TestConcurrentAdmissionNeverOverdraws(t *testing.T) {
+	eachStore(t, func(t *testing.T, e *env) {
+		e.account(t, "hot", "5.00")
+		const workers, perWorker = 50, 20
+		var wg sync.WaitGroup
+		var settled atomic.Int64
+		var admitted atomic.Int64
+		errs := make(chan error, workers)
+		for w := 0; w < workers; w++ {
+			wg.Add(1)
+			go func(w int) {
+				defer wg.Done()
+				for i := 0; i < perWorker; i++ {
+					hid := fmt.Sprintf("w%d-%d", w, i)
+					est := usd("0.20") + money.Micros(w*997+i*13)%usd("0.30")
+					r, err := e.Reserve(e.ctx, billing.ReserveRequest{Account: "hot", HoldID: hid, Estimate: est, Minimum: usd("0.01"), Grace: testPolicy.Grace, TTL: time.Minute})
+					if err != nil {
+						errs <- err
+						return
+					}
+					if !r.Admitted {
+						continue
+					}
+					admitted.Add(1)
+					cost := r.Held - money.Micros(i%3)*usd("0.01")
+					if cost < 0 {
+						cost = 0
+					}
+					if _, err := e.Settle(e.ctx, billing.SettleRequest{Account: "hot", HoldID: hid, Cost: cost}); err != nil {
+						errs <- err
+						return
+					}
+					settled.Add(int64(cost))
+				}
+			}(w)
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			t.Fatal(err)
+		}
+		a := checkConservation(t, e, "hot")
+		if a.Balance() < -testPolicy.Grace {
+			t.Fatalf("overdraft %s exceeds grace %s", -a.Balance(), testPolicy.Grace)
+		}
+		if a.Totals.Usage != money.Micros(settled.Load()) || a.Reserved != 0 {
+			t.Fatalf("usage %s, settled %s, reserved %s", a.Totals.Usage, money.Micros(settled.Load()), a.Reserved)
+		}
+		if admitted.Load() == 0 || a.Balance() > 0 {
+			t.Fatalf("admitted %d, balance %s: the test should drain the account", admitted.Load(), a.Balance())
+		}
+		t.Logf("%d of %d requests admitted; balance %s", admitted.Load(), workers*perWorker, a.Balance())
+	})
+}

@@ -1,0 +1,189 @@
+// Package redisstore implements billing.Ledger and billing.KeyStore on Redis.
+//
+// Every change to an account's money happens inside one Lua script (scripts.go) that
+// runs atomically on the node owning the account's hash tag `{acct:<id>}`, so any
+// number of proxies may share one Redis, a Redis Cluster or a Sentinel-managed
+// primary. The package talks to Redis through the narrow Client interface, which
+// go-redis's *Client, *ClusterClient and UniversalClient all satisfy.
+package redisstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/creditgate/creditgate/billing"
+	"github.com/creditgate/creditgate/money"
+)
+
+// Client is the part of go-redis the store uses.
+type Client interface {
+	redis.Scripter
+	Ping(ctx context.Context) *redis.StatusCmd
+	HGetAll(ctx context.Context, key string) *redis.MapStringStringCmd
+	HGet(ctx context.Context, key, field string) *redis.StringCmd
+	HSet(ctx context.Context, key string, values ...interface{}) *redis.IntCmd
+	HDel(ctx context.Context, key string, fields ...string) *redis.IntCmd
+	Del(ctx context.Context, keys ...string) *redis.IntCmd
+	SAdd(ctx context.Context, key string, members ...interface{}) *redis.IntCmd
+	SMembers(ctx context.Context, key string) *redis.StringSliceCmd
+	XRangeN(ctx context.Context, stream, start, stop string, count int64) *redis.XMessageSliceCmd
+}
+
+// Options configure a Store.
+type Options struct {
+	// Prefix starts every key (default "cg:"). It must not contain '{' or '}'.
+	Prefix string
+	// Now is the clock (default time.Now). Tests inject one to expire grants.
+	Now func() time.Time
+	// HoldRecordRetention is how long a settled or released hold's record is kept
+	// after the hold's own TTL, so a retried or spooled settle stays idempotent
+	// (default 1h). Each record is ~150 bytes.
+	HoldRecordRetention time.Duration
+	// IdempotencyTTL is how long a top-up's Idempotency-Key is remembered (default 24h).
+	IdempotencyTTL time.Duration
+}
+
+// Store is the Redis ledger and key store. It is safe for concurrent use.
+type Store struct {
+	c         Client
+	prefix    string
+	now       func() time.Time
+	retention time.Duration
+	idemTTL   time.Duration
+}
+
+var (
+	_ billing.Ledger   = (*Store)(nil)
+	_ billing.KeyStore = (*Store)(nil)
+)
+
+// New returns a Store on c.
+func New(c Client, o Options) (*Store, error) {
+	if c == nil {
+		return nil, errors.New("redisstore: nil client")
+	}
+	if o.Prefix == "" {
+		o.Prefix = "cg:"
+	}
+	if strings.ContainsAny(o.Prefix, "{}") {
+		return nil, fmt.Errorf("redisstore: key prefix %q must not contain '{' or '}' (they delimit hash tags)", o.Prefix)
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.HoldRecordRetention <= 0 {
+		o.HoldRecordRetention = time.Hour
+	}
+	if o.IdempotencyTTL <= 0 {
+		o.IdempotencyTTL = 24 * time.Hour
+	}
+	return &Store{c: c, prefix: o.Prefix, now: o.Now, retention: o.HoldRecordRetention, idemTTL: o.IdempotencyTTL}, nil
+}
+
+// Ping checks that Redis answers (for readiness).
+func (s *Store) Ping(ctx context.Context) error { return wrap(s.c.Ping(ctx).Err()) }
+
+// accountKeys are the keys every ledger script receives, in the order the scripts
+// expect, with room for the script's own record key.
+func (s *Store) accountKeys(id string, extra ...string) []string {
+	base := s.prefix + "{acct:" + id + "}:"
+	keys := make([]string, 0, 6+len(extra))
+	keys = append(keys, base+"acct", base+"grants", base+"live", base+"holds", base+"holdamt", base+"ledger")
+	for _, e := range extra {
+		keys = append(keys, base+e)
+	}
+	return keys
+}
+
+func (s *Store) acctKey(id string) string   { return s.prefix + "{acct:" + id + "}:acct" }
+func (s *Store) ledgerKey(id string) string { return s.prefix + "{acct:" + id + "}:ledger" }
+func (s *Store) keysKey(id string) string   { return s.prefix + "{acct:" + id + "}:keys" }
+func (s *Store) lookupKey(h billing.KeyHash) string {
+	return s.prefix + "key:" + h.Hex()
+}
+func (s *Store) accountsKey() string { return s.prefix + "accounts" }
+
+func ms(t time.Time) string { return strconv.FormatInt(t.UnixMilli(), 10) }
+
+func fromMS(v string) time.Time {
+	n, _ := strconv.ParseInt(v, 10, 64)
+	return time.UnixMilli(n).UTC()
+}
+
+func micros(v string) money.Micros {
+	n, _ := strconv.ParseInt(v, 10, 64)
+	return money.Micros(n)
+}
+
+func amountArg(m money.Micros) string { return strconv.FormatInt(int64(m), 10) }
+
+// wrap marks store failures as billing.ErrUnavailable so callers answer 503. Redis
+// "logical" errors (a script bug, WRONGTYPE…) stay as they are: they are not outages.
+func wrap(err error) error {
+	if err == nil || errors.Is(err, redis.Nil) {
+		return err
+	}
+	var ne net.Error
+	if errors.As(err, &ne) || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) ||
+		errors.Is(err, redis.ErrClosed) || errors.Is(err, redis.ErrPoolTimeout) || isTransient(err) {
+		return fmt.Errorf("%w: %v", billing.ErrUnavailable, err)
+	}
+	return err
+}
+
+// isTransient recognises Redis replies that mean "not now" rather than "wrong".
+func isTransient(err error) bool {
+	msg := err.Error()
+	for _, p := range []string{"LOADING", "CLUSTERDOWN", "TRYAGAIN", "MASTERDOWN", "READONLY", "BUSY", "EOF", "connection refused", "i/o timeout"} {
+		if strings.Contains(msg, p) {
+			return true
+		}
+	}
+	return false
+}
+
+// reply is a script's array reply.
+type reply []interface{}
+
+func (r reply) str(i int) string {
+	if i >= len(r) || r[i] == nil {
+		return ""
+	}
+	switch v := r[i].(type) {
+	case string:
+		return v
+	case int64:
+		return strconv.FormatInt(v, 10)
+	}
+	return fmt.Sprint(r[i])
+}
+
+func (r reply) micros(i int) money.Micros { return micros(r.str(i)) }
+
+func (s *Store) run(ctx context.Context, script *redis.Script, keys []string, args ...interface{}) (reply, error) {
+	v, err := script.Run(ctx, s.c, keys, args...).Result()
+	if err != nil {
+		return nil, wrap(err)
+	}
+	switch r := v.(type) {
+	case []interface{}:
+		if len(r) == 0 {
+			return nil, errors.New("redisstore: empty script reply")
+		}
+		return reply(r), nil
+	case string:
+		return reply{r}, nil
+	case int64:
+		return reply{r}, nil
+	}
+	return nil, fmt.Errorf("redisstore: unexpected script reply %T", v)
+}
+
+func notFound(id string) error { return fmt.Errorf("%w: %q", billing.ErrAccountNotFound, id) }
