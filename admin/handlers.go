@@ -1,0 +1,534 @@
+package admin
+
+import (
+	"cmp"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+	"unicode"
+
+	"go.uber.org/zap"
+
+	"github.com/creditgate/creditgate/billing"
+	"github.com/creditgate/creditgate/money"
+)
+
+// Limits of the ledger listing.
+const (
+	DefaultLedgerLimit = 100
+	MaxLedgerLimit     = 1000
+)
+
+// Limits of free-form input that ends up in the store and in CLI tables.
+const (
+	maxKeyNameLen        = 128
+	maxIdempotencyKeyLen = 255
+	maxCursorLen         = 128
+)
+
+// idempotencyHeader carries a client's key for a retry-safe top-up (as in Stripe's API).
+const idempotencyHeader = "Idempotency-Key"
+
+// replayedHeader marks an answer replayed for a reused Idempotency-Key.
+const replayedHeader = "Idempotent-Replayed"
+
+func (s *Server) policy() billing.Policy {
+	if s.Policy == nil {
+		return billing.Policy{}
+	}
+	return s.Policy()
+}
+
+func (s *Server) now() time.Time {
+	if s.Now == nil {
+		return time.Now()
+	}
+	return s.Now()
+}
+
+func (s *Server) ledger() (billing.Ledger, *apiError) {
+	if s.Ledger == nil {
+		return nil, internalError(fmt.Errorf("admin.Server.Ledger is nil"))
+	}
+	return s.Ledger, nil
+}
+
+func (s *Server) keys() (billing.KeyStore, *apiError) {
+	if s.Keys == nil {
+		return nil, internalError(fmt.Errorf("admin.Server.Keys is nil"))
+	}
+	return s.Keys, nil
+}
+
+// accountParam returns the validated {id} of the route.
+func accountParam(r *http.Request) (string, *apiError) {
+	id := r.PathValue("id")
+	noteAccount(r, id)
+	if err := checkAccountID(id); err != nil {
+		return "", err
+	}
+	return id, nil
+}
+
+func checkAccountID(id string) *apiError {
+	if err := billing.ValidAccountID(id); err != nil {
+		msg := strings.TrimPrefix(err.Error(), billing.ErrInvalid.Error()+": ")
+		return badRequest(CodeInvalidValue, "id", "%s", msg)
+	}
+	return nil
+}
+
+// parseAmount reads an optional money field given as "25.00" or 25.00. present is
+// false for an absent or null field.
+func parseAmount(raw json.RawMessage, param string) (m money.Micros, present bool, _ *apiError) {
+	if len(raw) == 0 || string(raw) == "null" {
+		return 0, false, nil
+	}
+	if err := m.UnmarshalJSON(raw); err != nil {
+		return 0, true, invalidAmount(param, err)
+	}
+	return m, true, nil
+}
+
+// requireAmount is parseAmount for a field that must be present.
+func requireAmount(raw json.RawMessage, param, why string) (money.Micros, *apiError) {
+	m, present, e := parseAmount(raw, param)
+	if e != nil {
+		return 0, e
+	}
+	if !present {
+		return 0, badRequest(CodeInvalidAmount, param, "%s is required%s", param, why)
+	}
+	return m, nil
+}
+
+func (s *Server) createAccount(w http.ResponseWriter, r *http.Request) *apiError {
+	var body CreateAccountRequest
+	if e := decodeBody(r, &body, false); e != nil {
+		return e
+	}
+	noteAccount(r, body.ID)
+	if body.ID == "" {
+		return missingField("id")
+	}
+	if e := checkAccountID(body.ID); e != nil {
+		return e
+	}
+	p := s.policy()
+	tier := body.Tier
+	if tier == "" {
+		tier = p.DefaultTier
+		if tier == "" {
+			return badRequest(CodeMissingField, "tier", "tier is required: no default tier is configured")
+		}
+	}
+	if _, ok := p.TierFor(tier); !ok {
+		return badRequest(CodeUnknownTier, "tier", "unknown tier %q; configured tiers: %s", tier, tierNames(p))
+	}
+	ledger, e := s.ledger()
+	if e != nil {
+		return e
+	}
+	acct, err := ledger.CreateAccount(r.Context(), body.ID, tier)
+	if err != nil {
+		return storeError(err)
+	}
+	writeJSON(w, http.StatusCreated, accountFrom(acct, p.Grace))
+	return nil
+}
+
+func tierNames(p billing.Policy) string {
+	if len(p.Tiers) == 0 {
+		return "none"
+	}
+	names := make([]string, 0, len(p.Tiers))
+	for name := range p.Tiers {
+		names = append(names, strconv.Quote(name))
+	}
+	slices.Sort(names)
+	return strings.Join(names, ", ")
+}
+
+func (s *Server) listAccounts(w http.ResponseWriter, r *http.Request) *apiError {
+	ledger, e := s.ledger()
+	if e != nil {
+		return e
+	}
+	accounts, err := ledger.ListAccounts(r.Context())
+	if err != nil {
+		return storeError(err)
+	}
+	list := AccountList{Object: "list", Data: make([]AccountSummary, 0, len(accounts))}
+	for _, a := range accounts {
+		list.Data = append(list.Data, summaryFrom(a))
+	}
+	// The store keeps ids in a set, in no order; sorted output is stable for people and diffs.
+	slices.SortFunc(list.Data, func(a, b AccountSummary) int { return strings.Compare(a.ID, b.ID) })
+	writeJSON(w, http.StatusOK, list)
+	return nil
+}
+
+func (s *Server) getAccount(w http.ResponseWriter, r *http.Request) *apiError {
+	id, e := accountParam(r)
+	if e != nil {
+		return e
+	}
+	ledger, e := s.ledger()
+	if e != nil {
+		return e
+	}
+	acct, err := ledger.GetAccount(r.Context(), id)
+	if err != nil {
+		return storeError(err)
+	}
+	writeJSON(w, http.StatusOK, accountFrom(acct, s.policy().Grace))
+	return nil
+}
+
+func (s *Server) createKey(w http.ResponseWriter, r *http.Request) *apiError {
+	id, e := accountParam(r)
+	if e != nil {
+		return e
+	}
+	var body CreateKeyRequest
+	if e := decodeBody(r, &body, true); e != nil {
+		return e
+	}
+	if e := checkKeyName(body.Name); e != nil {
+		return e
+	}
+	keys, e := s.keys()
+	if e != nil {
+		return e
+	}
+	key, secret, err := keys.CreateKey(r.Context(), id, body.Name)
+	if err != nil {
+		return storeError(err)
+	}
+	writeJSON(w, http.StatusCreated, CreatedKey{
+		ID: key.ID, Key: secret, Name: key.Name, CreatedAt: key.CreatedAt.UTC(), Hint: key.Hint,
+	})
+	return nil
+}
+
+// checkKeyName keeps names printable: they are shown in CLI tables. (encoding/json
+// has already replaced invalid UTF-8 with U+FFFD.)
+func checkKeyName(name string) *apiError {
+	if len(name) > maxKeyNameLen {
+		return badRequest(CodeInvalidValue, "name", "name is longer than %d bytes", maxKeyNameLen)
+	}
+	if strings.ContainsFunc(name, unicode.IsControl) {
+		return badRequest(CodeInvalidValue, "name", "name contains a control character")
+	}
+	return nil
+}
+
+func (s *Server) listKeys(w http.ResponseWriter, r *http.Request) *apiError {
+	id, e := accountParam(r)
+	if e != nil {
+		return e
+	}
+	keys, e := s.keys()
+	if e != nil {
+		return e
+	}
+	stored, err := keys.ListKeys(r.Context(), id)
+	if err != nil {
+		return storeError(err)
+	}
+	list := KeyList{Object: "list", Data: make([]Key, 0, len(stored))}
+	for _, k := range stored {
+		list.Data = append(list.Data, keyFrom(k))
+	}
+	slices.SortFunc(list.Data, func(a, b Key) int {
+		return cmp.Or(a.CreatedAt.Compare(b.CreatedAt), strings.Compare(a.ID, b.ID))
+	})
+	writeJSON(w, http.StatusOK, list)
+	return nil
+}
+
+func (s *Server) revokeKey(w http.ResponseWriter, r *http.Request) *apiError {
+	id, e := accountParam(r)
+	if e != nil {
+		return e
+	}
+	keyID := r.PathValue("key_id")
+	// Key ids come from billing.NewID; the same character rules as account ids
+	// keep anything else (braces, colons) away from the store's key names.
+	if billing.ValidAccountID(keyID) != nil {
+		return badRequest(CodeInvalidValue, "key_id", "key id %q is malformed (want letters, digits, '.', '_' or '-')", keyID)
+	}
+	keys, e := s.keys()
+	if e != nil {
+		return e
+	}
+	if err := keys.RevokeKey(r.Context(), id, keyID); err != nil {
+		return storeError(err)
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+// addCreditsBody is AddCreditsRequest as the server reads it: the amount raw, so
+// its errors can name the field and a bare JSON number is read exactly.
+type addCreditsBody struct {
+	Amount    json.RawMessage `json:"amount"`
+	ExpiresAt *string         `json:"expires_at"`
+}
+
+func (s *Server) addCredits(w http.ResponseWriter, r *http.Request) *apiError {
+	id, e := accountParam(r)
+	if e != nil {
+		return e
+	}
+	idemKey, hasIdemKey, e := idempotencyKey(r)
+	if e != nil {
+		return e
+	}
+	var body addCreditsBody
+	if e := decodeBody(r, &body, false); e != nil {
+		return e
+	}
+	amount, e := requireAmount(body.Amount, "amount", "")
+	if e != nil {
+		return e
+	}
+	if amount == 0 {
+		return badRequest(CodeInvalidAmount, "amount", "amount must be greater than zero")
+	}
+	req := billing.TopUpRequest{Account: id, Amount: amount, Source: billing.SourcePurchase}
+	if body.ExpiresAt != nil {
+		t, err := time.Parse(time.RFC3339, *body.ExpiresAt)
+		if err != nil {
+			return badRequest(CodeInvalidValue, "expires_at", "expires_at %q is not an RFC 3339 time such as \"2030-01-31T00:00:00Z\"", *body.ExpiresAt)
+		}
+		if !t.After(s.now()) {
+			return badRequest(CodeInvalidValue, "expires_at", "expires_at %s is not in the future", t.UTC().Format(time.RFC3339))
+		}
+		req.ExpiresAt = t.UTC()
+		req.Source = billing.SourcePromo
+	}
+	if hasIdemKey {
+		req.GrantID = idempotentGrantID(id, idemKey)
+		req.IdempotencyKey = idemKey
+		req.Fingerprint = topUpFingerprint(amount, req.ExpiresAt)
+	} else {
+		// A fresh id per HTTP request: the store's retries of this call stay
+		// idempotent, while a second request is a second purchase.
+		req.GrantID = billing.NewID("grant_")
+	}
+	ledger, e := s.ledger()
+	if e != nil {
+		return e
+	}
+	res, err := ledger.TopUp(r.Context(), s.policy(), req)
+	if err != nil {
+		return storeError(err)
+	}
+	status := http.StatusCreated
+	if res.Replayed {
+		status = http.StatusOK
+		w.Header().Set(replayedHeader, "true")
+	}
+	writeJSON(w, status, creditResultFrom(res))
+	return nil
+}
+
+// idempotencyKey returns the request's Idempotency-Key, if it has one.
+func idempotencyKey(r *http.Request) (key string, ok bool, _ *apiError) {
+	values, ok := r.Header[idempotencyHeader]
+	if !ok {
+		return "", false, nil
+	}
+	if len(values) != 1 {
+		return "", false, badRequest(CodeInvalidValue, idempotencyHeader, "send one %s header, not %d", idempotencyHeader, len(values))
+	}
+	key = values[0]
+	if key == "" || len(key) > maxIdempotencyKeyLen {
+		return "", false, badRequest(CodeInvalidValue, idempotencyHeader, "%s must be 1 to %d characters", idempotencyHeader, maxIdempotencyKeyLen)
+	}
+	for i := 0; i < len(key); i++ {
+		if key[i] < 0x21 || key[i] > 0x7e {
+			return "", false, badRequest(CodeInvalidValue, idempotencyHeader, "%s may only contain printable ASCII without spaces", idempotencyHeader)
+		}
+	}
+	return key, true, nil
+}
+
+// idempotentGrantID derives the grant id of a keyed top-up, so that the same key
+// names the same grant even if the store lost its idempotency record. Account ids
+// cannot contain a newline, so the encoding is unambiguous.
+func idempotentGrantID(account, key string) string {
+	sum := sha256.Sum256([]byte(account + "\n" + key))
+	return "grant_" + hex.EncodeToString(sum[:12])
+}
+
+// topUpFingerprint identifies a top-up request's meaning, not its spelling:
+// "25", "25.00" and 25 are the same request.
+func topUpFingerprint(amount money.Micros, expiresAt time.Time) string {
+	exp := ""
+	if !expiresAt.IsZero() {
+		exp = expiresAt.UTC().Format(time.RFC3339Nano)
+	}
+	sum := sha256.Sum256([]byte("amount=" + strconv.FormatInt(int64(amount), 10) + "\nexpires_at=" + exp))
+	return hex.EncodeToString(sum[:])
+}
+
+// autoRechargeBody is AutoRechargeRequest as the server reads it.
+type autoRechargeBody struct {
+	Enabled      *bool           `json:"enabled"`
+	Threshold    json.RawMessage `json:"threshold"`
+	Amount       json.RawMessage `json:"amount"`
+	MonthlyLimit json.RawMessage `json:"monthly_limit"`
+}
+
+func (s *Server) setAutoRecharge(w http.ResponseWriter, r *http.Request) *apiError {
+	id, e := accountParam(r)
+	if e != nil {
+		return e
+	}
+	var body autoRechargeBody
+	if e := decodeBody(r, &body, false); e != nil {
+		return e
+	}
+	if body.Enabled == nil {
+		return missingField("enabled")
+	}
+	var ar billing.AutoRecharge
+	ar.Enabled = *body.Enabled
+	for _, f := range []struct {
+		dst   *money.Micros
+		raw   json.RawMessage
+		param string
+	}{
+		{&ar.Threshold, body.Threshold, "threshold"},
+		{&ar.Amount, body.Amount, "amount"},
+		{&ar.MonthlyLimit, body.MonthlyLimit, "monthly_limit"},
+	} {
+		var e *apiError
+		if ar.Enabled {
+			*f.dst, e = requireAmount(f.raw, f.param, " when enabled is true")
+		} else {
+			*f.dst, _, e = parseAmount(f.raw, f.param)
+		}
+		if e != nil {
+			return e
+		}
+	}
+	if ar.Enabled {
+		p := s.policy()
+		if ar.Amount == 0 {
+			return badRequest(CodeInvalidAmount, "amount", "amount must be greater than zero")
+		}
+		if ar.Amount < p.AutoRechargeMin {
+			return badRequest(CodeBelowMinimum, "amount", "amount %s is below the minimum auto-recharge amount of %s", ar.Amount, p.AutoRechargeMin)
+		}
+		if ar.Amount < p.MinPurchase {
+			return badRequest(CodeBelowMinimum, "amount", "amount %s is below the minimum purchase of %s", ar.Amount, p.MinPurchase)
+		}
+		if ar.MonthlyLimit < ar.Amount {
+			return badRequest(CodeInvalidAmount, "monthly_limit", "monthly_limit %s is less than amount %s, so no recharge could ever happen", ar.MonthlyLimit, ar.Amount)
+		}
+	}
+	ledger, e := s.ledger()
+	if e != nil {
+		return e
+	}
+	if err := ledger.SetAutoRecharge(r.Context(), id, ar); err != nil {
+		return storeError(err)
+	}
+	writeJSON(w, http.StatusOK, autoRechargeFrom(ar))
+	return nil
+}
+
+func (s *Server) ledgerEvents(w http.ResponseWriter, r *http.Request) *apiError {
+	id, e := accountParam(r)
+	if e != nil {
+		return e
+	}
+	limit, after, e := ledgerQuery(r)
+	if e != nil {
+		return e
+	}
+	ledger, e := s.ledger()
+	if e != nil {
+		return e
+	}
+	page, err := ledger.Events(r.Context(), id, after, limit)
+	if err != nil {
+		e := storeError(err)
+		if after != "" && errors.Is(err, billing.ErrInvalid) {
+			// The store checks the cursor's format; the cursor is the likely culprit.
+			e.code, e.param = CodeInvalidValue, "after"
+		}
+		return e
+	}
+	list := EventList{Object: "list", Data: make([]Event, 0, len(page.Events)), Next: page.Next, HasMore: page.Next != ""}
+	for _, ev := range page.Events {
+		list.Data = append(list.Data, eventFrom(ev))
+	}
+	writeJSON(w, http.StatusOK, list)
+	return nil
+}
+
+// ledgerQuery reads ?limit=&after=. Unknown parameters are errors: a mistyped
+// "limt" silently ignored would return a page the caller did not ask for.
+func ledgerQuery(r *http.Request) (limit int, after string, _ *apiError) {
+	q, err := url.ParseQuery(r.URL.RawQuery)
+	if err != nil {
+		return 0, "", badRequest(CodeInvalidValue, "", "the query string is malformed: %v", err)
+	}
+	limit = DefaultLedgerLimit
+	for name, values := range q {
+		if len(values) != 1 {
+			return 0, "", badRequest(CodeInvalidValue, name, "query parameter %s is given %d times", name, len(values))
+		}
+		v := values[0]
+		switch name {
+		case "limit":
+			n, err := strconv.Atoi(v)
+			if err != nil || n < 1 || n > MaxLedgerLimit {
+				return 0, "", badRequest(CodeInvalidValue, "limit", "limit must be an integer from 1 to %d, not %q", MaxLedgerLimit, v)
+			}
+			limit = n
+		case "after":
+			if len(v) > maxCursorLen || strings.ContainsFunc(v, func(c rune) bool { return c <= ' ' || c > '~' }) {
+				return 0, "", badRequest(CodeInvalidValue, "after", "after must be an event id from a previous page's next")
+			}
+			after = v
+		default:
+			return 0, "", badRequest(CodeInvalidValue, name, "unknown query parameter %q; this endpoint takes limit and after", name)
+		}
+	}
+	return limit, after, nil
+}
+
+func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, Health{Status: "ok"})
+}
+
+func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
+	if s.Ready == nil {
+		writeJSON(w, http.StatusOK, Health{Status: "ready"})
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), readyTimeout)
+	defer cancel()
+	if err := s.Ready(ctx); err != nil {
+		if s.Logger != nil {
+			s.Logger.Warn("not ready", zap.Error(err))
+		}
+		writeJSON(w, http.StatusServiceUnavailable, Health{Status: "unavailable", Reason: err.Error()})
+		return
+	}
+	writeJSON(w, http.StatusOK, Health{Status: "ready"})
+}

@@ -1,0 +1,334 @@
+package admin
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/creditgate/creditgate/billing"
+	"github.com/creditgate/creditgate/money"
+)
+
+// The wire types below are the control plane's JSON. The server encodes them and
+// admin/client decodes them, so a value survives the round trip byte for byte:
+// money as six-decimal strings, times as RFC 3339 in UTC.
+
+// SignedMicros is a money.Micros that may be negative on the wire ("-0.300000"):
+// balances and available amounts go below zero by up to the grace, and
+// adjustment events carry a sign. money.Micros itself parses only non-negative
+// input, as every amount a caller sends must be.
+type SignedMicros money.Micros
+
+// MarshalText formats s with six decimals, like money.Micros.
+func (s SignedMicros) MarshalText() ([]byte, error) { return money.Micros(s).MarshalText() }
+
+// UnmarshalText parses an optionally negative decimal with at most six places.
+// Unlike money.Parse it accepts values beyond money.MaxAmount (up to a trillion
+// dollars): a derived figure such as available = credit − debt − reserved may
+// exceed it, and a client must still be able to read the answer.
+func (s *SignedMicros) UnmarshalText(b []byte) error {
+	text := string(b)
+	digits, neg := strings.CutPrefix(text, "-")
+	whole, frac, hasDot := strings.Cut(digits, ".")
+	if whole == "" || len(whole) > maxSignedWholeDigits || !allDigits(whole) ||
+		hasDot && (frac == "" || len(frac) > money.Decimals || !allDigits(frac)) {
+		return fmt.Errorf("%w %q: want a decimal such as \"-0.300000\"", money.ErrSyntax, text)
+	}
+	w, _ := strconv.ParseInt(whole, 10, 64) // at most 12 digits: cannot fail
+	f, _ := strconv.ParseInt(frac+strings.Repeat("0", money.Decimals-len(frac)), 10, 64)
+	v := w*int64(money.Dollar) + f
+	if neg {
+		v = -v
+	}
+	*s = SignedMicros(v)
+	return nil
+}
+
+// maxSignedWholeDigits keeps a parsed SignedMicros far inside int64.
+const maxSignedWholeDigits = 12
+
+func allDigits(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return true
+}
+
+// String formats s with six decimals.
+func (s SignedMicros) String() string { return money.Micros(s).String() }
+
+// CreateAccountRequest is the body of POST /admin/v1/accounts.
+type CreateAccountRequest struct {
+	ID   string `json:"id"`
+	Tier string `json:"tier,omitempty"` // "" = the policy's default tier
+}
+
+// CreateKeyRequest is the body of POST /admin/v1/accounts/{id}/keys.
+type CreateKeyRequest struct {
+	Name string `json:"name,omitempty"`
+}
+
+// AddCreditsRequest is the body of POST /admin/v1/accounts/{id}/credits. Amount is
+// a decimal string ("25.00"); the server also accepts a bare JSON number.
+type AddCreditsRequest struct {
+	Amount    string     `json:"amount"`
+	ExpiresAt *time.Time `json:"expires_at,omitempty"`
+}
+
+// AutoRechargeRequest is the body of PUT /admin/v1/accounts/{id}/auto-recharge.
+// The amounts are decimal strings; they may be omitted when Enabled is false.
+type AutoRechargeRequest struct {
+	Enabled      bool   `json:"enabled"`
+	Threshold    string `json:"threshold,omitempty"`
+	Amount       string `json:"amount,omitempty"`
+	MonthlyLimit string `json:"monthly_limit,omitempty"`
+}
+
+// Account is one account in full (GET /admin/v1/accounts/{id}).
+type Account struct {
+	ID           string       `json:"id"`
+	Tier         string       `json:"tier"`
+	CreatedAt    time.Time    `json:"created_at"`
+	Balance      SignedMicros `json:"balance"` // credit − debt
+	Credit       money.Micros `json:"credit"`
+	Debt         money.Micros `json:"debt"`
+	Reserved     money.Micros `json:"reserved"`
+	Available    SignedMicros `json:"available"` // balance − reserved
+	Grace        money.Micros `json:"grace"`     // from the current policy
+	Grants       []Grant      `json:"grants"`
+	AutoRecharge AutoRecharge `json:"auto_recharge"`
+}
+
+// AccountSummary is one entry of GET /admin/v1/accounts.
+type AccountSummary struct {
+	ID        string       `json:"id"`
+	Tier      string       `json:"tier"`
+	CreatedAt time.Time    `json:"created_at"`
+	Balance   SignedMicros `json:"balance"`
+	Credit    money.Micros `json:"credit"`
+	Debt      money.Micros `json:"debt"`
+	Reserved  money.Micros `json:"reserved"`
+	Available SignedMicros `json:"available"`
+}
+
+// AccountList is the answer of GET /admin/v1/accounts, sorted by id.
+type AccountList struct {
+	Object string           `json:"object"` // "list"
+	Data   []AccountSummary `json:"data"`
+}
+
+// Grant is one credit grant.
+type Grant struct {
+	ID        string       `json:"id"`
+	Amount    money.Micros `json:"amount"`
+	Remaining money.Micros `json:"remaining"`
+	GrantedAt time.Time    `json:"granted_at"`
+	ExpiresAt time.Time    `json:"expires_at"`
+	Source    string       `json:"source"` // purchase, auto_recharge or promo
+}
+
+// AutoRecharge are an account's auto-recharge settings.
+type AutoRecharge struct {
+	Enabled      bool         `json:"enabled"`
+	Threshold    money.Micros `json:"threshold"`
+	Amount       money.Micros `json:"amount"`
+	MonthlyLimit money.Micros `json:"monthly_limit"`
+}
+
+// Key describes an app key without its secret.
+type Key struct {
+	ID        string    `json:"id"`
+	Name      string    `json:"name"`
+	CreatedAt time.Time `json:"created_at"`
+	Hint      string    `json:"hint"` // "sk-cg-Ab3…x9Qz"
+}
+
+// CreatedKey is the answer of POST /admin/v1/accounts/{id}/keys: the only time the
+// secret Key is ever shown.
+type CreatedKey struct {
+	ID        string    `json:"id"`
+	Key       string    `json:"key"`
+	Name      string    `json:"name"`
+	CreatedAt time.Time `json:"created_at"`
+	Hint      string    `json:"hint"`
+}
+
+// KeyList is the answer of GET /admin/v1/accounts/{id}/keys.
+type KeyList struct {
+	Object string `json:"object"` // "list"
+	Data   []Key  `json:"data"`
+}
+
+// CreditResult is the answer of POST /admin/v1/accounts/{id}/credits.
+type CreditResult struct {
+	Grant        Grant        `json:"grant"`
+	DebtRepaid   money.Micros `json:"debt_repaid"`
+	BalanceAfter SignedMicros `json:"balance_after"`
+	EventID      string       `json:"event_id"`
+	// Replayed is set by admin/client when the server answered 200: an earlier
+	// request with the same Idempotency-Key already credited this grant.
+	Replayed bool `json:"-"`
+}
+
+// Event is one ledger event. ID, Type, At, Amount, BalanceAfter, CreditAfter and
+// DebtAfter are always present; the other fields appear on the event types they
+// describe (usage fields on usage events, grant_id on grant events, and so on).
+type Event struct {
+	ID           string       `json:"id"` // also the ledger cursor
+	Type         string       `json:"type"`
+	At           time.Time    `json:"at"`
+	Amount       SignedMicros `json:"amount"` // negative only for adjustments
+	BalanceAfter SignedMicros `json:"balance_after"`
+	CreditAfter  money.Micros `json:"credit_after"`
+	DebtAfter    money.Micros `json:"debt_after"`
+
+	GrantID string `json:"grant_id,omitempty"`
+	HoldID  string `json:"hold_id,omitempty"`
+
+	RequestID        string        `json:"request_id,omitempty"`
+	KeyID            string        `json:"key_id,omitempty"`
+	Model            string        `json:"model,omitempty"`
+	Endpoint         string        `json:"endpoint,omitempty"`
+	PromptTokens     *int64        `json:"prompt_tokens,omitempty"`
+	CompletionTokens *int64        `json:"completion_tokens,omitempty"`
+	CachedTokens     *int64        `json:"cached_tokens,omitempty"`
+	ReasoningTokens  *int64        `json:"reasoning_tokens,omitempty"`
+	TokenSource      string        `json:"token_source,omitempty"`
+	Cost             *money.Micros `json:"cost,omitempty"`
+	FromCredit       *money.Micros `json:"from_credit,omitempty"`
+	ToDebt           *money.Micros `json:"to_debt,omitempty"`
+	Note             string        `json:"note,omitempty"`
+}
+
+// EventList is one page of GET /admin/v1/accounts/{id}/ledger, oldest first.
+type EventList struct {
+	Object  string  `json:"object"` // "list"
+	Data    []Event `json:"data"`
+	Next    string  `json:"next"`     // pass as ?after= for the next page; "" at the end
+	HasMore bool    `json:"has_more"` // Next != ""
+}
+
+// ErrorResponse is the body of every error answer.
+type ErrorResponse struct {
+	Error ErrorDetail `json:"error"`
+}
+
+// ErrorDetail describes an error the way OpenAI's API does.
+type ErrorDetail struct {
+	Message string `json:"message"`
+	Type    string `json:"type"`
+	Code    string `json:"code"`
+	Param   string `json:"param,omitempty"` // the request field at fault, when one is
+}
+
+// Health is the body of /healthz and /readyz.
+type Health struct {
+	Status string `json:"status"`           // "ok", "ready" or "unavailable"
+	Reason string `json:"reason,omitempty"` // why not ready
+}
+
+// Conversions from the billing domain. Times are normalised to UTC so the JSON
+// says "Z" whatever location the store used.
+
+func accountFrom(a billing.Account, grace money.Micros) Account {
+	grants := make([]Grant, 0, len(a.Grants))
+	for _, g := range a.Grants {
+		grants = append(grants, grantFrom(g))
+	}
+	return Account{
+		ID:           a.ID,
+		Tier:         a.Tier,
+		CreatedAt:    a.CreatedAt.UTC(),
+		Balance:      SignedMicros(a.Balance()),
+		Credit:       a.Credit,
+		Debt:         a.Debt,
+		Reserved:     a.Reserved,
+		Available:    SignedMicros(a.Available()),
+		Grace:        grace,
+		Grants:       grants,
+		AutoRecharge: autoRechargeFrom(a.AutoRecharge),
+	}
+}
+
+func summaryFrom(a billing.Account) AccountSummary {
+	return AccountSummary{
+		ID:        a.ID,
+		Tier:      a.Tier,
+		CreatedAt: a.CreatedAt.UTC(),
+		Balance:   SignedMicros(a.Balance()),
+		Credit:    a.Credit,
+		Debt:      a.Debt,
+		Reserved:  a.Reserved,
+		Available: SignedMicros(a.Available()),
+	}
+}
+
+func grantFrom(g billing.Grant) Grant {
+	return Grant{
+		ID:        g.ID,
+		Amount:    g.Amount,
+		Remaining: g.Remaining,
+		GrantedAt: g.GrantedAt.UTC(),
+		ExpiresAt: g.ExpiresAt.UTC(),
+		Source:    g.Source,
+	}
+}
+
+func autoRechargeFrom(ar billing.AutoRecharge) AutoRecharge {
+	return AutoRecharge{
+		Enabled:      ar.Enabled,
+		Threshold:    ar.Threshold,
+		Amount:       ar.Amount,
+		MonthlyLimit: ar.MonthlyLimit,
+	}
+}
+
+func keyFrom(k billing.APIKey) Key {
+	return Key{ID: k.ID, Name: k.Name, CreatedAt: k.CreatedAt.UTC(), Hint: k.Hint}
+}
+
+func creditResultFrom(r billing.TopUpResult) CreditResult {
+	return CreditResult{
+		Grant:        grantFrom(r.Grant),
+		DebtRepaid:   r.DebtRepaid,
+		BalanceAfter: SignedMicros(r.BalanceAfter),
+		EventID:      r.EventID,
+	}
+}
+
+func eventFrom(e billing.Event) Event {
+	out := Event{
+		ID:           e.ID,
+		Type:         string(e.Type),
+		At:           e.At.UTC(),
+		Amount:       SignedMicros(e.Amount),
+		BalanceAfter: SignedMicros(e.BalanceAfter),
+		CreditAfter:  e.CreditAfter,
+		DebtAfter:    e.DebtAfter,
+		GrantID:      e.GrantID,
+		HoldID:       e.HoldID,
+		RequestID:    e.RequestID,
+		KeyID:        e.KeyID,
+		Model:        e.Model,
+		Endpoint:     e.Endpoint,
+		TokenSource:  e.TokenSource,
+		Note:         e.Note,
+	}
+	// Token counts and costs are meaningful even when zero, so they are present
+	// exactly on usage events rather than omitted when zero.
+	if e.Type == billing.EventUsage {
+		out.PromptTokens = ptr(e.PromptTokens)
+		out.CompletionTokens = ptr(e.CompletionTokens)
+		out.CachedTokens = ptr(e.CachedTokens)
+		out.ReasoningTokens = ptr(e.ReasoningTokens)
+		out.Cost = ptr(e.Cost)
+		out.FromCredit = ptr(e.FromCredit)
+		out.ToDebt = ptr(e.ToDebt)
+	}
+	return out
+}
+
+func ptr[T any](v T) *T { return &v }

@@ -1,0 +1,109 @@
+package proxy
+
+import (
+	"encoding/json"
+	"net/http"
+	"strings"
+	"testing"
+)
+
+// The exact 429 OpenAI sends for an exhausted quota.
+const openAIQuotaBody = `{
+    "error": {
+        "message": "You exceeded your current quota, please check your plan and billing details. For more information on this error, read the docs: https://platform.openai.com/docs/guides/error-codes/api-errors.",
+        "type": "insufficient_quota",
+        "param": null,
+        "code": "insufficient_quota"
+    }
+}
+`
+
+func TestQuotaExceededIsOpenAIsByteForByte(t *testing.T) {
+	h := newHarness(t)
+	empty := h.account("empty")
+	res := h.post("/v1/chat/completions", empty, chatBody("gpt-4o-mini", false, ""))
+	body := readAll(t, res)
+	if res.StatusCode != http.StatusTooManyRequests || string(body) != openAIQuotaBody {
+		t.Fatalf("status %d body:\n%s", res.StatusCode, body)
+	}
+	if res.Header.Get("Retry-After") != "" || res.Header.Get(ReasonHeader) != "empty" || res.Header.Get("Content-Type") != "application/json" {
+		t.Fatalf("headers %v", res.Header)
+	}
+	if n := len(h.mock.Requests()); n != 0 {
+		t.Fatalf("a refused request reached the upstream (%d requests)", n)
+	}
+	if logs := h.requestLogs(); len(logs) != 1 || logs[0]["status"] != int64(429) || logs[0]["reason"] != "empty" {
+		t.Fatalf("logs %v", logs)
+	}
+}
+
+func TestRequestErrors(t *testing.T) {
+	h := newHarness(t, func(o *Options) { o.MaxBodyBytes = 4096 })
+	key := h.account("acme", "5.00")
+	tests := []struct {
+		name       string
+		method     string
+		path       string
+		key        string
+		body       string
+		wantStatus int
+		wantType   string
+		wantCode   string
+		wantParam  string
+	}{
+		{name: "malformed JSON", path: "/v1/chat/completions", key: key, body: `{"model":"gpt-4o-mini","messages":[`, wantStatus: 400, wantType: "invalid_request_error"},
+		{name: "missing model", path: "/v1/chat/completions", key: key, body: `{"messages":[{"role":"user","content":"hi"}]}`, wantStatus: 400, wantType: "invalid_request_error", wantParam: "model"},
+		{name: "unpriced model", path: "/v1/chat/completions", key: key, body: chatBody("gpt-imaginary", false, ""), wantStatus: 400, wantType: "invalid_request_error", wantCode: "model_not_found", wantParam: "model"},
+		{name: "negative max_tokens", path: "/v1/chat/completions", key: key, body: chatBody("gpt-4o-mini", false, `"max_tokens":-1`), wantStatus: 400, wantType: "invalid_request_error", wantParam: "max_tokens"},
+		{name: "body over the limit", path: "/v1/chat/completions", key: key, body: chatBody("gpt-4o-mini", false, `"user":"`+strings.Repeat("x", 5000)+`"`), wantStatus: 413, wantType: "invalid_request_error", wantCode: "request_too_large"},
+		{name: "no key", path: "/v1/chat/completions", body: chatBody("gpt-4o-mini", false, ""), wantStatus: 401, wantType: "invalid_request_error", wantCode: "invalid_api_key"},
+		{name: "unknown key", path: "/v1/chat/completions", key: "sk-cg-AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", body: chatBody("gpt-4o-mini", false, ""), wantStatus: 401, wantType: "invalid_request_error", wantCode: "invalid_api_key"},
+		{name: "an OpenAI key", path: "/v1/chat/completions", key: "sk-proj-abcdef", body: chatBody("gpt-4o-mini", false, ""), wantStatus: 401, wantType: "invalid_request_error", wantCode: "invalid_api_key"},
+		{name: "unknown path", path: "/v1/fine_tuning/jobs", key: key, body: `{}`, wantStatus: 404, wantType: "invalid_request_error", wantCode: "unknown_url"},
+		{name: "wrong method", method: http.MethodGet, path: "/v1/chat/completions", key: key, wantStatus: 404, wantType: "invalid_request_error", wantCode: "unknown_url"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			method := tc.method
+			if method == "" {
+				method = http.MethodPost
+			}
+			req, _ := http.NewRequest(method, h.server.URL+tc.path, strings.NewReader(tc.body))
+			if tc.key != "" {
+				req.Header.Set("Authorization", "Bearer "+tc.key)
+			}
+			res, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			body := readAll(t, res)
+			var e struct {
+				Error struct {
+					Message string  `json:"message"`
+					Type    string  `json:"type"`
+					Param   *string `json:"param"`
+					Code    *string `json:"code"`
+				} `json:"error"`
+			}
+			if err := json.Unmarshal(body, &e); err != nil {
+				t.Fatalf("not OpenAI's error shape: %s", body)
+			}
+			code, param := "", ""
+			if e.Error.Code != nil {
+				code = *e.Error.Code
+			}
+			if e.Error.Param != nil {
+				param = *e.Error.Param
+			}
+			if res.StatusCode != tc.wantStatus || e.Error.Type != tc.wantType || code != tc.wantCode || param != tc.wantParam || e.Error.Message == "" {
+				t.Fatalf("got %d %s code=%q param=%q; want %d %s code=%q param=%q\n%s", res.StatusCode, e.Error.Type, code, param, tc.wantStatus, tc.wantType, tc.wantCode, tc.wantParam, body)
+			}
+		})
+	}
+	if n := len(h.mock.Requests()); n != 0 {
+		t.Fatalf("%d rejected requests reached the upstream", n)
+	}
+	if a := h.get("acme"); a.Balance() != usd("5.00") || a.Reserved != 0 {
+		t.Fatalf("rejected requests changed the account: %+v", a)
+	}
+}

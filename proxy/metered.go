@@ -1,0 +1,373 @@
+package proxy
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"strings"
+	"time"
+
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+
+	"github.com/creditgate/creditgate/billing"
+	"github.com/creditgate/creditgate/metering"
+	"github.com/creditgate/creditgate/money"
+)
+
+// exchange is the state of one metered request, from admission to settlement.
+type exchange struct {
+	id        string
+	start     time.Time
+	key       billing.APIKey
+	endpoint  metering.Endpoint
+	path      string
+	req       *metering.Request
+	model     string // the priced model name the request is billed as
+	price     metering.Price
+	input     metering.Tokens // local count of the prompt
+	meter     *metering.ResponseMeter
+	settings  *Settings
+	estimate  money.Micros
+	held      money.Micros
+	clampedTo int64 // the output cap the proxy set, 0 if untouched
+	hideUsage bool  // the proxy asked for stream usage the app did not ask for
+
+	// Filled while forwarding.
+	gotResponse    bool
+	upstreamStatus int
+	upstreamErr    error
+	streamed       bool
+	plain          *teeBody
+	rec            *recorder
+}
+
+type exchangeKey struct{}
+
+func exchangeFrom(ctx context.Context) *exchange {
+	x, _ := ctx.Value(exchangeKey{}).(*exchange)
+	return x
+}
+
+// serveMetered handles a metered POST from authentication to the log line.
+func (p *Proxy) serveMetered(w http.ResponseWriter, r *http.Request, ep metering.Endpoint) {
+	x := &exchange{id: billing.NewID("req_"), start: p.opts.Now(), endpoint: ep, path: r.URL.Path, settings: p.opts.Settings()}
+	w.Header().Set(RequestIDHeader, x.id)
+	if aerr, reason := p.admit(w, r, x); aerr != nil || reason != "" {
+		status := http.StatusTooManyRequests
+		if aerr != nil {
+			writeError(w, aerr)
+			status = aerr.status
+		} else {
+			writeQuotaExceeded(w, reason)
+		}
+		p.logRejected(x, status, reason, aerr)
+		return
+	}
+
+	x.rec = &recorder{ResponseWriter: w}
+	ctx, cancel := context.WithTimeout(r.Context(), p.opts.Timeout)
+	defer cancel()
+	r = r.WithContext(context.WithValue(ctx, exchangeKey{}, x))
+	defer func() {
+		// ReverseProxy aborts with panic(http.ErrAbortHandler) when a copy fails
+		// mid-body (the app or the upstream went away). Settle first, then let the
+		// server see the panic and drop the connection.
+		v := recover()
+		p.finish(r.Context(), x)
+		if v != nil {
+			panic(v)
+		}
+	}()
+	p.rp.ServeHTTP(x.rec, r)
+}
+
+// admit authenticates, parses, prices, reserves and prepares the outgoing body. It
+// returns an error to answer, or a 429 reason, or neither when the request may go.
+func (p *Proxy) admit(w http.ResponseWriter, r *http.Request, x *exchange) (*apiError, string) {
+	key, _, aerr := p.authenticate(r)
+	if aerr != nil {
+		return aerr, ""
+	}
+	x.key = key
+
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, p.opts.MaxBodyBytes))
+	if err != nil {
+		var tooLarge *http.MaxBytesError
+		if errors.As(err, &tooLarge) {
+			return errTooLarge(p.opts.MaxBodyBytes), ""
+		}
+		return &apiError{status: http.StatusBadRequest, typ: typeInvalidRequest, message: "Could not read the request body."}, ""
+	}
+	req, err := metering.ParseRequest(x.endpoint, body)
+	if err != nil {
+		var re *metering.RequestError
+		if errors.As(err, &re) {
+			return &apiError{status: http.StatusBadRequest, typ: typeInvalidRequest, param: re.Param, message: re.Message}, ""
+		}
+		return &apiError{status: http.StatusBadRequest, typ: typeInvalidRequest, message: err.Error()}, ""
+	}
+	x.req = req
+	s := x.settings
+	name, price, ok := s.Pricing.Resolve(req.Model)
+	if !ok {
+		return errUnpriced(req.Model), ""
+	}
+	x.model, x.price = name, price
+	encoding := price.Encoding
+	if encoding == "" {
+		encoding = metering.EncodingForModel(req.Model)
+	}
+	tok, err := metering.TokenizerFor(encoding)
+	if err != nil {
+		p.log.Error("tokenizer unavailable", zap.String("encoding", encoding), zapErr(err))
+		return errInternal(), ""
+	}
+	x.input = req.InputTokens(tok)
+	x.meter = metering.NewResponseMeter(req, tok, x.input)
+
+	// The estimate assumes the most output the request allows, at the dearest output
+	// rate; the minimum is the prompt plus one token per choice.
+	hasOutput := x.endpoint != metering.Embeddings
+	maxOut := int64(0)
+	if hasOutput {
+		maxOut = req.MaxOutput
+		if maxOut <= 0 {
+			maxOut = price.MaxOutput()
+		}
+	}
+	choices := max(req.Choices, 1)
+	x.estimate = worstCaseCost(price, x.input, maxOut*choices)
+	minimum := x.estimate
+	if hasOutput && s.ClampMaxTokens {
+		minimum = worstCaseCost(price, x.input, choices)
+	}
+
+	res, err := p.opts.Ledger.Reserve(r.Context(), billing.ReserveRequest{
+		Account: key.Account, HoldID: x.id, Estimate: x.estimate, Minimum: minimum,
+		Grace: s.Policy.Grace, TTL: s.Policy.HoldTTL,
+	})
+	switch {
+	case errors.Is(err, billing.ErrUnavailable):
+		return errStoreUnavailable(), ""
+	case errors.Is(err, billing.ErrAccountNotFound):
+		p.keys.forget(billing.HashKey(mustBearer(r)))
+		return errInvalidKey(), ""
+	case err != nil:
+		p.log.Error("reserve failed", zap.String("request_id", x.id), zapErr(err))
+		return errInternal(), ""
+	case !res.Admitted:
+		return nil, res.Reason
+	}
+	x.held = res.Held
+
+	// Rewrite the body when the output cap must shrink to the hold, or when the
+	// proxy needs stream usage the app did not ask for.
+	newMax := int64(0)
+	if x.held < x.estimate {
+		newMax = price.MaxOutputFor(x.input, choices, x.held)
+		if newMax < 1 {
+			p.release(r.Context(), x, "hold too small for one output token")
+			return nil, billing.ReasonInsufficient
+		}
+		x.clampedTo = newMax
+	}
+	includeUsage := req.Stream && !req.IncludeUsage && (x.endpoint == metering.ChatCompletions || x.endpoint == metering.Completions)
+	x.hideUsage = includeUsage
+	if newMax > 0 || includeUsage {
+		if body, err = req.Rewrite(body, newMax, includeUsage); err != nil {
+			p.release(r.Context(), x, "request rewrite failed")
+			p.log.Error("request rewrite failed", zap.String("request_id", x.id), zapErr(err))
+			return errInternal(), ""
+		}
+	}
+	r.Body = io.NopCloser(bytes.NewReader(body))
+	r.ContentLength = int64(len(body))
+	r.Header.Del("Content-Length")
+	return nil, ""
+}
+
+func mustBearer(r *http.Request) string { t, _ := bearer(r); return t }
+
+// worstCaseCost prices input plus n output tokens, every output token at the
+// dearest output class (reasoning or audio may cost more than text).
+func worstCaseCost(p metering.Price, input metering.Tokens, n int64) money.Micros {
+	rate := max(p.Output, p.Reasoning, p.AudioOutput)
+	p.Output, p.Reasoning, p.AudioOutput = rate, rate, rate
+	t := input
+	t.Output = n
+	return p.Cost(t)
+}
+
+// modifyResponse wraps a 2xx body with the meter. Error statuses pass through
+// untouched (the hold is released in finish).
+func (p *Proxy) modifyResponse(res *http.Response) error {
+	for _, name := range dropResponseHeaders {
+		res.Header.Del(name)
+	}
+	x := exchangeFrom(res.Request.Context())
+	if x == nil { // unmetered pass-through
+		return nil
+	}
+	x.gotResponse = true
+	x.upstreamStatus = res.StatusCode
+	if res.StatusCode < 200 || res.StatusCode > 299 {
+		return nil
+	}
+	if isEventStream(res.Header.Get("Content-Type")) {
+		x.streamed = true
+		res.Body = metering.NewStreamFilter(res.Body, x.meter)
+		// Dropping the hidden usage event changes the length.
+		res.ContentLength = -1
+		res.Header.Del("Content-Length")
+		return nil
+	}
+	x.plain = &teeBody{rc: res.Body}
+	res.Body = x.plain
+	return nil
+}
+
+func isEventStream(contentType string) bool {
+	ct, _, _ := strings.Cut(contentType, ";")
+	return strings.EqualFold(strings.TrimSpace(ct), "text/event-stream")
+}
+
+// finish settles the request (or releases its hold) and writes its log line.
+//
+// Billing rules: an upstream error status or no answer at all releases the hold;
+// a 2xx is billed by the upstream's usage when it reported one, else by the local
+// count of the prompt and of the output the proxy saw — which is what an app that
+// disconnects mid-stream pays for.
+func (p *Proxy) finish(ctx context.Context, x *exchange) {
+	if !x.gotResponse || x.upstreamStatus < 200 || x.upstreamStatus > 299 {
+		note := "upstream error"
+		if x.upstreamErr != nil && errors.Is(x.upstreamErr, context.Canceled) {
+			note = "client disconnected before the upstream answered"
+		}
+		st := p.release(ctx, x, note)
+		p.logExchange(x, metering.Result{}, 0, st)
+		return
+	}
+	if x.plain != nil {
+		x.plain.feed(x.meter)
+	}
+	result := x.meter.Result()
+	cost := x.price.Cost(result.Tokens)
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), p.opts.SettleTimeout)
+	defer cancel()
+	note := ""
+	if !result.Done {
+		note = "response incomplete"
+	}
+	st, err := p.opts.Ledger.Settle(sctx, billing.SettleRequest{
+		Account: x.key.Account, HoldID: x.id, Cost: cost,
+		Usage: billing.Usage{
+			RequestID: x.id, KeyID: x.key.ID, Model: x.model, Endpoint: x.path,
+			PromptTokens: result.Tokens.Input, CompletionTokens: result.Tokens.Output,
+			CachedTokens: result.Tokens.CachedInput, ReasoningTokens: result.Tokens.Reasoning,
+			TokenSource: result.Source, Note: note,
+		},
+	})
+	if err != nil {
+		// Nothing more can be done here: the hold expires after hold_ttl. The line
+		// below has everything an operator needs to book it by hand.
+		p.log.Error("settle failed: usage not booked", zap.String("request_id", x.id), zap.String("account", x.key.Account),
+			zap.Stringer("cost", cost), zapErr(err))
+	}
+	p.logExchange(x, result, cost, st)
+}
+
+// release frees x's hold, with a bounded, non-cancellable context.
+func (p *Proxy) release(ctx context.Context, x *exchange, note string) billing.Settlement {
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), p.opts.SettleTimeout)
+	defer cancel()
+	st, err := p.opts.Ledger.Release(sctx, x.key.Account, x.id, billing.Usage{RequestID: x.id, KeyID: x.key.ID, Model: x.model, Endpoint: x.path, Note: note})
+	if err != nil {
+		p.log.Error("release failed: the hold expires after hold_ttl", zap.String("request_id", x.id), zap.String("account", x.key.Account), zapErr(err))
+	}
+	return st
+}
+
+// logExchange writes the request's one log line. It never includes keys, prompts
+// or completions.
+func (p *Proxy) logExchange(x *exchange, res metering.Result, cost money.Micros, st billing.Settlement) {
+	status := x.rec.status
+	if status == 0 {
+		status = 499 // the app left before any answer
+	}
+	level := zapcore.InfoLevel
+	drift := res.Source == billing.TokenSourceUpstream && metering.DriftExceeds(res.Tokens, res.Local, x.settings.DriftTolerance)
+	if drift {
+		level = zapcore.WarnLevel
+	}
+	ce := p.log.Check(level, "request")
+	if ce == nil {
+		return
+	}
+	fields := []zap.Field{
+		zap.String("request_id", x.id),
+		zap.String("account", x.key.Account),
+		zap.String("key_id", x.key.ID),
+		zap.String("endpoint", x.path),
+		zap.String("model", x.model),
+		zap.String("requested_model", x.req.Model),
+		zap.Bool("stream", x.req.Stream),
+		zap.Int("status", status),
+		zap.Int("upstream_status", x.upstreamStatus),
+		zap.Int64("prompt_tokens", res.Tokens.Input),
+		zap.Int64("cached_tokens", res.Tokens.CachedInput),
+		zap.Int64("completion_tokens", res.Tokens.Output),
+		zap.Int64("reasoning_tokens", res.Tokens.Reasoning),
+		zap.Int64("audio_prompt_tokens", res.Tokens.AudioInput),
+		zap.Int64("audio_completion_tokens", res.Tokens.AudioOutput),
+		zap.String("token_source", res.Source),
+		zap.Int64("local_prompt_tokens", res.Local.Input),
+		zap.Int64("local_completion_tokens", res.Local.Output),
+		zap.Stringer("estimate", x.estimate),
+		zap.Stringer("held", x.held),
+		zap.Stringer("cost", cost),
+		zap.Stringer("balance_after", st.BalanceAfter),
+		zap.Duration("latency", p.opts.Now().Sub(x.start)),
+	}
+	if !x.rec.firstWrite.IsZero() {
+		fields = append(fields, zap.Duration("ttft", x.rec.firstWrite.Sub(x.start)))
+	}
+	if x.clampedTo > 0 {
+		fields = append(fields, zap.Int64("clamped_max_tokens", x.clampedTo))
+	}
+	if drift {
+		fields = append(fields, zap.Bool("token_drift", true))
+	}
+	if x.upstreamErr != nil {
+		fields = append(fields, zap.String("upstream_error", x.upstreamErr.Error()))
+	}
+	ce.Write(fields...)
+}
+
+// logRejected logs a request answered without forwarding (401, 400, 413, 429, 503).
+func (p *Proxy) logRejected(x *exchange, status int, reason string, aerr *apiError) {
+	fields := []zap.Field{
+		zap.String("request_id", x.id),
+		zap.String("account", x.key.Account),
+		zap.String("key_id", x.key.ID),
+		zap.String("endpoint", x.path),
+		zap.Int("status", status),
+		zap.Duration("latency", p.opts.Now().Sub(x.start)),
+	}
+	if x.req != nil {
+		fields = append(fields, zap.String("model", x.model), zap.String("requested_model", x.req.Model), zap.Bool("stream", x.req.Stream),
+			zap.Int64("local_prompt_tokens", x.input.Input), zap.Stringer("estimate", x.estimate))
+	}
+	if reason != "" {
+		fields = append(fields, zap.String("reason", reason))
+	}
+	if aerr != nil {
+		fields = append(fields, zap.String("error_code", aerr.code))
+		if aerr.param != "" {
+			fields = append(fields, zap.String("error_param", aerr.param))
+		}
+	}
+	p.log.Info("request", fields...)
+}

@@ -1,0 +1,250 @@
+// Package proxy is creditgate's data plane: an http.Handler in front of an
+// OpenAI-compatible API. For each metered request it authenticates the app key,
+// counts the prompt, reserves the worst-case cost on the account (a hold), clamps the
+// output cap to what the balance pays for, forwards the request with the operator's
+// upstream key, meters the response (plain JSON or SSE, flushed event by event) and
+// settles the actual cost — or releases the hold when the upstream failed. Every
+// error is answered in OpenAI's shape, and every request is one structured log line.
+//
+// Forwarding is done by a single httputil.ReverseProxy configured through Rewrite,
+// ModifyResponse and ErrorHandler; per-request state travels in the request context.
+package proxy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/creditgate/creditgate/billing"
+	"github.com/creditgate/creditgate/metering"
+)
+
+// Settings are the parts of the configuration that may change while serving (hot
+// reload). The proxy reads them once per request.
+type Settings struct {
+	Policy  billing.Policy
+	Pricing *metering.Pricing
+	// ClampMaxTokens lets the proxy lower a request's output cap to what the
+	// available balance plus grace pays for, instead of refusing it.
+	ClampMaxTokens bool
+	// DriftTolerance is the relative difference between upstream-reported and
+	// locally counted tokens beyond which a request is logged as drifting.
+	DriftTolerance float64
+}
+
+// Options configure a Proxy. Upstream, Ledger, Keys and Settings are required.
+type Options struct {
+	// Upstream is the API base URL, as an SDK would use it ("https://api.openai.com/v1"):
+	// a request for /v1/<rest> goes to <Upstream>/<rest>, query string kept.
+	Upstream *url.URL
+	// UpstreamKey is sent upstream as "Authorization: Bearer <key>" in place of the
+	// app's key. Empty sends no Authorization header at all.
+	UpstreamKey string
+	// Timeout bounds a whole upstream exchange, streams included (default 10m).
+	Timeout time.Duration
+	// Transport forwards requests (default: a clone of http.DefaultTransport with
+	// a connection pool sized for a proxy).
+	Transport http.RoundTripper
+	Ledger    billing.Ledger
+	Keys      billing.KeyStore
+	// Settings returns the current settings; called once per request.
+	Settings func() *Settings
+	Logger   *zap.Logger
+	// MaxBodyBytes caps request bodies; larger ones get 413 (default 16 MiB).
+	MaxBodyBytes int64
+	// KeyCacheTTL is how long a found key is cached in this process (0: no cache).
+	// It is also how long a revoked key may go on working here.
+	KeyCacheTTL time.Duration
+	// SettleTimeout bounds the settle or release after the response (default 10s).
+	SettleTimeout time.Duration
+	// Now is the clock (default time.Now).
+	Now func() time.Time
+}
+
+// Proxy is the metering reverse proxy. Create it with New.
+type Proxy struct {
+	opts Options
+	rp   *httputil.ReverseProxy
+	keys *keyCache
+	log  *zap.Logger
+}
+
+const (
+	defaultTimeout       = 10 * time.Minute
+	defaultMaxBodyBytes  = 16 << 20
+	defaultSettleTimeout = 10 * time.Second
+)
+
+// New checks o and returns a Proxy.
+func New(o Options) (*Proxy, error) {
+	var problems []string
+	if o.Upstream == nil || (o.Upstream.Scheme != "http" && o.Upstream.Scheme != "https") || o.Upstream.Host == "" {
+		problems = append(problems, "Upstream must be an absolute http(s) URL")
+	}
+	if o.Ledger == nil {
+		problems = append(problems, "Ledger is required")
+	}
+	if o.Keys == nil {
+		problems = append(problems, "Keys is required")
+	}
+	if o.Settings == nil {
+		problems = append(problems, "Settings is required")
+	}
+	if len(problems) > 0 {
+		return nil, fmt.Errorf("proxy: %s", strings.Join(problems, "; "))
+	}
+	if o.Timeout <= 0 {
+		o.Timeout = defaultTimeout
+	}
+	if o.MaxBodyBytes <= 0 {
+		o.MaxBodyBytes = defaultMaxBodyBytes
+	}
+	if o.SettleTimeout <= 0 {
+		o.SettleTimeout = defaultSettleTimeout
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Logger == nil {
+		o.Logger = zap.NewNop()
+	}
+	if o.Transport == nil {
+		o.Transport = NewTransport(o.Timeout)
+	}
+	p := &Proxy{opts: o, keys: newKeyCache(o.Keys, o.KeyCacheTTL, o.Now), log: o.Logger}
+	p.rp = &httputil.ReverseProxy{
+		Rewrite:        p.rewrite,
+		Transport:      o.Transport,
+		ModifyResponse: p.modifyResponse,
+		ErrorHandler:   p.upstreamError,
+		BufferPool:     bufferPool{},
+		ErrorLog:       zap.NewStdLog(o.Logger.Named("reverseproxy")),
+	}
+	return p, nil
+}
+
+// NewTransport returns the default upstream transport: HTTP/2 when offered, a
+// connection pool large enough for a proxy (the standard library keeps only 2 idle
+// connections per host), and a response-header timeout.
+func NewTransport(timeout time.Duration) *http.Transport {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.MaxIdleConns = 1024
+	t.MaxIdleConnsPerHost = 512
+	t.IdleConnTimeout = 90 * time.Second
+	t.ResponseHeaderTimeout = timeout
+	return t
+}
+
+func (p *Proxy) logger() *zap.Logger { return p.log }
+
+func zapErr(err error) zap.Field { return zap.Error(err) }
+
+// ServeHTTP routes an app's request.
+func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	path := r.URL.Path
+	if ep, ok := metering.EndpointForPath(path); ok && r.Method == http.MethodPost {
+		p.serveMetered(w, r, ep)
+		return
+	}
+	switch {
+	case path == "/v1/models" || strings.HasPrefix(path, "/v1/models/"):
+		if r.Method != http.MethodGet {
+			break
+		}
+		p.servePassThrough(w, r)
+		return
+	case path == "/v1/credits":
+		if r.Method != http.MethodGet {
+			break
+		}
+		p.serveCredits(w, r)
+		return
+	}
+	writeError(w, errNotFound(r.Method, path))
+}
+
+// servePassThrough forwards an unmetered request (the model list) for a valid key.
+func (p *Proxy) servePassThrough(w http.ResponseWriter, r *http.Request) {
+	if _, _, aerr := p.authenticate(r); aerr != nil {
+		writeError(w, aerr)
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), p.opts.Timeout)
+	defer cancel()
+	r = r.WithContext(ctx)
+	r.Body, r.ContentLength = http.NoBody, 0
+	p.rp.ServeHTTP(w, r)
+}
+
+// rewrite points the outgoing request at the upstream and replaces credentials.
+// httputil.ReverseProxy has already removed hop-by-hop headers and every
+// X-Forwarded-*/Forwarded header the client sent; none are added, so the upstream
+// learns nothing about the app's network.
+func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
+	in, out := pr.In, pr.Out
+	u := *p.opts.Upstream
+	rest := strings.TrimPrefix(in.URL.Path, "/v1")
+	u.Path = strings.TrimSuffix(u.Path, "/") + rest
+	u.RawPath = ""
+	u.RawQuery = in.URL.RawQuery
+	out.URL = &u
+	out.Host = ""
+	h := out.Header
+	if p.opts.UpstreamKey != "" {
+		h.Set("Authorization", "Bearer "+p.opts.UpstreamKey)
+	} else {
+		h.Del("Authorization")
+	}
+	// The app's OpenAI organization and project would name the app's own OpenAI
+	// account, not the operator's: never forward them. Other credentials-like
+	// headers go too.
+	for _, name := range dropRequestHeaders {
+		h.Del(name)
+	}
+}
+
+// dropRequestHeaders never reach the upstream.
+var dropRequestHeaders = []string{
+	"OpenAI-Organization", "OpenAI-Project", "Api-Key", "Cookie", "Proxy-Authorization",
+	// The transport then asks for gzip itself and decompresses, so the meter reads
+	// plain JSON and SSE.
+	"Accept-Encoding",
+}
+
+// dropResponseHeaders never reach the app: they describe the operator's upstream account.
+var dropResponseHeaders = []string{"Openai-Organization", "Openai-Project", "Set-Cookie"}
+
+// upstreamError answers a failed upstream exchange: 504 on timeout, 502 otherwise,
+// nothing when the app has gone away. The hold is released afterwards (finish).
+func (p *Proxy) upstreamError(w http.ResponseWriter, r *http.Request, err error) {
+	x := exchangeFrom(r.Context())
+	if x != nil {
+		x.upstreamErr = err
+	}
+	var ne net.Error
+	switch {
+	case errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout()):
+		writeError(w, errUpstreamTimeout())
+	case errors.Is(err, context.Canceled):
+		// The app disconnected; there is nobody to answer.
+	default:
+		writeError(w, errUpstreamUnreachable())
+	}
+}
+
+// bufferPool recycles ReverseProxy's copy buffers.
+type bufferPool struct{}
+
+var copyBuffers = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
+
+func (bufferPool) Get() []byte  { return *(copyBuffers.Get().(*[]byte)) }
+func (bufferPool) Put(b []byte) { copyBuffers.Put(&b) }
