@@ -1,6 +1,14 @@
 // Package metering turns OpenAI-compatible requests and responses into priced token
-// counts: it parses request bodies per endpoint, counts tokens locally with tiktoken
-// encodings (the estimate before a request is forwarded, and the fallback when the
-// upstream reports no usage), reads the upstream's usage from plain and streamed
-// (SSE) responses, and prices tokens by class in micro-USD.
+// counts. ParseRequest validates a request body of one of the metered endpoints (chat
+// completions, completions, embeddings, responses) with a small JSON scanner that
+// bounds its work and records where each field's bytes are, so that InputTokens can
+// count the input locally with tiktoken encodings (TokenizerFor, EncodingForModel) and
+// Rewrite can clamp the output cap and ask for stream usage while leaving every other
+// byte alone. A ResponseMeter reads the upstream's usage object — authoritative when
+// present, including cached and reasoning tokens — from a plain body or from the
+// events of an SSE stream, which NewStreamFilter frames and forwards event by event,
+// hiding the usage chunk from clients that did not ask for it; it also counts the
+// output text it sees, the fallback when usage is missing and a cross-check
+// (DriftExceeds) when it is not. Price and Pricing price Tokens per class in integer
+// micro-USD, rounding up once per request.
 package metering

@@ -2,6 +2,7 @@ package metering
 
 import (
 	"fmt"
+	"math"
 	"math/bits"
 	"regexp"
 	"sort"
@@ -74,6 +75,7 @@ func (p Price) Cost(t Tokens) money.Micros {
 	audioOut := min(nonNeg(t.AudioOutput), out-reasoning)
 
 	var hi, lo uint64
+	overflow := false
 	add := func(n int64, price money.Micros) {
 		if n <= 0 || price <= 0 {
 			return
@@ -81,7 +83,8 @@ func (p Price) Cost(t Tokens) money.Micros {
 		h, l := bits.Mul64(uint64(n), uint64(price))
 		var c uint64
 		lo, c = bits.Add64(lo, l, 0)
-		hi += h + c
+		hi, c = bits.Add64(hi, h, c)
+		overflow = overflow || c != 0 // beyond 128 bits: saturate below, never wrap
 	}
 	add(in-cached-audioIn, p.Input)
 	add(cached, p.CachedInput)
@@ -92,7 +95,7 @@ func (p Price) Cost(t Tokens) money.Micros {
 
 	// ceil((hi:lo) / 1e6)
 	const perMillion = 1_000_000
-	if hi >= perMillion { // quotient would not fit in 64 bits
+	if overflow || hi >= perMillion { // quotient would not fit in 64 bits
 		return money.MaxAmount
 	}
 	q, r := bits.Div64(hi, lo, perMillion)
@@ -127,6 +130,9 @@ func (p Price) MaxOutputFor(input Tokens, choices int64, budget money.Micros) in
 		mid := lo + (hi-lo+1)/2
 		t := input
 		t.Output = mid * choices
+		if mid > math.MaxInt64/choices { // the product would wrap negative and look free
+			t.Output = math.MaxInt64
+		}
 		if p.costAtRate(t, outRate) <= budget {
 			lo = mid
 		} else {

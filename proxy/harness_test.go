@@ -33,9 +33,9 @@ var usd = money.MustParse
 func testPricing(t testing.TB) *metering.Pricing {
 	t.Helper()
 	models := map[string]metering.Price{
-		"gpt-4o-mini": {Input: usd("0.15"), CachedInput: usd("0.075"), AudioInput: usd("0.15"), Output: usd("0.60"), Reasoning: usd("0.60"), AudioOutput: usd("0.60"), MaxOutputTokens: 16384},
-		"gpt-4o":      {Input: usd("2.50"), CachedInput: usd("1.25"), AudioInput: usd("2.50"), Output: usd("10.00"), Reasoning: usd("10.00"), AudioOutput: usd("10.00"), MaxOutputTokens: 16384},
-		"dear":        {Input: usd("1000"), CachedInput: usd("500"), AudioInput: usd("1000"), Output: usd("2000"), Reasoning: usd("2000"), AudioOutput: usd("2000"), MaxOutputTokens: 4096, Encoding: metering.O200kBase},
+		"gpt-4o-mini":            {Input: usd("0.15"), CachedInput: usd("0.075"), AudioInput: usd("0.15"), Output: usd("0.60"), Reasoning: usd("0.60"), AudioOutput: usd("0.60"), MaxOutputTokens: 16384},
+		"gpt-4o":                 {Input: usd("2.50"), CachedInput: usd("1.25"), AudioInput: usd("2.50"), Output: usd("10.00"), Reasoning: usd("10.00"), AudioOutput: usd("10.00"), MaxOutputTokens: 16384},
+		"dear":                   {Input: usd("1000"), CachedInput: usd("500"), AudioInput: usd("1000"), Output: usd("2000"), Reasoning: usd("2000"), AudioOutput: usd("2000"), MaxOutputTokens: 4096, Encoding: metering.O200kBase},
 		"text-embedding-3-small": {Input: usd("0.02"), CachedInput: usd("0.02"), AudioInput: usd("0.02")},
 	}
 	p, err := metering.NewPricing(models, map[string]string{"mini": "gpt-4o-mini"}, nil)
