@@ -1,0 +1,302 @@
+// Package config loads, checks and watches creditgate's configuration.
+//
+// A configuration is a YAML file overlaid with environment variables named
+// CREDITGATE_<KEY>, the key's dots written as underscores (CREDITGATE_BILLING_GRACE,
+// CREDITGATE_ADMIN_TOKENS=a,b for lists). Loading is strict: an unknown key at any
+// depth is an error naming its full path, money is parsed exactly from the
+// literal text (never through a float), and a validation pass then reports every
+// problem at once, each with its key, so an operator fixes a file in one round.
+// Dangerous but legal settings are returned as warnings for the caller to log.
+// Watch reloads the file when it changes; ReloadDiff says which changes need a
+// restart. Configuration is parsed and checked once, at start-up or reload, and
+// handed to the rest of the program as typed values (billing.Policy,
+// metering.Pricing); nothing else reads the file or the environment.
+package config
+
+import (
+	"time"
+
+	"github.com/creditgate/creditgate/metering"
+	"github.com/creditgate/creditgate/money"
+)
+
+// Config is creditgate's whole configuration. Nested structs mirror the YAML; the
+// `yaml` tag of each field is its key. Build one with Load, LoadBytes or Default;
+// a Config built by hand should pass Validate before use.
+type Config struct {
+	// Listen is the data-plane (app-facing) address, host:port. Default ":8080".
+	Listen string `yaml:"listen"`
+	// Admin is the control plane.
+	Admin Admin `yaml:"admin"`
+	// Upstream is the OpenAI-compatible API requests are forwarded to.
+	Upstream Upstream `yaml:"upstream"`
+	// Redis is the ledger's store.
+	Redis Redis `yaml:"redis"`
+	// Billing holds the ledger's rules: credit lifetime, minimum purchase, grace, tiers.
+	Billing Billing `yaml:"billing"`
+	// Notify configures the notice webhook (low balance, exhausted, expiring credit).
+	Notify Notify `yaml:"notify"`
+	// Prices prices models per token class (YAML key "pricing"; the field has
+	// another name because Config.Pricing is the built table).
+	Prices Prices `yaml:"pricing"`
+	// Metering tunes token counting.
+	Metering Metering `yaml:"metering"`
+	// Logging configures the structured logger.
+	Logging Logging `yaml:"logging"`
+	// Limits bounds what clients may send.
+	Limits Limits `yaml:"limits"`
+	// Auth tunes app-key authentication.
+	Auth Auth `yaml:"auth"`
+
+	// pricing is built by Validate from Prices.
+	pricing *metering.Pricing
+	// strayEnv lists CREDITGATE_* variables that matched no key (names only).
+	strayEnv []string
+}
+
+// Admin configures the control-plane API.
+type Admin struct {
+	// Listen is the admin API's address. Default "127.0.0.1:8081": loopback only,
+	// because admin tokens can mint keys and credit accounts.
+	Listen string `yaml:"listen"`
+	// Tokens are the accepted admin bearer tokens, at least 16 characters each.
+	// Default ["change-me"], which is rejected on purpose: set CREDITGATE_ADMIN_TOKENS.
+	Tokens []string `yaml:"tokens"`
+}
+
+// Upstream is the API creditgate forwards to.
+type Upstream struct {
+	// BaseURL is what an OpenAI SDK would use as its base URL: a request for
+	// /v1/<rest> is forwarded to <BaseURL>/<rest>. Default "https://api.openai.com/v1".
+	BaseURL string `yaml:"base_url"`
+	// APIKey is sent upstream as the bearer token in place of the client's key.
+	// Default "" (no Authorization header). Prefer CREDITGATE_UPSTREAM_API_KEY.
+	APIKey string `yaml:"api_key"`
+	// Timeout bounds a whole upstream exchange, streaming included. Default 10m.
+	Timeout time.Duration `yaml:"timeout"`
+}
+
+// Redis locates the ledger store. Exactly one of URL and ClusterAddrs is used.
+type Redis struct {
+	// URL is a single Redis: redis://[user:pass@]host:port/db, rediss:// for TLS,
+	// unix:///path, or memory:// for an embedded in-process store that is not
+	// durable (for trying creditgate out). Default "redis://127.0.0.1:6379/0";
+	// cleared when ClusterAddrs is set and URL is not.
+	URL string `yaml:"url"`
+	// ClusterAddrs are Redis Cluster seed nodes (host:port), or sentinel addresses
+	// when SentinelMaster is set. Default none.
+	ClusterAddrs []string `yaml:"cluster_addrs"`
+	// KeyPrefix starts every key creditgate writes, so several deployments can
+	// share one Redis. It must not contain '{' or '}' (hash tags). Default "cg:".
+	KeyPrefix string `yaml:"key_prefix"`
+	// Username for cluster and sentinel connections (a URL carries its own). Default "".
+	Username string `yaml:"username"`
+	// Password for cluster and sentinel connections (a URL carries its own). Default "".
+	Password string `yaml:"password"`
+	// Timeout is the dial, read and write timeout, so a request fails fast (503)
+	// rather than hangs when Redis is gone. Default 2s.
+	Timeout time.Duration `yaml:"timeout"`
+	// SentinelMaster, when set, is the sentinel master name and ClusterAddrs are
+	// the sentinels. Default "" (no sentinel).
+	SentinelMaster string `yaml:"sentinel_master"`
+}
+
+// Billing holds the ledger's rules (see billing.Policy).
+type Billing struct {
+	// CreditTTL is a grant's lifetime from purchase; expired credit is forfeited.
+	// Default 8760h (one year); days such as "365d" are accepted.
+	CreditTTL time.Duration `yaml:"credit_ttl"`
+	// MinPurchase is the smallest top-up. Default "5.00".
+	MinPurchase money.Micros `yaml:"min_purchase"`
+	// Grace is how far past zero a request admitted while credit remained may take
+	// the balance. Default "0.50".
+	Grace money.Micros `yaml:"grace"`
+	// HoldTTL is how long a reservation lives if it is never settled; it should
+	// exceed Upstream.Timeout. Default 15m.
+	HoldTTL time.Duration `yaml:"hold_ttl"`
+	// ClampMaxTokens lets the proxy lower a request's output cap to what the
+	// account can pay for, which is what keeps the overdraft within Grace.
+	// Default true.
+	ClampMaxTokens bool `yaml:"clamp_max_tokens"`
+	// DefaultTier is the tier of accounts created without one; it must be a key
+	// of Tiers. Default "tier-1".
+	DefaultTier string `yaml:"default_tier"`
+	// Tiers are the trust tiers by name. Setting tiers in the file replaces the
+	// default table, which is {tier-1: {max_topup: "100.00", max_balance: "1000.00"}}.
+	Tiers map[string]Tier `yaml:"tiers"`
+	// AutoRecharge configures automatic top-ups.
+	AutoRecharge AutoRecharge `yaml:"auto_recharge"`
+}
+
+// Tier limits what an account of the tier may buy.
+type Tier struct {
+	// MaxTopUp is the largest single top-up; "0" or absent means no limit.
+	MaxTopUp money.Micros `yaml:"max_topup"`
+	// MaxBalance is the largest credit a top-up may lead to; "0" or absent means no limit.
+	MaxBalance money.Micros `yaml:"max_balance"`
+}
+
+// AutoRecharge configures automatic top-ups and their charger.
+type AutoRecharge struct {
+	// MinAmount is the smallest amount an account may auto-recharge.
+	// Default: Billing.MinPurchase.
+	MinAmount money.Micros `yaml:"min_amount"`
+	// Webhook is the charger: a 2xx answer means paid. Without a URL,
+	// auto-recharge is off.
+	Webhook Webhook `yaml:"webhook"`
+}
+
+// Webhook is an HTTP endpoint creditgate POSTs signed JSON to.
+type Webhook struct {
+	// URL is an absolute http(s) URL; "" disables the webhook. Default "".
+	URL string `yaml:"url"`
+	// Secret keys the X-Creditgate-Signature HMAC-SHA256; required when URL is set.
+	Secret string `yaml:"secret"`
+	// Timeout bounds one delivery. Default 10s.
+	Timeout time.Duration `yaml:"timeout"`
+}
+
+// Notify configures notices: balance.low, balance.exhausted, credits.expiring,
+// auto_recharge.failed.
+type Notify struct {
+	// Webhook receives the notices; no URL means no notices.
+	Webhook Webhook `yaml:"webhook"`
+	// LowBalance is the balance below which balance.low is sent. Default "1.00".
+	LowBalance money.Micros `yaml:"low_balance"`
+	// ExpiringWithin is how far ahead credits.expiring warns. Default 168h (a week).
+	ExpiringWithin time.Duration `yaml:"expiring_within"`
+}
+
+// Prices is the pricing section: models priced in USD per 1M tokens.
+type Prices struct {
+	// Models maps a model name to its price. Setting models in the file replaces
+	// the built-in table (DefaultPricingModels) entirely. Names are matched
+	// exactly (case and dots kept); a dated snapshot such as gpt-4o-2024-08-06
+	// falls back to its family's entry.
+	Models map[string]ModelPrice `yaml:"models"`
+	// Aliases maps a model name to a priced model it is billed as. Default none.
+	Aliases map[string]string `yaml:"aliases"`
+	// Default, when set, prices every model that has no entry; when absent such
+	// requests are rejected (400). Default absent.
+	Default *ModelPrice `yaml:"default"`
+}
+
+// ModelPrice is one model's price per token class, in USD per 1M tokens, written
+// as YAML numbers or strings ("0.15") and parsed exactly. Input is required; a
+// class left unset costs what its parent class costs (CachedInput and AudioInput
+// that of Input; Reasoning and AudioOutput that of Output). An embeddings model
+// sets only Input.
+type ModelPrice struct {
+	// Input prices input (prompt) tokens. Required.
+	Input *money.Micros `yaml:"input"`
+	// CachedInput prices input tokens served from the prompt cache. Default: Input.
+	CachedInput *money.Micros `yaml:"cached_input"`
+	// Output prices output (completion) tokens. Default: 0 (embeddings).
+	Output *money.Micros `yaml:"output"`
+	// Reasoning prices hidden reasoning tokens. Default: Output.
+	Reasoning *money.Micros `yaml:"reasoning"`
+	// AudioInput prices audio input tokens. Default: Input.
+	AudioInput *money.Micros `yaml:"audio_input"`
+	// AudioOutput prices audio output tokens. Default: Output.
+	AudioOutput *money.Micros `yaml:"audio_output"`
+	// MaxOutputTokens is the model's largest output, assumed by the estimate when a
+	// request sets no cap. 0 or absent: metering.DefaultMaxOutputTokens.
+	MaxOutputTokens int64 `yaml:"max_output_tokens"`
+	// Encoding is the tiktoken encoding for local counts: "o200k_base" or
+	// "cl100k_base"; absent: chosen from the model name.
+	Encoding string `yaml:"encoding"`
+}
+
+// Metering tunes token counting.
+type Metering struct {
+	// DriftTolerance is the relative difference between upstream-reported and
+	// locally counted tokens beyond which a drift is logged. Default 0.10.
+	DriftTolerance float64 `yaml:"drift_tolerance"`
+}
+
+// Logging configures the structured logger.
+type Logging struct {
+	// Level is debug, info, warn or error. Default info.
+	Level string `yaml:"level"`
+	// Format is json or console. Default json.
+	Format string `yaml:"format"`
+}
+
+// Limits bounds what clients may send.
+type Limits struct {
+	// MaxBodyBytes is the largest request body; larger ones get 413. An integer or
+	// a size such as "16MiB" (KiB/MiB/GiB are powers of 1024, KB/MB/GB of 1000).
+	// Default 16MiB.
+	MaxBodyBytes ByteSize `yaml:"max_body_bytes"`
+}
+
+// Auth tunes app-key authentication.
+type Auth struct {
+	// KeyCacheTTL is how long a looked-up app key is cached in process, which is
+	// also how long a revoked key may keep working. 0 disables the cache. Default 5s.
+	KeyCacheTTL time.Duration `yaml:"key_cache_ttl"`
+}
+
+// ByteSize is a number of bytes; in YAML an integer or a size such as "16MiB".
+type ByteSize int64
+
+// Common sizes.
+const (
+	KiB ByteSize = 1 << 10
+	MiB ByteSize = 1 << 20
+	GiB ByteSize = 1 << 30
+)
+
+// Default returns a Config holding every default, as if loaded from an empty
+// file with no environment. It does not validate: its admin token is the
+// placeholder "change-me", which Validate rejects.
+func Default() *Config {
+	return &Config{
+		Listen: ":8080",
+		Admin: Admin{
+			Listen: "127.0.0.1:8081",
+			Tokens: []string{exampleAdminToken},
+		},
+		Upstream: Upstream{
+			BaseURL: "https://api.openai.com/v1",
+			Timeout: 10 * time.Minute,
+		},
+		Redis: Redis{
+			URL:       "redis://127.0.0.1:6379/0",
+			KeyPrefix: "cg:",
+			Timeout:   2 * time.Second,
+		},
+		Billing: Billing{
+			CreditTTL:      8760 * time.Hour,
+			MinPurchase:    5 * money.Dollar,
+			Grace:          50 * money.Cent,
+			HoldTTL:        15 * time.Minute,
+			ClampMaxTokens: true,
+			DefaultTier:    "tier-1",
+			Tiers: map[string]Tier{
+				"tier-1": {MaxTopUp: 100 * money.Dollar, MaxBalance: 1000 * money.Dollar},
+			},
+			AutoRecharge: AutoRecharge{
+				MinAmount: 5 * money.Dollar,
+				Webhook:   Webhook{Timeout: 10 * time.Second},
+			},
+		},
+		Notify: Notify{
+			Webhook:        Webhook{Timeout: 10 * time.Second},
+			LowBalance:     1 * money.Dollar,
+			ExpiringWithin: 168 * time.Hour,
+		},
+		Prices: Prices{
+			Models:  defaultModels(),
+			Aliases: map[string]string{},
+		},
+		Metering: Metering{DriftTolerance: 0.10},
+		Logging:  Logging{Level: "info", Format: "json"},
+		Limits:   Limits{MaxBodyBytes: 16 * MiB},
+		Auth:     Auth{KeyCacheTTL: 5 * time.Second},
+	}
+}
+
+// exampleAdminToken is the placeholder token of the documented example; it is
+// public, so Validate refuses it.
+const exampleAdminToken = "change-me"
