@@ -1,0 +1,172 @@
+package metering
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"strings"
+	"testing"
+)
+
+// chatRequest1k is a realistic chat request of about 1,000 input tokens (o200k_base):
+// a system prompt and a few turns of conversation.
+func chatRequest1k() []byte {
+	para := "Creditgate meters every request against a prepaid balance. The proxy counts the " +
+		"prompt locally, reserves the worst case, forwards the call and settles what the upstream " +
+		"reports, so that an account can never overspend its credit by more than the grace amount. "
+	msgs := []map[string]string{{"role": "system", "content": "You are a concise assistant for a billing team. " + para}}
+	for i := range 9 {
+		role := "user"
+		if i%2 == 1 {
+			role = "assistant"
+		}
+		msgs = append(msgs, map[string]string{"role": role, "content": fmt.Sprintf("Turn %d: %s%s", i, para, para)})
+	}
+	body, _ := json.Marshal(map[string]any{"model": "gpt-4o-mini", "stream": true, "max_tokens": 512, "messages": msgs})
+	return body
+}
+
+func TestChatRequest1kSize(t *testing.T) {
+	r := mustParse(t, ChatCompletions, string(chatRequest1k()))
+	n := r.InputTokens(tokenizer(t, O200kBase)).Input
+	if n < 900 || n > 1100 {
+		t.Fatalf("benchmark request has %d tokens, want about 1,000", n)
+	}
+}
+
+// BenchmarkParseRequestInputTokens: the request path's metering work per request.
+func BenchmarkParseRequestInputTokens(b *testing.B) {
+	body := chatRequest1k()
+	tok := tokenizer(b, O200kBase)
+	b.SetBytes(int64(len(body)))
+	b.ReportAllocs()
+	for b.Loop() {
+		r, err := ParseRequest(ChatCompletions, body)
+		if err != nil {
+			b.Fatal(err)
+		}
+		r.InputTokens(tok)
+	}
+}
+
+// BenchmarkParseRequestInputTokensUncached: the same with every text counted anew
+// (a request whose texts the count cache has not seen).
+func BenchmarkParseRequestInputTokensUncached(b *testing.B) {
+	body := chatRequest1k()
+	tok := segmenter(b, O200kBase)
+	b.SetBytes(int64(len(body)))
+	b.ReportAllocs()
+	for b.Loop() {
+		r, err := ParseRequest(ChatCompletions, body)
+		if err != nil {
+			b.Fatal(err)
+		}
+		r.InputTokens(tok)
+	}
+}
+
+// BenchmarkParseRequest: parsing and validation alone.
+func BenchmarkParseRequest(b *testing.B) {
+	body := chatRequest1k()
+	b.SetBytes(int64(len(body)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := ParseRequest(ChatCompletions, body); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkRewrite(b *testing.B) {
+	body := chatRequest1k()
+	r, err := ParseRequest(ChatCompletions, body)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := r.Rewrite(body, 100, true); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// streamBody is a chat stream of n content chunks plus the usage chunk and [DONE].
+func streamBody(n int) []byte {
+	var sb strings.Builder
+	for i := range n {
+		fmt.Fprintf(&sb, `data: {"id":"chatcmpl-B","object":"chat.completion.chunk","created":1741570283,"model":"gpt-4o-mini-2024-07-18","system_fingerprint":"fp_06737a9306","choices":[{"index":0,"delta":{"content":" word%d"},"logprobs":null,"finish_reason":null}],"usage":null}`+"\n\n", i)
+	}
+	sb.WriteString(`data: {"id":"chatcmpl-B","object":"chat.completion.chunk","created":1741570283,"model":"gpt-4o-mini-2024-07-18","choices":[],"usage":{"prompt_tokens":1000,"completion_tokens":500,"total_tokens":1500,"prompt_tokens_details":{"cached_tokens":0,"audio_tokens":0},"completion_tokens_details":{"reasoning_tokens":0,"audio_tokens":0}}}` + "\n\n")
+	sb.WriteString("data: [DONE]\n\n")
+	return []byte(sb.String())
+}
+
+// BenchmarkStreamFilter: a 500-chunk stream read event by event, as the proxy does,
+// with the usage chunk hidden; the local output count (Result) included.
+func BenchmarkStreamFilter(b *testing.B) {
+	body := streamBody(500)
+	req := requestFor(b, ChatCompletions, false)
+	tok := tokenizer(b, O200kBase)
+	buf := make([]byte, 32<<10)
+	b.SetBytes(int64(len(body)))
+	b.ReportAllocs()
+	for b.Loop() {
+		m := NewResponseMeter(req, tok, Tokens{Input: 1000})
+		f := NewStreamFilter(io.NopCloser(bytes.NewReader(body)), m)
+		for {
+			if _, err := f.Read(buf); err != nil {
+				break
+			}
+		}
+		if res := m.Result(); !res.Done {
+			b.Fatal("stream not done")
+		}
+	}
+}
+
+// BenchmarkStreamFilterNoCount: the filter and chunk metering without the final count.
+func BenchmarkStreamFilterNoCount(b *testing.B) {
+	body := streamBody(500)
+	req := requestFor(b, ChatCompletions, false)
+	buf := make([]byte, 32<<10)
+	b.SetBytes(int64(len(body)))
+	b.ReportAllocs()
+	for b.Loop() {
+		m := NewResponseMeter(req, nil, Tokens{Input: 1000})
+		f := NewStreamFilter(io.NopCloser(bytes.NewReader(body)), m)
+		for {
+			if _, err := f.Read(buf); err != nil {
+				break
+			}
+		}
+	}
+}
+
+// BenchmarkCountAdversarial: 1 MiB inputs that stress pkoukk's regexp and merge.
+func BenchmarkCountAdversarial(b *testing.B) {
+	inputs := map[string]string{
+		"letters":  strings.Repeat("a", 1<<20),
+		"emoji":    strings.Repeat("😀", 1<<18),
+		"spaces":   strings.Repeat(" ", 1<<20),
+		"newlines": strings.Repeat("\n", 1<<20),
+		"digits":   strings.Repeat("7", 1<<20),
+		"cjk":      strings.Repeat("中文字符", 1<<16),
+		"punct":    strings.Repeat("-", 1<<20),
+		"mixed":    strings.Repeat("ab!", 1<<18),
+		"prose":    strings.Repeat("The quick brown fox jumps over the lazy dog. ", 1<<20/45),
+	}
+	for _, enc := range []string{O200kBase, CL100kBase} {
+		tok := segmenter(b, enc) // uncached: every iteration counts
+		for _, name := range []string{"letters", "emoji", "spaces", "newlines", "digits", "cjk", "punct", "mixed", "prose"} {
+			text := inputs[name]
+			b.Run(enc+"/"+name, func(b *testing.B) {
+				b.SetBytes(int64(len(text)))
+				for b.Loop() {
+					tok.Count(text)
+				}
+			})
+		}
+	}
+}

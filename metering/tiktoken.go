@@ -1,0 +1,176 @@
+package metering
+
+import (
+	"fmt"
+	"sync"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/pkoukk/tiktoken-go"
+	tiktoken_loader "github.com/pkoukk/tiktoken-go-loader"
+)
+
+// Tokenizer counts the tokens of text in one tiktoken encoding. Text is ordinary
+// text: special-token strings such as "<|endoftext|>" count as the plain text they
+// are, the way the API treats them in user content. Implementations are safe for
+// concurrent use.
+type Tokenizer interface {
+	Count(text string) int
+}
+
+// Encoding names.
+const (
+	O200kBase  = "o200k_base"
+	CL100kBase = "cl100k_base"
+)
+
+// encoder is the optional interface of a Tokenizer that knows its encoding; the
+// tool-definition overhead differs between encodings.
+type encoder interface{ Encoding() string }
+
+// tokenizerSlot loads one encoding at most once.
+type tokenizerSlot struct {
+	once sync.Once
+	tok  Tokenizer
+	err  error
+}
+
+var (
+	setLoader      sync.Once
+	tokenizerSlots = map[string]*tokenizerSlot{
+		O200kBase:   {},
+		CL100kBase:  {},
+		"p50k_base": {},
+		"r50k_base": {},
+	}
+)
+
+// TokenizerFor returns the tokenizer of a tiktoken encoding ("o200k_base",
+// "cl100k_base"; the legacy "p50k_base" and "r50k_base" work too). The vocabulary is
+// embedded in the binary (no network access) and loaded on first use, once per
+// encoding; loading o200k_base takes a few hundred milliseconds, so a server should
+// call TokenizerFor at startup. Counts of recently seen texts are cached (see
+// countCache), since conversations resend their history on every turn.
+func TokenizerFor(encoding string) (Tokenizer, error) {
+	slot, ok := tokenizerSlots[encoding]
+	if !ok {
+		return nil, fmt.Errorf("metering: unknown tiktoken encoding %q (want %q or %q)", encoding, O200kBase, CL100kBase)
+	}
+	slot.once.Do(func() {
+		setLoader.Do(func() { tiktoken.SetBpeLoader(tiktoken_loader.NewOfflineLoader()) })
+		enc, err := tiktoken.GetEncoding(encoding)
+		if err != nil {
+			slot.err = fmt.Errorf("metering: loading tiktoken encoding %q: %w", encoding, err)
+			return
+		}
+		slot.tok = newCountCache(&tiktokenCounter{name: encoding, enc: enc})
+	})
+	return slot.tok, slot.err
+}
+
+// tiktokenCounter adapts pkoukk/tiktoken-go. Its byte-pair merge is quadratic in
+// the length of a pre-tokenized piece and its regexp2 pre-tokenizer backtracks over
+// long runs of one character class, so Count feeds it bounded segments (see
+// nextSegment) to keep the cost linear in the text length.
+type tiktokenCounter struct {
+	name string
+	enc  *tiktoken.Tiktoken
+}
+
+func (t *tiktokenCounter) Encoding() string { return t.name }
+
+func (t *tiktokenCounter) Count(text string) int {
+	n := 0
+	for text != "" {
+		var seg string
+		seg, text = nextSegment(text)
+		n += len(t.enc.EncodeOrdinary(seg))
+	}
+	return n
+}
+
+// Segmentation limits. A cut before a space that follows a non-space character is
+// exact: no pre-tokenizer pattern of the tiktoken encodings (o200k, cl100k, p50k,
+// r50k) lets a piece run from a non-space character into a following space, and a
+// match starting at the space depends only on the text after it. Such cuts keep
+// segments near maxSegment bytes without changing the count. A run of one character
+// class longer than maxRun bytes (a word without spaces, one emoji repeated, a long
+// whitespace run) is cut inside the run; each such forced cut may change the count by
+// a few tokens (the merges across the cut are lost, typically +1), which bounds the
+// error to about 1 token per maxRun bytes of pathological text. A segment with no
+// exact cut point is also forced at maxSegment bytes.
+const (
+	maxSegment = 16 << 10
+	maxRun     = 256
+)
+
+// nextSegment splits text into a first segment, cut as described above, and the rest.
+func nextSegment(text string) (seg, rest string) {
+	if len(text) <= maxRun {
+		return text, ""
+	}
+	lastExact := -1 // index of the last exact cut point seen
+	runClass, runStart := -1, 0
+	prevSpace := true
+	for i := 0; i < len(text); {
+		r, size := rune(text[i]), 1
+		if r >= utf8.RuneSelf {
+			r, size = utf8.DecodeRuneInString(text[i:])
+		}
+		if r == ' ' && !prevSpace && i > 0 {
+			lastExact = i
+		}
+		c := charClass(r)
+		if i >= maxSegment {
+			if lastExact > 0 {
+				return text[:lastExact], text[lastExact:]
+			}
+			if runClass == classDigit && c == classDigit && i-runStart >= 3 {
+				// Digits pre-tokenize in threes from the start of their run: cutting
+				// at a multiple of three is exact.
+				cut := runStart + (i-runStart)/3*3
+				return text[:cut], text[cut:]
+			}
+			return text[:i], text[i:]
+		}
+		if c != runClass {
+			runClass, runStart = c, i
+		} else if i-runStart >= maxRun && c != classDigit { // digits pre-tokenize in threes: no long pieces
+			if lastExact > runStart {
+				// An exact cut inside the run (only whitespace runs have one) is as good.
+				return text[:lastExact], text[lastExact:]
+			}
+			return text[:i], text[i:]
+		}
+		prevSpace = c == classSpace
+		i += size
+	}
+	return text, ""
+}
+
+const (
+	classSpace = iota
+	classWord  // letters and marks: the letter patterns of o200k take both
+	classDigit // ASCII digits
+	classOther
+)
+
+func charClass(r rune) int {
+	switch {
+	case r < utf8.RuneSelf:
+		switch {
+		case r == ' ' || r == '\t' || r == '\n' || r == '\r' || r == '\v' || r == '\f':
+			return classSpace
+		case r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z':
+			return classWord
+		case r >= '0' && r <= '9':
+			return classDigit
+		}
+		return classOther
+	case unicode.IsSpace(r):
+		return classSpace
+	case unicode.IsLetter(r) || unicode.IsMark(r):
+		return classWord
+	}
+	return classOther // including non-ASCII digits, so the digit cut above stays byte-exact
+}
