@@ -1,0 +1,24 @@
+# Convenience targets; each is one documented command.
+.PHONY: run test test-ci fuzz build docker
+
+run:            ## the quickstart: embedded store, demo account, mock upstream
+	go run ./cmd/creditgate quickstart
+
+test:           ## the whole suite (real Redis when reachable)
+	go test -race ./...
+
+test-ci:        ## as CI does it
+	.ci/run
+
+FUZZTIME ?= 30s
+fuzz:           ## every fuzz target for FUZZTIME each
+	go test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./money
+	go test -run '^$$' -fuzz '^FuzzLoadBytes$$' -fuzztime $(FUZZTIME) ./config
+	go test -run '^$$' -fuzz '^FuzzParseRequest$$' -fuzztime $(FUZZTIME) ./metering
+	go test -run '^$$' -fuzz '^FuzzStreamFilter$$' -fuzztime $(FUZZTIME) ./metering
+
+build:
+	CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o bin/creditgate ./cmd/creditgate
+
+docker:
+	docker build -t creditgate .
