@@ -1,0 +1,118 @@
+package mockupstream
+
+import (
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// behavior combines, in rising precedence, the Server's fields, its Behavior hook and
+// the request's X-Mock-* headers.
+func (s *Server) behavior(r *http.Request, body []byte) (Behavior, error) {
+	b := Behavior{EventDelay: s.EventDelay, CachedTokens: s.CachedTokens, ReasoningTokens: s.ReasoningTokens}
+	if s.Behavior != nil {
+		b = b.overriddenBy(s.Behavior(r, body))
+	}
+	h := r.Header
+	if !hasMockHeader(h) {
+		return b, nil // the common case: skip building the parsers
+	}
+	var err error
+	for _, f := range []struct {
+		header string
+		parse  func(string) error
+	}{
+		{"X-Mock-Status", func(v string) (err error) { b.Status, err = parseStatus(v); return }},
+		{"X-Mock-Delay", func(v string) (err error) { b.Delay, err = parseDuration(v); return }},
+		{"X-Mock-Event-Delay", func(v string) (err error) { b.EventDelay, err = parseDuration(v); return }},
+		{"X-Mock-Drop-After", func(v string) (err error) { b.DropAfter, err = parseCount(v); return }},
+		{"X-Mock-Stall-After", func(v string) (err error) { b.StallAfter, err = parseCount(v); return }},
+		{"X-Mock-No-Usage", func(v string) (err error) { b.NoUsage, err = strconv.ParseBool(v); return }},
+		{"X-Mock-No-Done", func(v string) (err error) { b.NoDone, err = strconv.ParseBool(v); return }},
+		{"X-Mock-Cached-Tokens", func(v string) (err error) { b.CachedTokens, err = parseTokens(v); return }},
+		{"X-Mock-Reasoning-Tokens", func(v string) (err error) { b.ReasoningTokens, err = parseTokens(v); return }},
+	} {
+		v := h.Get(f.header)
+		if v == "" {
+			continue
+		}
+		if err = f.parse(v); err != nil {
+			return Behavior{}, fmt.Errorf("invalid %s header %q: %v", f.header, v, err)
+		}
+	}
+	return b, nil
+}
+
+func hasMockHeader(h http.Header) bool {
+	for k := range h {
+		if strings.HasPrefix(k, "X-Mock-") {
+			return true
+		}
+	}
+	return false
+}
+
+// overriddenBy returns b with the non-zero fields of o.
+func (b Behavior) overriddenBy(o Behavior) Behavior {
+	if o.Status != 0 {
+		b.Status = o.Status
+	}
+	if o.Delay != 0 {
+		b.Delay = o.Delay
+	}
+	if o.EventDelay != 0 {
+		b.EventDelay = o.EventDelay
+	}
+	if o.DropAfter != 0 {
+		b.DropAfter = o.DropAfter
+	}
+	if o.StallAfter != 0 {
+		b.StallAfter = o.StallAfter
+	}
+	b.NoUsage = b.NoUsage || o.NoUsage
+	b.NoDone = b.NoDone || o.NoDone
+	if o.CachedTokens != 0 {
+		b.CachedTokens = o.CachedTokens
+	}
+	if o.ReasoningTokens != 0 {
+		b.ReasoningTokens = o.ReasoningTokens
+	}
+	return b
+}
+
+func parseStatus(v string) (int, error) {
+	n, err := strconv.Atoi(v)
+	if err != nil {
+		return 0, err
+	}
+	if n < 400 || n > 599 {
+		return 0, fmt.Errorf("want an error status from 400 to 599")
+	}
+	return n, nil
+}
+
+func parseDuration(v string) (time.Duration, error) {
+	d, err := time.ParseDuration(v)
+	if err == nil && d < 0 {
+		return 0, fmt.Errorf("negative duration")
+	}
+	return d, err
+}
+
+func parseCount(v string) (int, error) {
+	n, err := strconv.Atoi(v)
+	if err == nil && n < 0 {
+		return 0, fmt.Errorf("negative count")
+	}
+	return n, err
+}
+
+func parseTokens(v string) (int64, error) {
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err == nil && n < 0 {
+		return 0, fmt.Errorf("negative token count")
+	}
+	return n, err
+}
