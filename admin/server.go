@@ -78,6 +78,8 @@ func (s *Server) Handler() http.Handler {
 	mux.Handle("POST /admin/v1/accounts/{id}/credits", handlerFunc(s.addCredits))
 	mux.Handle("PUT /admin/v1/accounts/{id}/auto-recharge", handlerFunc(s.setAutoRecharge))
 	mux.Handle("GET /admin/v1/accounts/{id}/ledger", handlerFunc(s.ledgerEvents))
+	s.registerReports(mux)
+	s.registerDashboard(mux)
 	mux.HandleFunc("GET /healthz", s.healthz)
 	mux.HandleFunc("GET /readyz", s.readyz)
 	if s.Metrics != nil {

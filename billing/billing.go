@@ -340,3 +340,12 @@ func ValidAccountID(id string) error {
 	}
 	return nil
 }
+
+// PendingSettlement is a settle, or a release, that could not reach the store. The
+// proxy spools it; a spool replays it later through Ledger.Settle or Ledger.Release,
+// which are idempotent by hold id, so replaying one twice is harmless.
+type PendingSettlement struct {
+	Release bool          // a release (Settle.Cost is then 0)
+	Settle  SettleRequest // Account, HoldID, Cost and Usage
+	At      time.Time     // when the proxy gave up on the store
+}

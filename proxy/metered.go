@@ -36,6 +36,8 @@ type exchange struct {
 	hideUsage bool  // the proxy asked for stream usage the app did not ask for
 
 	// Filled while forwarding.
+	forwardAt      time.Time
+	responseAt     time.Time
 	gotResponse    bool
 	upstreamStatus int
 	upstreamErr    error
@@ -64,8 +66,11 @@ func (p *Proxy) serveMetered(w http.ResponseWriter, r *http.Request, ep metering
 			writeQuotaExceeded(w, reason)
 		}
 		p.logRejected(x, status, reason, aerr)
+		p.opts.Observer.RequestDone(Report{Endpoint: x.path, Model: x.model, Stream: x.req != nil && x.req.Stream,
+			Status: status, Reason: reason, Latency: p.opts.Now().Sub(x.start)})
 		return
 	}
+	p.opts.Observer.HoldOpened()
 
 	x.rec = &recorder{ResponseWriter: w}
 	ctx, cancel := context.WithTimeout(r.Context(), p.opts.Timeout)
@@ -77,10 +82,12 @@ func (p *Proxy) serveMetered(w http.ResponseWriter, r *http.Request, ep metering
 		// server see the panic and drop the connection.
 		v := recover()
 		p.finish(r.Context(), x)
+		p.opts.Observer.HoldClosed()
 		if v != nil {
 			panic(v)
 		}
 	}()
+	x.forwardAt = p.opts.Now()
 	p.rp.ServeHTTP(x.rec, r)
 }
 
@@ -212,6 +219,7 @@ func (p *Proxy) modifyResponse(res *http.Response) error {
 		return nil
 	}
 	x.gotResponse = true
+	x.responseAt = p.opts.Now()
 	x.upstreamStatus = res.StatusCode
 	if res.StatusCode < 200 || res.StatusCode > 299 {
 		return nil
@@ -247,7 +255,7 @@ func (p *Proxy) finish(ctx context.Context, x *exchange) {
 			note = "client disconnected before the upstream answered"
 		}
 		st := p.release(ctx, x, note)
-		p.logExchange(x, metering.Result{}, 0, st)
+		p.done(x, metering.Result{}, 0, st)
 		return
 	}
 	if x.plain != nil {
@@ -261,7 +269,7 @@ func (p *Proxy) finish(ctx context.Context, x *exchange) {
 	if !result.Done {
 		note = "response incomplete"
 	}
-	st, err := p.opts.Ledger.Settle(sctx, billing.SettleRequest{
+	req := billing.SettleRequest{
 		Account: x.key.Account, HoldID: x.id, Cost: cost,
 		Usage: billing.Usage{
 			RequestID: x.id, KeyID: x.key.ID, Model: x.model, Endpoint: x.path,
@@ -269,37 +277,86 @@ func (p *Proxy) finish(ctx context.Context, x *exchange) {
 			CachedTokens: result.Tokens.CachedInput, ReasoningTokens: result.Tokens.Reasoning,
 			TokenSource: result.Source, Note: note,
 		},
-	})
-	if err != nil {
-		// Nothing more can be done here: the hold expires after hold_ttl. The line
-		// below has everything an operator needs to book it by hand.
-		p.log.Error("settle failed: usage not booked", zap.String("request_id", x.id), zap.String("account", x.key.Account),
+	}
+	st, err := p.opts.Ledger.Settle(sctx, req)
+	switch {
+	case err == nil:
+		if p.opts.OnSettled != nil {
+			p.opts.OnSettled(x.key.Account, st)
+		}
+	case errors.Is(err, billing.ErrUnavailable):
+		p.spool(x, billing.PendingSettlement{Settle: req}, err)
+	default:
+		p.log.Error("settle refused: usage not booked", zap.String("request_id", x.id), zap.String("account", x.key.Account),
 			zap.Stringer("cost", cost), zapErr(err))
 	}
-	p.logExchange(x, result, cost, st)
+	p.done(x, result, cost, st)
+}
+
+// spool hands a settlement or release the store refused to the spool. Without a
+// spool, or if saving fails, the usage is lost: the hold expires after hold_ttl and
+// the error line carries what an operator needs to book it by hand.
+func (p *Proxy) spool(x *exchange, ps billing.PendingSettlement, cause error) {
+	ps.At = p.opts.Now()
+	fields := []zap.Field{zap.String("request_id", x.id), zap.String("account", x.key.Account),
+		zap.Bool("release", ps.Release), zap.Stringer("cost", ps.Settle.Cost), zap.NamedError("store_error", cause)}
+	if p.opts.Spool == nil {
+		p.log.Error("settlement failed and there is no spool: not booked", fields...)
+		return
+	}
+	if err := p.opts.Spool.Save(ps); err != nil {
+		p.log.Error("settlement failed and could not be spooled: not booked", append(fields, zapErr(err))...)
+		return
+	}
+	p.log.Warn("settlement spooled: the store refused it; it will be replayed", fields...)
+}
+
+// done reports a finished exchange to the observer and the log.
+func (p *Proxy) done(x *exchange, res metering.Result, cost money.Micros, st billing.Settlement) {
+	drift := res.Source == billing.TokenSourceUpstream && metering.DriftExceeds(res.Tokens, res.Local, x.settings.DriftTolerance)
+	rep := Report{
+		Endpoint: x.path, Model: x.model, Stream: x.req.Stream, Status: x.status(), Tokens: res.Tokens, TokenSource: res.Source,
+		Local: res.Local, Drift: drift, Cost: cost, Clamped: x.clampedTo > 0, Forwarded: true,
+		UpstreamStatus: x.upstreamStatus, Latency: p.opts.Now().Sub(x.start),
+	}
+	if !x.responseAt.IsZero() {
+		rep.UpstreamTime = x.responseAt.Sub(x.forwardAt)
+	}
+	if !x.rec.firstWrite.IsZero() {
+		rep.TTFT = x.rec.firstWrite.Sub(x.start)
+	}
+	p.opts.Observer.RequestDone(rep)
+	p.logExchange(x, rep, st)
+}
+
+// status is what the app was answered; 499 when it left before any answer.
+func (x *exchange) status() int {
+	if x.rec.status == 0 {
+		return 499
+	}
+	return x.rec.status
 }
 
 // release frees x's hold, with a bounded, non-cancellable context.
 func (p *Proxy) release(ctx context.Context, x *exchange, note string) billing.Settlement {
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), p.opts.SettleTimeout)
 	defer cancel()
-	st, err := p.opts.Ledger.Release(sctx, x.key.Account, x.id, billing.Usage{RequestID: x.id, KeyID: x.key.ID, Model: x.model, Endpoint: x.path, Note: note})
-	if err != nil {
-		p.log.Error("release failed: the hold expires after hold_ttl", zap.String("request_id", x.id), zap.String("account", x.key.Account), zapErr(err))
+	u := billing.Usage{RequestID: x.id, KeyID: x.key.ID, Model: x.model, Endpoint: x.path, Note: note}
+	st, err := p.opts.Ledger.Release(sctx, x.key.Account, x.id, u)
+	switch {
+	case errors.Is(err, billing.ErrUnavailable):
+		p.spool(x, billing.PendingSettlement{Release: true, Settle: billing.SettleRequest{Account: x.key.Account, HoldID: x.id, Usage: u}}, err)
+	case err != nil:
+		p.log.Error("release refused: the hold expires after hold_ttl", zap.String("request_id", x.id), zap.String("account", x.key.Account), zapErr(err))
 	}
 	return st
 }
 
 // logExchange writes the request's one log line. It never includes keys, prompts
 // or completions.
-func (p *Proxy) logExchange(x *exchange, res metering.Result, cost money.Micros, st billing.Settlement) {
-	status := x.rec.status
-	if status == 0 {
-		status = 499 // the app left before any answer
-	}
+func (p *Proxy) logExchange(x *exchange, res Report, st billing.Settlement) {
 	level := zapcore.InfoLevel
-	drift := res.Source == billing.TokenSourceUpstream && metering.DriftExceeds(res.Tokens, res.Local, x.settings.DriftTolerance)
-	if drift {
+	if res.Drift {
 		level = zapcore.WarnLevel
 	}
 	ce := p.log.Check(level, "request")
@@ -314,7 +371,7 @@ func (p *Proxy) logExchange(x *exchange, res metering.Result, cost money.Micros,
 		zap.String("model", x.model),
 		zap.String("requested_model", x.req.Model),
 		zap.Bool("stream", x.req.Stream),
-		zap.Int("status", status),
+		zap.Int("status", res.Status),
 		zap.Int("upstream_status", x.upstreamStatus),
 		zap.Int64("prompt_tokens", res.Tokens.Input),
 		zap.Int64("cached_tokens", res.Tokens.CachedInput),
@@ -322,22 +379,25 @@ func (p *Proxy) logExchange(x *exchange, res metering.Result, cost money.Micros,
 		zap.Int64("reasoning_tokens", res.Tokens.Reasoning),
 		zap.Int64("audio_prompt_tokens", res.Tokens.AudioInput),
 		zap.Int64("audio_completion_tokens", res.Tokens.AudioOutput),
-		zap.String("token_source", res.Source),
+		zap.String("token_source", res.TokenSource),
 		zap.Int64("local_prompt_tokens", res.Local.Input),
 		zap.Int64("local_completion_tokens", res.Local.Output),
 		zap.Stringer("estimate", x.estimate),
 		zap.Stringer("held", x.held),
-		zap.Stringer("cost", cost),
+		zap.Stringer("cost", res.Cost),
 		zap.Stringer("balance_after", st.BalanceAfter),
-		zap.Duration("latency", p.opts.Now().Sub(x.start)),
+		zap.Duration("latency", res.Latency),
 	}
-	if !x.rec.firstWrite.IsZero() {
-		fields = append(fields, zap.Duration("ttft", x.rec.firstWrite.Sub(x.start)))
+	if res.TTFT > 0 {
+		fields = append(fields, zap.Duration("ttft", res.TTFT))
+	}
+	if res.UpstreamTime > 0 {
+		fields = append(fields, zap.Duration("upstream_latency", res.UpstreamTime))
 	}
 	if x.clampedTo > 0 {
 		fields = append(fields, zap.Int64("clamped_max_tokens", x.clampedTo))
 	}
-	if drift {
+	if res.Drift {
 		fields = append(fields, zap.Bool("token_drift", true))
 	}
 	if x.upstreamErr != nil {

@@ -68,6 +68,14 @@ type Options struct {
 	SettleTimeout time.Duration
 	// Now is the clock (default time.Now).
 	Now func() time.Time
+	// Observer is told about every request (metrics); nil: none.
+	Observer Observer
+	// Spool takes settlements and releases the store refused; nil: they are logged
+	// and lost (the hold then expires after hold_ttl).
+	Spool Spool
+	// OnSettled is called after each successful settlement, off the response path's
+	// critical section; it must not block (auto-recharge and notices hook in here).
+	OnSettled func(account string, s billing.Settlement)
 }
 
 // Proxy is the metering reverse proxy. Create it with New.
@@ -120,6 +128,9 @@ func New(o Options) (*Proxy, error) {
 	if o.Transport == nil {
 		o.Transport = NewTransport(o.Timeout)
 	}
+	if o.Observer == nil {
+		o.Observer = nopObserver{}
+	}
 	p := &Proxy{opts: o, keys: newKeyCache(o.Keys, o.KeyCacheTTL, o.Now), log: o.Logger}
 	p.rp = &httputil.ReverseProxy{
 		Rewrite:        p.rewrite,
@@ -167,6 +178,12 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			break
 		}
 		p.serveCredits(w, r)
+		return
+	case compatPaths[path]:
+		if r.Method != http.MethodGet {
+			break
+		}
+		p.serveBillingCompat(w, r)
 		return
 	}
 	writeError(w, errNotFound(r.Method, path))
