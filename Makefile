@@ -1,8 +1,14 @@
 # Convenience targets; each is one documented command.
-.PHONY: run test test-ci fuzz build docker
+.PHONY: run demo test test-ci bench fuzz build docker
 
 run:            ## the quickstart: embedded store, demo account, mock upstream
 	go run ./cmd/creditgate quickstart
+
+demo:           ## drive a running quickstart until the 429, then print the ledger
+	go run ./cmd/creditgate demo
+
+bench:          ## the load harness: mock, bare reverse proxy and creditgate side by side → BENCHMARKS.md
+	go run ./bench -out BENCHMARKS.md
 
 test:           ## the whole suite (real Redis when reachable)
 	go test -race ./...
