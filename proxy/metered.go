@@ -100,7 +100,7 @@ func (p *Proxy) admit(w http.ResponseWriter, r *http.Request, x *exchange) (*api
 	}
 	x.key = key
 
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, p.opts.MaxBodyBytes))
+	body, err := readBody(w, r, p.opts.MaxBodyBytes)
 	if err != nil {
 		var tooLarge *http.MaxBytesError
 		if errors.As(err, &tooLarge) {
@@ -197,6 +197,29 @@ func (p *Proxy) admit(w http.ResponseWriter, r *http.Request, x *exchange) (*api
 }
 
 func mustBearer(r *http.Request) string { t, _ := bearer(r); return t }
+
+// readBody reads the request body up to limit bytes (a larger body is an
+// *http.MaxBytesError), in one allocation when the client sent a Content-Length.
+func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, error) {
+	if r.ContentLength > limit {
+		return nil, &http.MaxBytesError{Limit: limit}
+	}
+	rd := http.MaxBytesReader(w, r.Body, limit)
+	if r.ContentLength <= 0 {
+		return io.ReadAll(rd)
+	}
+	buf := make([]byte, r.ContentLength+1) // +1 to see EOF without growing
+	n, err := io.ReadFull(rd, buf)
+	switch {
+	case err == io.ErrUnexpectedEOF || err == io.EOF:
+		return buf[:n], nil // shorter than announced: the server reports a truncated body itself
+	case err != nil:
+		return nil, err
+	}
+	// Longer than announced: read the rest through the limit.
+	rest, err := io.ReadAll(rd)
+	return append(buf[:n], rest...), err
+}
 
 // worstCaseCost prices input plus n output tokens, every output token at the
 // dearest output class (reasoning or audio may cost more than text).

@@ -167,7 +167,7 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	switch {
-	case path == "/v1/models" || strings.HasPrefix(path, "/v1/models/"):
+	case path == "/v1/models" || isModelPath(path):
 		if r.Method != http.MethodGet {
 			break
 		}
@@ -187,6 +187,13 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeError(w, errNotFound(r.Method, path))
+}
+
+// isModelPath matches /v1/models/{id} for one plain path segment: nothing that a
+// path-normalising upstream could resolve to another endpoint ("..", "/", "\\").
+func isModelPath(path string) bool {
+	id, ok := strings.CutPrefix(path, "/v1/models/")
+	return ok && id != "" && id != "." && id != ".." && !strings.ContainsAny(id, "/\\")
 }
 
 // servePassThrough forwards an unmetered request (the model list) for a valid key.
