@@ -32,6 +32,7 @@ func newRootCommand() *cobra.Command {
 	}
 	root.AddCommand(serveCommand(), quickstartCommand(), checkConfigCommand(), mockUpstreamCommand(), versionCommand())
 	addClientCommands(root)
+	addDemoCommand(root)
 	return root
 }
 

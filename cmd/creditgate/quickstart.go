@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"go.uber.org/zap"
 
 	"github.com/creditgate/creditgate/billing"
 	"github.com/creditgate/creditgate/config"
@@ -84,10 +85,24 @@ It prints what to paste into curl, the OpenAI SDKs and the CLI.`,
 			if err != nil {
 				return fmt.Errorf("configuration: %w", err)
 			}
+			// The quickstart's address and token, for `creditgate demo`; removed on exit.
+			var forgetQuickstart func()
+			defer func() {
+				if forgetQuickstart != nil {
+					forgetQuickstart()
+				}
+			}()
 			return run(cmd.Context(), cfg, app.Options{}, func(a *app.App) error {
 				key, err := seedDemo(cmd.Context(), a, cfg, amount)
 				if err != nil {
 					return err
+				}
+				forgetQuickstart, err = writeQuickstartInfo(quickstartInfo{
+					AdminURL: "http://" + hostPort(a.AdminAddr()), AdminToken: adminToken,
+					DataURL: "http://" + hostPort(a.DataAddr()), MockUpstream: upstreamKey == "", PID: os.Getpid(),
+				})
+				if err != nil {
+					a.Logger().Warn("could not save the quickstart's address for `creditgate demo`; pass it --admin-url and --admin-token", zap.Error(err))
 				}
 				return printBanner(cmd.OutOrStdout(), banner{
 					DataURL:  "http://" + hostPort(a.DataAddr()),
@@ -164,7 +179,12 @@ Point any OpenAI client at it:
 
   curl {{.DataURL}}/v1/credits -H "Authorization: Bearer {{.Key}}"
 
-Operate it (admin API at {{.AdminURL}}):
+Watch the spend on the dashboard (sign in with the admin token below):
+  {{.AdminURL}}/dashboard/
+and spend the demo account's credit from another terminal, until the 429:
+  make demo        # or: go run ./cmd/creditgate demo
+
+Operate it (admin API at {{.AdminURL}}, metrics at {{.AdminURL}}/metrics):
   export CREDITGATE_ADMIN_URL={{.AdminURL}}
   export CREDITGATE_ADMIN_TOKEN={{.AdminToken}}
   go run ./cmd/creditgate accounts get demo
