@@ -14,6 +14,8 @@
 package config
 
 import (
+	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/creditgate/creditgate/metering"
@@ -26,12 +28,20 @@ import (
 type Config struct {
 	// Listen is the data-plane (app-facing) address, host:port. Default ":8080".
 	Listen string `yaml:"listen"`
+	// TLS, when it names a certificate, serves the data plane over HTTPS.
+	TLS TLS `yaml:"tls"`
+	// ShutdownTimeout is how long a stopping creditgate lets in-flight requests and
+	// streams finish; streams still running then are cut, and every request is
+	// settled (or spooled) before the process exits. Default 30s.
+	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
 	// Admin is the control plane.
 	Admin Admin `yaml:"admin"`
 	// Upstream is the OpenAI-compatible API requests are forwarded to.
 	Upstream Upstream `yaml:"upstream"`
 	// Redis is the ledger's store.
 	Redis Redis `yaml:"redis"`
+	// Spool keeps settlements Redis could not take, on local disk, until it can.
+	Spool Spool `yaml:"spool"`
 	// Billing holds the ledger's rules: credit lifetime, minimum purchase, grace, tiers.
 	Billing Billing `yaml:"billing"`
 	// Notify configures the notice webhook (low balance, exhausted, expiring credit).
@@ -62,7 +72,26 @@ type Admin struct {
 	// Tokens are the accepted admin bearer tokens, at least 16 characters each.
 	// Default ["change-me"], which is rejected on purpose: set CREDITGATE_ADMIN_TOKENS.
 	Tokens []string `yaml:"tokens"`
+	// TLS, when it names a certificate, serves the admin API over HTTPS, and with
+	// a client CA, only to clients holding a certificate it signed.
+	TLS TLS `yaml:"tls"`
 }
+
+// TLS configures HTTPS on a listener. Both files or neither: with neither the
+// listener speaks plain HTTP. TLS 1.2 is the oldest version accepted.
+type TLS struct {
+	// CertFile is a PEM certificate chain, leaf first. Default "" (plain HTTP).
+	CertFile string `yaml:"cert_file"`
+	// KeyFile is the PEM private key of the certificate. Default "".
+	KeyFile string `yaml:"key_file"`
+	// ClientCAFile, when set, is a PEM bundle of CAs; clients must then present a
+	// certificate signed by one of them (mutual TLS). Default "" (no client
+	// certificate asked for).
+	ClientCAFile string `yaml:"client_ca_file"`
+}
+
+// Enabled reports whether the listener serves HTTPS.
+func (t TLS) Enabled() bool { return t.CertFile != "" || t.KeyFile != "" }
 
 // Upstream is the API creditgate forwards to.
 type Upstream struct {
@@ -99,6 +128,32 @@ type Redis struct {
 	// SentinelMaster, when set, is the sentinel master name and ClusterAddrs are
 	// the sentinels. Default "" (no sentinel).
 	SentinelMaster string `yaml:"sentinel_master"`
+	// MaxRetries is how many times a command is resent after a network error or a
+	// timeout (every ledger script is idempotent, so a resent one is never applied
+	// twice); 0 never resends. Default 2.
+	MaxRetries int64 `yaml:"max_retries"`
+	// OperationTimeout bounds one Redis command from its first try to its last
+	// retry, so a request that cannot reach Redis is answered 503 after at most
+	// this long (twice this when its key is not cached yet). At least Timeout.
+	// Default 5s.
+	OperationTimeout time.Duration `yaml:"operation_timeout"`
+}
+
+// Spool is the durable local spool of settlements: when Redis fails after the
+// upstream has answered, the request's charge (or the release of its hold) is
+// appended to a file and fsync'd, then replayed, idempotently, once Redis
+// answers again, and first of all at the next start-up.
+type Spool struct {
+	// Dir is the spool's directory, created if missing; one creditgate process at a
+	// time may use it. "" (the default) chooses $XDG_STATE_HOME/creditgate/spool,
+	// else $HOME/.local/state/creditgate/spool; "off" disables the spool (a
+	// settlement that fails is then only logged). Use persistent storage: a spool
+	// on a disk that is lost with the machine loses its settlements with it. No
+	// spool is kept for the embedded store (redis.url: memory://).
+	Dir string `yaml:"dir"`
+	// ReplayInterval is how often a non-empty spool is replayed while Redis is
+	// failing. Default 5s.
+	ReplayInterval time.Duration `yaml:"replay_interval"`
 }
 
 // Billing holds the ledger's rules (see billing.Policy).
@@ -228,6 +283,13 @@ type Limits struct {
 	// a size such as "16MiB" (KiB/MiB/GiB are powers of 1024, KB/MB/GB of 1000).
 	// Default 16MiB.
 	MaxBodyBytes ByteSize `yaml:"max_body_bytes"`
+	// MaxMessages is the most messages (chat), input items (responses), prompts
+	// (completions) or inputs (embeddings) one request may carry; more get 400.
+	// Default 10000.
+	MaxMessages int64 `yaml:"max_messages"`
+	// MaxMessageBytes is the largest one message or input item may be, as JSON;
+	// a larger one gets 400. Default 10MiB (OpenAI's own limit on a string).
+	MaxMessageBytes ByteSize `yaml:"max_message_bytes"`
 }
 
 // Auth tunes app-key authentication.
@@ -252,7 +314,8 @@ const (
 // placeholder "change-me", which Validate rejects.
 func Default() *Config {
 	return &Config{
-		Listen: ":8080",
+		Listen:          ":8080",
+		ShutdownTimeout: 30 * time.Second,
 		Admin: Admin{
 			Listen: "127.0.0.1:8081",
 			Tokens: []string{exampleAdminToken},
@@ -262,10 +325,13 @@ func Default() *Config {
 			Timeout: 10 * time.Minute,
 		},
 		Redis: Redis{
-			URL:       "redis://127.0.0.1:6379/0",
-			KeyPrefix: "cg:",
-			Timeout:   2 * time.Second,
+			URL:              "redis://127.0.0.1:6379/0",
+			KeyPrefix:        "cg:",
+			Timeout:          2 * time.Second,
+			MaxRetries:       2,
+			OperationTimeout: 5 * time.Second,
 		},
+		Spool: Spool{ReplayInterval: 5 * time.Second},
 		Billing: Billing{
 			CreditTTL:      8760 * time.Hour,
 			MinPurchase:    5 * money.Dollar,
@@ -292,7 +358,7 @@ func Default() *Config {
 		},
 		Metering: Metering{DriftTolerance: 0.10},
 		Logging:  Logging{Level: "info", Format: "json"},
-		Limits:   Limits{MaxBodyBytes: 16 * MiB},
+		Limits:   Limits{MaxBodyBytes: 16 * MiB, MaxMessages: 10000, MaxMessageBytes: 10 * MiB},
 		Auth:     Auth{KeyCacheTTL: 5 * time.Second},
 	}
 }
@@ -300,3 +366,32 @@ func Default() *Config {
 // exampleAdminToken is the placeholder token of the documented example; it is
 // public, so Validate refuses it.
 const exampleAdminToken = "change-me"
+
+// SpoolOff as spool.dir disables the spool.
+const SpoolOff = "off"
+
+// SpoolDir is the spool directory to use: spool.dir, or the default location
+// when it is "", or "" when there is to be no spool (spool.dir "off", or the
+// embedded store, which cannot fail independently of the process).
+func (c *Config) SpoolDir() string {
+	switch {
+	case c.Spool.Dir == SpoolOff || c.Redis.URL == memoryURL:
+		return ""
+	case c.Spool.Dir != "":
+		return c.Spool.Dir
+	}
+	return defaultSpoolDir()
+}
+
+// defaultSpoolDir follows the XDG base directory convention for state that must
+// survive restarts: $XDG_STATE_HOME, else ~/.local/state; the temporary directory
+// only when there is no home at all.
+func defaultSpoolDir() string {
+	if d := os.Getenv("XDG_STATE_HOME"); filepath.IsAbs(d) {
+		return filepath.Join(d, "creditgate", "spool")
+	}
+	if home, err := os.UserHomeDir(); err == nil && home != "" {
+		return filepath.Join(home, ".local", "state", "creditgate", "spool")
+	}
+	return filepath.Join(os.TempDir(), "creditgate-spool")
+}

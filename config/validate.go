@@ -1,12 +1,15 @@
 package config
 
 import (
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"math"
 	"net"
 	"net/netip"
 	"net/url"
+	"os"
 	"sort"
 	"strconv"
 	"strings"
@@ -80,6 +83,8 @@ func (c *Config) validate() Problems {
 	if err := checkListenAddr(c.Listen); err != nil {
 		add("listen", "%v", err)
 	}
+	checkTLS("tls", c.TLS, add)
+	positive("shutdown_timeout", c.ShutdownTimeout)
 
 	// admin
 	if err := checkListenAddr(c.Admin.Listen); err != nil {
@@ -87,6 +92,7 @@ func (c *Config) validate() Problems {
 	} else if c.Admin.Listen == c.Listen && !strings.HasSuffix(c.Listen, ":0") {
 		add("admin.listen", "same address as listen (%s); the admin API needs its own", c.Listen)
 	}
+	checkTLS("admin.tls", c.Admin.TLS, add)
 	if len(c.Admin.Tokens) == 0 {
 		add("admin.tokens", "no admin token: set CREDITGATE_ADMIN_TOKENS to one or more secret tokens (comma-separated, %d+ characters each)", minTokenLen)
 	}
@@ -132,6 +138,20 @@ func (c *Config) validate() Problems {
 		add("redis.key_prefix", "must not contain '{' or '}': creditgate adds its own hash tags, one per account")
 	}
 	positive("redis.timeout", c.Redis.Timeout)
+	if n := c.Redis.MaxRetries; n < 0 || n > maxRedisRetries {
+		add("redis.max_retries", "must be from 0 (never resend) to %d, got %d", maxRedisRetries, n)
+	}
+	if d := c.Redis.OperationTimeout; d <= 0 {
+		add("redis.operation_timeout", "must be a positive duration, got %s", d)
+	} else if d < c.Redis.Timeout {
+		add("redis.operation_timeout", "%s is shorter than redis.timeout (%s): one attempt alone may take redis.timeout", d, c.Redis.Timeout)
+	}
+
+	// spool
+	if strings.TrimSpace(c.Spool.Dir) != c.Spool.Dir {
+		add("spool.dir", "has leading or trailing spaces")
+	}
+	positive("spool.replay_interval", c.Spool.ReplayInterval)
 
 	// billing
 	b := c.Billing
@@ -224,6 +244,12 @@ func (c *Config) validate() Problems {
 	if c.Limits.MaxBodyBytes <= 0 {
 		add("limits.max_body_bytes", "must be positive, got %d", c.Limits.MaxBodyBytes)
 	}
+	if n := c.Limits.MaxMessages; n < 1 || n > maxMessagesLimit {
+		add("limits.max_messages", "must be from 1 to %d, got %d", maxMessagesLimit, n)
+	}
+	if c.Limits.MaxMessageBytes <= 0 {
+		add("limits.max_message_bytes", "must be positive, got %d", c.Limits.MaxMessageBytes)
+	}
 	if c.Auth.KeyCacheTTL < 0 {
 		add("auth.key_cache_ttl", "must be 0 (no cache) or positive, got %s", c.Auth.KeyCacheTTL)
 	}
@@ -232,6 +258,53 @@ func (c *Config) validate() Problems {
 
 // minTokenLen is the shortest admin token accepted.
 const minTokenLen = 16
+
+// maxRedisRetries bounds redis.max_retries: more retries only stretch an outage's
+// answer time, since redis.operation_timeout caps the whole command anyway.
+const maxRedisRetries = 10
+
+// maxMessagesLimit is the parser's own hard cap on messages and items.
+const maxMessagesLimit = 100_000
+
+// checkTLS checks a listener's certificate settings: both files or neither, and
+// that they load (a typo in a path is found by check-config, not at the first
+// handshake).
+func checkTLS(key string, t TLS, add func(string, string, ...any)) {
+	switch {
+	case !t.Enabled():
+		if t.ClientCAFile != "" {
+			add(key+".client_ca_file", "set, but %s.cert_file and %s.key_file are not: client certificates need TLS", key, key)
+		}
+		return
+	case t.CertFile == "":
+		add(key+".cert_file", "required when %s.key_file is set", key)
+		return
+	case t.KeyFile == "":
+		add(key+".key_file", "required when %s.cert_file is set", key)
+		return
+	}
+	if _, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile); err != nil {
+		add(key+".cert_file", "cannot load the certificate and key: %v", err)
+	}
+	if t.ClientCAFile != "" {
+		if _, err := LoadCertPool(t.ClientCAFile); err != nil {
+			add(key+".client_ca_file", "%v", err)
+		}
+	}
+}
+
+// LoadCertPool reads a PEM bundle of CA certificates.
+func LoadCertPool(path string) (*x509.CertPool, error) {
+	pem, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("%s holds no PEM certificate", path)
+	}
+	return pool, nil
+}
 
 func (c *Config) checkWebhook(key string, w Webhook, add func(string, string, ...any)) {
 	if w.URL != "" {
@@ -357,7 +430,14 @@ func (c *Config) Warnings() []string {
 		ws = append(ws, key+": "+fmt.Sprintf(format, args...))
 	}
 	if host, _, err := net.SplitHostPort(c.Admin.Listen); err == nil && !isLoopback(host) {
-		warn("admin.listen", "%q is reachable from other machines; admin tokens can mint keys and credit accounts, so keep it on 127.0.0.1 or behind a firewall", c.Admin.Listen)
+		msg := "%q is reachable from other machines; admin tokens can mint keys and credit accounts, so keep it on 127.0.0.1 or behind a firewall"
+		if !c.Admin.TLS.Enabled() {
+			msg += ", and set admin.tls: without it admin tokens cross the network in clear text"
+		}
+		warn("admin.listen", msg, c.Admin.Listen)
+	}
+	if c.Spool.Dir == SpoolOff && c.Redis.URL != memoryURL {
+		warn("spool.dir", "off: a request whose settlement fails while Redis is down is served but never charged")
 	}
 	if c.Redis.URL == memoryURL {
 		warn("redis.url", "memory:// keeps balances in this process only: NOT DURABLE, lost on restart and not shared between instances; for trying creditgate out only")

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
@@ -107,6 +108,10 @@ func (p *Proxy) admit(w http.ResponseWriter, r *http.Request, x *exchange) (*api
 			return errTooLarge(p.opts.MaxBodyBytes), ""
 		}
 		return &apiError{status: http.StatusBadRequest, typ: typeInvalidRequest, message: "Could not read the request body."}, ""
+	}
+	if !utf8.Valid(body) {
+		return &apiError{status: http.StatusBadRequest, typ: typeInvalidRequest,
+			message: "We could not parse the JSON body of your request: it is not valid UTF-8 (JSON text must be UTF-8 encoded)."}, ""
 	}
 	req, err := metering.ParseRequest(x.endpoint, body)
 	if err != nil {

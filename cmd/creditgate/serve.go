@@ -7,7 +7,6 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
-	"time"
 
 	"github.com/spf13/cobra"
 	"go.uber.org/zap"
@@ -15,9 +14,6 @@ import (
 	"github.com/creditgate/creditgate/config"
 	"github.com/creditgate/creditgate/internal/app"
 )
-
-// shutdownGrace is how long in-flight requests and streams get to finish on SIGTERM.
-const shutdownGrace = 30 * time.Second
 
 func serveCommand() *cobra.Command {
 	var path string
@@ -71,10 +67,10 @@ func run(ctx context.Context, cfg *config.Config, o app.Options, ready func(*app
 		return err
 	case <-ctx.Done():
 	}
-	a.Logger().Info("shutting down: finishing in-flight requests", zap.Duration("deadline", shutdownGrace))
-	sctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
-	defer cancel()
-	if err := a.Shutdown(sctx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
+	// Shutdown bounds itself: shutdown_timeout for in-flight requests and streams,
+	// then a short wait for their settlements and the spool flush.
+	a.Logger().Info("shutting down: finishing in-flight requests", zap.Duration("deadline", cfg.ShutdownTimeout))
+	if err := a.Shutdown(context.Background()); err != nil && !errors.Is(err, context.DeadlineExceeded) {
 		return err
 	}
 	return <-errc

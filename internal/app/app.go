@@ -1,21 +1,26 @@
 // Package app assembles a running creditgate from a validated configuration: the
-// Redis (or embedded) store, the metering proxy on the data-plane listener, the admin
-// API on the control-plane listener, configuration hot reload and graceful shutdown.
-// The command line (cmd/creditgate) only parses flags and calls it; tests start whole
+// Redis (or embedded) store with bounded timeouts, the settlement spool (replayed
+// before serving, then whenever Redis is back), the metering proxy on the
+// data-plane listener, the admin API on the control-plane listener (each
+// optionally over TLS), configuration hot reload and graceful shutdown. The
+// command line (cmd/creditgate) only parses flags and calls it; tests start whole
 // instances with it.
 package app
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/redis/go-redis/v9"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
@@ -23,8 +28,22 @@ import (
 	"github.com/creditgate/creditgate/billing"
 	"github.com/creditgate/creditgate/billing/redisstore"
 	"github.com/creditgate/creditgate/config"
+	"github.com/creditgate/creditgate/internal/spool"
 	"github.com/creditgate/creditgate/metering"
+	"github.com/creditgate/creditgate/metrics"
 	"github.com/creditgate/creditgate/proxy"
+)
+
+// holdRecordRetention is how long Redis remembers a settled or released hold
+// after its settlement: the window in which a resent or replayed settlement is
+// recognised by its hold id. The spool searches the ledger for older ones.
+const holdRecordRetention = time.Hour
+
+// After the graceful drain of a shutdown: how long requests cut short get to
+// settle, and how long the final replay of the spool may take.
+const (
+	settleGrace = 15 * time.Second
+	flushGrace  = 10 * time.Second
 )
 
 // Options adjust how an App runs.
@@ -33,6 +52,8 @@ type Options struct {
 	ConfigPath string
 	// Logger, when set, replaces the logger built from the configuration.
 	Logger *zap.Logger
+	// RedisHooks are added to the Redis client (metrics, test guards).
+	RedisHooks []redis.Hook
 }
 
 // App is a running creditgate. Create it with New, run it with Serve, stop it with
@@ -46,9 +67,20 @@ type App struct {
 	settings atomic.Pointer[proxy.Settings]
 	policy   atomic.Pointer[billing.Policy]
 
-	data, admin     *http.Server
-	dataLn, adminLn net.Listener
-	cancelWatch     context.CancelFunc
+	metrics     *metrics.Metrics
+	spool       *spool.Spool
+	stopReplay  context.CancelFunc
+	replayDone  chan struct{}
+	draining    atomic.Bool
+	inflight    tracker
+	shutdownMu  sync.Mutex
+	shutdownErr error
+	shutDown    bool
+
+	data, admin       *http.Server
+	dataLn, adminLn   net.Listener
+	dataTLS, adminTLS bool
+	cancelWatch       context.CancelFunc
 }
 
 // New connects the store, builds the servers and opens both listeners, so their
@@ -78,23 +110,58 @@ func New(ctx context.Context, cfg *config.Config, o Options) (*App, error) {
 		}
 	}
 
+	dataTLS, err := serverTLS(cfg.TLS)
+	if err != nil {
+		return nil, fmt.Errorf("tls: %w", err)
+	}
+	adminTLS, err := serverTLS(cfg.Admin.TLS)
+	if err != nil {
+		return nil, fmt.Errorf("admin.tls: %w", err)
+	}
+
+	a.metrics, err = metrics.New(metrics.Options{Pricing: func() *metering.Pricing {
+		if s := a.settings.Load(); s != nil {
+			return s.Pricing
+		}
+		return nil
+	}})
+	if err != nil {
+		return nil, err
+	}
+
+	redisLogger.Store(a.log.Named("redis"))
+	redisLoggerOnce.Do(func() { redis.SetLogger(redisLog{}) })
 	a.conn, err = redisstore.Connect(ctx, redisstore.ConnOptions{
 		URL: cfg.Redis.URL, ClusterAddrs: cfg.Redis.ClusterAddrs, SentinelMaster: cfg.Redis.SentinelMaster,
 		Username: cfg.Redis.Username, Password: cfg.Redis.Password, Timeout: cfg.Redis.Timeout,
+		MaxRetries: int(cfg.Redis.MaxRetries), OperationTimeout: cfg.Redis.OperationTimeout,
 	})
 	if err != nil {
 		return nil, err
 	}
+	a.conn.Client.AddHook(a.metrics.RedisHook())
+	for _, h := range o.RedisHooks {
+		a.conn.Client.AddHook(h)
+	}
 	if a.conn.Embedded {
 		a.log.Warn("EMBEDDED STORE (redis.url: memory://): balances and the ledger live in this process only and are LOST when it stops. Use a real Redis with AOF for anything but trying creditgate out.")
 	}
-	a.store, err = redisstore.New(a.conn.Client, redisstore.Options{Prefix: cfg.Redis.KeyPrefix})
+	a.store, err = redisstore.New(a.conn.Client, redisstore.Options{Prefix: cfg.Redis.KeyPrefix, HoldRecordRetention: holdRecordRetention})
 	if err != nil {
 		a.conn.Close()
 		return nil, err
 	}
+	if err := a.openSpool(ctx, cfg.SpoolDir()); err != nil {
+		a.conn.Close()
+		return nil, err
+	}
 	a.apply(cfg)
+	a.metrics.SetSpoolDepth(a.SpoolDepth)
 
+	var sp proxy.Spool
+	if a.spool != nil {
+		sp = a.spool
+	}
 	p, err := proxy.New(proxy.Options{
 		Upstream:     upstream,
 		UpstreamKey:  cfg.Upstream.APIKey,
@@ -105,36 +172,50 @@ func New(ctx context.Context, cfg *config.Config, o Options) (*App, error) {
 		Logger:       a.log.Named("proxy"),
 		MaxBodyBytes: int64(cfg.Limits.MaxBodyBytes),
 		KeyCacheTTL:  cfg.Auth.KeyCacheTTL,
+		Spool:        sp,
+		Observer:     a.metrics,
 	})
 	if err != nil {
-		a.conn.Close()
+		a.closeStore()
 		return nil, err
 	}
 	adminSrv := &admin.Server{
-		Ledger: a.store,
-		Keys:   a.store,
-		Policy: func() billing.Policy { return *a.policy.Load() },
-		Tokens: cfg.Tokens,
-		Ready:  a.store.Ping,
-		Logger: a.log.Named("admin"),
+		Ledger:  a.store,
+		Keys:    a.store,
+		Policy:  func() billing.Policy { return *a.policy.Load() },
+		Tokens:  cfg.Tokens,
+		Ready:   a.ready,
+		Logger:  a.log.Named("admin"),
+		Metrics: a.metrics.Handler(),
 	}
-	a.data = &http.Server{Handler: p, ReadHeaderTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute, ErrorLog: zap.NewStdLog(a.log.Named("http"))}
-	a.admin = &http.Server{Handler: adminSrv.Handler(), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute, ErrorLog: zap.NewStdLog(a.log.Named("http"))}
+	a.data = &http.Server{Handler: a.inflight.wrap(p), TLSConfig: dataTLS, ReadHeaderTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute, ErrorLog: zap.NewStdLog(a.log.Named("http"))}
+	a.admin = &http.Server{Handler: adminSrv.Handler(), TLSConfig: adminTLS, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute, ErrorLog: zap.NewStdLog(a.log.Named("http"))}
+	a.dataTLS, a.adminTLS = dataTLS != nil, adminTLS != nil
 
 	if a.dataLn, err = net.Listen("tcp", cfg.Listen); err != nil {
-		a.conn.Close()
+		a.closeStore()
 		return nil, fmt.Errorf("listen: %w", err)
 	}
 	if a.adminLn, err = net.Listen("tcp", cfg.Admin.Listen); err != nil {
 		a.dataLn.Close()
-		a.conn.Close()
+		a.closeStore()
 		return nil, fmt.Errorf("admin.listen: %w", err)
+	}
+
+	if a.spool != nil {
+		rctx, cancel := context.WithCancel(context.Background())
+		a.stopReplay, a.replayDone = cancel, make(chan struct{})
+		go func() {
+			defer close(a.replayDone)
+			a.spool.Run(rctx, a.store, cfg.Spool.ReplayInterval)
+		}()
 	}
 
 	if o.ConfigPath != "" {
 		wctx, cancel := context.WithCancel(context.Background())
 		a.cancelWatch = cancel
 		if err := config.Watch(wctx, o.ConfigPath, a.reload, func(err error) {
+			a.metrics.ConfigReloaded(err)
 			a.log.Error("config reload rejected; the running configuration stays in force", zap.Error(err))
 		}); err != nil {
 			a.log.Warn("config hot reload disabled", zap.Error(err))
@@ -164,8 +245,66 @@ func (a *App) reload(cfg *config.Config) {
 		a.log.Warn("config changed keys that only take effect after a restart", zap.Strings("keys", keys))
 	}
 	a.apply(cfg)
+	a.metrics.ConfigReloaded(nil)
 	a.log.Info("config reloaded", zap.Int("models", len(cfg.Pricing().Models())))
 }
+
+// openSpool opens the settlement spool in dir ("" for none) and replays what an
+// earlier run left in it before anything else touches the ledger, so balances
+// are right before the first request is admitted.
+func (a *App) openSpool(ctx context.Context, dir string) error {
+	if dir == "" {
+		if !a.conn.Embedded {
+			a.log.Warn("no settlement spool (spool.dir: off): a request served while Redis fails at settlement time is not charged")
+		}
+		return nil
+	}
+	sp, err := spool.Open(dir, spool.Options{RecordRetention: holdRecordRetention, Logger: a.log.Named("spool")})
+	if err != nil {
+		return fmt.Errorf("spool.dir: %w", err)
+	}
+	a.spool = sp
+	depth := sp.Depth()
+	a.log.Info("settlement spool", zap.String("dir", dir), zap.Int("pending", depth))
+	if depth == 0 {
+		return nil
+	}
+	res, err := sp.Replay(ctx, a.store)
+	if err != nil {
+		a.log.Warn("spool: replay at start-up stopped; the rest is retried while serving",
+			zap.Int("applied", res.Applied), zap.Int("left", res.Left), zap.Error(err))
+	}
+	return nil
+}
+
+// closeStore closes the spool and the store connection (New failing half-way).
+func (a *App) closeStore() {
+	if a.spool != nil {
+		a.spool.Close()
+	}
+	a.conn.Close()
+}
+
+// ready answers /readyz: not ready while shutting down (load balancers stop
+// sending), nor while Redis does not answer.
+func (a *App) ready(ctx context.Context) error {
+	if a.draining.Load() {
+		return errors.New("shutting down")
+	}
+	return a.store.Ping(ctx)
+}
+
+// SpoolDepth is the number of settlements waiting in the spool for Redis (0
+// without a spool), for metrics.
+func (a *App) SpoolDepth() int {
+	if a.spool == nil {
+		return 0
+	}
+	return a.spool.Depth()
+}
+
+// Metrics is the app's Prometheus registry and observer.
+func (a *App) Metrics() *metrics.Metrics { return a.metrics }
 
 // Store is the ledger and key store (for the quickstart's demo account and tests).
 func (a *App) Store() *redisstore.Store { return a.store }
@@ -182,11 +321,19 @@ func (a *App) Serve() error {
 	a.log.Info("creditgate serving",
 		zap.String("listen", a.dataLn.Addr().String()),
 		zap.String("admin_listen", a.adminLn.Addr().String()),
+		zap.Bool("tls", a.dataTLS),
+		zap.Bool("admin_tls", a.adminTLS),
 		zap.String("upstream", a.cfg.Upstream.BaseURL),
 		zap.Bool("embedded_store", a.conn.Embedded))
 	errc := make(chan error, 2)
-	go func() { errc <- a.data.Serve(a.dataLn) }()
-	go func() { errc <- a.admin.Serve(a.adminLn) }()
+	serve := func(srv *http.Server, ln net.Listener, useTLS bool) error {
+		if useTLS {
+			return srv.ServeTLS(ln, "", "") // certificates are in srv.TLSConfig
+		}
+		return srv.Serve(ln)
+	}
+	go func() { errc <- serve(a.data, a.dataLn, a.dataTLS) }()
+	go func() { errc <- serve(a.admin, a.adminLn, a.adminTLS) }()
 	err := <-errc
 	if errors.Is(err, http.ErrServerClosed) {
 		err = <-errc
@@ -197,18 +344,156 @@ func (a *App) Serve() error {
 	return err
 }
 
-// Shutdown stops accepting requests, lets in-flight requests and streams finish
-// (and settle) until ctx ends, then closes the store.
+// Shutdown stops the App gracefully:
+//
+//  1. /readyz answers 503 and the data plane stops accepting connections;
+//  2. in-flight requests and streams may finish until ctx ends or
+//     shutdown_timeout passes, whichever is first; each settles as it ends;
+//  3. streams still running then are cut: the proxy bills each for the prompt and
+//     the output relayed so far, as for an app that hung up (at most settleGrace
+//     more);
+//  4. the spool is flushed to Redis (at most flushGrace more; what Redis refuses
+//     stays on disk for the next start);
+//  5. the admin API, the spool and the Redis connection are closed.
+//
+// It returns ctx's error when requests had to be cut. Calling it again returns
+// the first call's result.
 func (a *App) Shutdown(ctx context.Context) error {
+	a.shutdownMu.Lock()
+	defer a.shutdownMu.Unlock()
+	if a.shutDown {
+		return a.shutdownErr
+	}
+	a.shutDown = true
 	if a.cancelWatch != nil {
 		a.cancelWatch()
 	}
+	a.draining.Store(true)
 	a.admin.SetKeepAlivesEnabled(false)
-	errData := a.data.Shutdown(ctx)
-	errAdmin := a.admin.Shutdown(ctx)
+
+	dctx, cancel := context.WithTimeout(ctx, a.cfg.ShutdownTimeout)
+	errData := a.data.Shutdown(dctx)
+	cancel()
+	if errData != nil {
+		n := a.inflight.count()
+		a.log.Warn("shutdown: cutting requests still running at the deadline; each is billed for what was relayed",
+			zap.Int("requests", n), zap.Error(errData))
+		a.data.Close()
+		if !a.inflight.wait(settleGrace) {
+			a.log.Error("shutdown: requests still settling after the grace period", zap.Int("requests", a.inflight.count()))
+		}
+	}
+
+	var errSpool error
+	if a.spool != nil {
+		a.stopReplay()
+		<-a.replayDone
+		if a.spool.Depth() > 0 {
+			fctx, cancel := context.WithTimeout(context.Background(), flushGrace)
+			res, err := a.spool.Replay(fctx, a.store)
+			cancel()
+			if err != nil {
+				a.log.Warn("shutdown: spool not fully flushed; the rest is replayed at the next start",
+					zap.Int("left", res.Left), zap.String("dir", a.spool.Dir()), zap.Error(err))
+			}
+		}
+		errSpool = a.spool.Close()
+	}
+
+	actx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	errAdmin := a.admin.Shutdown(actx)
+	cancel()
 	errConn := a.conn.Close()
 	_ = a.log.Sync()
-	return errors.Join(errData, errAdmin, errConn)
+	a.shutdownErr = errors.Join(errData, errAdmin, errSpool, errConn)
+	return a.shutdownErr
+}
+
+// go-redis logs connection trouble (failed dials while Redis is down) through a
+// process-wide logger; these route it to the newest App's zap logger, at warn,
+// instead of its default of plain lines on stderr.
+var (
+	redisLogger     atomic.Pointer[zap.Logger]
+	redisLoggerOnce sync.Once
+)
+
+type redisLog struct{}
+
+func (redisLog) Printf(_ context.Context, format string, v ...interface{}) {
+	if l := redisLogger.Load(); l != nil {
+		l.Warn(fmt.Sprintf(format, v...))
+	}
+}
+
+// serverTLS builds a listener's TLS configuration; nil when TLS is off.
+func serverTLS(t config.TLS) (*tls.Config, error) {
+	if !t.Enabled() {
+		return nil, nil
+	}
+	cert, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile)
+	if err != nil {
+		return nil, err
+	}
+	c := &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{cert}}
+	if t.ClientCAFile != "" {
+		pool, err := config.LoadCertPool(t.ClientCAFile)
+		if err != nil {
+			return nil, err
+		}
+		c.ClientCAs, c.ClientAuth = pool, tls.RequireAndVerifyClientCert
+	}
+	return c, nil
+}
+
+// tracker counts running data-plane handlers, so a shutdown that had to cut
+// connections can wait for the cut requests to settle (http.Server.Close does
+// not wait for handlers).
+type tracker struct {
+	mu   sync.Mutex
+	n    int
+	zero chan struct{} // closed when n drops to 0; nil while n is 0
+}
+
+func (t *tracker) wrap(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		t.mu.Lock()
+		if t.n == 0 {
+			t.zero = make(chan struct{})
+		}
+		t.n++
+		t.mu.Unlock()
+		defer func() {
+			t.mu.Lock()
+			if t.n--; t.n == 0 {
+				close(t.zero)
+			}
+			t.mu.Unlock()
+		}()
+		h.ServeHTTP(w, r)
+	})
+}
+
+func (t *tracker) count() int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.n
+}
+
+// wait returns true once no handler runs, false after d.
+func (t *tracker) wait(d time.Duration) bool {
+	t.mu.Lock()
+	zero := t.zero
+	n := t.n
+	t.mu.Unlock()
+	if n == 0 {
+		return true
+	}
+	select {
+	case <-zero:
+		return true
+	case <-time.After(d):
+		return false
+	}
 }
 
 // NewLogger builds the zap logger the configuration asks for: JSON (or console)

@@ -342,4 +342,18 @@ func TestHotReload(t *testing.T) {
 	if n := len(h.logs.FilterMessage(msgRejected).All()); n != 1 {
 		t.Errorf("%d rejections logged, want exactly the one bad edit", n)
 	}
+	// The reloads, the refusal and the clamp show in the metrics.
+	res, err := http.Get("http://" + h.app.AdminAddr().String() + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	scrape, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	for _, want := range []string{`creditgate_config_reloads_total{result="ok"} 5`, `creditgate_config_reloads_total{result="failed"} 1`,
+		`creditgate_requests_total{endpoint="/v1/chat/completions",model="pricey",status="429"} 1`,
+		`creditgate_quota_exceeded_total{reason="insufficient"} 1`, `creditgate_clamped_total{model="pricey"} 1`} {
+		if !strings.Contains(string(scrape), want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
 }

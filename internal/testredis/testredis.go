@@ -6,6 +6,10 @@
 // redis://127.0.0.1:6379/0). When neither answers it falls back to an in-process
 // miniredis and says so loudly, unless CREDITGATE_TEST_REQUIRE_REDIS=1 (set by CI),
 // in which case the test fails.
+//
+// Every client it hands out carries SlotGuard, a hook that fails any script call
+// or multi-key command whose keys span two Redis Cluster slots, so cross-slot
+// bugs show up on a single Redis and on miniredis too, not only on a cluster.
 package testredis
 
 import (
@@ -53,6 +57,7 @@ func New(t testing.TB) *Store {
 		t.Fatal(err)
 	}
 	s.Prefix = "cgtest:" + randomHex(6) + ":"
+	s.Client.AddHook(SlotGuard())
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
@@ -69,6 +74,7 @@ func Memory(t testing.TB) *Store {
 	t.Helper()
 	m := miniredis.RunT(t)
 	c := redis.NewClient(&redis.Options{Addr: m.Addr()})
+	c.AddHook(SlotGuard())
 	t.Cleanup(func() { c.Close() })
 	return &Store{Client: c, Prefix: "cgtest:" + randomHex(6) + ":", Kind: KindMemory, Addr: m.Addr(), Mini: m}
 }
