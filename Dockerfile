@@ -12,6 +12,10 @@ FROM gcr.io/distroless/static-debian12:nonroot
 COPY --from=build /out/creditgate /usr/local/bin/creditgate
 COPY config.example.yaml /etc/creditgate/config.example.yaml
 USER 65532:65532
+# The settlement spool (settlements Redis refused, replayed when it returns) must
+# survive restarts: mount a volume here, or set CREDITGATE_SPOOL_DIR to one.
+ENV CREDITGATE_SPOOL_DIR=/var/lib/creditgate/spool
+VOLUME /var/lib/creditgate
 # 8080: the OpenAI-compatible API. 8081: the admin API, which listens on loopback
 # unless admin.listen says otherwise (set it to 0.0.0.0:8081 only on a private network).
 EXPOSE 8080 8081
