@@ -6,11 +6,13 @@ COPY go.mod go.sum ./
 RUN go mod download
 COPY . .
 ARG VERSION=dev
-RUN CGO_ENABLED=0 go build -trimpath -ldflags "-s -w -X main.version=${VERSION}" -o /out/creditgate ./cmd/creditgate
+RUN CGO_ENABLED=0 go build -trimpath -ldflags "-s -w -X main.version=${VERSION}" -o /out/creditgate ./cmd/creditgate \
+ && mkdir -p /out/state/spool
 
 FROM gcr.io/distroless/static-debian12:nonroot
 COPY --from=build /out/creditgate /usr/local/bin/creditgate
 COPY config.example.yaml /etc/creditgate/config.example.yaml
+COPY --from=build --chown=65532:65532 /out/state /var/lib/creditgate
 USER 65532:65532
 # The settlement spool (settlements Redis refused, replayed when it returns) must
 # survive restarts: mount a volume here, or set CREDITGATE_SPOOL_DIR to one.

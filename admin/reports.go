@@ -1,7 +1,413 @@
 package admin
 
-import "net/http"
+import (
+	"cmp"
+	"encoding/csv"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/creditgate/creditgate/billing"
+	"github.com/creditgate/creditgate/money"
+)
+
+// The reporting endpoints read an account's ledger: a usage report grouped by
+// model, day or key; the ledger exported as JSON Lines or CSV, streamed page by
+// page so a ledger of any length takes bounded memory; and an audit that replays
+// the ledger against the stored state (billing.Audit).
+//
+// Ranges are over each event's `at` (the time the proxy recorded it), half-open:
+// from ≤ at < to. Events are stored in commit order, which is `at` order as long as
+// the proxies' clocks agree, so a scan stops once events are clockSkewAllowance
+// past `to` instead of reading the ledger to its end.
+
+// Usage report groupings.
+const (
+	GroupByModel = "model"
+	GroupByDay   = "day"
+	GroupByKey   = "key"
+)
+
+// Export formats.
+const (
+	FormatJSONL = "jsonl"
+	FormatCSV   = "csv"
+)
+
+// reportPageSize is how many events a report reads per store call.
+const reportPageSize = MaxLedgerLimit
+
+// clockSkewAllowance is how far proxies' clocks may disagree: a scan for events
+// before `to` stops at the first event this much later than `to`.
+const clockSkewAllowance = time.Hour
+
+// UsageReport is the answer of GET /admin/v1/accounts/{id}/usage: settled requests
+// (usage events) in [from, to), grouped.
+type UsageReport struct {
+	Object  string     `json:"object"` // "usage_report"
+	Account string     `json:"account"`
+	From    *time.Time `json:"from"` // null: from the first event
+	To      time.Time  `json:"to"`
+	GroupBy string     `json:"group_by"` // model, day or key
+	// Data has one row per group, sorted by group (days chronologically).
+	Data  []UsageRow `json:"data"`
+	Total UsageRow   `json:"total"` // Group is ""
+}
+
+// UsageRow sums the usage events of one group. Tokens are as the usage events
+// record them: CachedTokens is the part of PromptTokens served from the prompt
+// cache, ReasoningTokens the part of CompletionTokens spent on reasoning.
+type UsageRow struct {
+	// Group is the priced model name, the UTC day ("2006-01-02") or the key id
+	// ("" for usage recorded without one).
+	Group            string       `json:"group"`
+	Requests         int64        `json:"requests"`
+	PromptTokens     int64        `json:"prompt_tokens"`
+	CachedTokens     int64        `json:"cached_tokens"`
+	CompletionTokens int64        `json:"completion_tokens"`
+	ReasoningTokens  int64        `json:"reasoning_tokens"`
+	Cost             money.Micros `json:"cost"`
+}
+
+func (r *UsageRow) add(ev billing.Event) {
+	r.Requests++
+	r.PromptTokens += ev.PromptTokens
+	r.CachedTokens += ev.CachedTokens
+	r.CompletionTokens += ev.CompletionTokens
+	r.ReasoningTokens += ev.ReasoningTokens
+	r.Cost += ev.Cost
+}
+
+// ExportedEvent is one line of a JSON Lines export: the ledger endpoint's event
+// plus the grant source of grant events.
+type ExportedEvent struct {
+	Event
+	Source string `json:"source,omitempty"`
+}
+
+// AuditReport is the answer of GET /admin/v1/accounts/{id}/audit. OK is false
+// when any check failed; Problems then says which, the first one first.
+type AuditReport struct {
+	Object      string         `json:"object"` // "audit"
+	Account     string         `json:"account"`
+	OK          bool           `json:"ok"`
+	Events      int            `json:"events"`        // ledger events replayed
+	LastEventID string         `json:"last_event_id"` // the snapshot's newest event
+	Problems    []AuditProblem `json:"problems"`
+}
+
+// AuditProblem is one failed check. EventID is the first event where the replay
+// and the ledger disagreed, or "" for a mismatch in the stored state.
+type AuditProblem struct {
+	Check   string `json:"check"` // amounts, balance, debt, grants, usage or state
+	EventID string `json:"event_id,omitempty"`
+	Message string `json:"message"`
+}
 
 // registerReports adds the reporting and audit endpoints (usage reports, ledger
 // export, audit).
-func (s *Server) registerReports(mux *http.ServeMux) {}
+func (s *Server) registerReports(mux *http.ServeMux) {
+	mux.Handle("GET /admin/v1/accounts/{id}/usage", handlerFunc(s.usageReport))
+	mux.Handle("GET /admin/v1/accounts/{id}/ledger/export", handlerFunc(s.exportLedger))
+	mux.Handle("GET /admin/v1/accounts/{id}/audit", handlerFunc(s.auditAccount))
+}
+
+// reportQuery holds the parsed query of a report endpoint.
+type reportQuery struct {
+	from, to time.Time // from zero: unbounded
+	groupBy  string
+	format   string
+}
+
+// parseReportQuery reads from, to and the endpoint's own parameters (allowed).
+// Unknown or repeated parameters are errors, as for the ledger listing.
+func (s *Server) parseReportQuery(r *http.Request, allowed ...string) (reportQuery, *apiError) {
+	q, err := url.ParseQuery(r.URL.RawQuery)
+	if err != nil {
+		return reportQuery{}, badRequest(CodeInvalidValue, "", "the query string is malformed: %v", err)
+	}
+	out := reportQuery{to: s.now().UTC()}
+	known := append([]string{"from", "to"}, allowed...)
+	for name, values := range q {
+		if !slices.Contains(known, name) {
+			return reportQuery{}, badRequest(CodeInvalidValue, name, "unknown query parameter %q; this endpoint takes %s", name, strings.Join(known, ", "))
+		}
+		if len(values) != 1 {
+			return reportQuery{}, badRequest(CodeInvalidValue, name, "query parameter %s is given %d times", name, len(values))
+		}
+		v := values[0]
+		switch name {
+		case "from", "to":
+			t, dateOnly, e := parseReportTime(name, v)
+			if e != nil {
+				return reportQuery{}, e
+			}
+			if name == "from" {
+				out.from = t
+			} else {
+				if dateOnly { // "to=2026-03-31" includes that whole day
+					t = t.AddDate(0, 0, 1)
+				}
+				out.to = t
+			}
+		case "group_by":
+			if v != GroupByModel && v != GroupByDay && v != GroupByKey {
+				return reportQuery{}, badRequest(CodeInvalidValue, "group_by", "group_by must be model, day or key, not %q", v)
+			}
+			out.groupBy = v
+		case "format":
+			if v != FormatJSONL && v != FormatCSV {
+				return reportQuery{}, badRequest(CodeInvalidValue, "format", "format must be jsonl or csv, not %q", v)
+			}
+			out.format = v
+		}
+	}
+	if !out.from.IsZero() && !out.from.Before(out.to) {
+		return reportQuery{}, badRequest(CodeInvalidValue, "from", "from (%s) must be before to (%s)", out.from.Format(time.RFC3339), out.to.Format(time.RFC3339))
+	}
+	return out, nil
+}
+
+// parseReportTime accepts RFC 3339 ("2026-03-01T00:00:00Z") or a UTC date
+// ("2026-03-01", meaning its midnight).
+func parseReportTime(name, v string) (time.Time, bool, *apiError) {
+	if t, err := time.Parse(time.DateOnly, v); err == nil {
+		return t.UTC(), true, nil
+	}
+	t, err := time.Parse(time.RFC3339Nano, v)
+	if err != nil {
+		return time.Time{}, false, badRequest(CodeInvalidValue, name, "%s %q is neither an RFC 3339 time (2026-03-01T00:00:00Z) nor a date (2026-03-01)", name, v)
+	}
+	return t.UTC(), false, nil
+}
+
+// inRange reports whether ev is in q's range, and whether the scan can stop
+// (ev is far enough past `to` that no later event can be in range).
+func (q reportQuery) inRange(ev billing.Event) (in, stop bool) {
+	if !ev.At.Before(q.to) {
+		return false, !ev.At.Before(q.to.Add(clockSkewAllowance))
+	}
+	return q.from.IsZero() || !ev.At.Before(q.from), false
+}
+
+// scanLedger calls f for each event of the snapshot a in q's range, oldest first,
+// reading the ledger one page at a time.
+func (s *Server) scanLedger(r *http.Request, ledger billing.Ledger, a billing.Account, q reportQuery, f func(billing.Event) error) error {
+	if a.LastEventID == "" {
+		return nil
+	}
+	after := ""
+	for {
+		page, err := ledger.Events(r.Context(), a.ID, after, reportPageSize)
+		if err != nil {
+			return err
+		}
+		for _, ev := range page.Events {
+			if billing.CompareEventIDs(ev.ID, a.LastEventID) > 0 {
+				return nil // after the snapshot
+			}
+			in, stop := q.inRange(ev)
+			if stop {
+				return nil
+			}
+			if in {
+				if err := f(ev); err != nil {
+					return err
+				}
+			}
+			if ev.ID == a.LastEventID {
+				return nil
+			}
+		}
+		if page.Next == "" {
+			return nil
+		}
+		after = page.Next
+	}
+}
+
+// snapshot validates the route's account and returns its state.
+func (s *Server) snapshot(r *http.Request) (billing.Ledger, billing.Account, *apiError) {
+	id, e := accountParam(r)
+	if e != nil {
+		return nil, billing.Account{}, e
+	}
+	ledger, e := s.ledger()
+	if e != nil {
+		return nil, billing.Account{}, e
+	}
+	a, err := ledger.GetAccount(r.Context(), id)
+	if err != nil {
+		return nil, billing.Account{}, storeError(err)
+	}
+	return ledger, a, nil
+}
+
+func (s *Server) usageReport(w http.ResponseWriter, r *http.Request) *apiError {
+	q, e := s.parseReportQuery(r, "group_by")
+	if e != nil {
+		return e
+	}
+	if q.groupBy == "" {
+		q.groupBy = GroupByModel
+	}
+	ledger, a, e := s.snapshot(r)
+	if e != nil {
+		return e
+	}
+	groups := map[string]*UsageRow{}
+	report := UsageReport{Object: "usage_report", Account: a.ID, To: q.to, GroupBy: q.groupBy, Data: []UsageRow{}}
+	if !q.from.IsZero() {
+		report.From = &q.from
+	}
+	err := s.scanLedger(r, ledger, a, q, func(ev billing.Event) error {
+		if ev.Type != billing.EventUsage {
+			return nil
+		}
+		var key string
+		switch q.groupBy {
+		case GroupByModel:
+			key = ev.Model
+		case GroupByDay:
+			key = ev.At.UTC().Format(time.DateOnly)
+		case GroupByKey:
+			key = ev.KeyID
+		}
+		row := groups[key]
+		if row == nil {
+			row = &UsageRow{Group: key}
+			groups[key] = row
+		}
+		row.add(ev)
+		report.Total.add(ev)
+		return nil
+	})
+	if err != nil {
+		return storeError(err)
+	}
+	for _, row := range groups {
+		report.Data = append(report.Data, *row)
+	}
+	slices.SortFunc(report.Data, func(a, b UsageRow) int { return cmp.Compare(a.Group, b.Group) })
+	writeJSON(w, http.StatusOK, report)
+	return nil
+}
+
+// csvHeader are the columns of a CSV export, in order.
+var csvHeader = []string{"id", "type", "at", "amount", "balance_after", "credit_after", "debt_after", "grant_id", "source",
+	"hold_id", "request_id", "key_id", "model", "endpoint", "prompt_tokens", "completion_tokens", "cached_tokens",
+	"reasoning_tokens", "token_source", "cost", "from_credit", "to_debt", "note"}
+
+func csvRow(ev billing.Event) []string {
+	num := func(n int64) string { return strconv.FormatInt(n, 10) }
+	row := []string{ev.ID, string(ev.Type), ev.At.UTC().Format(time.RFC3339Nano), ev.Amount.String(), ev.BalanceAfter.String(),
+		ev.CreditAfter.String(), ev.DebtAfter.String(), ev.GrantID, ev.Source, ev.HoldID, ev.RequestID, ev.KeyID, ev.Model,
+		ev.Endpoint, "", "", "", "", ev.TokenSource, "", "", "", ev.Note}
+	if ev.Type == billing.EventUsage {
+		row[14], row[15], row[16], row[17] = num(ev.PromptTokens), num(ev.CompletionTokens), num(ev.CachedTokens), num(ev.ReasoningTokens)
+		row[19], row[20], row[21] = ev.Cost.String(), ev.FromCredit.String(), ev.ToDebt.String()
+	}
+	return row
+}
+
+// exportLedger streams the account's ledger up to the snapshot taken at the start,
+// in range, as JSON Lines (one ExportedEvent per line) or CSV (csvHeader). An
+// error after the first byte aborts the connection, so a client sees a truncated
+// transfer rather than a short file that looks complete.
+func (s *Server) exportLedger(w http.ResponseWriter, r *http.Request) *apiError {
+	q, e := s.parseReportQuery(r, "format")
+	if e != nil {
+		return e
+	}
+	if q.format == "" {
+		q.format = FormatJSONL
+	}
+	ledger, a, e := s.snapshot(r)
+	if e != nil {
+		return e
+	}
+	h := w.Header()
+	if q.format == FormatCSV {
+		h.Set("Content-Type", "text/csv; charset=utf-8")
+	} else {
+		h.Set("Content-Type", "application/x-ndjson")
+	}
+	h.Set("Content-Disposition", fmt.Sprintf(`attachment; filename="%s-ledger.%s"`, a.ID, q.format))
+	h.Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(http.StatusOK)
+
+	rc := http.NewResponseController(w)
+	var write func(billing.Event) error
+	var flush func() error
+	if q.format == FormatCSV {
+		cw := csv.NewWriter(w)
+		cw.Write(csvHeader)
+		write = func(ev billing.Event) error { return cw.Write(csvRow(ev)) }
+		flush = func() error { cw.Flush(); return cw.Error() }
+	} else {
+		enc := json.NewEncoder(w)
+		enc.SetEscapeHTML(false)
+		write = func(ev billing.Event) error {
+			return enc.Encode(ExportedEvent{Event: eventFrom(ev), Source: ev.Source})
+		}
+		flush = func() error { return nil }
+	}
+	n := 0
+	err := s.scanLedger(r, ledger, a, q, func(ev billing.Event) error {
+		if err := write(ev); err != nil {
+			return err
+		}
+		if n++; n%reportPageSize == 0 {
+			if err := flush(); err != nil {
+				return err
+			}
+			_ = rc.Flush() // streaming: the client sees progress; an error shows on the next write
+		}
+		return nil
+	})
+	if err == nil {
+		err = flush()
+	}
+	if err != nil {
+		if s.Logger != nil && r.Context().Err() == nil {
+			s.Logger.Error("ledger export aborted", zap.String("account", a.ID), zap.Int("events_written", n), zap.Error(err))
+		}
+		panic(http.ErrAbortHandler)
+	}
+	return nil
+}
+
+func (s *Server) auditAccount(w http.ResponseWriter, r *http.Request) *apiError {
+	id, e := accountParam(r)
+	if e != nil {
+		return e
+	}
+	if q, err := url.ParseQuery(r.URL.RawQuery); err != nil || len(q) > 0 {
+		return badRequest(CodeInvalidValue, "", "this endpoint takes no query parameters")
+	}
+	ledger, e := s.ledger()
+	if e != nil {
+		return e
+	}
+	rep, err := billing.AuditAccount(r.Context(), ledger, id)
+	if err != nil {
+		return storeError(err)
+	}
+	out := AuditReport{Object: "audit", Account: rep.Account, OK: rep.OK(), Events: rep.Events, LastEventID: rep.LastEventID, Problems: []AuditProblem{}}
+	for _, p := range rep.Problems {
+		out.Problems = append(out.Problems, AuditProblem{Check: p.Check, EventID: p.EventID, Message: p.Message})
+	}
+	if !out.OK && s.Logger != nil {
+		s.Logger.Warn("audit found mismatches", zap.String("account", id), zap.Int("problems", len(out.Problems)),
+			zap.String("first_check", out.Problems[0].Check), zap.String("first_event", out.Problems[0].EventID))
+	}
+	writeJSON(w, http.StatusOK, out)
+	return nil
+}

@@ -4,7 +4,7 @@
 //
 // This package holds the domain types, the policy (grace, tiers, minimum purchase)
 // and the Ledger interface the proxy and the admin API depend on. The Redis
-// implementation, with its Lua scripts, lives in billing/redisledger; every rule that
+// implementation, with its Lua scripts, lives in billing/redisstore; every rule that
 // touches money is enforced there atomically, so any number of proxies may share it.
 package billing
 
@@ -28,6 +28,8 @@ type EventType string
 //	release                0       a hold was released unused; amount = the hold
 //	debt_repaid            0       amount of a new grant went to pay debt
 //	adjustment            ±amount  an operator's correction (see Event.Amount sign)
+//	auto_recharge_failed   0       the charger declined (or never answered) a recharge; amount = the recharge
+//	auto_recharge_skipped  0       a recharge was not started: it would pass the monthly limit; amount = the recharge
 const (
 	EventTopUp        EventType = "topup"
 	EventAutoRecharge EventType = "auto_recharge"
@@ -36,6 +38,9 @@ const (
 	EventExpire       EventType = "expire"
 	EventDebtRepaid   EventType = "debt_repaid"
 	EventAdjustment   EventType = "adjustment"
+
+	EventAutoRechargeFailed  EventType = "auto_recharge_failed"
+	EventAutoRechargeSkipped EventType = "auto_recharge_skipped"
 )
 
 // Grant sources.
@@ -71,6 +76,14 @@ type Account struct {
 	// Depleted says why credit reached zero last: "" while credit remains,
 	// "usage" or "expired".
 	Depleted string
+	// Recharge is the auto-recharge state: pending recharge, month total, back-off.
+	Recharge RechargeState
+	// LastEventID is the id of the newest ledger event when the snapshot was taken
+	// ("" for an empty ledger): the snapshot and the ledger up to it agree exactly,
+	// which is what an audit replays. Filled by GetAccount.
+	LastEventID string
+	// AsOf is the time of the snapshot (the ledger's clock). Filled by GetAccount.
+	AsOf time.Time
 }
 
 // Balance is credit − debt.
@@ -217,6 +230,9 @@ type SettleRequest struct {
 	HoldID  string
 	Cost    money.Micros
 	Usage   Usage
+	// Triggers say what the settle may set off besides the debit (auto-recharge,
+	// notices). The zero value sets off nothing.
+	Triggers Triggers
 }
 
 // Settlement is the answer to a settle or release.
@@ -229,6 +245,13 @@ type Settlement struct {
 	// Replayed is true when the hold had already been settled or released; the
 	// result is then the original one and nothing changed.
 	Replayed bool
+	// RechargeID is set when this settle left the balance below the account's
+	// auto-recharge threshold and started a recharge (a replayed settle returns the
+	// same id). The charger worker performs it.
+	RechargeID string
+	// Notices are the ids of the notices this settle queued in the account's
+	// outbox (balance.low, balance.exhausted), for the notice worker to deliver.
+	Notices []string
 }
 
 // TopUpRequest credits a grant.

@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -51,19 +53,65 @@ func BenchmarkParseRequestInputTokens(b *testing.B) {
 }
 
 // BenchmarkParseRequestInputTokensUncached: the same with every text counted anew
-// (a request whose texts the count cache has not seen).
+// (a request whose texts the count cache has not seen): with metering/bpe, as
+// TokenizerFor counts, and with pkoukk/tiktoken-go, as it used to.
 func BenchmarkParseRequestInputTokensUncached(b *testing.B) {
 	body := chatRequest1k()
-	tok := segmenter(b, O200kBase)
-	b.SetBytes(int64(len(body)))
-	b.ReportAllocs()
-	for b.Loop() {
-		r, err := ParseRequest(ChatCompletions, body)
-		if err != nil {
-			b.Fatal(err)
-		}
-		r.InputTokens(tok)
+	for _, c := range []struct {
+		name string
+		tok  Tokenizer
+	}{{"bpe", uncached(b, O200kBase)}, {"pkoukk", segmenter(b, O200kBase)}} {
+		b.Run(c.name, func(b *testing.B) {
+			b.SetBytes(int64(len(body)))
+			b.ReportAllocs()
+			for b.Loop() {
+				r, err := ParseRequest(ChatCompletions, body)
+				if err != nil {
+					b.Fatal(err)
+				}
+				r.InputTokens(c.tok)
+			}
+		})
 	}
+}
+
+// BenchmarkTokenizer: counting one ~1,000-token prompt's worth of prose and of code,
+// uncached, with metering/bpe (what TokenizerFor uses) and with pkoukk/tiktoken-go;
+// and a cache hit.
+func BenchmarkTokenizer(b *testing.B) {
+	texts := map[string]string{
+		"prose": string(fixtureOr(b, filepath.Join("bpe", "testdata", "corpus", "prose_en.txt"))),
+		"code":  string(fixtureOr(b, filepath.Join("bpe", "testdata", "corpus", "code.txt"))),
+	}
+	for _, name := range []string{"prose", "code"} {
+		text := texts[name]
+		if len(text) > 4500 {
+			text = text[:4500] // about 1,000 tokens
+		}
+		for _, enc := range []string{O200kBase, CL100kBase} {
+			for _, c := range []struct {
+				impl string
+				tok  Tokenizer
+			}{{"bpe", uncached(b, enc)}, {"pkoukk", segmenter(b, enc)}, {"cached", tokenizer(b, enc)}} {
+				b.Run(name+"/"+enc+"/"+c.impl, func(b *testing.B) {
+					b.SetBytes(int64(len(text)))
+					b.ReportAllocs()
+					for b.Loop() {
+						c.tok.Count(text)
+					}
+				})
+			}
+		}
+	}
+}
+
+// fixtureOr reads a file relative to the package directory or fails the benchmark.
+func fixtureOr(b *testing.B, path string) []byte {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return data
 }
 
 // BenchmarkParseRequest: parsing and validation alone.
@@ -144,7 +192,8 @@ func BenchmarkStreamFilterNoCount(b *testing.B) {
 	}
 }
 
-// BenchmarkCountAdversarial: 1 MiB inputs that stress pkoukk's regexp and merge.
+// BenchmarkCountAdversarial: 1 MiB inputs that made pkoukk's regexp and merge
+// quadratic, counted by TokenizerFor's counter (metering/bpe; uncached).
 func BenchmarkCountAdversarial(b *testing.B) {
 	inputs := map[string]string{
 		"letters":  strings.Repeat("a", 1<<20),
@@ -158,7 +207,7 @@ func BenchmarkCountAdversarial(b *testing.B) {
 		"prose":    strings.Repeat("The quick brown fox jumps over the lazy dog. ", 1<<20/45),
 	}
 	for _, enc := range []string{O200kBase, CL100kBase} {
-		tok := segmenter(b, enc) // uncached: every iteration counts
+		tok := uncached(b, enc) // every iteration counts
 		for _, name := range []string{"letters", "emoji", "spaces", "newlines", "digits", "cjk", "punct", "mixed", "prose"} {
 			text := inputs[name]
 			b.Run(enc+"/"+name, func(b *testing.B) {
@@ -169,4 +218,42 @@ func BenchmarkCountAdversarial(b *testing.B) {
 			})
 		}
 	}
+}
+
+// BenchmarkPricing: what the proxy does with prices per request: resolve the model
+// (exact name, alias, dated snapshot), price the estimate and the usage, and find the
+// output cap a hold pays for.
+func BenchmarkPricing(b *testing.B) {
+	models := map[string]Price{
+		"gpt-4o-mini": {Input: 150_000, CachedInput: 75_000, AudioInput: 150_000, Output: 600_000, Reasoning: 600_000, AudioOutput: 600_000},
+		"gpt-4o":      {Input: 2_500_000, CachedInput: 1_250_000, AudioInput: 2_500_000, Output: 10_000_000, Reasoning: 10_000_000, AudioOutput: 10_000_000},
+	}
+	p, err := NewPricing(models, map[string]string{"mini": "gpt-4o-mini"}, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, model := range []string{"gpt-4o-mini", "mini", "gpt-4o-2024-08-06"} {
+		b.Run("Resolve/"+model, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, _, ok := p.Resolve(model); !ok {
+					b.Fatal("unpriced")
+				}
+			}
+		})
+	}
+	price := models["gpt-4o-mini"]
+	usage := Tokens{Input: 1000, CachedInput: 200, Output: 64, Reasoning: 10}
+	b.Run("Cost", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			price.Cost(usage)
+		}
+	})
+	b.Run("MaxOutputFor", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			price.MaxOutputFor(Tokens{Input: 1000}, 1, 5_000)
+		}
+	})
 }

@@ -4,11 +4,14 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 )
 
 // Request is a parsed, validated request body: what the proxy needs to estimate and
 // admit it, and what InputTokens and Rewrite need. It keeps a reference to the body
-// it was parsed from; the body must not be modified while the Request is in use.
+// it was parsed from, and the texts it counts share the body's memory (parsing copies
+// only texts with JSON escapes): the body must not be modified while the Request is
+// in use.
 type Request struct {
 	Endpoint     Endpoint
 	Model        string
@@ -112,8 +115,9 @@ func (f *topFields) slot(key string) (*member, uint32) {
 }
 
 // ParseRequest validates and parses a request body for endpoint ep. Every error is a
-// *RequestError naming the parameter at fault. Work is linear in the body size:
-// nesting deeper than 64 levels and more than 100,000 messages or items are rejected.
+// *RequestError naming the parameter at fault. A body that is not UTF-8 is refused.
+// Work is linear in the body size: nesting deeper than 64 levels and more than
+// 100,000 messages or items are rejected.
 // A known top-level key given twice is rejected (the upstream would read the last
 // one, which could smuggle an output cap past Rewrite); keys are compared unescaped.
 func ParseRequest(ep Endpoint, body []byte) (*Request, error) {
@@ -122,6 +126,11 @@ func ParseRequest(ep Endpoint, body []byte) (*Request, error) {
 	default:
 		return nil, &RequestError{Message: fmt.Sprintf("metering: unknown endpoint %q", ep)}
 	}
+	if !utf8.Valid(body) {
+		// JSON is UTF-8 (RFC 8259 §8.1); counting and forwarding other bytes would
+		// bill text the upstream reads differently.
+		return nil, &RequestError{Message: fmt.Sprintf("We could not parse the JSON body of your request: it is not valid UTF-8 (at byte offset %d). The API expects a JSON object encoded as UTF-8.", invalidUTF8At(body))}
+	}
 	if err := checkJSON(body, maxDepth); err != nil {
 		return nil, &RequestError{Message: "We could not parse the JSON body of your request: " + err.Error() + ". The API expects a JSON object."}
 	}
@@ -129,19 +138,19 @@ func ParseRequest(ep Endpoint, body []byte) (*Request, error) {
 	if body[start] != '{' {
 		return nil, &RequestError{Message: "The request body must be a JSON object, not " + kindOf(body, start) + "."}
 	}
-	r := &Request{Endpoint: ep, body: body, Choices: 1, objEnd: skipValue(body, start) - 1, empty: true}
+	r := &Request{Endpoint: ep, body: body, Choices: 1, objEnd: skipValue(body, start) - 1, empty: true, texts: make([]string, 0, 16)}
 
 	var f topFields
 	it := iterObject(body, start)
 	for m, ok := it.next(); ok; m, ok = it.next() {
 		r.empty = false
-		key := m.name()
+		key := m.nameView()
 		slot, bit := f.slot(key)
 		if slot == nil {
 			continue
 		}
 		if f.seen&bit != 0 {
-			return nil, &RequestError{Message: fmt.Sprintf("Duplicate key '%s' in the request body.", key), Param: key}
+			return nil, &RequestError{Message: fmt.Sprintf("Duplicate key '%s' in the request body.", key), Param: strings.Clone(key)}
 		}
 		f.seen |= bit
 		*slot = m
@@ -167,20 +176,33 @@ func ParseRequest(ep Endpoint, body []byte) (*Request, error) {
 	return r, nil
 }
 
+// invalidUTF8At returns the offset of the first byte of b that is not part of a valid
+// UTF-8 sequence.
+func invalidUTF8At(b []byte) int {
+	for i := 0; i < len(b); {
+		r, size := utf8.DecodeRune(b[i:])
+		if r == utf8.RuneError && size <= 1 {
+			return i
+		}
+		i += size
+	}
+	return len(b)
+}
+
 // parseCommon reads model, stream, stream_options and the output caps.
 func (r *Request) parseCommon(f *topFields) error {
 	b := r.body
 	if !f.model.present() || b[f.model.start] == 'n' {
 		return &RequestError{Message: "you must provide a model parameter", Param: "model"}
 	}
-	model, ok := stringAt(b, f.model.start, f.model.end)
+	model, ok := textAt(b, f.model.start, f.model.end)
 	if !ok {
 		return badType("model", "a string", b, f.model.start)
 	}
 	if model == "" {
 		return badValue("model", "expected a model name, but got an empty string.")
 	}
-	r.Model = model
+	r.Model = strings.Clone(model) // outlives the body in logs
 
 	if r.Endpoint == Embeddings {
 		return nil // embeddings have no stream, n or output cap
@@ -360,10 +382,10 @@ func (r *Request) parseMessage(s int, list string, i int) error {
 	hasRole := false
 	it := iterObject(b, s)
 	for m, ok := it.next(); ok; m, ok = it.next() {
-		name := m.name()
+		name := m.nameView()
 		switch b[m.start] {
 		case '"':
-			text, _ := stringAt(b, m.start, m.end)
+			text, _ := textAt(b, m.start, m.end)
 			r.texts = append(r.texts, text)
 			switch name {
 			case "name":
@@ -418,7 +440,7 @@ func (r *Request) collectStrings(s int, names ...string) {
 		}
 		for _, n := range names {
 			if m.is(n) {
-				text, _ := stringAt(b, m.start, m.end)
+				text, _ := textAt(b, m.start, m.end)
 				r.texts = append(r.texts, text)
 				break
 			}
@@ -437,7 +459,7 @@ func (r *Request) parseParts(s int, param string) error {
 		p := itemParam(param, i)
 		i++
 		if b[ps] == '"' { // a bare string part (Responses' function_call_output may hold one)
-			text, _ := stringAt(b, ps, skipValue(b, ps))
+			text, _ := textAt(b, ps, skipValue(b, ps))
 			r.texts = append(r.texts, text)
 			continue
 		}
@@ -450,7 +472,7 @@ func (r *Request) parseParts(s int, param string) error {
 		for m, ok := pt.next(); ok; m, ok = pt.next() {
 			switch {
 			case m.is("type"):
-				t, ok := stringAt(b, m.start, m.end)
+				t, ok := textAt(b, m.start, m.end)
 				if !ok {
 					return badType(p+".type", "a string", b, m.start)
 				}
@@ -477,7 +499,7 @@ func (r *Request) parseParts(s int, param string) error {
 			continue
 		}
 		if text.end > text.start {
-			t, ok := stringAt(b, text.start, text.end)
+			t, ok := textAt(b, text.start, text.end)
 			if !ok {
 				return badType(p+".text", "a string", b, text.start)
 			}
@@ -554,7 +576,7 @@ func (r *Request) parseTools(f *topFields) error {
 				case m.is("function") && b[m.start] == '{':
 					def, isFunc = m.start, true
 				case m.is("type"):
-					if t, _ := stringAt(b, m.start, m.end); t == "function" {
+					if t, _ := textAt(b, m.start, m.end); t == "function" {
 						isFunc = true
 					}
 				}
@@ -582,9 +604,9 @@ func (r *Request) collectFunction(s int) {
 	for m, ok := it.next(); ok; m, ok = it.next() {
 		switch {
 		case m.is("name"):
-			name, _ = stringAt(b, m.start, m.end)
+			name, _ = textAt(b, m.start, m.end)
 		case m.is("description"):
-			desc, _ = stringAt(b, m.start, m.end)
+			desc, _ = textAt(b, m.start, m.end)
 		case m.is("parameters") && b[m.start] == '{':
 			params = m.start
 		}
@@ -621,19 +643,19 @@ func (r *Request) collectProperties(s int) {
 		for m, ok := it.next(); ok; m, ok = it.next() {
 			switch {
 			case m.is("type"):
-				if t, ok := stringAt(b, m.start, m.end); ok {
+				if t, ok := textAt(b, m.start, m.end); ok {
 					typ = t
 				} else {
 					typ = string(b[m.start:m.end])
 				}
 			case m.is("description"):
-				desc, _ = stringAt(b, m.start, m.end)
+				desc, _ = textAt(b, m.start, m.end)
 			case m.is("enum") && b[m.start] == '[':
 				r.fixed += enumInit
 				et := iterArray(b, m.start)
 				for es, ee, ok := et.next(); ok; es, ee, ok = et.next() {
 					r.fixed += enumItem
-					if t, ok := stringAt(b, es, ee); ok {
+					if t, ok := textAt(b, es, ee); ok {
 						r.texts = append(r.texts, t)
 					} else {
 						r.texts = append(r.texts, string(b[es:ee]))
@@ -695,7 +717,7 @@ func (r *Request) parsePromptLike(m member, param string) (int64, error) {
 	b := r.body
 	switch b[m.start] {
 	case '"':
-		text, _ := stringAt(b, m.start, m.end)
+		text, _ := textAt(b, m.start, m.end)
 		r.texts = append(r.texts, text)
 		return 1, nil
 	case 'n':
@@ -734,7 +756,7 @@ func (r *Request) parsePromptLike(m member, param string) (int64, error) {
 			}
 			switch k {
 			case strs:
-				text, _ := stringAt(b, s, e)
+				text, _ := textAt(b, s, e)
 				r.texts = append(r.texts, text)
 			case ids:
 				if _, res := intAt(b, s, e); res != intOK {
@@ -768,7 +790,7 @@ func (r *Request) parseResponses(f *topFields) error {
 	if f.instructions.present() {
 		switch b[f.instructions.start] {
 		case '"':
-			text, _ := stringAt(b, f.instructions.start, f.instructions.end)
+			text, _ := textAt(b, f.instructions.start, f.instructions.end)
 			r.texts = append(r.texts, "system", text)
 			r.fixed += tokensPerMessage
 			counted = true
@@ -780,7 +802,7 @@ func (r *Request) parseResponses(f *topFields) error {
 	if f.input.present() {
 		switch b[f.input.start] {
 		case '"':
-			text, _ := stringAt(b, f.input.start, f.input.end)
+			text, _ := textAt(b, f.input.start, f.input.end)
 			r.texts = append(r.texts, "user", text)
 			r.fixed += tokensPerMessage
 			counted = true
@@ -823,7 +845,7 @@ func (r *Request) parseInputItem(s, i int) error {
 	for m, ok := it.next(); ok; m, ok = it.next() {
 		switch {
 		case m.is("type"):
-			t, ok := stringAt(b, m.start, m.end)
+			t, ok := textAt(b, m.start, m.end)
 			if !ok {
 				return badType(p+".type", "a string", b, m.start)
 			}
@@ -841,7 +863,7 @@ func (r *Request) parseInputItem(s, i int) error {
 		if role.end == role.start {
 			return &RequestError{Message: fmt.Sprintf("Missing required parameter: '%s.role'.", p), Param: p + ".role"}
 		}
-		rs, ok := stringAt(b, role.start, role.end)
+		rs, ok := textAt(b, role.start, role.end)
 		if !ok {
 			return badType(p+".role", "a string", b, role.start)
 		}
@@ -850,7 +872,7 @@ func (r *Request) parseInputItem(s, i int) error {
 		if content.end > content.start {
 			switch b[content.start] {
 			case '"':
-				text, _ := stringAt(b, content.start, content.end)
+				text, _ := textAt(b, content.start, content.end)
 				r.texts = append(r.texts, text)
 			case '[':
 				return r.parseParts(content.start, p+".content")
@@ -866,7 +888,7 @@ func (r *Request) parseInputItem(s, i int) error {
 		if output.end > output.start {
 			switch b[output.start] {
 			case '"':
-				text, _ := stringAt(b, output.start, output.end)
+				text, _ := textAt(b, output.start, output.end)
 				r.texts = append(r.texts, text)
 			case '[':
 				return r.parseParts(output.start, p+".output")

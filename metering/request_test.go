@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"unicode/utf8"
 )
 
 // The example conversation of OpenAI's cookbook "How to count tokens with tiktoken"
@@ -458,4 +459,32 @@ func TestEncodingForModel(t *testing.T) {
 			t.Errorf("EncodingForModel(%q) = %q, want %q", model, got, want)
 		}
 	}
+}
+
+// A body that is not UTF-8 is refused, wherever the bad bytes are, with the offset of
+// the first one; escaped text that decodes to invalid code points is still accepted
+// (it becomes U+FFFD, as encoding/json decodes it).
+func TestParseRequestRefusesInvalidUTF8(t *testing.T) {
+	for _, tt := range []struct {
+		body string
+		at   int // the offset of the first bad byte; -1: not a UTF-8 error
+	}{
+		{"{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"caf\xe9\"}]}", 54},
+		{"{\"model\":\"m\",\"user\":\"\xff\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}", 21},
+		{"{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"\xed\xa0\x80\"}]}", 51},
+		{"\xef\xbb\xbf{}", -1}, // a byte-order mark is valid UTF-8 but not JSON
+	} {
+		if tt.at >= 0 && tt.at != strings.IndexFunc(tt.body, func(r rune) bool { return r == utf8.RuneError }) {
+			t.Fatalf("test case %q: the first bad byte is not at %d", tt.body, tt.at)
+		}
+		_, err := ParseRequest(ChatCompletions, []byte(tt.body))
+		re, ok := err.(*RequestError)
+		if !ok {
+			t.Fatalf("ParseRequest(%q) error %v, want a *RequestError", tt.body, err)
+		}
+		if tt.at >= 0 && (!strings.Contains(re.Message, "UTF-8") || !strings.Contains(re.Message, fmt.Sprintf("offset %d", tt.at))) {
+			t.Errorf("ParseRequest(%q): %q, want UTF-8 at offset %d", tt.body, re.Message, tt.at)
+		}
+	}
+	mustParse(t, ChatCompletions, `{"model":"m","messages":[{"role":"user","content":"\ud800 caf\u00e9"}]}`)
 }

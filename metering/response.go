@@ -63,7 +63,7 @@ type outputText struct {
 // Bounds on buffered output text.
 const (
 	maxOutputTexts = 1024     // beyond this many choices/parts, text shares the last buffer
-	flushAt        = 64 << 10 // a buffer this large is counted up to an exact cut point
+	flushAt        = 16 << 10 // a buffer this large is counted up to an exact cut point (bounds memory per stream)
 	maxBodyDepth   = 512      // response bodies come from the upstream, not the client
 )
 
@@ -471,7 +471,7 @@ func (m *ResponseMeter) flush(t *outputText) {
 			break
 		}
 	}
-	m.countNow(string(t.buf[:cut]))
+	m.countNow(view(t.buf[:cut])) // counted at once: a view of the buffer is enough
 	t.buf = append(t.buf[:0], t.buf[cut:]...)
 }
 
@@ -493,7 +493,7 @@ func (m *ResponseMeter) Result() Result {
 		m.localOut = m.counted
 		if m.tok != nil {
 			for _, t := range m.texts {
-				m.localOut += int64(m.tok.Count(string(t.buf)))
+				m.localOut += int64(m.tok.Count(view(t.buf))) // Count does not keep its text
 			}
 		}
 		m.cached = true

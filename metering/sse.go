@@ -9,8 +9,10 @@ import (
 // through unmetered as it arrives.
 const maxEventSize = 4 << 20
 
-// readSize is the least free space offered to each read from the upstream.
-const readSize = 8 << 10
+// readSize is the least free space offered to each read from the upstream. The buffer
+// starts at 4 × readSize (16 KiB: dozens of typical events) and grows only for an
+// event larger than that, so an open stream holds little memory.
+const readSize = 4 << 10
 
 // streamFilter is the reader NewStreamFilter returns.
 type streamFilter struct {
@@ -38,7 +40,9 @@ type streamFilter struct {
 // unchanged, event by event, less the events ResponseMeter.Event says to drop (the
 // usage chunk the client did not ask for); every event's data is metered by m. A read
 // returns as soon as it holds a complete event, never waiting for more input, so the
-// proxy can flush event by event. Events are delimited by a blank line; lines end in
+// proxy can flush event by event; it returns all the complete events already read
+// from the upstream (up to the size of the caller's buffer), so a burst of events is
+// written and flushed once. Events are delimited by a blank line; lines end in
 // LF, CRLF or CR; comment lines and fields other than data pass through; a final
 // event without a trailing blank line is metered and forwarded at the end of the
 // input. An event larger than 4 MiB is forwarded unmetered as it arrives rather than
@@ -56,14 +60,26 @@ func (f *streamFilter) Read(p []byte) (int, error) {
 	if len(p) == 0 {
 		return 0, nil
 	}
+	// Every complete event already buffered goes out in this one Read (as much as p
+	// holds): the proxy then writes and flushes once for a burst of events, as a plain
+	// reverse proxy would, instead of once per event. The filter never reads the
+	// upstream again while it has something to return, so nothing waits.
+	n := 0
 	for {
 		if len(f.out) > 0 {
-			n := copy(p, f.out)
-			f.out = f.out[n:]
-			return n, nil
+			c := copy(p[n:], f.out)
+			f.out = f.out[c:]
+			n += c
+			if n == len(p) {
+				return n, nil
+			}
+			continue
 		}
 		if f.next() {
 			continue
+		}
+		if n > 0 {
+			return n, nil
 		}
 		if f.err != nil {
 			if f.start < len(f.buf) {

@@ -308,3 +308,39 @@ func TestStreamFilterClose(t *testing.T) {
 		t.Errorf("Read(nil) = %d, %v", n, err)
 	}
 }
+
+// Events that arrived together leave together: one Read returns every complete event
+// already buffered (less a dropped usage chunk), so the proxy writes and flushes once
+// per burst; a small buffer still gets them all, over several Reads.
+func TestStreamFilterReturnsBufferedEventsTogether(t *testing.T) {
+	a := "data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"one\"}}]}\n\n"
+	b := "data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\" two\"}}]}\n\n"
+	usage := "data: {\"choices\":[],\"usage\":{\"prompt_tokens\":1,\"completion_tokens\":2}}\n\n"
+	done := "data: [DONE]\n\n"
+	partial := "data: {\"choi"
+	for _, readLen := range []int{4096, len(a) + 3} {
+		src := &chunkReader{chunks: [][]byte{[]byte(a + b + usage + done + partial)}}
+		f := NewStreamFilter(src, NewResponseMeter(requestFor(t, ChatCompletions, false), wordTokenizer, input))
+		buf := make([]byte, readLen)
+		var got []string
+		for {
+			n, err := f.Read(buf)
+			if n > 0 {
+				got = append(got, string(buf[:n]))
+			}
+			if err == io.EOF {
+				break
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+		want := a + b + done + partial
+		if strings.Join(got, "") != want {
+			t.Fatalf("read %d: forwarded %q, want %q", readLen, strings.Join(got, ""), want)
+		}
+		if readLen == 4096 && (len(got) != 2 || got[0] != a+b+done) {
+			t.Errorf("buffered events came out in %d reads %q, want the three complete ones in the first", len(got), got)
+		}
+	}
+}

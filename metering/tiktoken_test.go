@@ -1,7 +1,10 @@
 package metering
 
 import (
+	"fmt"
 	"math/rand/v2"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -74,15 +77,89 @@ func TestTokenizerForConcurrent(t *testing.T) {
 	}
 }
 
-// rawCount is the unsegmented pkoukk count, the reference for segmentation.
-func rawCount(tok Tokenizer, text string) int {
-	return len(tok.(*tiktokenCounter).enc.EncodeOrdinary(text))
+// rawCount is the unsegmented pkoukk count: tiktoken's own count, the reference.
+func rawCount(tok *tiktokenCounter, text string) int {
+	return len(tok.enc.EncodeOrdinary(text))
 }
 
-// segmenter is the uncached pkoukk adapter, whose Count segments its input.
-func segmenter(t testing.TB, encoding string) Tokenizer {
+// segmenter is an uncached pkoukk adapter, whose Count segments its input (what the
+// legacy encodings count with).
+func segmenter(t testing.TB, encoding string) *tiktokenCounter {
+	t.Helper()
+	tok, err := newTiktokenCounter(encoding)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tok
+}
+
+// uncached is TokenizerFor's counter without the count cache.
+func uncached(t testing.TB, encoding string) Tokenizer {
 	t.Helper()
 	return tokenizer(t, encoding).(*countCache).inner
+}
+
+// TokenizerFor counts o200k_base and cl100k_base with metering/bpe and the legacy
+// encodings with pkoukk.
+func TestTokenizerForImplementations(t *testing.T) {
+	for enc, want := range map[string]string{O200kBase: "metering.bpeCounter", CL100kBase: "metering.bpeCounter", "p50k_base": "*metering.tiktokenCounter"} {
+		if got := fmt.Sprintf("%T", uncached(t, enc)); got != want {
+			t.Errorf("TokenizerFor(%s) counts with %s, want %s", enc, got, want)
+		}
+		if got := tokenizer(t, enc).(encoder).Encoding(); got != enc {
+			t.Errorf("TokenizerFor(%s).Encoding() = %q", enc, got)
+		}
+	}
+}
+
+// The bpe counter gives exactly pkoukk/tiktoken-go's counts (its own package tests
+// this at length; this checks the wiring): on metering's request and response
+// fixtures, on the bpe corpus (prose, code, multilingual text, emoji, invalid UTF-8),
+// on random mixtures of those, and on long runs where pkoukk's segmented counter
+// was off by a token per cut.
+func TestTokenizerMatchesTiktoken(t *testing.T) {
+	var texts []string
+	for _, dir := range []string{"testdata", filepath.Join("bpe", "testdata", "corpus")} {
+		files, err := os.ReadDir(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, f := range files {
+			if f.IsDir() {
+				continue
+			}
+			data, err := os.ReadFile(filepath.Join(dir, f.Name()))
+			if err != nil {
+				t.Fatal(err)
+			}
+			texts = append(texts, string(data))
+		}
+	}
+	if len(texts) < 10 {
+		t.Fatalf("only %d texts to compare", len(texts))
+	}
+	texts = append(texts, strings.Repeat("a", 5000), strings.Repeat("😀", 1500), strings.Repeat("ab!", 2000),
+		strings.Repeat(" ", 3000)+"x", strings.Repeat("7", 9000), "<|endoftext|> is text", "")
+	for _, enc := range []string{O200kBase, CL100kBase} {
+		tok, ref := uncached(t, enc), segmenter(t, enc)
+		for _, text := range texts {
+			if got, want := tok.Count(text), rawCount(ref, text); got != want {
+				t.Errorf("%s: Count = %d, tiktoken-go %d, on %d bytes starting %.40q", enc, got, want, len(text), text)
+			}
+		}
+		pieces := []string{" the", "Quick", " fox's", "12345", " élan", "中文字符", "😀", "\n", "\t", "  ", "-->", "'ll", "{\"a\":1}", "\xff"}
+		rapid.Check(t, func(rt *rapid.T) {
+			n := rapid.IntRange(0, 200).Draw(rt, "n")
+			var sb strings.Builder
+			for range n {
+				sb.WriteString(pieces[rapid.IntRange(0, len(pieces)-1).Draw(rt, "piece")])
+			}
+			text := sb.String()
+			if got, want := tok.Count(text), rawCount(ref, text); got != want {
+				rt.Fatalf("%s: Count(%q) = %d, tiktoken-go %d", enc, text, got, want)
+			}
+		})
+	}
 }
 
 // Segmenting at a space after a non-space must not change the count: long natural

@@ -46,18 +46,21 @@ func (s *Store) GetAccount(ctx context.Context, id string) (billing.Account, err
 	if err := billing.ValidAccountID(id); err != nil {
 		return billing.Account{}, notFound(id)
 	}
-	r, err := s.run(ctx, stateScript, s.accountKeys(id), ms(s.now()))
+	now := s.now()
+	r, err := s.run(ctx, stateScript, s.accountKeys(id), ms(now))
 	if err != nil {
 		return billing.Account{}, err
 	}
-	return parseState(id, r)
+	a, err := parseState(id, r)
+	a.AsOf = time.UnixMilli(now.UnixMilli()).UTC()
+	return a, err
 }
 
 func parseState(id string, r reply) (billing.Account, error) {
 	if r.str(0) == "NOACCOUNT" {
 		return billing.Account{}, notFound(id)
 	}
-	if len(r) != 2 {
+	if len(r) != 3 {
 		return billing.Account{}, fmt.Errorf("redisstore: malformed state reply for %q", id)
 	}
 	f := pairs(r[0])
@@ -82,6 +85,16 @@ func parseState(id string, r reply) (billing.Account, error) {
 			Amount:       micros(f["ar_amount"]),
 			MonthlyLimit: micros(f["ar_monthly_limit"]),
 		},
+		Recharge: billing.RechargeState{
+			Pending:    f["rc_id"],
+			Month:      f["ar_month"],
+			MonthTotal: micros(f["ar_month_total"]),
+			Failures:   int(micros(f["rc_fails"])),
+		},
+		LastEventID: r.str(2),
+	}
+	if until := fromMS(f["rc_backoff"]); until.UnixMilli() > 0 {
+		a.Recharge.BackoffUntil = until
 	}
 	for gid, raw := range pairs(r[1]) {
 		g, err := parseGrant(gid, raw)
@@ -236,17 +249,26 @@ func (s *Store) Settle(ctx context.Context, q billing.SettleRequest) (billing.Se
 	if q.Cost < 0 || q.Cost > money.MaxAmount {
 		return billing.Settlement{}, fmt.Errorf("%w: cost %s out of range", billing.ErrInvalid, q.Cost)
 	}
-	args := []interface{}{ms(s.now()), q.HoldID, amountArg(q.Cost), s.recordTTL()}
+	now := s.now()
+	t := q.Triggers
+	low := ""
+	if t.Notices {
+		low = amountArg(t.LowBalance)
+	}
+	args := []interface{}{ms(now), q.HoldID, amountArg(q.Cost), s.recordTTL(), billing.MonthOf(now), flag(t.AutoRecharge), low, flag(t.Notices)}
 	args = appendUsage(args, q.Usage, true)
-	r, err := s.run(ctx, settleScript, s.accountKeys(q.Account, "hold:"+q.HoldID), args...)
+	r, err := s.run(ctx, settleScript, s.accountKeys(q.Account, "hold:"+q.HoldID, "outbox", "recharges"), args...)
 	if err != nil {
 		return billing.Settlement{}, err
 	}
 	switch r.str(0) {
 	case "OK":
-		return billing.Settlement{EventID: r.str(1), Cost: q.Cost, FromCredit: r.micros(2), ToDebt: r.micros(3), BalanceAfter: r.micros(4)}, nil
+		return billing.Settlement{EventID: r.str(1), Cost: q.Cost, FromCredit: r.micros(2), ToDebt: r.micros(3), BalanceAfter: r.micros(4),
+			RechargeID: r.str(5), Notices: fieldsOf(r.str(6))}, nil
 	case "REPLAY":
-		return replayed(r), nil
+		st := replayed(r)
+		st.RechargeID, st.Notices = r.str(7), fieldsOf(r.str(8))
+		return st, nil
 	case "NOACCOUNT":
 		return billing.Settlement{}, notFound(q.Account)
 	}
@@ -278,6 +300,22 @@ func (s *Store) Release(ctx context.Context, account, holdID string, u billing.U
 // recordTTL bounds how long a finished hold's record stays. A settle may come long
 // after the hold (a stream longer than hold_ttl), so it is counted from the settle.
 func (s *Store) recordTTL() int64 { return s.retention.Milliseconds() }
+
+// flag is a boolean script argument.
+func flag(b bool) string {
+	if b {
+		return "1"
+	}
+	return "0"
+}
+
+// fieldsOf splits a space-separated script reply; nil for "".
+func fieldsOf(s string) []string {
+	if s == "" {
+		return nil
+	}
+	return strings.Fields(s)
+}
 
 func replayed(r reply) billing.Settlement {
 	return billing.Settlement{EventID: r.str(2), Cost: r.micros(3), FromCredit: r.micros(4), ToDebt: r.micros(5), BalanceAfter: r.micros(6), Replayed: true}

@@ -34,10 +34,10 @@ local FIELDS = {'credit', 'debt', 'reserved', 'granted', 'usage', 'consumed', 'r
 
 -- load reads the account's counters into S; false when the account does not exist.
 local function load()
-  local v = redis.call('HMGET', acct, 'tier', 'depleted', unpack(FIELDS))
+  local v = redis.call('HMGET', acct, 'tier', 'depleted', 'id', unpack(FIELDS))
   if not v[1] then return false end
-  S.tier, S.depleted = v[1], v[2] or ''
-  for i, f in ipairs(FIELDS) do S[f] = tonumber(v[i + 2]) or 0 end
+  S.tier, S.depleted, S.id = v[1], v[2] or '', v[3] or ''
+  for i, f in ipairs(FIELDS) do S[f] = tonumber(v[i + 3]) or 0 end
   return true
 end
 
@@ -101,6 +101,98 @@ local function sweep(now)
   end
   if changed then save() end
 end
+
+-- usd formats non-negative micros as dollars for notes: 12.500000.
+local function usd(x) return string.format('%d.%06d', math.floor(x / 1000000), x % 1000000) end
+
+-- credit_grant credits a new grant, paying debt first, and records it (one
+-- topup/auto_recharge event, then a debt_repaid event when debt was repaid). The
+-- caller has loaded S and checked everything. Returns the grant record.
+local function credit_grant(now, gid, amount, expires, source, evtype)
+  local repaid = math.min(S.debt, amount)
+  S.credit = S.credit + amount - repaid
+  S.debt = S.debt - repaid
+  S.granted = S.granted + amount
+  S.repaid = S.repaid + repaid
+  if S.credit > 0 then S.depleted = '' end
+  save()
+  -- the grant event shows the balance after the whole credit (debt repaid included)
+  local id = event(now, {'type', evtype, 'amount', fmt(amount), 'grant_id', gid, 'source', source})
+  if repaid > 0 then
+    event(now, {'type', 'debt_repaid', 'amount', fmt(repaid), 'grant_id', gid})
+  end
+  local g = {amount = amount, remaining = amount - repaid, granted = fmt(now), expires = fmt(expires),
+    source = source, event = id, repaid = fmt(repaid), balance = fmt(S.credit - S.debt)}
+  grant_put(gid, g)
+  if g.remaining > 0 then redis.call('ZADD', live, expires, gid) end
+  -- Re-arm the crossing detectors: n_hi is the highest balance since the last
+  -- notice check, and a skipped recharge is recorded again only after the balance
+  -- was back at the auto-recharge threshold.
+  local bal = S.credit - S.debt
+  local v = redis.call('HMGET', acct, 'n_hi', 'ar_threshold')
+  local hi = tonumber(v[1] or '')
+  if not hi or bal > hi then redis.call('HSET', acct, 'n_hi', fmt(bal)) end
+  if bal >= (tonumber(v[2] or '') or 0) then redis.call('HSET', acct, 'rc_skip', '') end
+  return g
+end
+
+-- notice_put queues a notice in the outbox hash: notice id -> "type at balance
+-- attempts lease threshold ref amount expires reason" (ref: a grant or recharge id
+-- or '-'; reason: free text, last). Ids are unique per account and never reused.
+local function notice_put(outbox, now, ntype, threshold, ref, amount, expires, reason)
+  local seq = redis.call('HINCRBY', acct, 'n_seq', 1)
+  local id = 'ntc_' .. S.id .. '_' .. seq
+  redis.call('HSET', outbox, id, table.concat({ntype, fmt(now), fmt(S.credit - S.debt), '0', '0',
+    fmt(threshold or 0), ref or '-', fmt(amount or 0), fmt(expires or 0), reason or ''}, ' '))
+  return id
+end
+
+-- balance_notices queues balance.low (the balance went from >= low to below it) and
+-- balance.exhausted (from > 0 to <= 0), once per crossing. The "from" is n_hi, the
+-- highest balance since the last check (top-ups raise it), so a crossing caused
+-- where nobody checks (an expiry swept during a reserve) is still seen once, by
+-- the next settle or sweep. outbox nil keeps n_hi current without queueing.
+local function balance_notices(outbox, now, before, low, ids)
+  local bal = S.credit - S.debt
+  local hi = tonumber(redis.call('HGET', acct, 'n_hi') or '') or before
+  if before > hi then hi = before end
+  if outbox then
+    if low and hi >= low and bal < low then ids[#ids + 1] = notice_put(outbox, now, 'balance.low', low) end
+    if hi > 0 and bal <= 0 then ids[#ids + 1] = notice_put(outbox, now, 'balance.exhausted', 0) end
+  end
+  redis.call('HSET', acct, 'n_hi', fmt(bal))
+end
+
+-- maybe_recharge starts an auto-recharge when the balance is below the account's
+-- threshold, auto-recharge is enabled, none is pending and any back-off has
+-- passed. One pending recharge at a time is what makes a crossing start one
+-- recharge however many settles see it. A recharge that would take the month's
+-- auto-recharged total (calendar month, UTC) past the monthly limit is skipped and
+-- recorded, once per crossing (rc_skip holds the month of the recorded skip until
+-- a credit brings the balance back to the threshold). The recharge record in rcs
+-- is "state amount month month_total started_ms". Returns the id, or nil.
+local function maybe_recharge(rcs, now, month, rid)
+  local v = redis.call('HMGET', acct, 'ar_enabled', 'ar_threshold', 'ar_amount', 'ar_monthly_limit',
+    'rc_id', 'rc_backoff', 'ar_month', 'ar_month_total', 'rc_skip')
+  if v[1] ~= '1' then return nil end
+  local threshold, amount, limit = tonumber(v[2] or '') or 0, tonumber(v[3] or '') or 0, tonumber(v[4] or '') or 0
+  if amount <= 0 or S.credit - S.debt >= threshold then return nil end
+  if (v[5] or '') ~= '' or now < (tonumber(v[6] or '') or 0) then return nil end
+  if redis.call('HEXISTS', rcs, rid) == 1 then return nil end
+  local total = 0
+  if v[7] == month then total = tonumber(v[8] or '') or 0 end
+  if total + amount > limit then
+    if v[9] ~= month then
+      event(now, {'type', 'auto_recharge_skipped', 'amount', fmt(amount), 'note',
+        'monthly limit ' .. usd(limit) .. ' reached: ' .. usd(total) .. ' auto-recharged in ' .. month})
+      redis.call('HSET', acct, 'rc_skip', month)
+    end
+    return nil
+  end
+  redis.call('HSET', rcs, rid, table.concat({'pending', fmt(amount), month, fmt(total), fmt(now)}, ' '))
+  redis.call('HSET', acct, 'rc_id', rid, 'rc_lease', '0', 'rc_drives', '0')
+  return rid
+end
 `
 
 // createAccount: KEYS[1] acct. ARGV: id, tier, now_ms.
@@ -121,13 +213,16 @@ redis.call('HSET', KEYS[1], unpack(ARGV))
 return 1
 `)
 
-// state: ARGV now_ms. Sweeps, then returns {HGETALL acct, HGETALL grants}, or
-// {'NOACCOUNT'}.
+// state: ARGV now_ms. Sweeps, then returns {HGETALL acct, HGETALL grants,
+// last ledger event id, empty for none}, or {'NOACCOUNT'}.
 var stateScript = redis.NewScript(prelude + `
 local now = ARGV[1]
 if not load() then return {'NOACCOUNT'} end
 sweep(now)
-return {redis.call('HGETALL', acct), redis.call('HGETALL', grants)}
+local last = redis.call('XREVRANGE', ledger, '+', '-', 'COUNT', 1)
+local last_id = ''
+if #last > 0 then last_id = last[1][1] end
+return {redis.call('HGETALL', acct), redis.call('HGETALL', grants), last_id}
 `)
 
 // reserve: KEYS[7] the hold record. ARGV: now_ms, hold_id, estimate, minimum, grace,
@@ -172,20 +267,26 @@ redis.call('HSET', acct, 'reserved', fmt(S.reserved))
 return {'OK', fmt(held), fmt(avail - held), fmt(exp)}
 `)
 
-// settle: KEYS[7] the hold record. ARGV: now_ms, hold_id, cost, record_ttl_ms, then
-// field/value pairs describing the usage (request_id, model, tokens…).
+// settle: KEYS[7] the hold record, KEYS[8] the notice outbox, KEYS[9] the recharge
+// records. ARGV: now_ms, hold_id, cost, record_ttl_ms, month ("2006-01", UTC),
+// auto_recharge ("1"/"0"), low_balance (micros, "" = none), notices ("1"/"0"),
+// then field/value pairs describing the usage (request_id, model, tokens…).
 // Releases the hold (if still live), consumes cost from live grants earliest expiry
 // first, and books the rest as debt. A hold that already expired is still charged:
-// the request was served. Returns {'OK', event_id, from_credit, to_debt, balance} |
-// {'REPLAY', state, event_id, cost, from_credit, to_debt, balance} | {'NOACCOUNT'}.
+// the request was served. Then, in the same transaction, queues the balance notices
+// this settle crossed and starts an auto-recharge when one is due (id "rc_<hold
+// id>"). Returns {'OK', event_id, from_credit, to_debt, balance, recharge_id,
+// notice_ids} | {'REPLAY', state, event_id, cost, from_credit, to_debt, balance,
+// recharge_id, notice_ids} | {'NOACCOUNT'}; notice_ids is space-separated.
 var settleScript = redis.NewScript(prelude + `
 local now, hid, cost = tonumber(ARGV[1]), ARGV[2], tonumber(ARGV[3])
-local rec = redis.call('HMGET', KEYS[7], 'state', 'event', 'cost', 'from_credit', 'to_debt', 'balance')
+local rec = redis.call('HMGET', KEYS[7], 'state', 'event', 'cost', 'from_credit', 'to_debt', 'balance', 'rc', 'notices')
 if rec[1] == 'settled' or rec[1] == 'released' then
-  return {'REPLAY', rec[1], rec[2], rec[3], rec[4], rec[5], rec[6]}
+  return {'REPLAY', rec[1], rec[2], rec[3], rec[4], rec[5], rec[6], rec[7] or '', rec[8] or ''}
 end
 if not load() then return {'NOACCOUNT'} end
 sweep(now)
+local before = S.credit - S.debt
 local held = tonumber(redis.call('HGET', holdamt, hid) or '0')
 -- plan the consumption (reads only)
 local left, plan, start = cost, {}, 0
@@ -222,13 +323,20 @@ if cost > 0 and S.credit == 0 then S.depleted = 'usage' end
 save()
 local fields = {'type', 'usage', 'amount', fmt(cost), 'hold_id', hid, 'cost', fmt(cost),
   'from_credit', fmt(from_credit), 'to_debt', fmt(to_debt)}
-for i = 5, #ARGV do fields[#fields + 1] = ARGV[i] end
+for i = 9, #ARGV do fields[#fields + 1] = ARGV[i] end
 local id = event(now, fields)
+-- what the settle sets off
+local notices, outbox = {}, nil
+if ARGV[8] == '1' then outbox = KEYS[8] end
+balance_notices(outbox, now, before, tonumber(ARGV[7]), notices)
+local rc = ''
+if ARGV[6] == '1' then rc = maybe_recharge(KEYS[9], now, ARGV[5], 'rc_' .. hid) or '' end
+local nlist = table.concat(notices, ' ')
 local bal = fmt(S.credit - S.debt)
 redis.call('HSET', KEYS[7], 'state', 'settled', 'event', id, 'cost', fmt(cost),
-  'from_credit', fmt(from_credit), 'to_debt', fmt(to_debt), 'balance', bal)
+  'from_credit', fmt(from_credit), 'to_debt', fmt(to_debt), 'balance', bal, 'rc', rc, 'notices', nlist)
 redis.call('PEXPIRE', KEYS[7], ARGV[4])
-return {'OK', id, fmt(from_credit), fmt(to_debt), bal}
+return {'OK', id, fmt(from_credit), fmt(to_debt), bal, rc, nlist}
 `)
 
 // release: KEYS[7] the hold record. ARGV: now_ms, hold_id, record_ttl_ms, then
@@ -298,24 +406,171 @@ if ARGV[11] ~= '1' then
   if maxb > 0 and credit_after > maxb then return {'ABOVE_BALANCE', ARGV[10], fmt(credit_after)} end
 end
 -- writes
-S.credit = credit_after
-S.debt = S.debt - repaid
-S.granted = S.granted + amount
-S.repaid = S.repaid + repaid
-if S.credit > 0 then S.depleted = '' end
-save()
--- the top-up event shows the balance after the whole top-up (debt repaid included)
-local id = event(now, {'type', ARGV[6], 'amount', fmt(amount), 'grant_id', gid, 'source', ARGV[5]})
-if repaid > 0 then
-  event(now, {'type', 'debt_repaid', 'amount', fmt(repaid), 'grant_id', gid})
-end
-local g = {amount = amount, remaining = amount - repaid, granted = ARGV[1], expires = ARGV[4],
-  source = ARGV[5], event = id, repaid = fmt(repaid), balance = fmt(S.credit - S.debt)}
-grant_put(gid, g)
-if g.remaining > 0 then redis.call('ZADD', live, expires, gid) end
+credit_grant(now, gid, amount, expires, ARGV[5], ARGV[6])
 if fp ~= '' then
   redis.call('HSET', KEYS[7], 'fp', fp, 'grant', gid)
   redis.call('PEXPIRE', KEYS[7], ARGV[13])
 end
 return result(gid, redis.call('HGET', grants, gid), '0')
+`)
+
+// sweepAccount: KEYS[7] the notice outbox, KEYS[8] the recharge records, KEYS[9]
+// the set of grants already announced as expiring. ARGV: now_ms, month,
+// auto_recharge ("1"/"0"), low_balance ("" = none), notices ("1"/"0"),
+// expiring_within_ms ("0" = none), candidate recharge id.
+// The periodic sweeper's visit: forfeits expired credit (expire events), queues the
+// balance notices crossed since the last check and a credits.expiring notice once
+// per grant, and starts an auto-recharge that is due (an account whose credit
+// expired gets no settle to start one). Returns {'OK', expired, recharge_id,
+// outbox ids…} | {'NOACCOUNT'}.
+var sweepScript = redis.NewScript(prelude + `
+local now = tonumber(ARGV[1])
+if not load() then return {'NOACCOUNT'} end
+local before, expired0 = S.credit - S.debt, S.expired
+sweep(now)
+local notices, outbox = {}, nil
+if ARGV[5] == '1' then outbox = KEYS[7] end
+balance_notices(outbox, now, before, tonumber(ARGV[4]), notices)
+-- forget announced grants that are spent or expired
+for _, gid in ipairs(redis.call('SMEMBERS', KEYS[9])) do
+  if not redis.call('ZSCORE', live, gid) then redis.call('SREM', KEYS[9], gid) end
+end
+local within = tonumber(ARGV[6]) or 0
+if outbox and within > 0 then
+  local gs = redis.call('ZRANGEBYSCORE', live, '(' .. fmt(now), fmt(now + within), 'LIMIT', 0, 100)
+  for _, gid in ipairs(gs) do
+    if redis.call('SISMEMBER', KEYS[9], gid) == 0 then
+      local g = grant_get(redis.call('HGET', grants, gid))
+      if g.remaining > 0 then
+        notice_put(outbox, now, 'credits.expiring', 0, gid, g.remaining, tonumber(g.expires))
+        redis.call('SADD', KEYS[9], gid)
+      end
+    end
+  end
+end
+local rc = redis.call('HGET', acct, 'rc_id') or ''
+if rc == '' and ARGV[3] == '1' then rc = maybe_recharge(KEYS[8], now, ARGV[2], ARGV[7]) or '' end
+local out = {'OK', fmt(S.expired - expired0), rc}
+for _, id in ipairs(redis.call('HKEYS', KEYS[7])) do out[#out + 1] = id end
+return out
+`)
+
+// claimRecharge: KEYS[1] acct, KEYS[2] the recharge records. ARGV: recharge_id,
+// now_ms, lease_ms. Takes the lease on a pending recharge, so one worker among all
+// proxies performs it; a worker that dies loses the lease when it runs out and the
+// sweeper's worker takes over with the same id. Returns {'OK', record, drives} |
+// {'GONE'} (not pending: done, failed or unknown) | {'BUSY'} (leased).
+var claimRechargeScript = redis.NewScript(`
+local v = redis.call('HMGET', KEYS[1], 'rc_id', 'rc_lease', 'rc_drives')
+if v[1] ~= ARGV[1] then return {'GONE'} end
+local now = tonumber(ARGV[2])
+if (tonumber(v[2] or '') or 0) > now then return {'BUSY'} end
+local rec = redis.call('HGET', KEYS[2], ARGV[1])
+if not rec then return {'GONE'} end
+local drives = (tonumber(v[3] or '') or 0) + 1
+redis.call('HSET', KEYS[1], 'rc_lease', string.format('%d', now + tonumber(ARGV[3])), 'rc_drives', string.format('%d', drives))
+return {'OK', rec, string.format('%d', drives)}
+`)
+
+// completeRecharge: KEYS[7] the recharge records. ARGV: now_ms, recharge_id,
+// expires_ms. The charger answered 2xx (paid): credits the recharge as a grant of
+// source auto_recharge whose id is the recharge id — so a second 2xx for the same
+// recharge credits nothing — adds it to its month's auto-recharged total, and
+// clears the pending recharge and any back-off. A recharge already recorded as
+// failed is still credited: the charger says it was paid. Returns {'OK' | 'REPLAY',
+// grant_id, amount, remaining, granted_ms, expires_ms, source, event_id, repaid,
+// balance} | {'UNKNOWN'} | {'NOACCOUNT'}.
+var completeRechargeScript = redis.NewScript(prelude + `
+local now, gid = tonumber(ARGV[1]), ARGV[2]
+if not load() then return {'NOACCOUNT'} end
+local function result(status, raw)
+  local g = grant_get(raw)
+  return {status, gid, fmt(g.amount), fmt(g.remaining), g.granted, g.expires, g.source, g.event, g.repaid, g.balance}
+end
+local existing = redis.call('HGET', grants, gid)
+if existing then
+  if redis.call('HGET', acct, 'rc_id') == gid then
+    redis.call('HSET', acct, 'rc_id', '', 'rc_lease', '0', 'rc_fails', '0', 'rc_backoff', '0')
+  end
+  return result('REPLAY', existing)
+end
+local raw = redis.call('HGET', KEYS[7], gid)
+if not raw then return {'UNKNOWN'} end
+local state, amount, month, total, started = string.match(raw, '^(%S+) (%S+) (%S+) (%S+) (%S+)$')
+amount = tonumber(amount)
+sweep(now)
+credit_grant(now, gid, amount, tonumber(ARGV[3]), 'auto_recharge', 'auto_recharge')
+local m = redis.call('HMGET', acct, 'ar_month', 'ar_month_total', 'rc_id')
+if m[1] == month then
+  redis.call('HSET', acct, 'ar_month_total', fmt((tonumber(m[2] or '') or 0) + amount))
+elseif not m[1] or m[1] == '' or m[1] < month then
+  redis.call('HSET', acct, 'ar_month', month, 'ar_month_total', fmt(amount))
+end
+redis.call('HSET', KEYS[7], gid, table.concat({'done', fmt(amount), month, total, started}, ' '))
+if m[3] == gid then
+  redis.call('HSET', acct, 'rc_id', '', 'rc_lease', '0', 'rc_fails', '0', 'rc_backoff', '0')
+end
+return result('OK', redis.call('HGET', grants, gid))
+`)
+
+// failRecharge: KEYS[7] the notice outbox, KEYS[8] the recharge records. ARGV:
+// now_ms, recharge_id, reason, backoff_ms, max_backoff_ms, notice ("1"/"0").
+// Records the failure (an auto_recharge_failed event), clears the pending recharge
+// and sets the back-off before the next may start: backoff × 2^(consecutive
+// failures − 1), at most max_backoff. Queues auto_recharge.failed when asked.
+// Returns {'OK', notice_id (empty for none), backoff_until_ms} | {'GONE'} | {'NOACCOUNT'}.
+var failRechargeScript = redis.NewScript(prelude + `
+local now, rid = tonumber(ARGV[1]), ARGV[2]
+if not load() then return {'NOACCOUNT'} end
+local v = redis.call('HMGET', acct, 'rc_id', 'rc_fails')
+if v[1] ~= rid then return {'GONE'} end
+local raw = redis.call('HGET', KEYS[8], rid)
+if not raw then return {'GONE'} end
+local state, amount, month, total, started = string.match(raw, '^(%S+) (%S+) (%S+) (%S+) (%S+)$')
+local fails = (tonumber(v[2] or '') or 0) + 1
+local backoff = tonumber(ARGV[4])
+for _ = 2, math.min(fails, 40) do backoff = backoff * 2 end
+backoff = math.min(backoff, tonumber(ARGV[5]))
+sweep(now)
+event(now, {'type', 'auto_recharge_failed', 'amount', amount, 'grant_id', rid, 'note', ARGV[3]})
+redis.call('HSET', KEYS[8], rid, table.concat({'failed', amount, month, total, started}, ' '))
+redis.call('HSET', acct, 'rc_id', '', 'rc_lease', '0', 'rc_fails', fmt(fails), 'rc_backoff', fmt(now + backoff))
+local nid = ''
+if ARGV[6] == '1' then
+  nid = notice_put(KEYS[7], now, 'auto_recharge.failed', 0, rid, tonumber(amount), 0, ARGV[3])
+end
+return {'OK', nid, fmt(now + backoff)}
+`)
+
+// claimNotices: KEYS[1] the notice outbox. ARGV: now_ms, lease_ms, max_attempts,
+// then the notice ids to claim (none: every notice in the outbox). Leases each
+// claimable notice (not leased by another worker) and counts the attempt; a notice
+// past max_attempts is removed instead. Returns triples {'OK' | 'DROP', id,
+// record, …}.
+var claimNoticesScript = redis.NewScript(`
+local now, lease, max = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local ids = {}
+for i = 4, #ARGV do ids[#ids + 1] = ARGV[i] end
+if #ids == 0 then ids = redis.call('HKEYS', KEYS[1]) end
+local out = {}
+for _, id in ipairs(ids) do
+  local raw = redis.call('HGET', KEYS[1], id)
+  if raw then
+    local t, at, bal, attempts, until_, rest = string.match(raw, '^(%S+) (%S+) (%S+) (%S+) (%S+) (.*)$')
+    if t and tonumber(until_) <= now then
+      local n = tonumber(attempts) + 1
+      local rec = table.concat({t, at, bal, string.format('%d', n), string.format('%d', now + lease), rest}, ' ')
+      if n > max then
+        redis.call('HDEL', KEYS[1], id)
+        out[#out + 1] = 'DROP'
+      else
+        redis.call('HSET', KEYS[1], id, rec)
+        out[#out + 1] = 'OK'
+      end
+      out[#out + 1] = id
+      out[#out + 1] = rec
+    end
+  end
+end
+return out
 `)
