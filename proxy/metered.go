@@ -298,7 +298,7 @@ func (p *Proxy) finish(ctx context.Context, x *exchange) {
 		note = "response incomplete"
 	}
 	req := billing.SettleRequest{
-		Account: x.key.Account, HoldID: x.id, Cost: cost,
+		Account: x.key.Account, HoldID: x.id, Cost: cost, Triggers: x.settings.Triggers,
 		Usage: billing.Usage{
 			RequestID: x.id, KeyID: x.key.ID, Model: x.model, Endpoint: x.path,
 			PromptTokens: result.Tokens.Input, CompletionTokens: result.Tokens.Output,

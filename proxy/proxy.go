@@ -39,6 +39,8 @@ type Settings struct {
 	// DriftTolerance is the relative difference between upstream-reported and
 	// locally counted tokens beyond which a request is logged as drifting.
 	DriftTolerance float64
+	// Triggers say what a settle may set off (auto-recharge, notices).
+	Triggers billing.Triggers
 }
 
 // Options configure a Proxy. Upstream, Ledger, Keys and Settings are required.

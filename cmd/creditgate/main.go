@@ -1,8 +1,9 @@
 // Command creditgate is the metering proxy and its operator CLI: `serve` runs the
 // proxy, `quickstart` runs it with an embedded store, a demo account and a mock
-// upstream, `check-config` validates a configuration file, and the `accounts`,
-// `keys`, `credits`, `ledger` and `auto-recharge` commands are clients of the admin
-// API. The command only parses flags and wires packages together.
+// upstream, `check-config` validates a configuration file, `demo` spends a
+// quickstart's demo account, and the `accounts`, `keys`, `credits`, `ledger`
+// (with `ledger export`), `auto-recharge`, `usage` and `audit` commands are clients
+// of the admin API. The command only parses flags and wires packages together.
 package main
 
 import (
@@ -32,6 +33,7 @@ func newRootCommand() *cobra.Command {
 	}
 	root.AddCommand(serveCommand(), quickstartCommand(), checkConfigCommand(), mockUpstreamCommand(), versionCommand())
 	addClientCommands(root)
+	addReportCommands(root)
 	addDemoCommand(root)
 	return root
 }

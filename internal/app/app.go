@@ -26,11 +26,13 @@ import (
 
 	"github.com/creditgate/creditgate/admin"
 	"github.com/creditgate/creditgate/billing"
+	"github.com/creditgate/creditgate/billing/recharge"
 	"github.com/creditgate/creditgate/billing/redisstore"
 	"github.com/creditgate/creditgate/config"
 	"github.com/creditgate/creditgate/internal/spool"
 	"github.com/creditgate/creditgate/metering"
 	"github.com/creditgate/creditgate/metrics"
+	"github.com/creditgate/creditgate/notify"
 	"github.com/creditgate/creditgate/proxy"
 )
 
@@ -68,6 +70,9 @@ type App struct {
 	policy   atomic.Pointer[billing.Policy]
 
 	metrics     *metrics.Metrics
+	worker      *recharge.Worker // auto-recharge, notices, expiry sweeps
+	stopWorker  context.CancelFunc
+	workerDone  chan struct{}
 	spool       *spool.Spool
 	stopReplay  context.CancelFunc
 	replayDone  chan struct{}
@@ -157,6 +162,10 @@ func New(ctx context.Context, cfg *config.Config, o Options) (*App, error) {
 	}
 	a.apply(cfg)
 	a.metrics.SetSpoolDepth(a.SpoolDepth)
+	if err := a.newWorker(cfg); err != nil {
+		a.closeStore()
+		return nil, err
+	}
 
 	var sp proxy.Spool
 	if a.spool != nil {
@@ -174,6 +183,7 @@ func New(ctx context.Context, cfg *config.Config, o Options) (*App, error) {
 		KeyCacheTTL:  cfg.Auth.KeyCacheTTL,
 		Spool:        sp,
 		Observer:     a.metrics,
+		OnSettled:    a.worker.OnSettled,
 	})
 	if err != nil {
 		a.closeStore()
@@ -211,6 +221,13 @@ func New(ctx context.Context, cfg *config.Config, o Options) (*App, error) {
 		}()
 	}
 
+	wctx, stopWorker := context.WithCancel(context.Background())
+	a.stopWorker, a.workerDone = stopWorker, make(chan struct{})
+	go func() {
+		defer close(a.workerDone)
+		_ = a.worker.Run(wctx)
+	}()
+
 	if o.ConfigPath != "" {
 		wctx, cancel := context.WithCancel(context.Background())
 		a.cancelWatch = cancel
@@ -224,6 +241,38 @@ func New(ctx context.Context, cfg *config.Config, o Options) (*App, error) {
 	return a, nil
 }
 
+// newWorker builds the background worker: the auto-recharge charger and the notice
+// webhook when configured, and the periodic sweep (expiry, stale recharges,
+// notices) always.
+func (a *App) newWorker(cfg *config.Config) error {
+	var charger, notifier recharge.Sender // nil interfaces when unset (never a typed nil)
+	if wh := cfg.Billing.AutoRecharge.Webhook; wh.URL != "" {
+		s, err := notify.New(notify.Options{URL: wh.URL, Secret: wh.Secret, Timeout: wh.Timeout})
+		if err != nil {
+			return fmt.Errorf("billing.auto_recharge.webhook: %w", err)
+		}
+		charger = s
+	}
+	if wh := cfg.Notify.Webhook; wh.URL != "" {
+		s, err := notify.New(notify.Options{URL: wh.URL, Secret: wh.Secret, Timeout: wh.Timeout})
+		if err != nil {
+			return fmt.Errorf("notify.webhook: %w", err)
+		}
+		notifier = s
+	}
+	within := cfg.Notify.ExpiringWithin
+	w, err := recharge.New(recharge.Options{Store: a.store, Charger: charger, Notifier: notifier,
+		Logger: a.log.Named("billing"), Settings: func() recharge.Settings {
+			s := a.settings.Load()
+			return recharge.Settings{CreditTTL: s.Policy.CreditTTL, LowBalance: s.Triggers.LowBalance, ExpiringWithin: within}
+		}})
+	if err != nil {
+		return err
+	}
+	a.worker = w
+	return nil
+}
+
 // apply installs the hot-reloadable parts of cfg.
 func (a *App) apply(cfg *config.Config) {
 	pol := cfg.Policy()
@@ -233,6 +282,11 @@ func (a *App) apply(cfg *config.Config) {
 		Pricing:        cfg.Pricing(),
 		ClampMaxTokens: cfg.Billing.ClampMaxTokens,
 		DriftTolerance: cfg.Metering.DriftTolerance,
+		Triggers: billing.Triggers{
+			AutoRecharge: cfg.Billing.AutoRecharge.Webhook.URL != "",
+			Notices:      cfg.Notify.Webhook.URL != "",
+			LowBalance:   cfg.Notify.LowBalance,
+		},
 	})
 	if lvl, err := zapcore.ParseLevel(cfg.Logging.Level); err == nil {
 		a.level.SetLevel(lvl)
@@ -403,6 +457,8 @@ func (a *App) Shutdown(ctx context.Context) error {
 	actx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	errAdmin := a.admin.Shutdown(actx)
 	cancel()
+	a.stopWorker()
+	<-a.workerDone
 	errConn := a.conn.Close()
 	_ = a.log.Sync()
 	a.shutdownErr = errors.Join(errData, errAdmin, errSpool, errConn)

@@ -1,0 +1,321 @@
+package billing
+
+import (
+	"context"
+	"fmt"
+	"hash/fnv"
+	"strconv"
+	"strings"
+
+	"github.com/creditgate/creditgate/money"
+)
+
+// An Audit replays one account's ledger and checks the SPEC's invariants against
+// the account's stored state. Feed it the events of a snapshot in order (Event),
+// then call Finish. It keeps O(grants) memory plus 8 bytes per usage event (to
+// catch a hold settled twice), so a ledger of any length streams through it.
+//
+// What it checks, by name:
+//   - amounts: every amount is non-negative; a usage event's from_credit + to_debt
+//     = cost = amount.
+//   - balance: the balance replayed from the events (grants +, usage and expiry −)
+//     equals every event's balance_after, and credit_after − debt_after agrees.
+//   - debt: debt replayed from usage (to_debt) and debt_repaid events equals every
+//     event's debt_after; a grant that repaid debt is followed by its debt_repaid.
+//   - grants: every grant event names a stored grant with the same amount and
+//     source, exactly once (no double credit); every stored grant has its event;
+//     expiry never forfeits more than a grant held.
+//   - usage: no hold is settled twice (no double debit).
+//   - state: the replay's balance, credit, debt and totals equal the stored ones;
+//     Σ granted = Σ consumed + Σ debt repaid + Σ expired + credit;
+//     Σ usage − Σ consumed = debt + Σ debt repaid; the grants' remaining amounts
+//     sum to credit, each within [0, amount]; no expired grant has credit left.
+type Audit struct {
+	acct Account
+
+	events                   int
+	balance, credit, debt    money.Micros
+	granted, usage, consumed money.Micros
+	expired, repaid          money.Micros
+	// pendingRepay is the debt a grant event said it repaid, which its
+	// debt_repaid event must follow with.
+	pendingRepay   money.Micros
+	pendingGrant   string
+	grantEvents    map[string]int
+	expiredByGrant map[string]money.Micros
+	holds          map[uint64]struct{}
+	problems       []AuditProblem
+	done           bool
+}
+
+// AuditProblem is one mismatch. EventID names the first event where it showed, or
+// is empty when the mismatch is in the stored state.
+type AuditProblem struct {
+	Check   string
+	EventID string
+	Message string
+}
+
+// AuditReport is the outcome of an audit.
+type AuditReport struct {
+	Account     string
+	Events      int    // events replayed
+	LastEventID string // the snapshot's newest event
+	Problems    []AuditProblem
+}
+
+// OK reports whether the account passed every check.
+func (r AuditReport) OK() bool { return len(r.Problems) == 0 }
+
+// maxAuditProblems bounds a report: after the first mismatch, later ones are
+// mostly its echoes.
+const maxAuditProblems = 20
+
+// NewAudit starts an audit of the snapshot a (from GetAccount: grants, totals,
+// LastEventID and AsOf filled).
+func NewAudit(a Account) *Audit {
+	return &Audit{
+		acct:           a,
+		grantEvents:    map[string]int{},
+		expiredByGrant: map[string]money.Micros{},
+		holds:          map[uint64]struct{}{},
+		done:           a.LastEventID == "",
+	}
+}
+
+func (au *Audit) fail(check, eventID, format string, args ...any) {
+	if len(au.problems) < maxAuditProblems {
+		au.problems = append(au.problems, AuditProblem{Check: check, EventID: eventID, Message: fmt.Sprintf(format, args...)})
+	}
+}
+
+// Done reports whether the snapshot's last event has been replayed: later events
+// happened after the snapshot and must not be fed.
+func (au *Audit) Done() bool { return au.done }
+
+// Event replays the next event. Events after the snapshot's last one are ignored.
+func (au *Audit) Event(ev Event) {
+	if au.done {
+		return
+	}
+	if ev.ID == au.acct.LastEventID || CompareEventIDs(ev.ID, au.acct.LastEventID) >= 0 {
+		au.done = true
+		if ev.ID != au.acct.LastEventID {
+			au.fail("state", ev.ID, "the snapshot's last event %s is missing from the ledger", au.acct.LastEventID)
+			return
+		}
+	}
+	au.events++
+	if au.pendingRepay > 0 && ev.Type != EventDebtRepaid {
+		au.fail("debt", ev.ID, "grant %s repaid %s of debt but no debt_repaid event follows it", au.pendingGrant, au.pendingRepay)
+		au.pendingRepay = 0
+	}
+	if ev.Amount < 0 && ev.Type != EventAdjustment {
+		au.fail("amounts", ev.ID, "%s event has a negative amount %s", ev.Type, ev.Amount)
+	}
+	switch ev.Type {
+	case EventTopUp, EventAutoRecharge:
+		au.balance += ev.Amount
+		au.granted += ev.Amount
+		au.grantEvents[ev.GrantID]++
+		if au.grantEvents[ev.GrantID] > 1 {
+			au.fail("grants", ev.ID, "grant %s is credited a second time (double credit)", ev.GrantID)
+		}
+		au.checkGrant(ev)
+		repay := au.debt - ev.DebtAfter
+		if repay < 0 || repay > ev.Amount {
+			au.fail("debt", ev.ID, "grant %s of %s takes debt from %s to %s", ev.GrantID, ev.Amount, au.debt, ev.DebtAfter)
+			repay = 0
+		}
+		au.debt -= repay
+		au.repaid += repay
+		au.pendingRepay, au.pendingGrant = repay, ev.GrantID
+		au.credit += ev.Amount - repay
+	case EventDebtRepaid:
+		if ev.GrantID != au.pendingGrant || ev.Amount != au.pendingRepay {
+			au.fail("debt", ev.ID, "debt_repaid of %s for grant %s does not match the grant event before it (%s for %s)", ev.Amount, ev.GrantID, au.pendingRepay, au.pendingGrant)
+		}
+		au.pendingRepay = 0
+	case EventUsage:
+		if ev.FromCredit < 0 || ev.ToDebt < 0 || ev.FromCredit+ev.ToDebt != ev.Cost || ev.Cost != ev.Amount {
+			au.fail("amounts", ev.ID, "usage: from_credit %s + to_debt %s, cost %s, amount %s do not add up", ev.FromCredit, ev.ToDebt, ev.Cost, ev.Amount)
+		}
+		au.balance -= ev.Amount
+		au.usage += ev.Amount
+		au.consumed += ev.FromCredit
+		au.credit -= ev.FromCredit
+		au.debt += ev.ToDebt
+		if ev.HoldID != "" {
+			h := fnv.New64a()
+			h.Write([]byte(ev.HoldID))
+			k := h.Sum64()
+			if _, dup := au.holds[k]; dup {
+				au.fail("usage", ev.ID, "hold %s is settled a second time (double debit)", ev.HoldID)
+			}
+			au.holds[k] = struct{}{}
+		}
+	case EventExpire:
+		au.balance -= ev.Amount
+		au.expired += ev.Amount
+		au.credit -= ev.Amount
+		au.expiredByGrant[ev.GrantID] += ev.Amount
+		g, ok := au.grant(ev.GrantID)
+		switch {
+		case !ok:
+			au.fail("grants", ev.ID, "expire event names grant %s, which is not stored", ev.GrantID)
+		case au.expiredByGrant[ev.GrantID] > g.Amount:
+			au.fail("grants", ev.ID, "grant %s of %s has %s forfeited", g.ID, g.Amount, au.expiredByGrant[ev.GrantID])
+		}
+	case EventAdjustment:
+		au.balance += ev.Amount
+		au.credit = ev.CreditAfter // an adjustment's split between credit and debt is its own
+		au.debt = ev.DebtAfter
+	case EventRelease, EventAutoRechargeFailed, EventAutoRechargeSkipped:
+		// no effect on the balance
+	default:
+		au.fail("amounts", ev.ID, "unknown event type %q", ev.Type)
+	}
+	if ev.BalanceAfter != au.balance || ev.CreditAfter-ev.DebtAfter != ev.BalanceAfter {
+		au.fail("balance", ev.ID, "%s event says balance %s (credit %s − debt %s); the replay says %s", ev.Type, ev.BalanceAfter, ev.CreditAfter, ev.DebtAfter, au.balance)
+		au.balance = ev.BalanceAfter // report the first break, not every event after it
+	}
+	if ev.DebtAfter != au.debt || ev.CreditAfter != au.credit {
+		au.fail("debt", ev.ID, "%s event says credit %s, debt %s; the replay says credit %s, debt %s", ev.Type, ev.CreditAfter, ev.DebtAfter, au.credit, au.debt)
+		au.credit, au.debt = ev.CreditAfter, ev.DebtAfter
+	}
+}
+
+func (au *Audit) grant(id string) (Grant, bool) {
+	for _, g := range au.acct.Grants {
+		if g.ID == id {
+			return g, true
+		}
+	}
+	return Grant{}, false
+}
+
+func (au *Audit) checkGrant(ev Event) {
+	g, ok := au.grant(ev.GrantID)
+	if !ok {
+		au.fail("grants", ev.ID, "%s event credits grant %s, which is not stored", ev.Type, ev.GrantID)
+		return
+	}
+	if g.Amount != ev.Amount {
+		au.fail("grants", ev.ID, "grant %s is stored with amount %s but was credited %s", g.ID, g.Amount, ev.Amount)
+	}
+	if ev.Source != "" && g.Source != ev.Source {
+		au.fail("grants", ev.ID, "grant %s is stored with source %s but was credited as %s", g.ID, g.Source, ev.Source)
+	}
+}
+
+// Finish checks the replay against the stored state and returns the report.
+func (au *Audit) Finish() AuditReport {
+	a := au.acct
+	if !au.done {
+		au.fail("state", "", "the ledger ends before the snapshot's last event %s", a.LastEventID)
+	}
+	if au.pendingRepay > 0 {
+		au.fail("debt", a.LastEventID, "grant %s repaid %s of debt but no debt_repaid event follows it", au.pendingGrant, au.pendingRepay)
+	}
+	t := a.Totals
+	for _, c := range []struct {
+		name           string
+		stored, replay money.Micros
+	}{
+		{"balance", a.Balance(), au.balance},
+		{"credit", a.Credit, au.credit},
+		{"debt", a.Debt, au.debt},
+		{"total granted", t.Granted, au.granted},
+		{"total usage", t.Usage, au.usage},
+		{"total consumed", t.Consumed, au.consumed},
+		{"total expired", t.Expired, au.expired},
+		{"total debt repaid", t.DebtRepaid, au.repaid},
+	} {
+		if c.stored != c.replay {
+			au.fail("state", "", "stored %s is %s; the ledger replays to %s", c.name, c.stored, c.replay)
+		}
+	}
+	if t.Granted != t.Consumed+t.DebtRepaid+t.Expired+a.Credit {
+		au.fail("state", "", "conservation: granted %s ≠ consumed %s + debt repaid %s + expired %s + credit %s", t.Granted, t.Consumed, t.DebtRepaid, t.Expired, a.Credit)
+	}
+	if t.Usage-t.Consumed != a.Debt+t.DebtRepaid {
+		au.fail("state", "", "debt: usage %s − consumed %s ≠ debt %s + debt repaid %s", t.Usage, t.Consumed, a.Debt, t.DebtRepaid)
+	}
+	var remaining, amounts money.Micros
+	for _, g := range a.Grants {
+		remaining += g.Remaining
+		amounts += g.Amount
+		if g.Remaining < 0 || g.Remaining > g.Amount {
+			au.fail("state", "", "grant %s has %s remaining of %s", g.ID, g.Remaining, g.Amount)
+		}
+		if g.Remaining > 0 && !a.AsOf.IsZero() && !g.ExpiresAt.After(a.AsOf) {
+			au.fail("state", "", "grant %s expired at %s but still has %s of credit", g.ID, g.ExpiresAt.Format("2006-01-02T15:04:05Z07:00"), g.Remaining)
+		}
+		if au.grantEvents[g.ID] == 0 {
+			au.fail("grants", "", "grant %s of %s has no grant event in the ledger", g.ID, g.Amount)
+		}
+	}
+	if remaining != a.Credit {
+		au.fail("state", "", "the grants' remaining amounts sum to %s, but credit is %s", remaining, a.Credit)
+	}
+	if amounts != t.Granted {
+		au.fail("state", "", "the grants' amounts sum to %s, but total granted is %s", amounts, t.Granted)
+	}
+	return AuditReport{Account: a.ID, Events: au.events, LastEventID: a.LastEventID, Problems: au.problems}
+}
+
+// CompareEventIDs orders two ledger event ids ("<ms>-<seq>", Redis stream ids):
+// −1, 0 or +1. A malformed id sorts first.
+func CompareEventIDs(a, b string) int {
+	am, as := splitEventID(a)
+	bm, bs := splitEventID(b)
+	switch {
+	case am != bm:
+		if am < bm {
+			return -1
+		}
+		return 1
+	case as != bs:
+		if as < bs {
+			return -1
+		}
+		return 1
+	}
+	return 0
+}
+
+func splitEventID(id string) (uint64, uint64) {
+	msPart, seqPart, _ := strings.Cut(id, "-")
+	ms, _ := strconv.ParseUint(msPart, 10, 64)
+	seq, _ := strconv.ParseUint(seqPart, 10, 64)
+	return ms, seq
+}
+
+// auditPageSize is how many events AuditAccount reads per call.
+const auditPageSize = 1000
+
+// AuditAccount audits account id of l: it takes a snapshot (GetAccount), streams
+// the ledger up to the snapshot's last event through an Audit, and returns the
+// report. Activity on the account during the audit does not disturb it.
+func AuditAccount(ctx context.Context, l Ledger, id string) (AuditReport, error) {
+	a, err := l.GetAccount(ctx, id)
+	if err != nil {
+		return AuditReport{}, err
+	}
+	au := NewAudit(a)
+	after := ""
+	for !au.Done() {
+		page, err := l.Events(ctx, id, after, auditPageSize)
+		if err != nil {
+			return AuditReport{}, err
+		}
+		for _, ev := range page.Events {
+			au.Event(ev)
+		}
+		if page.Next == "" {
+			break
+		}
+		after = page.Next
+	}
+	return au.Finish(), nil
+}

@@ -1,0 +1,117 @@
+package billing
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/creditgate/creditgate/money"
+)
+
+var usd = money.MustParse
+
+func TestCompareEventIDs(t *testing.T) {
+	tests := []struct {
+		a, b string
+		want int
+	}{
+		{"1-0", "1-0", 0},
+		{"1-0", "1-1", -1},
+		{"2-0", "1-9", 1},
+		{"10-0", "9-0", 1}, // numeric, not lexical
+		{"1-10", "1-9", 1},
+		{"", "1-0", -1},
+	}
+	for _, tc := range tests {
+		if got := CompareEventIDs(tc.a, tc.b); got != tc.want {
+			t.Errorf("CompareEventIDs(%q, %q) = %d, want %d", tc.a, tc.b, got, tc.want)
+		}
+	}
+}
+
+// sampleLedger is a consistent history: a 10.00 top-up, usage of 12.00 (2.00
+// to debt), a release, a 5.00 top-up repaying the debt, and a skipped recharge.
+// The second grant keeps 3.00.
+func sampleLedger() (Account, []Event) {
+	at := time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)
+	evs := []Event{
+		{ID: "1-0", Type: EventTopUp, Amount: usd("10"), BalanceAfter: usd("10"), CreditAfter: usd("10"), GrantID: "g1", Source: SourcePurchase},
+		{ID: "2-0", Type: EventUsage, Amount: usd("12"), Cost: usd("12"), FromCredit: usd("10"), ToDebt: usd("2"), BalanceAfter: -usd("2"), DebtAfter: usd("2"), HoldID: "h1"},
+		{ID: "3-0", Type: EventRelease, Amount: usd("1"), BalanceAfter: -usd("2"), DebtAfter: usd("2"), HoldID: "h2"},
+		{ID: "4-0", Type: EventTopUp, Amount: usd("5"), BalanceAfter: usd("3"), CreditAfter: usd("3"), GrantID: "g2", Source: SourcePurchase},
+		{ID: "4-1", Type: EventDebtRepaid, Amount: usd("2"), BalanceAfter: usd("3"), CreditAfter: usd("3"), GrantID: "g2"},
+		{ID: "5-0", Type: EventAutoRechargeSkipped, Amount: usd("5"), BalanceAfter: usd("3"), CreditAfter: usd("3")},
+	}
+	a := Account{
+		ID: "a", Credit: usd("3"), LastEventID: "5-0", AsOf: at,
+		Grants: []Grant{
+			{ID: "g1", Amount: usd("10"), Remaining: 0, ExpiresAt: at.Add(time.Hour), Source: SourcePurchase},
+			{ID: "g2", Amount: usd("5"), Remaining: usd("3"), ExpiresAt: at.Add(time.Hour), Source: SourcePurchase},
+		},
+		Totals: Totals{Granted: usd("15"), Usage: usd("12"), Consumed: usd("10"), DebtRepaid: usd("2")},
+	}
+	return a, evs
+}
+
+func runAudit(a Account, evs []Event) AuditReport {
+	au := NewAudit(a)
+	for _, ev := range evs {
+		au.Event(ev)
+	}
+	return au.Finish()
+}
+
+func TestAudit(t *testing.T) {
+	tests := []struct {
+		name   string
+		change func(a *Account, evs *[]Event)
+		check  string // "" = passes
+		event  string
+		msg    string
+	}{
+		{name: "consistent", change: func(*Account, *[]Event) {}},
+		{name: "later events ignored", change: func(a *Account, evs *[]Event) {
+			*evs = append(*evs, Event{ID: "6-0", Type: EventUsage, Amount: usd("1"), Cost: usd("1"), FromCredit: usd("1"), BalanceAfter: usd("2"), CreditAfter: usd("2")})
+		}},
+		{name: "grant credited twice", check: "grants", event: "6-0", msg: "second time", change: func(a *Account, evs *[]Event) {
+			*evs = append(*evs, Event{ID: "6-0", Type: EventTopUp, Amount: usd("5"), BalanceAfter: usd("8"), CreditAfter: usd("8"), GrantID: "g2"})
+			a.LastEventID = "6-0"
+		}},
+		{name: "hold settled twice", check: "usage", event: "6-0", msg: "hold h1", change: func(a *Account, evs *[]Event) {
+			*evs = append(*evs, Event{ID: "6-0", Type: EventUsage, Amount: usd("1"), Cost: usd("1"), FromCredit: usd("1"), BalanceAfter: usd("2"), CreditAfter: usd("2"), HoldID: "h1"})
+			a.LastEventID = "6-0"
+		}},
+		{name: "usage split wrong", check: "amounts", event: "2-0", change: func(a *Account, evs *[]Event) { (*evs)[1].ToDebt = usd("1") }},
+		{name: "balance_after wrong", check: "balance", event: "3-0", change: func(a *Account, evs *[]Event) { (*evs)[2].BalanceAfter = -usd("1") }},
+		{name: "debt_repaid missing", check: "debt", event: "5-0", msg: "no debt_repaid", change: func(a *Account, evs *[]Event) {
+			*evs = append((*evs)[:4], (*evs)[5:]...)
+		}},
+		{name: "stored credit differs", check: "state", msg: "stored balance", change: func(a *Account, evs *[]Event) { a.Credit += 1 }},
+		{name: "expired grant with credit", check: "state", msg: "expired at", change: func(a *Account, evs *[]Event) { a.Grants[1].ExpiresAt = a.AsOf }},
+		{name: "grant without event", check: "grants", msg: "no grant event", change: func(a *Account, evs *[]Event) {
+			a.Grants = append(a.Grants, Grant{ID: "g3", Amount: 0})
+		}},
+		{name: "ledger ends early", check: "state", msg: "ends before", change: func(a *Account, evs *[]Event) { a.LastEventID = "9-0" }},
+		{name: "unknown event type", check: "amounts", event: "5-0", change: func(a *Account, evs *[]Event) { (*evs)[5].Type = "bonus" }},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			a, evs := sampleLedger()
+			tc.change(&a, &evs)
+			r := runAudit(a, evs)
+			if tc.check == "" {
+				if !r.OK() || r.Events != 6 {
+					t.Fatalf("%d events, problems %+v", r.Events, r.Problems)
+				}
+				return
+			}
+			if r.OK() {
+				t.Fatal("passed")
+			}
+			p := r.Problems[0]
+			if p.Check != tc.check || p.EventID != tc.event || !strings.Contains(p.Message, tc.msg) {
+				t.Fatalf("first problem %+v; want %s at %q containing %q", p, tc.check, tc.event, tc.msg)
+			}
+		})
+	}
+}

@@ -1,0 +1,516 @@
+// Package recharge runs creditgate's billing work off the request path: it performs
+// auto-recharges through the charger webhook, delivers operator notices through the
+// notice webhook, and sweeps every account periodically so that expired credit is
+// forfeited (with its expire event), expiring credit is announced, and recharges or
+// notices a crash or a full queue left behind are completed.
+//
+// The ledger decides, atomically, when a recharge starts and when a notice is due
+// (inside the settle or sweep script); this package only carries them out. A
+// recharge is claimed with a lease, so one worker among all proxies performs it;
+// the charger gets the same recharge_id every time, so it can be idempotent; a 2xx
+// credits a grant whose id is the recharge id, so crediting twice is impossible. A
+// worker that dies between the payment and the credit loses its lease, and the
+// next sweep performs the recharge again with the same id: the charger answers
+// "already paid" and the credit happens once.
+package recharge
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/creditgate/creditgate/billing"
+	"github.com/creditgate/creditgate/money"
+	"github.com/creditgate/creditgate/notify"
+)
+
+// Store is the ledger's side of the work (billing/redisstore implements it).
+type Store interface {
+	AccountIDs(ctx context.Context) ([]string, error)
+	Sweep(ctx context.Context, account string, q billing.SweepRequest) (billing.SweepResult, error)
+	ClaimRecharge(ctx context.Context, account, id string, lease time.Duration) (billing.Recharge, error)
+	CompleteRecharge(ctx context.Context, account, id string, creditTTL time.Duration) (billing.TopUpResult, error)
+	FailRecharge(ctx context.Context, account, id string, f billing.RechargeFailure) (string, error)
+	ClaimNotices(ctx context.Context, account string, ids []string, lease time.Duration, maxAttempts int) (claimed, dropped []billing.Notice, err error)
+	AckNotice(ctx context.Context, account, id string) error
+	TryLock(ctx context.Context, name string, ttl time.Duration) (bool, error)
+}
+
+// Sender delivers one webhook (notify.Webhook).
+type Sender interface {
+	Send(ctx context.Context, event string, body []byte) error
+	// MaxDuration bounds one Send, retries included.
+	MaxDuration() time.Duration
+}
+
+var _ Sender = (*notify.Webhook)(nil)
+
+// Settings are the hot-reloadable parts of the configuration the worker reads.
+type Settings struct {
+	// CreditTTL is the lifetime of a recharged grant (billing.credit_ttl).
+	CreditTTL time.Duration
+	// LowBalance is the level of balance.low (notify.low_balance).
+	LowBalance money.Micros
+	// ExpiringWithin is how far ahead credits.expiring warns (notify.expiring_within).
+	ExpiringWithin time.Duration
+}
+
+// Defaults of Options.
+const (
+	DefaultWorkers            = 4
+	DefaultQueueSize          = 1024
+	DefaultSweepInterval      = time.Minute
+	DefaultRechargeBackoff    = 15 * time.Minute
+	DefaultRechargeMaxBackoff = 24 * time.Hour
+	DefaultGiveUpAfter        = 24 * time.Hour
+	DefaultNoticeAttempts     = 10
+)
+
+// leaseMargin is added to a delivery's longest duration to make a lease: the
+// store calls around the delivery must fit in it too.
+const leaseMargin = 30 * time.Second
+
+// storeTimeout bounds each store call the worker makes.
+const storeTimeout = 10 * time.Second
+
+// Options configure a Worker. Store and Settings are required.
+type Options struct {
+	Store Store
+	// Charger performs auto-recharge payments; nil turns auto-recharge off.
+	Charger Sender
+	// Notifier receives notices; nil turns notices off.
+	Notifier Sender
+	// Settings returns the current settings.
+	Settings func() Settings
+	Logger   *zap.Logger
+	// Now is the clock (default time.Now).
+	Now func() time.Time
+	// Workers is how many recharges and notice batches run at once (default 4).
+	Workers int
+	// QueueSize bounds the work OnSettled queues; beyond it work is dropped and
+	// the next sweep picks it up (default 1024).
+	QueueSize int
+	// SweepInterval is the time between sweeps of every account (default 1m).
+	// One proxy sweeps per interval (a lock in the store).
+	SweepInterval time.Duration
+	// RechargeBackoff is the wait after a failed recharge before auto-recharge
+	// tries again; it doubles with each consecutive failure up to
+	// RechargeMaxBackoff (defaults 15m and 24h).
+	RechargeBackoff    time.Duration
+	RechargeMaxBackoff time.Duration
+	// GiveUpAfter: a recharge the charger never answered (timeouts, refused
+	// connections) stays pending and is tried again with the same id at each
+	// sweep, until it is this old; then it is recorded as failed (default 24h).
+	GiveUpAfter time.Duration
+	// NoticeAttempts is how many deliveries (each with the Sender's own retries) a
+	// notice gets before it is dropped with an error log (default 10).
+	NoticeAttempts int
+}
+
+// Worker performs recharges and delivers notices. Create it with New, feed it
+// OnSettled, run it with Run.
+type Worker struct {
+	o    Options
+	log  *zap.Logger
+	jobs chan job
+	// dropped counts work OnSettled could not queue (the sweeper recovers it).
+	dropped atomic.Int64
+}
+
+type job struct {
+	account  string
+	recharge string
+	notices  []string
+}
+
+// New checks o and returns a Worker.
+func New(o Options) (*Worker, error) {
+	if o.Store == nil {
+		return nil, errors.New("recharge: Store is required")
+	}
+	if o.Settings == nil {
+		return nil, errors.New("recharge: Settings is required")
+	}
+	if o.Logger == nil {
+		o.Logger = zap.NewNop()
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Workers <= 0 {
+		o.Workers = DefaultWorkers
+	}
+	if o.QueueSize <= 0 {
+		o.QueueSize = DefaultQueueSize
+	}
+	if o.SweepInterval <= 0 {
+		o.SweepInterval = DefaultSweepInterval
+	}
+	if o.RechargeBackoff <= 0 {
+		o.RechargeBackoff = DefaultRechargeBackoff
+	}
+	if o.RechargeMaxBackoff < o.RechargeBackoff {
+		o.RechargeMaxBackoff = max(DefaultRechargeMaxBackoff, o.RechargeBackoff)
+	}
+	if o.GiveUpAfter <= 0 {
+		o.GiveUpAfter = DefaultGiveUpAfter
+	}
+	if o.NoticeAttempts <= 0 {
+		o.NoticeAttempts = DefaultNoticeAttempts
+	}
+	return &Worker{o: o, log: o.Logger, jobs: make(chan job, o.QueueSize)}, nil
+}
+
+// Triggers are what the proxy passes with each settle (billing.SettleRequest):
+// recharges only when a charger is configured, notices only when a notice
+// webhook is.
+func (w *Worker) Triggers() billing.Triggers {
+	return billing.Triggers{AutoRecharge: w.o.Charger != nil, Notices: w.o.Notifier != nil, LowBalance: w.o.Settings().LowBalance}
+}
+
+// Dropped is how much work OnSettled had to drop because the queue was full.
+func (w *Worker) Dropped() int64 { return w.dropped.Load() }
+
+// OnSettled queues what a settlement set off (proxy.Options.OnSettled). It never
+// blocks: with the queue full the work is dropped, and the next sweep does it.
+func (w *Worker) OnSettled(account string, s billing.Settlement) {
+	if s.RechargeID == "" && len(s.Notices) == 0 {
+		return
+	}
+	select {
+	case w.jobs <- job{account: account, recharge: s.RechargeID, notices: s.Notices}:
+	default:
+		w.dropped.Add(1)
+		w.log.Warn("recharge: queue full; the next sweep will do this work", zap.String("account", account),
+			zap.String("recharge_id", s.RechargeID), zap.Int("notices", len(s.Notices)))
+	}
+}
+
+// Run performs queued work and sweeps every SweepInterval (once at start, which
+// picks up what a previous process left) until ctx ends. Work in flight when ctx
+// ends is abandoned safely: its leases run out and a later sweep redoes it.
+func (w *Worker) Run(ctx context.Context) error {
+	var wg sync.WaitGroup
+	for i := 0; i < w.o.Workers; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case j := <-w.jobs:
+					w.do(ctx, j)
+				}
+			}
+		}()
+	}
+	t := time.NewTicker(w.o.SweepInterval)
+	defer t.Stop()
+	for {
+		w.sweepRound(ctx)
+		select {
+		case <-ctx.Done():
+			wg.Wait()
+			return nil
+		case <-t.C:
+		}
+	}
+}
+
+func (w *Worker) do(ctx context.Context, j job) {
+	if j.recharge != "" {
+		w.PerformRecharge(ctx, j.account, j.recharge)
+	}
+	if len(j.notices) > 0 {
+		w.DeliverNotices(ctx, j.account, j.notices)
+	}
+}
+
+// SweepStats summarise one sweep.
+type SweepStats struct {
+	Accounts  int
+	Expired   money.Micros // credit forfeited
+	Recharges int          // pending recharges found (new or left over)
+	Notices   int          // notices waiting for delivery
+	Errors    int
+	Skipped   bool // another proxy holds this round's lock
+}
+
+func (w *Worker) sweepRound(ctx context.Context) {
+	ok, err := w.lock(ctx)
+	if err != nil {
+		w.log.Warn("recharge: sweep lock unavailable; skipping this sweep", zap.Error(err))
+		return
+	}
+	if !ok {
+		return
+	}
+	st, err := w.SweepOnce(ctx, true)
+	fields := []zap.Field{zap.Int("accounts", st.Accounts), zap.Stringer("expired", st.Expired),
+		zap.Int("recharges", st.Recharges), zap.Int("notices", st.Notices), zap.Int("errors", st.Errors)}
+	switch {
+	case err != nil && ctx.Err() == nil:
+		w.log.Error("recharge: sweep failed", append(fields, zap.Error(err))...)
+	case st.Errors > 0:
+		w.log.Warn("recharge: sweep done with errors", fields...)
+	case st.Expired > 0 || st.Recharges > 0 || st.Notices > 0:
+		w.log.Info("recharge: sweep done", fields...)
+	default:
+		w.log.Debug("recharge: sweep done", fields...)
+	}
+}
+
+func (w *Worker) lock(ctx context.Context) (bool, error) {
+	sctx, cancel := context.WithTimeout(ctx, storeTimeout)
+	defer cancel()
+	return w.o.Store.TryLock(sctx, "sweep", w.o.SweepInterval)
+}
+
+// SweepOnce visits every account once: forfeits expired credit, queues due
+// notices, starts due recharges, and performs the recharges and notice
+// deliveries it finds pending — through the queue when queue is true (Run), or
+// right away (tests, tools).
+func (w *Worker) SweepOnce(ctx context.Context, queue bool) (SweepStats, error) {
+	var st SweepStats
+	ids, err := w.storeCall(ctx, func(ctx context.Context) ([]string, error) { return w.o.Store.AccountIDs(ctx) })
+	if err != nil {
+		return st, err
+	}
+	set := w.o.Settings()
+	q := billing.SweepRequest{Triggers: w.Triggers(), ExpiringWithin: set.ExpiringWithin}
+	if w.o.Notifier == nil {
+		q.ExpiringWithin = 0
+	}
+	for _, id := range ids {
+		if ctx.Err() != nil {
+			return st, ctx.Err()
+		}
+		sctx, cancel := context.WithTimeout(ctx, storeTimeout)
+		res, err := w.o.Store.Sweep(sctx, id, q)
+		cancel()
+		if errors.Is(err, billing.ErrAccountNotFound) {
+			continue
+		}
+		st.Accounts++
+		if err != nil {
+			st.Errors++
+			w.log.Warn("recharge: sweeping an account failed", zap.String("account", id), zap.Error(err))
+			continue
+		}
+		st.Expired += res.Expired
+		if res.RechargeID != "" {
+			st.Recharges++
+		}
+		st.Notices += len(res.Notices)
+		if res.RechargeID == "" && len(res.Notices) == 0 {
+			continue
+		}
+		j := job{account: id, recharge: res.RechargeID, notices: res.Notices}
+		if !queue {
+			w.do(ctx, j)
+			continue
+		}
+		select {
+		case w.jobs <- j:
+		case <-ctx.Done():
+			return st, ctx.Err()
+		}
+	}
+	return st, nil
+}
+
+func (w *Worker) storeCall(ctx context.Context, f func(ctx context.Context) ([]string, error)) ([]string, error) {
+	sctx, cancel := context.WithTimeout(ctx, storeTimeout)
+	defer cancel()
+	return f(sctx)
+}
+
+// chargeRequest is the charger webhook's body.
+type chargeRequest struct {
+	Type       string       `json:"type"` // "auto_recharge"
+	RechargeID string       `json:"recharge_id"`
+	Account    string       `json:"account"`
+	Amount     money.Micros `json:"amount"`
+	// MonthTotal is what auto-recharge credited the account in Month before this
+	// recharge (manual top-ups excluded).
+	MonthTotal money.Micros `json:"month_total"`
+	Month      string       `json:"month"` // calendar month, UTC: "2006-01"
+}
+
+// PerformRecharge carries out account's pending recharge id, unless another worker
+// holds it or it is no longer pending. A 2xx from the charger credits it; an
+// answered refusal records the failure (with its back-off and notice); no answer
+// leaves it pending for the next sweep, until GiveUpAfter.
+func (w *Worker) PerformRecharge(ctx context.Context, account, id string) {
+	log := w.log.With(zap.String("account", account), zap.String("recharge_id", id))
+	if w.o.Charger == nil {
+		log.Warn("recharge: a recharge is pending but no charger is configured (billing.auto_recharge.webhook.url)")
+		return
+	}
+	lease := w.o.Charger.MaxDuration() + leaseMargin
+	cctx, cancel := context.WithTimeout(ctx, storeTimeout)
+	rc, err := w.o.Store.ClaimRecharge(cctx, account, id, lease)
+	cancel()
+	switch {
+	case errors.Is(err, billing.ErrRechargeNotPending), errors.Is(err, billing.ErrRechargeBusy):
+		return
+	case err != nil:
+		log.Warn("recharge: could not claim the recharge; the next sweep retries", zap.Error(err))
+		return
+	}
+	body, err := json.Marshal(chargeRequest{Type: "auto_recharge", RechargeID: rc.ID, Account: rc.Account, Amount: rc.Amount, MonthTotal: rc.MonthTotal, Month: rc.Month})
+	if err != nil {
+		log.Error("recharge: encoding the charger request", zap.Error(err))
+		return
+	}
+	// The charger must finish within the lease, or another worker may start the
+	// same recharge (harmless for an idempotent charger, but wasteful).
+	sctx, cancel := context.WithTimeout(ctx, lease-leaseMargin)
+	err = w.o.Charger.Send(sctx, "auto_recharge", body)
+	cancel()
+	if err == nil {
+		w.complete(ctx, log, rc)
+		return
+	}
+	if ctx.Err() != nil {
+		log.Info("recharge: stopped while the charger was called; the recharge stays pending and a later sweep retries it")
+		return
+	}
+	var de *notify.DeliveryError
+	if errors.As(err, &de) && de.Answered() {
+		w.fail(ctx, log, rc, fmt.Sprintf("the charger refused the payment (HTTP %d)", de.Status))
+		return
+	}
+	if age := w.o.Now().Sub(rc.StartedAt); age >= w.o.GiveUpAfter {
+		w.fail(ctx, log, rc, fmt.Sprintf("the charger did not answer for %s (%v)", age.Round(time.Minute), err))
+		return
+	}
+	log.Warn("recharge: the charger did not answer; the recharge stays pending and is retried with the same recharge_id at the next sweep",
+		zap.Int("drives", rc.Drives), zap.Error(err))
+}
+
+func (w *Worker) complete(ctx context.Context, log *zap.Logger, rc billing.Recharge) {
+	// Paid: credit even if ctx ended meanwhile (shutdown), within a bound.
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), storeTimeout)
+	defer cancel()
+	res, err := w.o.Store.CompleteRecharge(cctx, rc.Account, rc.ID, w.o.Settings().CreditTTL)
+	if err != nil {
+		log.Error("recharge: the charger was paid but the credit failed; the recharge stays pending and the next sweep credits it (the charger must answer the same recharge_id again with 2xx)",
+			zap.Stringer("amount", rc.Amount), zap.Error(err))
+		return
+	}
+	log.Info("recharge: credited", zap.Stringer("amount", rc.Amount), zap.String("month", rc.Month),
+		zap.Stringer("month_total_before", rc.MonthTotal), zap.Stringer("balance_after", res.BalanceAfter),
+		zap.Bool("replayed", res.Replayed), zap.Int("drives", rc.Drives))
+}
+
+func (w *Worker) fail(ctx context.Context, log *zap.Logger, rc billing.Recharge, reason string) {
+	cctx, cancel := context.WithTimeout(ctx, storeTimeout)
+	nid, err := w.o.Store.FailRecharge(cctx, rc.Account, rc.ID, billing.RechargeFailure{
+		Reason: reason, Backoff: w.o.RechargeBackoff, MaxBackoff: w.o.RechargeMaxBackoff, Notice: w.o.Notifier != nil,
+	})
+	cancel()
+	switch {
+	case errors.Is(err, billing.ErrRechargeNotPending):
+		return
+	case err != nil:
+		log.Error("recharge: could not record the failure; the recharge stays pending", zap.String("reason", reason), zap.Error(err))
+		return
+	}
+	log.Warn("recharge: failed", zap.String("reason", reason), zap.Stringer("amount", rc.Amount))
+	if nid != "" {
+		w.DeliverNotices(ctx, rc.Account, []string{nid})
+	}
+}
+
+// noticeBody is the notice webhook's body. Money is in USD, six decimals.
+type noticeBody struct {
+	ID        string        `json:"id"` // unique: receivers drop duplicates by it
+	Type      string        `json:"type"`
+	Account   string        `json:"account"`
+	Balance   money.Micros  `json:"balance"`
+	At        time.Time     `json:"at"`
+	Threshold *money.Micros `json:"threshold,omitempty"` // balance.low
+	// credits.expiring
+	GrantID   string     `json:"grant_id,omitempty"`
+	ExpiresAt *time.Time `json:"expires_at,omitempty"`
+	// credits.expiring: the grant's remaining credit; auto_recharge.failed: the recharge.
+	Amount *money.Micros `json:"amount,omitempty"`
+	// auto_recharge.failed
+	RechargeID string `json:"recharge_id,omitempty"`
+	Reason     string `json:"reason,omitempty"`
+}
+
+func noticeJSON(n billing.Notice) ([]byte, error) {
+	b := noticeBody{ID: n.ID, Type: n.Type, Account: n.Account, Balance: n.Balance, At: n.At.UTC()}
+	switch n.Type {
+	case billing.NoticeBalanceLow:
+		b.Threshold = &n.Threshold
+	case billing.NoticeCreditsExpiring:
+		exp := n.ExpiresAt.UTC()
+		b.GrantID, b.ExpiresAt, b.Amount = n.GrantID, &exp, &n.Amount
+	case billing.NoticeAutoRechargeFailed:
+		b.RechargeID, b.Amount, b.Reason = n.RechargeID, &n.Amount, n.Reason
+	}
+	return json.Marshal(b)
+}
+
+// DeliverNotices delivers account's queued notices ids (nil: all of them) that no
+// other worker is delivering. A delivered notice leaves the outbox; a failed one
+// stays, and the next sweep tries again, up to NoticeAttempts.
+func (w *Worker) DeliverNotices(ctx context.Context, account string, ids []string) {
+	lease := leaseMargin
+	if w.o.Notifier != nil {
+		lease += w.o.Notifier.MaxDuration()
+	}
+	cctx, cancel := context.WithTimeout(ctx, storeTimeout)
+	claimed, dropped, err := w.o.Store.ClaimNotices(cctx, account, ids, lease, w.o.NoticeAttempts)
+	cancel()
+	if err != nil {
+		w.log.Warn("recharge: could not claim notices; the next sweep retries", zap.String("account", account), zap.Error(err))
+		return
+	}
+	for _, n := range dropped {
+		w.log.Error("recharge: notice dropped after too many failed deliveries", zap.String("account", account),
+			zap.String("notice_id", n.ID), zap.String("type", n.Type), zap.Int("attempts", n.Attempts-1))
+	}
+	for _, n := range claimed {
+		log := w.log.With(zap.String("account", account), zap.String("notice_id", n.ID), zap.String("type", n.Type))
+		if w.o.Notifier == nil {
+			// Queued while notices were configured; nobody to tell now.
+			w.ack(ctx, log, n)
+			log.Info("recharge: notice discarded: no notice webhook is configured (notify.webhook.url)")
+			continue
+		}
+		body, err := noticeJSON(n)
+		if err != nil {
+			log.Error("recharge: encoding a notice", zap.Error(err))
+			continue
+		}
+		sctx, cancel := context.WithTimeout(ctx, lease-leaseMargin)
+		err = w.o.Notifier.Send(sctx, n.Type, body)
+		cancel()
+		if err != nil {
+			if ctx.Err() == nil {
+				log.Warn("recharge: notice not delivered; the next sweep retries", zap.Int("attempts", n.Attempts), zap.Error(err))
+			}
+			continue
+		}
+		w.ack(ctx, log, n)
+	}
+}
+
+func (w *Worker) ack(ctx context.Context, log *zap.Logger, n billing.Notice) {
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), storeTimeout)
+	defer cancel()
+	if err := w.o.Store.AckNotice(cctx, n.Account, n.ID); err != nil {
+		log.Warn("recharge: delivered notice could not be removed from the outbox; it may be delivered again", zap.Error(err))
+	}
+}

@@ -1,0 +1,475 @@
+package recharge
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest/observer"
+
+	"github.com/creditgate/creditgate/billing"
+	"github.com/creditgate/creditgate/billing/redisstore"
+	"github.com/creditgate/creditgate/internal/testredis"
+	"github.com/creditgate/creditgate/money"
+	"github.com/creditgate/creditgate/notify"
+)
+
+var usd = money.MustParse
+
+var _ Store = (*redisstore.Store)(nil)
+
+var policy = billing.Policy{MinPurchase: usd("5.00"), CreditTTL: 365 * 24 * time.Hour, Tiers: map[string]billing.Tier{"tier-1": {}}}
+
+const (
+	chargerSecret = "charger-secret-for-tests"
+	noticeSecret  = "notice-secret-for-tests"
+)
+
+// clock is a settable test clock shared by the store and the worker.
+type clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
+func (c *clock) Advance(d time.Duration) {
+	c.mu.Lock()
+	c.t = c.t.Add(d)
+	c.mu.Unlock()
+}
+
+// receiver is a webhook endpoint that verifies signatures and records deliveries.
+type receiver struct {
+	t      testing.TB
+	secret string
+	mu     sync.Mutex
+	bodies []map[string]any
+	// answer decides the status of each delivery (nil: 200).
+	answer func(n int, body map[string]any) int
+	srv    *httptest.Server
+}
+
+func newReceiver(t testing.TB, secret string, answer func(n int, body map[string]any) int) *receiver {
+	rc := &receiver{t: t, secret: secret, answer: answer}
+	rc.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		raw, _ := io.ReadAll(r.Body)
+		if !notify.Verify(secret, raw, r.Header.Get(notify.SignatureHeader)) {
+			t.Errorf("delivery with a bad signature %q", r.Header.Get(notify.SignatureHeader))
+			w.WriteHeader(http.StatusUnauthorized)
+			return
+		}
+		var body map[string]any
+		if err := json.Unmarshal(raw, &body); err != nil {
+			t.Errorf("delivery body is not JSON: %v", err)
+		}
+		if r.Header.Get(notify.EventHeader) != body["type"] {
+			t.Errorf("event header %q, body type %v", r.Header.Get(notify.EventHeader), body["type"])
+		}
+		rc.mu.Lock()
+		rc.bodies = append(rc.bodies, body)
+		n := len(rc.bodies)
+		rc.mu.Unlock()
+		status := http.StatusOK
+		if rc.answer != nil {
+			status = rc.answer(n, body)
+		}
+		w.WriteHeader(status)
+	}))
+	t.Cleanup(rc.srv.Close)
+	return rc
+}
+
+func (rc *receiver) deliveries() []map[string]any {
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	return append([]map[string]any(nil), rc.bodies...)
+}
+
+func (rc *receiver) webhook(t testing.TB, timeout time.Duration) *notify.Webhook {
+	t.Helper()
+	w, err := notify.New(notify.Options{URL: rc.srv.URL, Secret: rc.secret, Timeout: timeout, Attempts: 2, Backoff: time.Millisecond, MaxBackoff: time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return w
+}
+
+type env struct {
+	ctx     context.Context
+	clock   *clock
+	store   *redisstore.Store
+	charger *receiver
+	notices *receiver
+	worker  *Worker
+	logs    *observer.ObservedLogs
+}
+
+type envOption func(*Options)
+
+func newEnv(t testing.TB, chargerAnswer func(int, map[string]any) int, opts ...envOption) *env {
+	t.Helper()
+	r := testredis.New(t)
+	c := &clock{t: time.Date(2026, 3, 10, 12, 0, 0, 0, time.UTC)}
+	store, err := redisstore.New(r.Client, redisstore.Options{Prefix: r.Prefix, Now: c.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := &env{ctx: context.Background(), clock: c, store: store}
+	e.charger = newReceiver(t, chargerSecret, chargerAnswer)
+	e.notices = newReceiver(t, noticeSecret, nil)
+	core, logs := observer.New(zap.DebugLevel)
+	e.logs = logs
+	o := Options{
+		Store:    store,
+		Charger:  e.charger.webhook(t, 2*time.Second),
+		Notifier: e.notices.webhook(t, 2*time.Second),
+		Settings: func() Settings {
+			return Settings{CreditTTL: policy.CreditTTL, LowBalance: usd("1.00"), ExpiringWithin: 7 * 24 * time.Hour}
+		},
+		Logger:          zap.New(core),
+		Now:             c.Now,
+		RechargeBackoff: time.Hour,
+		GiveUpAfter:     6 * time.Hour,
+	}
+	for _, f := range opts {
+		f(&o)
+	}
+	if e.worker, err = New(o); err != nil {
+		t.Fatal(err)
+	}
+	return e
+}
+
+// account creates id with credit and auto-recharge (below 5.00 buy 10.00, 30.00 a month).
+func (e *env) account(t testing.TB, id, credit string) {
+	t.Helper()
+	if _, err := e.store.CreateAccount(e.ctx, id, "tier-1"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.store.TopUp(e.ctx, policy, billing.TopUpRequest{Account: id, GrantID: "g-" + id, Amount: usd(credit)}); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.store.SetAutoRecharge(e.ctx, id, billing.AutoRecharge{Enabled: true, Threshold: usd("5.00"), Amount: usd("10.00"), MonthlyLimit: usd("30.00")}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// spend settles cost on id as the proxy does, with the worker's triggers.
+func (e *env) spend(t testing.TB, id, hold string, cost money.Micros) billing.Settlement {
+	t.Helper()
+	if _, err := e.store.Reserve(e.ctx, billing.ReserveRequest{Account: id, HoldID: hold, Estimate: cost, Grace: usd("0.50"), TTL: time.Minute}); err != nil {
+		t.Fatal(err)
+	}
+	s, err := e.store.Settle(e.ctx, billing.SettleRequest{Account: id, HoldID: hold, Cost: cost, Triggers: e.worker.Triggers()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func (e *env) account_(t testing.TB, id string) billing.Account {
+	t.Helper()
+	a, err := e.store.GetAccount(e.ctx, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a
+}
+
+func (e *env) audit(t testing.TB, id string) {
+	t.Helper()
+	r, err := billing.AuditAccount(e.ctx, e.store, id)
+	if err != nil || !r.OK() {
+		t.Fatalf("audit of %s: %+v %v", id, r.Problems, err)
+	}
+}
+
+func grantsFrom(a billing.Account, source string) (n int, total money.Micros) {
+	for _, g := range a.Grants {
+		if g.Source == source {
+			n++
+			total += g.Amount
+		}
+	}
+	return n, total
+}
+
+func TestRechargeSucceeds(t *testing.T) {
+	e := newEnv(t, nil)
+	e.account(t, "a", "6.00")
+	s := e.spend(t, "a", "h1", usd("2.00"))
+	if s.RechargeID == "" {
+		t.Fatal("no recharge started")
+	}
+	e.worker.PerformRecharge(e.ctx, "a", s.RechargeID)
+	got := e.charger.deliveries()
+	if len(got) != 1 {
+		t.Fatalf("charger got %d requests", len(got))
+	}
+	want := map[string]any{"type": "auto_recharge", "recharge_id": s.RechargeID, "account": "a", "amount": "10.000000", "month_total": "0.000000", "month": "2026-03"}
+	if fmt.Sprint(got[0]) != fmt.Sprint(want) {
+		t.Fatalf("charger body %v, want %v", got[0], want)
+	}
+	a := e.account_(t, "a")
+	if n, total := grantsFrom(a, billing.SourceAutoRecharge); n != 1 || total != usd("10.00") || a.Balance() != usd("14.00") || a.Recharge.Pending != "" {
+		t.Fatalf("after the recharge: %d grants of %s, balance %s, %+v", n, total, a.Balance(), a.Recharge)
+	}
+	// Performing it again (a duplicate queue entry, a sweep) does not call the charger.
+	e.worker.PerformRecharge(e.ctx, "a", s.RechargeID)
+	if n := len(e.charger.deliveries()); n != 1 {
+		t.Fatalf("charger called %d times for one recharge", n)
+	}
+	e.audit(t, "a")
+}
+
+// TestRechargeChargerRefuses: an answered refusal records the failure, backs off,
+// and sends auto_recharge.failed (signed) to the notice webhook.
+func TestRechargeChargerRefuses(t *testing.T) {
+	e := newEnv(t, func(int, map[string]any) int { return http.StatusPaymentRequired })
+	e.account(t, "r", "6.00")
+	s := e.spend(t, "r", "h1", usd("2.00"))
+	e.worker.PerformRecharge(e.ctx, "r", s.RechargeID)
+	if n := len(e.charger.deliveries()); n != 1 {
+		t.Fatalf("a 402 was retried: %d requests (only no answer, 408, 425, 429 and 5xx are)", n)
+	}
+	a := e.account_(t, "r")
+	if a.Recharge.Pending != "" || a.Recharge.Failures != 1 || a.Balance() != usd("4.00") {
+		t.Fatalf("after a refusal: balance %s, %+v", a.Balance(), a.Recharge)
+	}
+	notes := e.notices.deliveries()
+	if len(notes) != 1 || notes[0]["type"] != billing.NoticeAutoRechargeFailed || notes[0]["recharge_id"] != s.RechargeID ||
+		notes[0]["amount"] != "10.000000" || notes[0]["balance"] != "4.000000" || notes[0]["reason"] != "the charger refused the payment (HTTP 402)" {
+		t.Fatalf("failure notice %v", notes)
+	}
+	if s := e.spend(t, "r", "h2", usd("0.10")); s.RechargeID != "" {
+		t.Fatal("a recharge started during the back-off")
+	}
+	e.audit(t, "r")
+}
+
+// TestRechargeChargerTimesOut: a charger that never answers in time leaves the
+// recharge pending; sweeps retry it with the same id until GiveUpAfter, then it
+// is recorded as failed.
+func TestRechargeChargerTimesOut(t *testing.T) {
+	release := make(chan struct{})
+	var calls atomic.Int32
+	e := newEnv(t, nil, func(o *Options) {
+		slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			calls.Add(1)
+			io.Copy(io.Discard, r.Body) // lets the server notice the client giving up
+			select {
+			case <-release:
+			case <-r.Context().Done():
+			}
+		}))
+		t.Cleanup(slow.Close)
+		t.Cleanup(func() { close(release) }) // runs first: lets the handlers return
+		wh, err := notify.New(notify.Options{URL: slow.URL, Secret: chargerSecret, Timeout: 50 * time.Millisecond, Attempts: 2, Backoff: time.Millisecond})
+		if err != nil {
+			t.Fatal(err)
+		}
+		o.Charger = wh
+	})
+	e.account(t, "slow", "6.00")
+	s := e.spend(t, "slow", "h1", usd("2.00"))
+	e.worker.PerformRecharge(e.ctx, "slow", s.RechargeID)
+	if a := e.account_(t, "slow"); a.Recharge.Pending != s.RechargeID || calls.Load() != 2 {
+		t.Fatalf("after timeouts: pending %q, %d calls; want still pending after 2 attempts", a.Recharge.Pending, calls.Load())
+	}
+	// The lease blocks a second worker until it runs out; then a sweep retries.
+	e.clock.Advance(2 * time.Minute)
+	if _, err := e.worker.SweepOnce(e.ctx, false); err != nil {
+		t.Fatal(err)
+	}
+	if a := e.account_(t, "slow"); a.Recharge.Pending != s.RechargeID || calls.Load() != 4 {
+		t.Fatalf("after a sweep: pending %q, %d calls", a.Recharge.Pending, calls.Load())
+	}
+	e.clock.Advance(6 * time.Hour)
+	if _, err := e.worker.SweepOnce(e.ctx, false); err != nil {
+		t.Fatal(err)
+	}
+	a := e.account_(t, "slow")
+	if a.Recharge.Pending != "" || a.Recharge.Failures != 1 {
+		t.Fatalf("after GiveUpAfter: %+v", a.Recharge)
+	}
+	notes := e.notices.deliveries()
+	if len(notes) == 0 || notes[len(notes)-1]["type"] != billing.NoticeAutoRechargeFailed {
+		t.Fatalf("notices %v", notes)
+	}
+	e.audit(t, "slow")
+}
+
+// crashingStore fails CompleteRecharge a given number of times, as a worker that
+// dies between the charger's 2xx and the credit would.
+type crashingStore struct {
+	Store
+	crashes atomic.Int32
+}
+
+func (c *crashingStore) CompleteRecharge(ctx context.Context, account, id string, ttl time.Duration) (billing.TopUpResult, error) {
+	if c.crashes.Add(-1) >= 0 {
+		return billing.TopUpResult{}, errors.New("crash")
+	}
+	return c.Store.CompleteRecharge(ctx, account, id, ttl)
+}
+
+// TestRechargeCrashBetweenPaymentAndCredit: the charger is paid, the credit is
+// lost with the worker; the sweep after the lease performs the recharge again with
+// the same recharge_id, the (idempotent) charger answers 2xx a second time, and
+// the credit happens exactly once.
+func TestRechargeCrashBetweenPaymentAndCredit(t *testing.T) {
+	paid := map[string]int{}
+	var mu sync.Mutex
+	var cs *crashingStore
+	e := newEnv(t, func(_ int, body map[string]any) int {
+		mu.Lock()
+		defer mu.Unlock()
+		paid[body["recharge_id"].(string)]++ // an idempotent charger charges once per id
+		return http.StatusOK
+	}, func(o *Options) {
+		cs = &crashingStore{Store: o.Store}
+		cs.crashes.Store(1)
+		o.Store = cs
+	})
+	e.account(t, "c", "6.00")
+	s := e.spend(t, "c", "h1", usd("2.00"))
+	e.worker.PerformRecharge(e.ctx, "c", s.RechargeID)
+	if a := e.account_(t, "c"); a.Recharge.Pending != s.RechargeID || a.Balance() != usd("4.00") {
+		t.Fatalf("after the crash: %+v balance %s", a.Recharge, a.Balance())
+	}
+	e.worker.PerformRecharge(e.ctx, "c", s.RechargeID) // another worker, while the lease runs: nothing
+	e.clock.Advance(2 * time.Minute)
+	if _, err := e.worker.SweepOnce(e.ctx, false); err != nil {
+		t.Fatal(err)
+	}
+	a := e.account_(t, "c")
+	if n, total := grantsFrom(a, billing.SourceAutoRecharge); n != 1 || total != usd("10.00") || a.Recharge.Pending != "" {
+		t.Fatalf("after recovery: %d grants of %s, %+v", n, total, a.Recharge)
+	}
+	if len(paid) != 1 || paid[s.RechargeID] != 2 {
+		t.Fatalf("charger requests by recharge id %v: want the same id twice", paid)
+	}
+	e.audit(t, "c")
+}
+
+// TestRunRechargesFromOnSettled runs the worker as the app does: OnSettled queues,
+// Run performs. Many settles cross once; the charger is called once.
+func TestRunRechargesFromOnSettled(t *testing.T) {
+	e := newEnv(t, nil)
+	e.account(t, "live", "10.00")
+	ctx, cancel := context.WithCancel(e.ctx)
+	done := make(chan error)
+	go func() { done <- e.worker.Run(ctx) }()
+	var wg sync.WaitGroup
+	for i := 0; i < 50; i++ {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			s := e.spend(t, "live", fmt.Sprintf("h%d", i), usd("0.11"))
+			e.worker.OnSettled("live", s)
+		}(i)
+	}
+	wg.Wait()
+	deadline := time.Now().Add(10 * time.Second)
+	for e.account_(t, "live").Recharge.Pending != "" && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	a := e.account_(t, "live")
+	if n, _ := grantsFrom(a, billing.SourceAutoRecharge); n != 1 || len(e.charger.deliveries()) != 1 || a.Balance() != usd("14.50") {
+		t.Fatalf("%d recharges, %d charger calls, balance %s; want 1, 1, 14.50", n, len(e.charger.deliveries()), a.Balance())
+	}
+	// balance.low (below 1.00) never crossed; nothing else was due.
+	if notes := e.notices.deliveries(); len(notes) != 0 {
+		t.Fatalf("unexpected notices %v", notes)
+	}
+	e.audit(t, "live")
+}
+
+func TestOnSettledNeverBlocks(t *testing.T) {
+	e := newEnv(t, nil, func(o *Options) { o.QueueSize = 1 })
+	for i := 0; i < 5; i++ { // nobody runs the worker: the queue fills
+		e.worker.OnSettled("x", billing.Settlement{RechargeID: fmt.Sprintf("rc_%d", i)})
+	}
+	e.worker.OnSettled("x", billing.Settlement{}) // nothing to do: not queued
+	if d := e.worker.Dropped(); d != 4 {
+		t.Fatalf("dropped %d, want 4", d)
+	}
+}
+
+// TestSweepExpiresAndAnnounces: on idle accounts the sweep forfeits expired credit
+// with expire events, announces expiring grants once, and notices go out signed.
+func TestSweepExpiresAndAnnounces(t *testing.T) {
+	e := newEnv(t, nil, func(o *Options) { o.Charger = nil })
+	for _, id := range []string{"i1", "i2"} {
+		if _, err := e.store.CreateAccount(e.ctx, id, "tier-1"); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := e.store.TopUp(e.ctx, policy, billing.TopUpRequest{Account: id, GrantID: "promo", Amount: usd("3.00"), ExpiresAt: e.clock.Now().Add(72 * time.Hour), SkipLimits: true}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	st, err := e.worker.SweepOnce(e.ctx, false)
+	if err != nil || st.Accounts != 2 || st.Notices != 2 {
+		t.Fatalf("first sweep %+v %v", st, err)
+	}
+	notes := e.notices.deliveries()
+	if len(notes) != 2 || notes[0]["type"] != billing.NoticeCreditsExpiring || notes[0]["grant_id"] != "promo" || notes[0]["amount"] != "3.000000" ||
+		notes[0]["expires_at"] != "2026-03-13T12:00:00Z" {
+		t.Fatalf("expiring notices %v", notes)
+	}
+	if st, _ := e.worker.SweepOnce(e.ctx, false); st.Notices != 0 || len(e.notices.deliveries()) != 2 {
+		t.Fatalf("second sweep announced again: %+v", st)
+	}
+	e.clock.Advance(73 * time.Hour)
+	st, err = e.worker.SweepOnce(e.ctx, false)
+	if err != nil || st.Expired != usd("6.00") {
+		t.Fatalf("sweep after expiry %+v %v", st, err)
+	}
+	for _, id := range []string{"i1", "i2"} {
+		page, _ := e.store.Events(e.ctx, id, "", 10)
+		last := page.Events[len(page.Events)-1]
+		if last.Type != billing.EventExpire || last.Amount != usd("3.00") || last.GrantID != "promo" {
+			t.Fatalf("%s: last event %+v, want the expiry", id, last)
+		}
+		e.audit(t, id)
+	}
+	// 3.00 → 0: balance.low (1.00) and balance.exhausted, per account.
+	var types []string
+	for _, n := range e.notices.deliveries()[2:] {
+		types = append(types, n["account"].(string)+":"+n["type"].(string))
+	}
+	if len(types) != 4 {
+		t.Fatalf("notices after expiry %v", types)
+	}
+}
+
+func TestSweepLockOneProxyPerRound(t *testing.T) {
+	e := newEnv(t, nil)
+	ok1, _ := e.worker.lock(e.ctx)
+	ok2, _ := e.worker.lock(e.ctx)
+	if !ok1 || ok2 {
+		t.Fatalf("locks %v %v: one sweeper per round", ok1, ok2)
+	}
+}
+
+func TestNewRequiresStoreAndSettings(t *testing.T) {
+	if _, err := New(Options{}); err == nil {
+		t.Fatal("New without a store succeeded")
+	}
+	if _, err := New(Options{Store: &crashingStore{}}); err == nil {
+		t.Fatal("New without settings succeeded")
+	}
+}

@@ -1,0 +1,228 @@
+package redisstore
+
+import (
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/creditgate/creditgate/billing"
+	"github.com/creditgate/creditgate/money"
+)
+
+// randomHistory drives account id through n random operations: top-ups (some
+// promotional, some expiring soon), reserves, settles above and below the hold
+// (debt), releases, retried settles and top-ups, clock jumps (expiry, hold
+// expiry), auto-recharges completed twice or failed, and sweeps.
+func randomHistory(t testing.TB, e *env, id string, n int, seed uint64) {
+	t.Helper()
+	rng := rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
+	e.account(t, id, "20.00")
+	e.setAR(t, id, "8.00", "10.00", "20.00")
+	amount := func(lo, hi string) money.Micros {
+		return usd(lo) + money.Micros(rng.Int64N(int64(usd(hi)-usd(lo))+1))
+	}
+	var holds []string
+	var lastSettle billing.SettleRequest
+	for i := 0; i < n; i++ {
+		switch op := rng.IntN(12); op {
+		case 0: // top-up, maybe promotional
+			q := billing.TopUpRequest{Account: id, GrantID: fmt.Sprintf("g%d", i), Amount: amount("5.00", "10.00")}
+			if rng.IntN(3) == 0 {
+				q.ExpiresAt = e.clock.Now().Add(time.Duration(1+rng.IntN(72)) * time.Hour)
+			}
+			if _, err := e.TopUp(e.ctx, testPolicy, q); err != nil && !errors.Is(err, billing.ErrAboveMaxBalance) {
+				t.Fatal(err)
+			}
+			if rng.IntN(4) == 0 { // retried
+				if r, err := e.TopUp(e.ctx, testPolicy, q); err == nil && !r.Replayed {
+					t.Fatalf("retried top-up credited again: %+v", r)
+				}
+			}
+		case 1, 2, 10: // reserve
+			hid := fmt.Sprintf("h%d", i)
+			r, err := e.Reserve(e.ctx, billing.ReserveRequest{Account: id, HoldID: hid, Estimate: amount("0.50", "6.00"), Minimum: usd("0.01"), Grace: testPolicy.Grace, TTL: testPolicy.HoldTTL})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if r.Admitted {
+				holds = append(holds, hid)
+			}
+		case 3, 4, 11: // settle a hold, sometimes for more than it held
+			if len(holds) == 0 {
+				continue
+			}
+			k := rng.IntN(len(holds))
+			hid := holds[k]
+			holds = append(holds[:k], holds[k+1:]...)
+			lastSettle = billing.SettleRequest{Account: id, HoldID: hid, Cost: amount("0.00", "7.00"), Triggers: allOn}
+			s, err := e.Settle(e.ctx, lastSettle)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if s.RechargeID != "" {
+				e.driveRecharge(t, id, s.RechargeID, rng)
+			}
+		case 5: // release
+			if len(holds) == 0 {
+				continue
+			}
+			hid := holds[0]
+			holds = holds[1:]
+			if _, err := e.Release(e.ctx, id, hid, billing.Usage{Note: "upstream error"}); err != nil {
+				t.Fatal(err)
+			}
+		case 6: // a retried settle
+			if lastSettle.HoldID != "" {
+				if s, err := e.Settle(e.ctx, lastSettle); err != nil || !s.Replayed {
+					t.Fatalf("retried settle %+v %v", s, err)
+				}
+			}
+		case 7: // time passes
+			e.clock.Advance([]time.Duration{time.Second, time.Minute, 16 * time.Minute, 6 * time.Hour, 30 * time.Hour}[rng.IntN(5)])
+		case 8: // the sweeper
+			r, err := e.Sweep(e.ctx, id, billing.SweepRequest{Triggers: allOn, ExpiringWithin: 24 * time.Hour})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if r.RechargeID != "" {
+				e.driveRecharge(t, id, r.RechargeID, rng)
+			}
+			for _, nid := range r.Notices {
+				e.AckNotice(e.ctx, id, nid)
+			}
+		case 9: // an account read (lazy expiry)
+			e.get(t, id)
+		}
+	}
+}
+
+// driveRecharge completes (once or twice) or fails a recharge, or leaves it
+// pending as a crashed worker would.
+func (e *env) driveRecharge(t testing.TB, id, rc string, rng *rand.Rand) {
+	t.Helper()
+	switch rng.IntN(4) {
+	case 0:
+		e.complete(t, id, rc)
+	case 1:
+		e.complete(t, id, rc)
+		e.complete(t, id, rc)
+	case 2:
+		if _, err := e.FailRecharge(e.ctx, id, rc, billing.RechargeFailure{Reason: "declined", Backoff: time.Minute, MaxBackoff: time.Hour}); err != nil && !errors.Is(err, billing.ErrRechargeNotPending) {
+			t.Fatal(err)
+		}
+	}
+}
+
+func audit(t testing.TB, e *env, id string) billing.AuditReport {
+	t.Helper()
+	r, err := billing.AuditAccount(e.ctx, e.Store, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+func TestAuditPassesOnLongRandomHistory(t *testing.T) {
+	eachStore(t, func(t *testing.T, e *env) {
+		seen := map[billing.EventType]int{}
+		for seed := uint64(1); seed <= 2; seed++ {
+			id := fmt.Sprintf("hist%d", seed)
+			randomHistory(t, e, id, 2500, seed)
+			checkConservation(t, e, id)
+			r := audit(t, e, id)
+			if !r.OK() || r.Events < 500 {
+				t.Fatalf("seed %d: audit of %d events: %+v", seed, r.Events, r.Problems)
+			}
+			for _, ev := range e.events(t, id) {
+				seen[ev.Type]++
+			}
+			t.Logf("seed %d: %d events audited", seed, r.Events)
+		}
+		for _, typ := range []billing.EventType{billing.EventTopUp, billing.EventUsage, billing.EventExpire, billing.EventDebtRepaid, billing.EventAutoRecharge,
+			billing.EventAutoRechargeFailed, billing.EventAutoRechargeSkipped, billing.EventRelease} {
+			if seen[typ] == 0 {
+				t.Errorf("the histories have no %s event; they should exercise every kind", typ)
+			}
+		}
+		t.Logf("events by type: %v", seen)
+	})
+}
+
+// TestAuditFailsOnTamperedState changes the stored state or the ledger behind the
+// scripts' back, one way per case, and expects the audit to name the check and,
+// for ledger tampering, the first mismatching event.
+func TestAuditFailsOnTamperedState(t *testing.T) {
+	type tamper func(t *testing.T, e *env, id string) (wantEvent string)
+	cases := []struct {
+		name      string
+		check     string
+		tamper    tamper
+		wantEvent bool
+	}{
+		{"credit raised in the account hash", "state", func(t *testing.T, e *env, id string) string {
+			e.redis.Client.HIncrBy(e.ctx, e.acctKey(id), "credit", 1)
+			return ""
+		}, false},
+		{"a grant's remaining changed", "state", func(t *testing.T, e *env, id string) string {
+			a := e.get(t, id)
+			g := a.Grants[0]
+			raw := e.redis.Client.HGet(e.ctx, e.accountKeys(id)[1], g.ID).Val()
+			p := strings.Split(raw, " ")
+			p[1] = fmt.Sprint(int64(g.Remaining) - 1)
+			e.redis.Client.HSet(e.ctx, e.accountKeys(id)[1], g.ID, strings.Join(p, " "))
+			return ""
+		}, false},
+		{"a usage event deleted from the ledger", "balance", func(t *testing.T, e *env, id string) string {
+			evs := e.events(t, id)
+			for i, ev := range evs {
+				if ev.Type == billing.EventUsage && ev.Amount > 0 && i+1 < len(evs) {
+					e.redis.Client.XDel(e.ctx, e.ledgerKey(id), ev.ID)
+					return evs[i+1].ID
+				}
+			}
+			t.Fatal("no usage event to delete")
+			return ""
+		}, true},
+		{"a usage event appended twice", "usage", func(t *testing.T, e *env, id string) string {
+			for _, ev := range e.events(t, id) {
+				if ev.Type == billing.EventUsage && ev.Amount > 0 {
+					a := e.get(t, id)
+					bal := a.Balance() - ev.Amount
+					dup := e.redis.Client.XAdd(e.ctx, &redis.XAddArgs{Stream: e.ledgerKey(id), Values: []any{
+						"type", "usage", "at", "1", "amount", fmt.Sprint(int64(ev.Amount)), "hold_id", ev.HoldID, "cost", fmt.Sprint(int64(ev.Amount)),
+						"from_credit", fmt.Sprint(int64(ev.Amount)), "to_debt", "0", "balance_after", fmt.Sprint(int64(bal)),
+						"credit_after", fmt.Sprint(int64(a.Credit - ev.Amount)), "debt_after", fmt.Sprint(int64(a.Debt)),
+					}}).Val()
+					return dup
+				}
+			}
+			return ""
+		}, true},
+	}
+	eachStore(t, func(t *testing.T, e *env) {
+		for i, tc := range cases {
+			t.Run(tc.name, func(t *testing.T) {
+				id := fmt.Sprintf("tamper%d", i)
+				randomHistory(t, e, id, 300, uint64(100+i))
+				if r := audit(t, e, id); !r.OK() {
+					t.Fatalf("audit fails before tampering: %+v", r.Problems)
+				}
+				wantEvent := tc.tamper(t, e, id)
+				r := audit(t, e, id)
+				if r.OK() {
+					t.Fatal("the audit passed a tampered account")
+				}
+				first := r.Problems[0]
+				if first.Check != tc.check || (tc.wantEvent && first.EventID != wantEvent) {
+					t.Fatalf("first problem %+v; want check %q at event %q", first, tc.check, wantEvent)
+				}
+				t.Logf("%s: %s", first.Check, first.Message)
+			})
+		}
+	})
+}
