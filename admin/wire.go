@@ -188,19 +188,25 @@ type Event struct {
 	GrantID string `json:"grant_id,omitempty"`
 	HoldID  string `json:"hold_id,omitempty"`
 
-	RequestID        string        `json:"request_id,omitempty"`
-	KeyID            string        `json:"key_id,omitempty"`
-	Model            string        `json:"model,omitempty"`
-	Endpoint         string        `json:"endpoint,omitempty"`
-	PromptTokens     *int64        `json:"prompt_tokens,omitempty"`
-	CompletionTokens *int64        `json:"completion_tokens,omitempty"`
-	CachedTokens     *int64        `json:"cached_tokens,omitempty"`
-	ReasoningTokens  *int64        `json:"reasoning_tokens,omitempty"`
-	TokenSource      string        `json:"token_source,omitempty"`
-	Cost             *money.Micros `json:"cost,omitempty"`
-	FromCredit       *money.Micros `json:"from_credit,omitempty"`
-	ToDebt           *money.Micros `json:"to_debt,omitempty"`
-	Note             string        `json:"note,omitempty"`
+	RequestID        string `json:"request_id,omitempty"`
+	KeyID            string `json:"key_id,omitempty"`
+	Model            string `json:"model,omitempty"`
+	Endpoint         string `json:"endpoint,omitempty"`
+	PromptTokens     *int64 `json:"prompt_tokens,omitempty"`
+	CompletionTokens *int64 `json:"completion_tokens,omitempty"`
+	CachedTokens     *int64 `json:"cached_tokens,omitempty"`
+	ReasoningTokens  *int64 `json:"reasoning_tokens,omitempty"`
+	// Audio parts of the prompt/completion tokens (when reported) and the local
+	// count kept next to the upstream's.
+	AudioPromptTokens     int64         `json:"audio_prompt_tokens,omitempty"`
+	AudioCompletionTokens int64         `json:"audio_completion_tokens,omitempty"`
+	LocalPromptTokens     int64         `json:"local_prompt_tokens,omitempty"`
+	LocalCompletionTokens int64         `json:"local_completion_tokens,omitempty"`
+	TokenSource           string        `json:"token_source,omitempty"`
+	Cost                  *money.Micros `json:"cost,omitempty"`
+	FromCredit            *money.Micros `json:"from_credit,omitempty"`
+	ToDebt                *money.Micros `json:"to_debt,omitempty"`
+	Note                  string        `json:"note,omitempty"`
 }
 
 // EventList is one page of GET /admin/v1/accounts/{id}/ledger, oldest first.
@@ -324,6 +330,8 @@ func eventFrom(e billing.Event) Event {
 		out.CompletionTokens = ptr(e.CompletionTokens)
 		out.CachedTokens = ptr(e.CachedTokens)
 		out.ReasoningTokens = ptr(e.ReasoningTokens)
+		out.AudioPromptTokens, out.AudioCompletionTokens = e.AudioPromptTokens, e.AudioCompletionTokens
+		out.LocalPromptTokens, out.LocalCompletionTokens = e.LocalPromptTokens, e.LocalCompletionTokens
 		out.Cost = ptr(e.Cost)
 		out.FromCredit = ptr(e.FromCredit)
 		out.ToDebt = ptr(e.ToDebt)

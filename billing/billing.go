@@ -143,11 +143,17 @@ type Event struct {
 	CompletionTokens int64
 	CachedTokens     int64
 	ReasoningTokens  int64
-	TokenSource      string
-	Cost             money.Micros
-	FromCredit       money.Micros // part of Cost paid from grants
-	ToDebt           money.Micros // part of Cost that became debt
-	Note             string       // adjustment reason, or why a usage was billed as it was
+	// Audio parts of the prompt and completion tokens, and creditgate's local count
+	// of both (usage events).
+	AudioPromptTokens     int64
+	AudioCompletionTokens int64
+	LocalPromptTokens     int64
+	LocalCompletionTokens int64
+	TokenSource           string
+	Cost                  money.Micros
+	FromCredit            money.Micros // part of Cost paid from grants
+	ToDebt                money.Micros // part of Cost that became debt
+	Note                  string       // adjustment reason, or why a usage was billed as it was
 }
 
 // Tier limits what an account may buy.
@@ -220,8 +226,16 @@ type Usage struct {
 	CompletionTokens int64
 	CachedTokens     int64
 	ReasoningTokens  int64
-	TokenSource      string
-	Note             string
+	// AudioPromptTokens and AudioCompletionTokens are the audio parts of the prompt
+	// and completion tokens, when the upstream reports them.
+	AudioPromptTokens     int64
+	AudioCompletionTokens int64
+	TokenSource           string
+	// LocalPromptTokens and LocalCompletionTokens are creditgate's own count, kept
+	// next to the upstream's for cross-checking.
+	LocalPromptTokens     int64
+	LocalCompletionTokens int64
+	Note                  string
 }
 
 // SettleRequest charges the actual cost of a held request and releases its hold.

@@ -5,6 +5,9 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/creditgate/creditgate/billing"
 )
 
 // The exact 429 OpenAI sends for an exhausted quota.
@@ -34,6 +37,27 @@ func TestQuotaExceededIsOpenAIsByteForByte(t *testing.T) {
 	}
 	if logs := h.requestLogs(); len(logs) != 1 || logs[0]["status"] != int64(429) || logs[0]["reason"] != "empty" {
 		t.Fatalf("logs %v", logs)
+	}
+}
+
+// TestQuotaExceededByExpiry: credit that expired gives the same OpenAI body, with
+// the reason header saying "expired".
+func TestQuotaExceededByExpiry(t *testing.T) {
+	h := newHarness(t)
+	key := h.account("acme")
+	const life = 100 * time.Millisecond
+	if _, err := h.store.TopUp(h.ctx, testPolicy, billing.TopUpRequest{Account: "acme", GrantID: "promo", Amount: usd("5.00"),
+		ExpiresAt: time.Now().Add(life)}); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(life) // let the grant expire (the store's clock is real time here)
+	res := h.post("/v1/chat/completions", key, chatBody("gpt-4o-mini", false, ""))
+	body := readAll(t, res)
+	if res.StatusCode != http.StatusTooManyRequests || string(body) != openAIQuotaBody || res.Header.Get(ReasonHeader) != billing.ReasonExpired {
+		t.Fatalf("after expiry: %d %s %q", res.StatusCode, body, res.Header.Get(ReasonHeader))
+	}
+	if ev := h.lastEvent("acme"); ev.Type != billing.EventExpire || ev.GrantID != "promo" {
+		t.Fatalf("last event %+v, want the grant's expiry", ev)
 	}
 }
 

@@ -303,6 +303,8 @@ func (p *Proxy) finish(ctx context.Context, x *exchange) {
 			RequestID: x.id, KeyID: x.key.ID, Model: x.model, Endpoint: x.path,
 			PromptTokens: result.Tokens.Input, CompletionTokens: result.Tokens.Output,
 			CachedTokens: result.Tokens.CachedInput, ReasoningTokens: result.Tokens.Reasoning,
+			AudioPromptTokens: result.Tokens.AudioInput, AudioCompletionTokens: result.Tokens.AudioOutput,
+			LocalPromptTokens: result.Local.Input, LocalCompletionTokens: result.Local.Output,
 			TokenSource: result.Source, Note: note,
 		},
 	}

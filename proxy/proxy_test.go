@@ -34,6 +34,10 @@ func TestPlainChatIsBilledByUpstreamUsage(t *testing.T) {
 		ev.TokenSource != billing.TokenSourceUpstream || ev.Model != "gpt-4o-mini" || ev.Endpoint != "/v1/chat/completions" {
 		t.Fatalf("usage event %+v", ev)
 	}
+	// The local count is recorded next to the upstream's, for cross-checking.
+	if ev.LocalPromptTokens <= 0 || ev.LocalCompletionTokens <= 0 {
+		t.Fatalf("usage event lacks the local count: %+v", ev)
+	}
 	if id := res.Header.Get(RequestIDHeader); id == "" || ev.RequestID != id || ev.HoldID != id {
 		t.Fatalf("request id header %q, event %q", id, ev.RequestID)
 	}

@@ -347,7 +347,14 @@ func appendUsage(args []interface{}, u billing.Usage, tokens bool) []interface{}
 			"prompt_tokens", strconv.FormatInt(u.PromptTokens, 10),
 			"completion_tokens", strconv.FormatInt(u.CompletionTokens, 10),
 			"cached_tokens", strconv.FormatInt(u.CachedTokens, 10),
-			"reasoning_tokens", strconv.FormatInt(u.ReasoningTokens, 10))
+			"reasoning_tokens", strconv.FormatInt(u.ReasoningTokens, 10),
+			"local_prompt_tokens", strconv.FormatInt(u.LocalPromptTokens, 10),
+			"local_completion_tokens", strconv.FormatInt(u.LocalCompletionTokens, 10))
+		if u.AudioPromptTokens != 0 || u.AudioCompletionTokens != 0 {
+			args = append(args,
+				"audio_prompt_tokens", strconv.FormatInt(u.AudioPromptTokens, 10),
+				"audio_completion_tokens", strconv.FormatInt(u.AudioCompletionTokens, 10))
+		}
 		str("token_source", u.TokenSource)
 	}
 	str("note", u.Note)
@@ -496,28 +503,32 @@ func parseEvent(m redis.XMessage) billing.Event {
 	str := func(k string) string { v, _ := m.Values[k].(string); return v }
 	num := func(k string) int64 { n, _ := strconv.ParseInt(str(k), 10, 64); return n }
 	return billing.Event{
-		ID:               m.ID,
-		Type:             billing.EventType(str("type")),
-		At:               fromMS(str("at")),
-		Amount:           micros(str("amount")),
-		BalanceAfter:     micros(str("balance_after")),
-		CreditAfter:      micros(str("credit_after")),
-		DebtAfter:        micros(str("debt_after")),
-		GrantID:          str("grant_id"),
-		HoldID:           str("hold_id"),
-		RequestID:        str("request_id"),
-		KeyID:            str("key_id"),
-		Model:            str("model"),
-		Endpoint:         str("endpoint"),
-		PromptTokens:     num("prompt_tokens"),
-		CompletionTokens: num("completion_tokens"),
-		CachedTokens:     num("cached_tokens"),
-		ReasoningTokens:  num("reasoning_tokens"),
-		TokenSource:      str("token_source"),
-		Cost:             micros(str("cost")),
-		FromCredit:       micros(str("from_credit")),
-		ToDebt:           micros(str("to_debt")),
-		Source:           str("source"),
-		Note:             str("note"),
+		ID:                    m.ID,
+		Type:                  billing.EventType(str("type")),
+		At:                    fromMS(str("at")),
+		Amount:                micros(str("amount")),
+		BalanceAfter:          micros(str("balance_after")),
+		CreditAfter:           micros(str("credit_after")),
+		DebtAfter:             micros(str("debt_after")),
+		GrantID:               str("grant_id"),
+		HoldID:                str("hold_id"),
+		RequestID:             str("request_id"),
+		KeyID:                 str("key_id"),
+		Model:                 str("model"),
+		Endpoint:              str("endpoint"),
+		PromptTokens:          num("prompt_tokens"),
+		CompletionTokens:      num("completion_tokens"),
+		CachedTokens:          num("cached_tokens"),
+		ReasoningTokens:       num("reasoning_tokens"),
+		AudioPromptTokens:     num("audio_prompt_tokens"),
+		AudioCompletionTokens: num("audio_completion_tokens"),
+		LocalPromptTokens:     num("local_prompt_tokens"),
+		LocalCompletionTokens: num("local_completion_tokens"),
+		TokenSource:           str("token_source"),
+		Cost:                  micros(str("cost")),
+		FromCredit:            micros(str("from_credit")),
+		ToDebt:                micros(str("to_debt")),
+		Source:                str("source"),
+		Note:                  str("note"),
 	}
 }
