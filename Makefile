@@ -22,6 +22,9 @@ fuzz:           ## every fuzz target for FUZZTIME each
 	go test -run '^$$' -fuzz '^FuzzLoadBytes$$' -fuzztime $(FUZZTIME) ./config
 	go test -run '^$$' -fuzz '^FuzzParseRequest$$' -fuzztime $(FUZZTIME) ./metering
 	go test -run '^$$' -fuzz '^FuzzStreamFilter$$' -fuzztime $(FUZZTIME) ./metering
+	go test -run '^$$' -fuzz '^FuzzCheckJSON$$' -fuzztime $(FUZZTIME) ./metering
+	go test -run '^$$' -fuzz '^FuzzCountMatchesTiktoken$$' -fuzztime $(FUZZTIME) ./metering/bpe
+	go test -run '^$$' -fuzz '^FuzzDashboardRequest$$' -fuzztime $(FUZZTIME) ./admin
 
 build:
 	CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o bin/creditgate ./cmd/creditgate

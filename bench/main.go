@@ -9,7 +9,9 @@
 // whether streams are buffered and the memory each open stream holds. Every
 // component runs in its own process (this binary re-executed in a role), pinned to a
 // CPU of its own when taskset(1) is available, and the results are written between
-// markers in the output file, whose other content (the analysis) is kept.
+// markers in the output file, whose other content (the analysis) is kept. The
+// upstream mock sits behind a replay cache of its own answers (replay.go), so that it
+// is not the bottleneck.
 //
 // See docs/performance.md for what the numbers mean and how to profile.
 package main
@@ -24,6 +26,7 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 )
 
@@ -96,7 +99,7 @@ func main() {
 			os.Exit(reexecPinned(pin))
 		}
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := run(ctx, o, pin); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
@@ -175,8 +178,20 @@ func reexecPinned(pin pinning) int {
 	cmd := exec.Command(pin.taskset, append([]string{"-c", pin.load, exe}, os.Args[1:]...)...)
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
 	cmd.Env = append(os.Environ(), pinnedEnv+"="+pin.String(), "GOMAXPROCS="+strconv.Itoa(cpuCount(pin.load)))
-	signal.Ignore(os.Interrupt) // the child gets it too, and cleans up
-	if err := cmd.Run(); err != nil {
+	if err := cmd.Start(); err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		return 1
+	}
+	// Pass SIGINT and SIGTERM on: the pinned harness stops its components and deletes
+	// its Redis keys before it exits.
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	go func() {
+		for sig := range sigs {
+			cmd.Process.Signal(sig)
+		}
+	}()
+	if err := cmd.Wait(); err != nil {
 		if ee, ok := err.(*exec.ExitError); ok {
 			return ee.ExitCode()
 		}

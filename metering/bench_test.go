@@ -84,10 +84,7 @@ func BenchmarkTokenizer(b *testing.B) {
 		"code":  string(fixtureOr(b, filepath.Join("bpe", "testdata", "corpus", "code.txt"))),
 	}
 	for _, name := range []string{"prose", "code"} {
-		text := texts[name]
-		if len(text) > 4500 {
-			text = text[:4500] // about 1,000 tokens
-		}
+		text := strings.Repeat(texts[name], 4500/len(texts[name])+1)[:4500] // about 1,000 tokens
 		for _, enc := range []string{O200kBase, CL100kBase} {
 			for _, c := range []struct {
 				impl string

@@ -25,6 +25,13 @@ type Request struct {
 	// (chat; the larger if both are set), max_tokens (completions), max_output_tokens
 	// (responses); 0 if none.
 	MaxOutput int64
+	// Items is the number of messages (chat), input items (responses), prompts
+	// (completions) or inputs (embeddings); LargestItem is the size in bytes of the
+	// largest one as sent; ItemsParam names the parameter ("messages", "input",
+	// "prompt"). The proxy enforces limits.max_messages and max_message_bytes on them.
+	Items       int
+	LargestItem int
+	ItemsParam  string
 
 	body    []byte
 	objEnd  int      // offset of the top-level '}'
@@ -345,7 +352,8 @@ func (r *Request) parseChat(f *topFields) error {
 	}
 	count := 0
 	it := iterArray(b, f.messages.start)
-	for s, _, ok := it.next(); ok; s, _, ok = it.next() {
+	r.ItemsParam = "messages"
+	for s, e, ok := it.next(); ok; s, e, ok = it.next() {
 		if count == maxItems {
 			return badValue("messages", "more than %d messages.", maxItems)
 		}
@@ -353,7 +361,9 @@ func (r *Request) parseChat(f *topFields) error {
 			return err
 		}
 		count++
+		r.LargestItem = max(r.LargestItem, e-s)
 	}
+	r.Items = count
 	if count == 0 {
 		return badValue("messages", "empty array. Expected an array with minimum length 1, but got an empty array instead.")
 	}
@@ -719,6 +729,7 @@ func (r *Request) parsePromptLike(m member, param string) (int64, error) {
 	case '"':
 		text, _ := textAt(b, m.start, m.end)
 		r.texts = append(r.texts, text)
+		r.ItemsParam, r.Items, r.LargestItem = param, 1, m.end-m.start
 		return 1, nil
 	case 'n':
 		if param == "prompt" {
@@ -733,6 +744,7 @@ func (r *Request) parsePromptLike(m member, param string) (int64, error) {
 		)
 		kind, count, idx := unknown, int64(0), 0
 		it := iterArray(b, m.start)
+		r.ItemsParam = param
 		for s, e, ok := it.next(); ok; s, e, ok = it.next() {
 			p := itemParam(param, idx)
 			idx++
@@ -753,6 +765,9 @@ func (r *Request) parsePromptLike(m member, param string) (int64, error) {
 				kind = k
 			} else if k != kind {
 				return 0, badType(p, "the same type as the other items", b, s)
+			}
+			if k != ids {
+				r.LargestItem = max(r.LargestItem, e-s)
 			}
 			switch k {
 			case strs:
@@ -777,8 +792,10 @@ func (r *Request) parsePromptLike(m member, param string) (int64, error) {
 			}
 		}
 		if kind == ids {
+			r.Items, r.LargestItem = 1, m.end-m.start
 			return 1, nil
 		}
+		r.Items = int(count)
 		return count, nil
 	}
 	return 0, badType(param, "a string, an array of strings, or an array of token ids", b, m.start)
@@ -805,11 +822,13 @@ func (r *Request) parseResponses(f *topFields) error {
 			text, _ := textAt(b, f.input.start, f.input.end)
 			r.texts = append(r.texts, "user", text)
 			r.fixed += tokensPerMessage
+			r.ItemsParam, r.Items, r.LargestItem = "input", 1, f.input.end-f.input.start
 			counted = true
 		case '[':
 			count := 0
 			it := iterArray(b, f.input.start)
-			for s, _, ok := it.next(); ok; s, _, ok = it.next() {
+			r.ItemsParam = "input"
+			for s, e, ok := it.next(); ok; s, e, ok = it.next() {
 				if count == maxItems {
 					return badValue("input", "more than %d items.", maxItems)
 				}
@@ -817,8 +836,10 @@ func (r *Request) parseResponses(f *topFields) error {
 					return err
 				}
 				count++
+				r.LargestItem = max(r.LargestItem, e-s)
 				counted = true
 			}
+			r.Items = count
 		case 'n':
 		default:
 			return badType("input", "a string or an array of input items", b, f.input.start)

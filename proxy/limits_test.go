@@ -124,3 +124,50 @@ func TestBadInputOnEveryEndpoint(t *testing.T) {
 		})
 	}
 }
+
+// TestMessageLimits: limits.max_messages and limits.max_message_bytes refuse a
+// request with OpenAI's 400 before anything is reserved or forwarded.
+func TestMessageLimits(t *testing.T) {
+	h := newHarness(t, func(o *Options) { o.MaxMessages, o.MaxMessageBytes = 3, 100 })
+	key := h.account("acme", "5.00")
+	msg := func(text string) string { return `{"role":"user","content":"` + text + `"}` }
+	tests := []struct {
+		name, path, body string
+		wantStatus       int
+		wantCode         string
+		wantParam        string
+	}{
+		{name: "three messages", path: "/v1/chat/completions", wantStatus: 200,
+			body: `{"model":"gpt-4o-mini","max_tokens":5,"messages":[` + msg("a") + "," + msg("b") + "," + msg("c") + `]}`},
+		{name: "four messages", path: "/v1/chat/completions", wantStatus: 400, wantCode: "array_above_max_length", wantParam: "messages",
+			body: `{"model":"gpt-4o-mini","messages":[` + msg("a") + "," + msg("b") + "," + msg("c") + "," + msg("d") + `]}`},
+		{name: "one message too long", path: "/v1/chat/completions", wantStatus: 400, wantCode: "string_above_max_length", wantParam: "messages",
+			body: `{"model":"gpt-4o-mini","messages":[` + msg(strings.Repeat("x", 100)) + `]}`},
+		{name: "four embedding inputs", path: "/v1/embeddings", wantStatus: 400, wantCode: "array_above_max_length", wantParam: "input",
+			body: `{"model":"text-embedding-3-small","input":["a","b","c","d"]}`},
+		{name: "token ids are one input", path: "/v1/embeddings", wantStatus: 200,
+			body: `{"model":"text-embedding-3-small","input":[1,2,3,4,5,6,7,8]}`},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			before := len(h.mock.Requests())
+			res := h.post(tc.path, key, tc.body)
+			body := readAll(t, res)
+			if res.StatusCode != tc.wantStatus {
+				t.Fatalf("status %d: %s", res.StatusCode, body)
+			}
+			if tc.wantStatus == 200 {
+				return
+			}
+			if !strings.Contains(string(body), `"code": "`+tc.wantCode+`"`) || !strings.Contains(string(body), `"param": "`+tc.wantParam+`"`) {
+				t.Fatalf("body %s", body)
+			}
+			if len(h.mock.Requests()) != before {
+				t.Fatal("a refused request reached the upstream")
+			}
+		})
+	}
+	if a := h.get("acme"); a.Reserved != 0 {
+		t.Fatalf("reserved %s", a.Reserved)
+	}
+}

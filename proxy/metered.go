@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"strings"
@@ -122,6 +123,9 @@ func (p *Proxy) admit(w http.ResponseWriter, r *http.Request, x *exchange) (*api
 		return &apiError{status: http.StatusBadRequest, typ: typeInvalidRequest, message: err.Error()}, ""
 	}
 	x.req = req
+	if aerr := p.checkItems(req); aerr != nil {
+		return aerr, ""
+	}
 	s := x.settings
 	name, price, ok := s.Pricing.Resolve(req.Model)
 	if !ok {
@@ -202,6 +206,20 @@ func (p *Proxy) admit(w http.ResponseWriter, r *http.Request, x *exchange) (*api
 }
 
 func mustBearer(r *http.Request) string { t, _ := bearer(r); return t }
+
+// checkItems enforces MaxMessages and MaxMessageBytes, in OpenAI's words for an
+// over-long array or string.
+func (p *Proxy) checkItems(req *metering.Request) *apiError {
+	if p.opts.MaxMessages > 0 && req.Items > p.opts.MaxMessages {
+		return &apiError{status: http.StatusBadRequest, typ: typeInvalidRequest, param: req.ItemsParam, code: "array_above_max_length",
+			message: fmt.Sprintf("Invalid '%s': array too long. Expected an array with maximum length %d, but got an array with length %d instead.", req.ItemsParam, p.opts.MaxMessages, req.Items)}
+	}
+	if p.opts.MaxMessageBytes > 0 && int64(req.LargestItem) > p.opts.MaxMessageBytes {
+		return &apiError{status: http.StatusBadRequest, typ: typeInvalidRequest, param: req.ItemsParam, code: "string_above_max_length",
+			message: fmt.Sprintf("Invalid '%s': an item is too long. Expected at most %d bytes per item, but got %d bytes instead.", req.ItemsParam, p.opts.MaxMessageBytes, req.LargestItem)}
+	}
+	return nil
+}
 
 // readBody reads the request body up to limit bytes (a larger body is an
 // *http.MaxBytesError), in one allocation when the client sent a Content-Length.

@@ -63,6 +63,11 @@ type Options struct {
 	Logger   *zap.Logger
 	// MaxBodyBytes caps request bodies; larger ones get 413 (default 16 MiB).
 	MaxBodyBytes int64
+	// MaxMessages caps the messages (chat), input items (responses), prompts
+	// (completions) or inputs (embeddings) of one request; MaxMessageBytes caps the
+	// size of each as sent. More gets 400 (0: no cap beyond the parser's own).
+	MaxMessages     int
+	MaxMessageBytes int64
 	// KeyCacheTTL is how long a found key is cached in this process (0: no cache).
 	// It is also how long a revoked key may go on working here.
 	KeyCacheTTL time.Duration

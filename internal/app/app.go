@@ -172,18 +172,20 @@ func New(ctx context.Context, cfg *config.Config, o Options) (*App, error) {
 		sp = a.spool
 	}
 	p, err := proxy.New(proxy.Options{
-		Upstream:     upstream,
-		UpstreamKey:  cfg.Upstream.APIKey,
-		Timeout:      cfg.Upstream.Timeout,
-		Ledger:       a.store,
-		Keys:         a.store,
-		Settings:     a.settings.Load,
-		Logger:       a.log.Named("proxy"),
-		MaxBodyBytes: int64(cfg.Limits.MaxBodyBytes),
-		KeyCacheTTL:  cfg.Auth.KeyCacheTTL,
-		Spool:        sp,
-		Observer:     a.metrics,
-		OnSettled:    a.worker.OnSettled,
+		Upstream:        upstream,
+		UpstreamKey:     cfg.Upstream.APIKey,
+		Timeout:         cfg.Upstream.Timeout,
+		Ledger:          a.store,
+		Keys:            a.store,
+		Settings:        a.settings.Load,
+		Logger:          a.log.Named("proxy"),
+		MaxBodyBytes:    int64(cfg.Limits.MaxBodyBytes),
+		MaxMessages:     int(cfg.Limits.MaxMessages),
+		MaxMessageBytes: int64(cfg.Limits.MaxMessageBytes),
+		KeyCacheTTL:     cfg.Auth.KeyCacheTTL,
+		Spool:           sp,
+		Observer:        a.metrics,
+		OnSettled:       a.worker.OnSettled,
 	})
 	if err != nil {
 		a.closeStore()
