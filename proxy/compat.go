@@ -2,13 +2,11 @@ package proxy
 
 import (
 	"encoding/json"
-	"errors"
 	"net/http"
 	"strconv"
 	"strings"
 	"time"
 
-	"github.com/creditgate/creditgate/billing"
 	"github.com/creditgate/creditgate/money"
 )
 
@@ -90,22 +88,8 @@ type billingUsage struct {
 
 // serveBillingCompat answers the OpenAI-compatible billing endpoints.
 func (p *Proxy) serveBillingCompat(w http.ResponseWriter, r *http.Request) {
-	key, _, aerr := p.authenticate(r)
-	if aerr != nil {
-		writeError(w, aerr)
-		return
-	}
-	a, err := p.opts.Ledger.GetAccount(r.Context(), key.Account)
-	switch {
-	case errors.Is(err, billing.ErrUnavailable):
-		writeError(w, errStoreUnavailable())
-		return
-	case errors.Is(err, billing.ErrAccountNotFound):
-		writeError(w, errInvalidKey())
-		return
-	case err != nil:
-		p.log.Error("billing compat lookup failed", zapErr(err))
-		writeError(w, errInternal())
+	a, ok := p.callerAccount(w, r)
+	if !ok {
 		return
 	}
 	now := p.opts.Now()

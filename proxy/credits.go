@@ -6,6 +6,8 @@ import (
 	"net/http"
 	"time"
 
+	"go.uber.org/zap"
+
 	"github.com/creditgate/creditgate/billing"
 	"github.com/creditgate/creditgate/money"
 )
@@ -32,24 +34,33 @@ type creditsGrant struct {
 	Source    string       `json:"source"`
 }
 
-// serveCredits answers GET /v1/credits for the app key's account: live grants only.
-func (p *Proxy) serveCredits(w http.ResponseWriter, r *http.Request) {
+// callerAccount authenticates the app key and loads its account. On failure it has
+// answered the request and returns false.
+func (p *Proxy) callerAccount(w http.ResponseWriter, r *http.Request) (billing.Account, bool) {
 	key, _, aerr := p.authenticate(r)
 	if aerr != nil {
 		writeError(w, aerr)
-		return
+		return billing.Account{}, false
 	}
 	a, err := p.opts.Ledger.GetAccount(r.Context(), key.Account)
 	switch {
 	case errors.Is(err, billing.ErrUnavailable):
 		writeError(w, errStoreUnavailable())
-		return
 	case errors.Is(err, billing.ErrAccountNotFound):
 		writeError(w, errInvalidKey())
-		return
 	case err != nil:
-		p.log.Error("credits lookup failed", zapErr(err))
+		p.log.Error("account lookup failed", zap.String("path", r.URL.Path), zapErr(err))
 		writeError(w, errInternal())
+	default:
+		return a, true
+	}
+	return billing.Account{}, false
+}
+
+// serveCredits answers GET /v1/credits for the app key's account: live grants only.
+func (p *Proxy) serveCredits(w http.ResponseWriter, r *http.Request) {
+	a, ok := p.callerAccount(w, r)
+	if !ok {
 		return
 	}
 	out := creditsResponse{
