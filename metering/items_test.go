@@ -33,3 +33,52 @@ func TestRequestItems(t *testing.T) {
 		})
 	}
 }
+
+// TestStructuredOutputSchemaIsCounted: a JSON schema the model must follow is part
+// of what it reads; its JSON text is counted as prompt.
+func TestStructuredOutputSchemaIsCounted(t *testing.T) {
+	tok, err := TokenizerFor(O200kBase)
+	if err != nil {
+		t.Fatal(err)
+	}
+	schema := `{"type":"object","properties":{"city":{"type":"string"},"temperature":{"type":"number"}},"required":["city","temperature"]}`
+	tests := []struct {
+		name, plain, withSchema string
+		ep                      Endpoint
+		counted                 string // the text that must be added
+	}{
+		{name: "chat json_schema", ep: ChatCompletions,
+			plain:      `{"model":"gpt-4o","messages":[{"role":"user","content":"Weather?"}]}`,
+			withSchema: `{"model":"gpt-4o","messages":[{"role":"user","content":"Weather?"}],"response_format":{"type":"json_schema","json_schema":{"name":"w","schema":` + schema + `}}}`,
+			counted:    `{"name":"w","schema":` + schema + `}`},
+		{name: "chat json_object counts nothing", ep: ChatCompletions,
+			plain:      `{"model":"gpt-4o","messages":[{"role":"user","content":"Weather?"}]}`,
+			withSchema: `{"model":"gpt-4o","messages":[{"role":"user","content":"Weather?"}],"response_format":{"type":"json_object"}}`},
+		{name: "responses text.format", ep: Responses,
+			plain:      `{"model":"gpt-4o","input":"Weather?"}`,
+			withSchema: `{"model":"gpt-4o","input":"Weather?","text":{"format":{"type":"json_schema","name":"w","schema":` + schema + `}}}`,
+			counted:    schema},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			a, err := ParseRequest(tc.ep, []byte(tc.plain))
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, err := ParseRequest(tc.ep, []byte(tc.withSchema))
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := int64(0)
+			if tc.counted != "" {
+				want = int64(tok.Count(tc.counted))
+			}
+			if got := b.InputTokens(tok).Input - a.InputTokens(tok).Input; got != want {
+				t.Fatalf("the schema added %d tokens, want %d", got, want)
+			}
+		})
+	}
+	if _, err := ParseRequest(ChatCompletions, []byte(`{"model":"m","messages":[{"role":"user","content":"x"}],"response_format":"json"}`)); err == nil {
+		t.Fatal("a response_format that is not an object must be refused")
+	}
+}

@@ -82,7 +82,7 @@ type topFields struct {
 	model, stream, streamOptions, n, bestOf         member
 	maxTokens, maxCompletionTokens, maxOutputTokens member
 	messages, tools, functions, prompt, input       member
-	instructions                                    member
+	instructions, responseFormat, text              member
 	seen                                            uint32
 }
 
@@ -117,6 +117,10 @@ func (f *topFields) slot(key string) (*member, uint32) {
 		return &f.input, 1 << 12
 	case "instructions":
 		return &f.instructions, 1 << 13
+	case "response_format":
+		return &f.responseFormat, 1 << 14
+	case "text":
+		return &f.text, 1 << 15
 	}
 	return nil, 0
 }
@@ -368,7 +372,34 @@ func (r *Request) parseChat(f *topFields) error {
 		return badValue("messages", "empty array. Expected an array with minimum length 1, but got an empty array instead.")
 	}
 	r.fixed += replyPriming
+	if err := r.parseSchema(f.responseFormat, "response_format", "json_schema"); err != nil {
+		return err
+	}
 	return r.parseTools(f)
+}
+
+// parseSchema counts a structured-output JSON schema — chat's
+// response_format.json_schema, the Responses API's text.format — as prompt text:
+// the model reads the schema, though OpenAI documents no exact overhead, so its JSON
+// text as sent is the estimate. Other formats (text, json_object) count nothing.
+func (r *Request) parseSchema(m member, param, schemaKey string) error {
+	b := r.body
+	if !m.present() || b[m.start] == 'n' {
+		return nil
+	}
+	if b[m.start] != '{' {
+		return badType(param, "an object", b, m.start)
+	}
+	it := iterObject(b, m.start)
+	for f, ok := it.next(); ok; f, ok = it.next() {
+		if f.is(schemaKey) && b[f.start] == '{' {
+			if schemaKey == "format" { // text.format is the schema object itself
+				return r.parseSchema(f, param+".format", "schema")
+			}
+			r.texts = append(r.texts, string(b[f.start:f.end]))
+		}
+	}
+	return nil
 }
 
 // The chat format's overheads, from OpenAI's cookbook "How to count tokens with
@@ -847,6 +878,9 @@ func (r *Request) parseResponses(f *topFields) error {
 	}
 	if counted {
 		r.fixed += replyPriming
+	}
+	if err := r.parseSchema(f.text, "text", "format"); err != nil {
+		return err
 	}
 	return r.parseTools(f)
 }
