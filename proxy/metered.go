@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
@@ -110,11 +109,7 @@ func (p *Proxy) admit(w http.ResponseWriter, r *http.Request, x *exchange) (*api
 		}
 		return &apiError{status: http.StatusBadRequest, typ: typeInvalidRequest, message: "Could not read the request body."}, ""
 	}
-	if !utf8.Valid(body) {
-		return &apiError{status: http.StatusBadRequest, typ: typeInvalidRequest,
-			message: "We could not parse the JSON body of your request: it is not valid UTF-8 (JSON text must be UTF-8 encoded)."}, ""
-	}
-	req, err := metering.ParseRequest(x.endpoint, body)
+	req, err := metering.ParseRequest(x.endpoint, body) // also refuses non-UTF-8
 	if err != nil {
 		var re *metering.RequestError
 		if errors.As(err, &re) {
