@@ -47,6 +47,10 @@ type loadResult struct {
 	window  time.Duration // the measured window's actual length
 	errors  int
 	lastErr string
+	// For creditgate on the real Redis, run one request at a time: the ledger
+	// scripts' calls and execution time inside Redis over the window.
+	redisCalls int64
+	redisTime  time.Duration
 }
 
 func (r *loadResult) rps() float64 {

@@ -170,8 +170,22 @@ func run(ctx context.Context, o options, pin pinning) error {
 				}
 				mz := measureRun(ctx, client, t, c, o)
 				res.throughput[c.name()][t.id] = append(res.throughput[c.name()][t.id], mz)
+				var redisBefore, redisAfter scriptStats
 				lat := runLoad(ctx, client, loadSpec{url: t.proc.url("/v1/chat/completions"), keys: t.keys, work: c.work, stream: c.stream,
-					concurrency: 1, warmup: o.warmup / 5, duration: o.latencyDuration, fixedNonce: t.warm})
+					concurrency: 1, warmup: o.warmup / 5, duration: o.latencyDuration, fixedNonce: t.warm,
+					atWindow: func(start bool) {
+						// Unloaded, the scripts' time inside Redis is their own cost, not
+						// inflated by CPU contention with the load as under load.
+						if t.redis == nil {
+							return
+						}
+						if start {
+							redisBefore = readScriptStats(ctx, t.redis)
+						} else {
+							redisAfter = readScriptStats(ctx, t.redis)
+						}
+					}})
+				lat.redisCalls, lat.redisTime = redisAfter.calls-redisBefore.calls, redisAfter.time-redisBefore.time
 				res.latency[c.name()][t.id] = append(res.latency[c.name()][t.id], lat)
 				logf("%-12s round %d  %-36s %8.0f req/s  p50 %v  unloaded p50 %v  errors %d %s", c.name(), round+1, t.name,
 					mz.res.rps(), mz.res.percentile(50, false).Round(time.Microsecond), lat.percentile(50, false).Round(time.Microsecond),

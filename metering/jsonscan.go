@@ -120,16 +120,20 @@ func checkContainer(b []byte, i, depth int) (int, error) {
 
 func checkString(b []byte, i int) (int, error) {
 	start := i
-	for i++; i < len(b); i++ {
-		// Skip 8 plain bytes at a time: most of a request body is text.
+	i++
+	for {
+		// Skip 8 plain bytes at a time: most of a request body is text. A word that
+		// holds a special byte is then looked at byte by byte, once.
 		for i+8 <= len(b) && !hasSpecialByte(binary.LittleEndian.Uint64(b[i:])) {
 			i += 8
 		}
-		if i >= len(b) {
-			break
+		for end := min(i+8, len(b)); i < end; i++ {
+			if c := b[i]; c < 0x20 || c == '"' || c == '\\' {
+				break
+			}
 		}
-		if c := b[i]; c >= 0x20 && c != '"' && c != '\\' {
-			continue // the common case, kept to one test
+		if i >= len(b) {
+			return i, &jsonError{start, "unterminated string"}
 		}
 		switch c := b[i]; {
 		case c == '"':
@@ -149,11 +153,13 @@ func checkString(b []byte, i int) (int, error) {
 			default:
 				return i, &jsonError{i, "invalid escape in string"}
 			}
+			i++
 		case c < 0x20:
 			return i, &jsonError{i, "invalid control character in string"}
+		default:
+			// a plain byte: the 8-byte window ended without a special one
 		}
 	}
-	return i, &jsonError{start, "unterminated string"}
 }
 
 // hasSpecialByte reports whether any of the 8 bytes of x is a control character

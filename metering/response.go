@@ -51,6 +51,8 @@ type ResponseMeter struct {
 
 	cached   bool // localOut is up to date
 	localOut int64
+
+	generalOnly bool // tests: never take fastChunk's path
 }
 
 // outputText is the output text of one choice or output item, buffered so that it is
@@ -89,6 +91,12 @@ func NewResponseMeter(r *Request, tok Tokenizer, input Tokens) *ResponseMeter {
 // Body meters a complete, non-streamed 2xx JSON body.
 func (m *ResponseMeter) Body(body []byte) {
 	m.cached = false
+	if m.ep != Responses && !m.generalOnly {
+		if _, ok := m.fastChunk(body, false); ok {
+			m.done = true
+			return
+		}
+	}
 	if checkJSON(body, maxBodyDepth) != nil {
 		return
 	}
@@ -116,7 +124,15 @@ func (m *ResponseMeter) Event(data []byte) (forward bool) {
 		m.done = true
 		return true
 	}
-	if len(d) == 0 || d[0] != '{' || checkJSON(d, maxBodyDepth) != nil {
+	if len(d) == 0 || d[0] != '{' {
+		return true
+	}
+	if m.ep != Responses && !m.generalOnly {
+		if usageOnly, ok := m.fastChunk(d, true); ok {
+			return !usageOnly || m.includeUsage
+		}
+	}
+	if checkJSON(d, maxBodyDepth) != nil {
 		return true
 	}
 	if m.ep == Responses {

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"go.uber.org/zap"
@@ -406,7 +407,20 @@ func (p *Proxy) logExchange(x *exchange, res Report, st billing.Settlement) {
 	if ce == nil {
 		return
 	}
-	fields := []zap.Field{
+	// The four amounts are formatted into one string (one allocation instead of two
+	// each for zap.Stringer), and the field slice is recycled: this line is written
+	// for every request.
+	var buf [4 * 24]byte
+	b := x.estimate.AppendText(buf[:0])
+	e1 := len(b)
+	b = x.held.AppendText(b)
+	e2 := len(b)
+	b = res.Cost.AppendText(b)
+	e3 := len(b)
+	b = st.BalanceAfter.AppendText(b)
+	amounts := string(b)
+	fp := logFields.Get().(*[]zap.Field)
+	fields := append((*fp)[:0],
 		zap.String("request_id", x.id),
 		zap.String("account", x.key.Account),
 		zap.String("key_id", x.key.ID),
@@ -425,12 +439,12 @@ func (p *Proxy) logExchange(x *exchange, res Report, st billing.Settlement) {
 		zap.String("token_source", res.TokenSource),
 		zap.Int64("local_prompt_tokens", res.Local.Input),
 		zap.Int64("local_completion_tokens", res.Local.Output),
-		zap.Stringer("estimate", x.estimate),
-		zap.Stringer("held", x.held),
-		zap.Stringer("cost", res.Cost),
-		zap.Stringer("balance_after", st.BalanceAfter),
+		zap.String("estimate", amounts[:e1]),
+		zap.String("held", amounts[e1:e2]),
+		zap.String("cost", amounts[e2:e3]),
+		zap.String("balance_after", amounts[e3:]),
 		zap.Duration("latency", res.Latency),
-	}
+	)
 	if res.TTFT > 0 {
 		fields = append(fields, zap.Duration("ttft", res.TTFT))
 	}
@@ -447,7 +461,14 @@ func (p *Proxy) logExchange(x *exchange, res Report, st billing.Settlement) {
 		fields = append(fields, zap.String("upstream_error", x.upstreamErr.Error()))
 	}
 	ce.Write(fields...)
+	clear(fields) // drop the references before the slice goes back to the pool
+	*fp = fields[:0]
+	logFields.Put(fp)
 }
+
+// logFields recycles the field slices of request log lines. zap encodes the fields
+// during Write and keeps none of them afterwards.
+var logFields = sync.Pool{New: func() any { f := make([]zap.Field, 0, 32); return &f }}
 
 // logRejected logs a request answered without forwarding (401, 400, 413, 429, 503).
 func (p *Proxy) logRejected(x *exchange, status int, reason string, aerr *apiError) {

@@ -222,8 +222,8 @@ func (s *Store) Reserve(ctx context.Context, q billing.ReserveRequest) (billing.
 	if q.Estimate < 0 || q.Minimum < 0 || q.Grace < 0 || q.Estimate > money.MaxAmount || q.TTL <= 0 {
 		return billing.Reservation{}, fmt.Errorf("%w: reserve estimate %s, minimum %s, grace %s, ttl %s", billing.ErrInvalid, q.Estimate, q.Minimum, q.Grace, q.TTL)
 	}
-	r, err := s.run(ctx, reserveScript, s.accountKeys(q.Account, "hold:"+q.HoldID),
-		ms(s.now()), q.HoldID, amountArg(q.Estimate), amountArg(q.Minimum), amountArg(q.Grace),
+	r, err := s.run(ctx, reserveScript, s.holdKeys(q.Account, q.HoldID),
+		msArg(s.now()), q.HoldID, amountArg(q.Estimate), amountArg(q.Minimum), amountArg(q.Grace),
 		q.TTL.Milliseconds(), (q.TTL + s.retention).Milliseconds())
 	if err != nil {
 		return billing.Reservation{}, err
@@ -251,13 +251,14 @@ func (s *Store) Settle(ctx context.Context, q billing.SettleRequest) (billing.Se
 	}
 	now := s.now()
 	t := q.Triggers
-	low := ""
+	var low interface{} = ""
 	if t.Notices {
 		low = amountArg(t.LowBalance)
 	}
-	args := []interface{}{ms(now), q.HoldID, amountArg(q.Cost), s.recordTTL(), billing.MonthOf(now), flag(t.AutoRecharge), low, flag(t.Notices)}
+	args := make([]interface{}, 0, 40)
+	args = append(args, msArg(now), q.HoldID, amountArg(q.Cost), s.recordTTL(), billing.MonthOf(now), flag(t.AutoRecharge), low, flag(t.Notices))
 	args = appendUsage(args, q.Usage, true)
-	r, err := s.run(ctx, settleScript, s.accountKeys(q.Account, "hold:"+q.HoldID, "outbox", "recharges"), args...)
+	r, err := s.run(ctx, settleScript, s.holdKeys(q.Account, q.HoldID, "outbox", "recharges"), args...)
 	if err != nil {
 		return billing.Settlement{}, err
 	}
@@ -280,9 +281,9 @@ func (s *Store) Release(ctx context.Context, account, holdID string, u billing.U
 	if err := checkHold(account, holdID); err != nil {
 		return billing.Settlement{}, err
 	}
-	args := []interface{}{ms(s.now()), holdID, s.recordTTL()}
+	args := []interface{}{msArg(s.now()), holdID, s.recordTTL()}
 	args = appendUsage(args, u, false)
-	r, err := s.run(ctx, releaseScript, s.accountKeys(account, "hold:"+holdID), args...)
+	r, err := s.run(ctx, releaseScript, s.holdKeys(account, holdID), args...)
 	if err != nil {
 		return billing.Settlement{}, err
 	}
@@ -343,17 +344,18 @@ func appendUsage(args []interface{}, u billing.Usage, tokens bool) []interface{}
 	str("model", u.Model)
 	str("endpoint", u.Endpoint)
 	if tokens {
+		// int64s: go-redis writes them in decimal, without a string of their own.
 		args = append(args,
-			"prompt_tokens", strconv.FormatInt(u.PromptTokens, 10),
-			"completion_tokens", strconv.FormatInt(u.CompletionTokens, 10),
-			"cached_tokens", strconv.FormatInt(u.CachedTokens, 10),
-			"reasoning_tokens", strconv.FormatInt(u.ReasoningTokens, 10),
-			"local_prompt_tokens", strconv.FormatInt(u.LocalPromptTokens, 10),
-			"local_completion_tokens", strconv.FormatInt(u.LocalCompletionTokens, 10))
+			"prompt_tokens", u.PromptTokens,
+			"completion_tokens", u.CompletionTokens,
+			"cached_tokens", u.CachedTokens,
+			"reasoning_tokens", u.ReasoningTokens,
+			"local_prompt_tokens", u.LocalPromptTokens,
+			"local_completion_tokens", u.LocalCompletionTokens)
 		if u.AudioPromptTokens != 0 || u.AudioCompletionTokens != 0 {
 			args = append(args,
-				"audio_prompt_tokens", strconv.FormatInt(u.AudioPromptTokens, 10),
-				"audio_completion_tokens", strconv.FormatInt(u.AudioCompletionTokens, 10))
+				"audio_prompt_tokens", u.AudioPromptTokens,
+				"audio_completion_tokens", u.AudioCompletionTokens)
 		}
 		str("token_source", u.TokenSource)
 	}

@@ -37,7 +37,7 @@ func (s *Store) Sweep(ctx context.Context, account string, q billing.SweepReques
 	}
 	now := s.now()
 	t := q.Triggers
-	low := ""
+	var low interface{} = ""
 	if t.Notices {
 		low = amountArg(t.LowBalance)
 	}

@@ -15,8 +15,13 @@ import "github.com/redis/go-redis/v9"
 //     2^53; numbers are written with string.format('%d', x), never tostring (which
 //     keeps only 14 significant digits).
 //   - Reads and checks come first and writes last: Redis does not roll back a script
-//     that fails halfway. The one exception is sweep(), which runs first but is a
-//     complete transition on its own (it saves the state it changed).
+//     that fails halfway. The one exception is the sweep of expired holds and
+//     grants, which runs first but is a complete transition on its own (the state
+//     it changed is saved before the script goes on).
+//   - The request path (reserve, settle) is kept to as few redis.call()s as it can:
+//     one HMGET reads every account field a script needs, save() writes only the
+//     fields that changed, in one HSET, and sweeps run only when something may have
+//     expired (see reserve and settle).
 //   - Each script is idempotent by its hold id or grant id, because go-redis resends a
 //     script whose reply was lost. A replay returns the original result and changes
 //     nothing.
@@ -25,26 +30,57 @@ import "github.com/redis/go-redis/v9"
 //     the order of commits even when callers' clocks disagree.
 
 // prelude is shared by the ledger scripts: account state load/save, grant records,
-// ledger events and the sweep of expired holds and grants.
+// ledger events, the sweep of expired holds and grants, credits, notices and
+// auto-recharge.
 const prelude = `
 local acct, grants, live, holds, holdamt, ledger = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
 local function fmt(x) return string.format('%d', x) end
-local S = {}
-local FIELDS = {'credit', 'debt', 'reserved', 'granted', 'usage', 'consumed', 'repaid', 'expired'}
+local S, S0 = {}, {}
+local COUNTERS = {'credit', 'debt', 'reserved', 'granted', 'usage', 'consumed', 'repaid', 'expired'}
+local ALL = {'tier', 'depleted', 'credit', 'debt', 'reserved', 'granted', 'usage', 'consumed', 'repaid', 'expired'}
 
--- load reads the account's counters into S; false when the account does not exist.
-local function load()
-  local v = redis.call('HMGET', acct, 'tier', 'depleted', 'id', unpack(FIELDS))
+-- load reads the account in one HMGET of fields: 'tier' (to know the account
+-- exists), 'depleted', then n counters, then any other fields (default: ALL, 8).
+-- The depleted flag and the counters go into S, and are remembered in S0 so that
+-- save writes only what changed; a counter the script did not read stays nil in S
+-- until need() reads it. Returns the HMGET reply (other fields by position), or
+-- false when the account does not exist.
+local function load(fields, n)
+  fields, n = fields or ALL, n or 8
+  local v = redis.call('HMGET', acct, unpack(fields))
   if not v[1] then return false end
-  S.tier, S.depleted, S.id = v[1], v[2] or '', v[3] or ''
-  for i, f in ipairs(FIELDS) do S[f] = tonumber(v[i + 3]) or 0 end
-  return true
+  S.tier, S.depleted = v[1], v[2] or ''
+  S0.depleted = S.depleted
+  for i = 3, n + 2 do
+    local x = tonumber(v[i]) or 0
+    S[fields[i]], S0[fields[i]] = x, x
+  end
+  return v
 end
 
-local function save()
-  local args = {'depleted', S.depleted}
-  for _, f in ipairs(FIELDS) do args[#args + 1] = f; args[#args + 1] = fmt(S[f]) end
-  redis.call('HSET', acct, unpack(args))
+-- need reads a counter that load did not.
+local function need(f)
+  if S[f] == nil then
+    local x = tonumber(redis.call('HGET', acct, f) or '') or 0
+    S[f], S0[f] = x, x
+  end
+end
+
+-- save writes the counters that changed since load (or the last save), with the
+-- extra field/value pairs given, in one HSET; nothing when nothing changed.
+local function save(...)
+  local args = {...}
+  if S.depleted ~= S0.depleted then
+    args[#args + 1] = 'depleted'; args[#args + 1] = S.depleted
+    S0.depleted = S.depleted
+  end
+  for _, f in ipairs(COUNTERS) do
+    if S[f] ~= S0[f] then
+      args[#args + 1] = f; args[#args + 1] = fmt(S[f])
+      S0[f] = S[f]
+    end
+  end
+  if #args > 0 then redis.call('HSET', acct, unpack(args)) end
 end
 
 -- A grant record: "amount remaining granted_ms expires_ms source event_id repaid balance_after".
@@ -68,20 +104,23 @@ local function event(now, fields)
   return redis.call('XADD', ledger, '*', unpack(args))
 end
 
--- sweep drops expired holds from reserved and forfeits the remaining credit of
--- expired grants (one expire event each). At most 1000 of each per call keeps a
--- script's run time bounded; the rest go on the next call.
-local function sweep(now)
-  local changed = false
+-- sweep_holds drops expired holds from reserved; sweep_grants forfeits the
+-- remaining credit of expired grants (one expire event each). At most 1000 of each
+-- per call keeps a script's run time bounded; the rest go on the next call. Each
+-- returns whether it changed S; the caller saves.
+local function sweep_holds(now)
   local hs = redis.call('ZRANGEBYSCORE', holds, '-inf', now, 'LIMIT', 0, 1000)
-  if #hs > 0 then
-    local amts = redis.call('HMGET', holdamt, unpack(hs))
-    for i = 1, #hs do S.reserved = S.reserved - (tonumber(amts[i]) or 0) end
-    redis.call('ZREM', holds, unpack(hs))
-    redis.call('HDEL', holdamt, unpack(hs))
-    changed = true
-  end
+  if #hs == 0 then return false end
+  local amts = redis.call('HMGET', holdamt, unpack(hs))
+  for i = 1, #hs do S.reserved = S.reserved - (tonumber(amts[i]) or 0) end
+  redis.call('ZREM', holds, unpack(hs))
+  redis.call('HDEL', holdamt, unpack(hs))
+  return true
+end
+
+local function sweep_grants(now)
   local gs = redis.call('ZRANGEBYSCORE', live, '-inf', now, 'LIMIT', 0, 1000)
+  if #gs > 0 then need('expired') end
   for _, gid in ipairs(gs) do
     local raw = redis.call('HGET', grants, gid)
     if raw then
@@ -97,13 +136,16 @@ local function sweep(now)
       end
     end
     redis.call('ZREM', live, gid)
-    changed = true
   end
-  if changed then save() end
+  return #gs > 0
 end
 
--- usd formats non-negative micros as dollars for notes: 12.500000.
-local function usd(x) return string.format('%d.%06d', math.floor(x / 1000000), x % 1000000) end
+-- sweep runs both sweeps and saves what they changed: a complete transition on
+-- its own, so a script may run it before its own reads and checks.
+local function sweep(now)
+  local h = sweep_holds(now)
+  if sweep_grants(now) or h then save() end
+end
 
 -- credit_grant credits a new grant, paying debt first, and records it (one
 -- topup/auto_recharge event, then a debt_repaid event when debt was repaid). The
@@ -136,31 +178,42 @@ local function credit_grant(now, gid, amount, expires, source, evtype)
   return g
 end
 
+-- usd formats non-negative micros as dollars for notes: 12.500000.
+local function usd(x) return string.format('%d.%06d', math.floor(x / 1000000), x % 1000000) end
+
 -- notice_put queues a notice in the outbox hash: notice id -> "type at balance
 -- attempts lease threshold ref amount expires reason" (ref: a grant or recharge id
 -- or '-'; reason: free text, last). Ids are unique per account and never reused.
 local function notice_put(outbox, now, ntype, threshold, ref, amount, expires, reason)
   local seq = redis.call('HINCRBY', acct, 'n_seq', 1)
+  S.id = S.id or redis.call('HGET', acct, 'id') or ''
   local id = 'ntc_' .. S.id .. '_' .. seq
   redis.call('HSET', outbox, id, table.concat({ntype, fmt(now), fmt(S.credit - S.debt), '0', '0',
     fmt(threshold or 0), ref or '-', fmt(amount or 0), fmt(expires or 0), reason or ''}, ' '))
   return id
 end
 
--- balance_notices queues balance.low (the balance went from >= low to below it) and
--- balance.exhausted (from > 0 to <= 0), once per crossing. The "from" is n_hi, the
--- highest balance since the last check (top-ups raise it), so a crossing caused
--- where nobody checks (an expiry swept during a reserve) is still seen once, by
--- the next settle or sweep. outbox nil keeps n_hi current without queueing.
-local function balance_notices(outbox, now, before, low, ids)
+-- crossings queues balance.low (the balance went from >= low to below it) and
+-- balance.exhausted (from > 0 to <= 0) in outbox, once per crossing. The "from" is
+-- hi, the account's n_hi: the highest balance since the last check (top-ups raise
+-- it), so a crossing caused where nobody checks (an expiry swept during a reserve)
+-- is still seen once, by the next settle or sweep. before (the balance when the
+-- script started) stands in for a missing n_hi. The caller sets n_hi to the
+-- balance afterwards. outbox nil queues nothing.
+local function crossings(outbox, now, hi, before, low, ids)
   local bal = S.credit - S.debt
-  local hi = tonumber(redis.call('HGET', acct, 'n_hi') or '') or before
+  hi = tonumber(hi or '') or before
   if before > hi then hi = before end
   if outbox then
     if low and hi >= low and bal < low then ids[#ids + 1] = notice_put(outbox, now, 'balance.low', low) end
     if hi > 0 and bal <= 0 then ids[#ids + 1] = notice_put(outbox, now, 'balance.exhausted', 0) end
   end
-  redis.call('HSET', acct, 'n_hi', fmt(bal))
+end
+
+-- balance_notices is crossings with its own read and write of n_hi.
+local function balance_notices(outbox, now, before, low, ids)
+  crossings(outbox, now, redis.call('HGET', acct, 'n_hi'), before, low, ids)
+  redis.call('HSET', acct, 'n_hi', fmt(S.credit - S.debt))
 end
 
 -- maybe_recharge starts an auto-recharge when the balance is below the account's
@@ -170,10 +223,12 @@ end
 -- auto-recharged total (calendar month, UTC) past the monthly limit is skipped and
 -- recorded, once per crossing (rc_skip holds the month of the recorded skip until
 -- a credit brings the balance back to the threshold). The recharge record in rcs
--- is "state amount month month_total started_ms". Returns the id, or nil.
-local function maybe_recharge(rcs, now, month, rid)
-  local v = redis.call('HMGET', acct, 'ar_enabled', 'ar_threshold', 'ar_amount', 'ar_monthly_limit',
-    'rc_id', 'rc_backoff', 'ar_month', 'ar_month_total', 'rc_skip')
+-- is "state amount month month_total started_ms". v holds the account's AR_FIELDS
+-- when the caller already read them (load), else nil. Returns the id, or nil.
+local AR_FIELDS = {'ar_enabled', 'ar_threshold', 'ar_amount', 'ar_monthly_limit', 'rc_id', 'rc_backoff',
+  'ar_month', 'ar_month_total', 'rc_skip'}
+local function maybe_recharge(rcs, now, month, rid, v)
+  v = v or redis.call('HMGET', acct, unpack(AR_FIELDS))
   if v[1] ~= '1' then return nil end
   local threshold, amount, limit = tonumber(v[2] or '') or 0, tonumber(v[3] or '') or 0, tonumber(v[4] or '') or 0
   if amount <= 0 or S.credit - S.debt >= threshold then return nil end
@@ -232,11 +287,36 @@ return {redis.call('HGETALL', acct), redis.call('HGETALL', grants), last_id}
 // that covers minimum. Returns {'OK', held, available_after, expires_ms} |
 // {'DENY', reason, available} | {'DONE', state} (the hold id was already settled or
 // released) | {'NOACCOUNT'}. A retried reserve of a live hold returns it again.
+//
+// Two fields of the account let reserve skip the sweeps when nothing can have
+// expired: h_next, a lower bound on the expiry (ms) of every hold in holds, and
+// g_next, "<granted> <bound>": a lower bound on the expiry of every grant in live
+// ('-': none), valid only while the account's granted total is still <granted>.
+// Only reserve adds holds, and it lowers h_next to cover each; any new grant, from
+// any script of any version, raises granted and so invalidates g_next; removals
+// (sweeps, settles) keep a lower bound a lower bound. A missing or passed bound
+// means: sweep, then read the earliest expiry left.
 var reserveScript = redis.NewScript(prelude + `
+local RESERVE_FIELDS = {'tier', 'depleted', 'credit', 'debt', 'reserved', 'granted', 'h_next', 'g_next'}
 local now, hid = tonumber(ARGV[1]), ARGV[2]
-if not load() then return {'NOACCOUNT'} end
+local x = load(RESERVE_FIELDS, 4)
+if not x then return {'NOACCOUNT'} end
+local h_next, g_next = x[7], x[8]
 local rec = redis.call('HMGET', KEYS[7], 'state', 'held', 'exp')
-sweep(now)
+local changed = false
+local hb = tonumber(h_next or '')
+if not hb or hb <= now then
+  changed = sweep_holds(now)
+  hb = tonumber(redis.call('ZRANGE', holds, 0, 0, 'WITHSCORES')[2] or '')
+end
+local gs, gb = string.match(g_next or '', '^(%S+) (%S+)$')
+if tonumber(gs or '') ~= S.granted or (gb ~= '-' and tonumber(gb) <= now) then
+  if sweep_grants(now) then changed = true end
+  local first = redis.call('ZRANGE', live, 0, 0, 'WITHSCORES')
+  gb = '-'
+  if first[2] then gb = fmt(tonumber(first[2])) end
+end
+if changed then save() end
 if rec[1] then
   if rec[1] ~= 'held' then return {'DONE', rec[1]} end
   return {'OK', rec[2], fmt(S.credit - S.debt - S.reserved), rec[3]}
@@ -258,13 +338,19 @@ else
   return {'DENY', 'insufficient', fmt(avail)}
 end
 local exp = now + tonumber(ARGV[6])
+local sheld, sexp = fmt(held), fmt(exp)
 S.reserved = S.reserved + held
 redis.call('ZADD', holds, exp, hid)
-redis.call('HSET', holdamt, hid, fmt(held))
-redis.call('HSET', KEYS[7], 'state', 'held', 'held', fmt(held), 'exp', fmt(exp))
+redis.call('HSET', holdamt, hid, sheld)
+redis.call('HSET', KEYS[7], 'state', 'held', 'held', sheld, 'exp', sexp)
 redis.call('PEXPIRE', KEYS[7], ARGV[7])
-redis.call('HSET', acct, 'reserved', fmt(S.reserved))
-return {'OK', fmt(held), fmt(avail - held), fmt(exp)}
+local bounds = {}
+if not hb or exp < hb then hb = exp end
+local sh, sg = fmt(hb), fmt(S.granted) .. ' ' .. gb
+if sh ~= h_next then bounds[#bounds + 1] = 'h_next'; bounds[#bounds + 1] = sh end
+if sg ~= g_next then bounds[#bounds + 1] = 'g_next'; bounds[#bounds + 1] = sg end
+save(unpack(bounds))
+return {'OK', sheld, fmt(avail - held), sexp}
 `)
 
 // settle: KEYS[7] the hold record, KEYS[8] the notice outbox, KEYS[9] the recharge
@@ -280,63 +366,90 @@ return {'OK', fmt(held), fmt(avail - held), fmt(exp)}
 // recharge_id, notice_ids} | {'NOACCOUNT'}; notice_ids is space-separated.
 var settleScript = redis.NewScript(prelude + `
 local now, hid, cost = tonumber(ARGV[1]), ARGV[2], tonumber(ARGV[3])
-local rec = redis.call('HMGET', KEYS[7], 'state', 'event', 'cost', 'from_credit', 'to_debt', 'balance', 'rc', 'notices')
+local rec = redis.call('HMGET', KEYS[7], 'state', 'event', 'cost', 'from_credit', 'to_debt', 'balance', 'rc', 'notices', 'held', 'exp')
 if rec[1] == 'settled' or rec[1] == 'released' then
   return {'REPLAY', rec[1], rec[2], rec[3], rec[4], rec[5], rec[6], rec[7] or '', rec[8] or ''}
 end
-if not load() then return {'NOACCOUNT'} end
-sweep(now)
+-- One HMGET reads the counters, n_hi and, when auto-recharge may start, its settings.
+local ar = ARGV[6] == '1'
+local fields = {'tier', 'depleted', 'credit', 'debt', 'reserved', 'usage', 'consumed', 'n_hi'}
+if ar then for _, f in ipairs(AR_FIELDS) do fields[#fields + 1] = f end end
+local x = load(fields, 5)
+if not x then return {'NOACCOUNT'} end
+-- Expired credit is forfeited before anything is consumed: the grants in
+-- consumption order come with their expiry, and only when the first has passed
+-- does the grant sweep run. Expired holds are not swept here: a settle's result
+-- does not depend on reserved, and the next reserve or read sweeps them.
+local batch = redis.call('ZRANGE', live, 0, 0, 'WITHSCORES')
+if #batch > 0 and tonumber(batch[2]) <= now then
+  if sweep_grants(now) then save() end
+  batch = redis.call('ZRANGE', live, 0, 0, 'WITHSCORES')
+end
 local before = S.credit - S.debt
-local held = tonumber(redis.call('HGET', holdamt, hid) or '0')
--- plan the consumption (reads only)
+-- The hold's amount is in its record (written by reserve); an old hold whose record
+-- ran out before its settle is looked up in holdamt.
+local held = tonumber(rec[9] or '')
+if not held then held = tonumber(redis.call('HGET', holdamt, hid) or '0') end
+-- plan the consumption (reads only): plan[i] = {grant id, amount, remaining after, rest of the record}
 local left, plan, start = cost, {}, 0
 while left > 0 do
-  local ids = redis.call('ZRANGE', live, start, start + 15)
+  local ids = {}
+  for i = 1, #batch, 2 do ids[#ids + 1] = batch[i] end
   if #ids == 0 then break end
   local raws = redis.call('HMGET', grants, unpack(ids))
   for i, gid in ipairs(ids) do
-    local g = grant_get(raws[i])
-    local take = math.min(g.remaining, left)
-    g.remaining = g.remaining - take
+    local amount, remaining, rest = string.match(raws[i], '^(%S+) (%S+)( .*)$')
+    local r = tonumber(remaining)
+    local take = math.min(r, left)
     left = left - take
-    plan[#plan + 1] = {gid, g}
+    plan[#plan + 1] = {gid, amount, r - take, rest}
     if left == 0 then break end
   end
-  start = start + 16
+  if left == 0 then break end
+  start = start + #ids
+  batch = redis.call('ZRANGE', live, start, start + 15, 'WITHSCORES')
 end
 local from_credit, to_debt = cost - left, left
 -- writes
-if held > 0 then
-  redis.call('HDEL', holdamt, hid)
+if redis.call('HDEL', holdamt, hid) == 1 then
+  -- still live: it leaves reserved (a swept one already left it)
   redis.call('ZREM', holds, hid)
   S.reserved = S.reserved - held
 end
 for _, p in ipairs(plan) do
-  grant_put(p[1], p[2])
-  if p[2].remaining == 0 then redis.call('ZREM', live, p[1]) end
+  redis.call('HSET', grants, p[1], p[2] .. ' ' .. fmt(p[3]) .. p[4])
+  if p[3] == 0 then redis.call('ZREM', live, p[1]) end
 end
 S.credit = S.credit - from_credit
 S.debt = S.debt + to_debt
 S.usage = S.usage + cost
 S.consumed = S.consumed + from_credit
 if cost > 0 and S.credit == 0 then S.depleted = 'usage' end
-save()
-local fields = {'type', 'usage', 'amount', fmt(cost), 'hold_id', hid, 'cost', fmt(cost),
-  'from_credit', fmt(from_credit), 'to_debt', fmt(to_debt)}
-for i = 9, #ARGV do fields[#fields + 1] = ARGV[i] end
-local id = event(now, fields)
--- what the settle sets off
+local sfc, std, bal = fmt(from_credit), fmt(to_debt), fmt(S.credit - S.debt)
+local id = redis.call('XADD', ledger, '*', 'at', ARGV[1], 'type', 'usage', 'amount', ARGV[3], 'hold_id', hid,
+  'cost', ARGV[3], 'from_credit', sfc, 'to_debt', std, 'balance_after', bal, 'credit_after', fmt(S.credit),
+  'debt_after', fmt(S.debt), unpack(ARGV, 9))
+-- what the settle sets off; n_hi (the balance, now checked) is saved with the counters
 local notices, outbox = {}, nil
 if ARGV[8] == '1' then outbox = KEYS[8] end
-balance_notices(outbox, now, before, tonumber(ARGV[7]), notices)
+crossings(outbox, now, x[8], before, tonumber(ARGV[7]), notices)
+save('n_hi', bal)
 local rc = ''
-if ARGV[6] == '1' then rc = maybe_recharge(KEYS[9], now, ARGV[5], 'rc_' .. hid) or '' end
+if ar then
+  local v = {}
+  for i = 1, #AR_FIELDS do v[i] = x[i + 8] end
+  rc = maybe_recharge(KEYS[9], now, ARGV[5], 'rc_' .. hid, v) or ''
+end
 local nlist = table.concat(notices, ' ')
-local bal = fmt(S.credit - S.debt)
-redis.call('HSET', KEYS[7], 'state', 'settled', 'event', id, 'cost', fmt(cost),
-  'from_credit', fmt(from_credit), 'to_debt', fmt(to_debt), 'balance', bal, 'rc', rc, 'notices', nlist)
-redis.call('PEXPIRE', KEYS[7], ARGV[4])
-return {'OK', id, fmt(from_credit), fmt(to_debt), bal, rc, nlist}
+local recf = {'state', 'settled', 'event', id, 'cost', ARGV[3], 'from_credit', sfc, 'to_debt', std, 'balance', bal}
+if rc ~= '' then recf[#recf + 1] = 'rc'; recf[#recf + 1] = rc end
+if nlist ~= '' then recf[#recf + 1] = 'notices'; recf[#recf + 1] = nlist end
+redis.call('HSET', KEYS[7], unpack(recf))
+-- The record must outlive the settle by the retention (ARGV[4]). Reserve gave it
+-- the hold's TTL plus the retention, so it already does unless the hold expired
+-- before its settle (or had no record).
+if not (now <= (tonumber(rec[10] or '') or 0)) then redis.call('PEXPIRE', KEYS[7], ARGV[4]) end
+return {'OK', id, sfc, std, bal, rc, nlist}
 `)
 
 // release: KEYS[7] the hold record. ARGV: now_ms, hold_id, record_ttl_ms, then
