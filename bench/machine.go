@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"os"
@@ -20,6 +21,7 @@ type machine struct {
 	OS        string
 	Date      time.Time
 	Commit    string
+	Dirty     bool // tracked Go files differed from Commit
 	Redis     string
 	Pinning   string
 	LoadAvg   string // at the start
@@ -33,6 +35,11 @@ func describeMachine(pin pinning) machine {
 	}
 	if out, err := exec.Command("git", "rev-parse", "--short", "HEAD").Output(); err == nil {
 		m.Commit = strings.TrimSpace(string(out))
+		// Uncommitted changes to tracked Go files make the commit a partial answer to
+		// "what was measured"; say so rather than let the figures be pinned on it.
+		if st, err := exec.Command("git", "status", "--porcelain", "--untracked-files=no", "--", "*.go", "go.mod", "go.sum").Output(); err == nil && len(bytes.TrimSpace(st)) > 0 {
+			m.Dirty = true
+		}
 	}
 	if pin.taskset == "" {
 		m.Pinning = "none (every process may run on every CPU)"

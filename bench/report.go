@@ -173,6 +173,9 @@ func renderReport(m machine, o options, pin pinning, cells []cell, targets []*ta
 	p("Measured by `make bench` (`go run ./bench -out BENCHMARKS.md`) on %s UTC", m.Date.Format("2006-01-02 15:04"))
 	if m.Commit != "" {
 		p(", commit `%s`", m.Commit)
+		if m.Dirty {
+			p(" with uncommitted changes")
+		}
 	}
 	p(", in %v.", took.Round(time.Second))
 	if o.quick {

@@ -44,10 +44,13 @@ func LoadBytes(data []byte, env map[string]string) (*Config, error) {
 		failed[p.Key] = true
 	}
 	// A key whose value did not parse still holds its default; checks of that
-	// default would only confuse.
-	for _, p := range cfg.validate() {
-		if !failed[p.Key] {
-			problems = append(problems, p)
+	// default would only confuse. So would checks of a file that is not YAML (a
+	// problem of the whole file, key ""): every key would hold its default.
+	if !failed[""] {
+		for _, p := range cfg.validate() {
+			if !failed[p.Key] {
+				problems = append(problems, p)
+			}
 		}
 	}
 	// Say where a bad value came from when it was not the file.

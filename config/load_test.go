@@ -465,3 +465,22 @@ func TestLoad(t *testing.T) {
 		t.Errorf("Load(missing) = %v, want a plain error naming the file", err)
 	}
 }
+
+// TestBrokenFileReportsOnlyItself: a file that is not YAML leaves every key at its
+// default; the problems of those defaults (the example admin token) are not the
+// operator's, so the file's own problem is the only one reported.
+func TestBrokenFileReportsOnlyItself(t *testing.T) {
+	tests := []struct{ name, yaml, want string }{
+		{"yaml syntax", "admin: { tokens: [\"0123456789abcdef0123\"]\nbilling: [\n", "invalid YAML"},
+		{"not a mapping", "- a\n", "must be a mapping"},
+		{"two documents", "listen: ':1'\n---\nlisten: ':2'\n", "single YAML document"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ps := problemsOf(t, tt.yaml, nil)
+			if len(ps) != 1 || ps[0].Key != "" || !strings.Contains(ps[0].Message, tt.want) {
+				t.Errorf("problems %v, want only the file's own, containing %q", ps, tt.want)
+			}
+		})
+	}
+}

@@ -102,10 +102,8 @@ func watchLoop(ctx context.Context, w *fsnotify.Watcher, path string, last []byt
 }
 
 // ReloadDiff lists, sorted, the keys whose values differ between old and new
-// but only take effect after a restart: every key except pricing.*,
-// billing.tiers, billing.default_tier, billing.grace, billing.clamp_max_tokens,
-// billing.min_purchase, logging.level and notify.*, which apply on reload.
-// The caller logs them so an operator knows a reload was partial.
+// but only take effect after a restart: every key except those hotReloadable
+// accepts. The caller logs them so an operator knows a reload was partial.
 func ReloadDiff(old, new *Config) []string {
 	if old == nil || new == nil {
 		return nil
@@ -124,12 +122,17 @@ func ReloadDiff(old, new *Config) []string {
 	return keys
 }
 
-// hotReloadable reports whether a change of key applies without a restart.
+// hotReloadable reports whether a change of key applies without a restart: the
+// pricing, the billing policy (tiers, grace, clamping, minimum purchase, credit
+// and hold lifetimes, the minimum auto-recharge amount), the drift tolerance, the
+// log level and the notice thresholds. The webhooks are not: their senders are
+// built at start, so adding, removing or re-pointing one waits for a restart.
 func hotReloadable(key string) bool {
 	switch key {
 	case "billing.tiers", "billing.default_tier", "billing.grace", "billing.clamp_max_tokens",
-		"billing.min_purchase", "logging.level":
+		"billing.min_purchase", "billing.credit_ttl", "billing.hold_ttl", "billing.auto_recharge.min_amount",
+		"metering.drift_tolerance", "logging.level", "notify.low_balance", "notify.expiring_within":
 		return true
 	}
-	return strings.HasPrefix(key, "pricing.") || strings.HasPrefix(key, "notify.")
+	return strings.HasPrefix(key, "pricing.")
 }

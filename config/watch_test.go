@@ -125,15 +125,24 @@ func TestReloadDiff(t *testing.T) {
 			c.Prices.Default = &ModelPrice{Input: micros("1")}
 		}, nil},
 		{"logging.level", func(c *Config) { c.Logging.Level = "debug" }, nil},
-		{"notify", func(c *Config) { c.Notify.Webhook.URL = "https://x"; c.Notify.LowBalance = 3 }, nil},
+		{"notice thresholds", func(c *Config) { c.Notify.LowBalance = 3; c.Notify.ExpiringWithin = time.Hour }, nil},
+		{"policy durations and drift", func(c *Config) {
+			c.Billing.CreditTTL = time.Hour
+			c.Billing.HoldTTL = time.Hour
+			c.Billing.AutoRecharge.MinAmount = 9
+			c.Metering.DriftTolerance = 0.5
+		}, nil},
+		{"webhooks wait for a restart", func(c *Config) {
+			c.Notify.Webhook.URL = "https://x"
+			c.Billing.AutoRecharge.Webhook.Secret = "another-secret-0123456789"
+		}, []string{"billing.auto_recharge.webhook.secret", "notify.webhook.url"}},
 		{"listen", func(c *Config) { c.Listen = ":9999" }, []string{"listen"}},
 		{"several", func(c *Config) {
 			c.Redis.URL = "memory://"
 			c.Admin.Tokens = append(c.Admin.Tokens, "another-token-0123456789")
 			c.Logging.Format = "console"
-			c.Billing.AutoRecharge.MinAmount = 9
 			c.Billing.HoldTTL = time.Hour
-		}, []string{"admin.tokens", "billing.auto_recharge.min_amount", "billing.hold_ttl", "logging.format", "redis.url"}},
+		}, []string{"admin.tokens", "logging.format", "redis.url"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

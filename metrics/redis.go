@@ -57,9 +57,35 @@ func (h redisHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.Pro
 	return func(ctx context.Context, cmds []redis.Cmder) error {
 		start := time.Now()
 		err := next(ctx, cmds)
-		h.observe(pipelineCommand, time.Since(start), err)
+		h.observe(pipelineCommand, time.Since(start), pipelineFailure(cmds, err))
 		return err
 	}
+}
+
+// pipelineFailure is a pipeline's error as a failure of Redis: a command's error
+// reply counts unless it comes from go-redis's connection handshake, which sends
+// CLIENT SETINFO and ignores its refusal (Redis before 7.2, miniredis); counting
+// it would report an error for every new connection.
+func pipelineFailure(cmds []redis.Cmder, err error) error {
+	var reply redis.Error
+	if err == nil || !errors.As(err, &reply) {
+		return err
+	}
+	for _, c := range cmds {
+		if c.Err() != nil && !isSetInfo(c) {
+			return c.Err()
+		}
+	}
+	return nil
+}
+
+func isSetInfo(c redis.Cmder) bool {
+	args := c.Args()
+	if len(args) < 2 || !strings.EqualFold(c.Name(), "client") {
+		return false
+	}
+	sub, ok := args[1].(string)
+	return ok && strings.EqualFold(sub, "setinfo")
 }
 
 func (h redisHook) observe(command string, took time.Duration, err error) {

@@ -95,3 +95,47 @@ func TestRedisHookUnreachable(t *testing.T) {
 		t.Errorf("dial errors = %v, want at least 1", got)
 	}
 }
+
+// TestRedisHookIgnoresTheHandshake opens fresh connections through the hook: go-redis
+// pipelines CLIENT SETINFO into every connection's handshake and ignores its
+// refusal (Redis before 7.2, miniredis), so a new connection is no Redis error. A
+// pipeline whose own command fails still counts.
+func TestRedisHookIgnoresTheHandshake(t *testing.T) {
+	r := testredis.New(t)
+	m := newMetrics(t, nil)
+	ctx := context.Background()
+	opts := &redis.Options{Addr: r.Addr, PoolSize: 4}
+	if r.Kind == testredis.KindCluster {
+		t.Skip("one node of a cluster would answer MOVED; the handshake is the same on every node")
+	}
+	for i := range 5 { // five clients, five handshakes
+		c := redis.NewClient(opts)
+		c.AddHook(m.RedisHook())
+		if err := c.Ping(ctx).Err(); err != nil {
+			t.Fatalf("ping %d: %v", i, err)
+		}
+		c.Close()
+	}
+	if got := sample(t, m.Gatherer(), "creditgate_redis_errors_total", map[string]string{"command": "pipeline", "kind": "server"}); got != -1 {
+		t.Fatalf("handshakes counted as %v pipeline errors, want none", got)
+	}
+
+	c := redis.NewClient(opts)
+	defer c.Close()
+	c.AddHook(m.RedisHook())
+	key := r.Prefix + "{hs}str"
+	if err := c.Set(ctx, key, "not a number", time.Minute).Err(); err != nil {
+		t.Fatal(err)
+	}
+	defer c.Del(ctx, key)
+	if _, err := c.Pipelined(ctx, func(p redis.Pipeliner) error {
+		p.Get(ctx, key)
+		p.Incr(ctx, key)
+		return nil
+	}); err == nil {
+		t.Fatal("a pipeline with INCR of a string succeeded")
+	}
+	if got := sample(t, m.Gatherer(), "creditgate_redis_errors_total", map[string]string{"command": "pipeline", "kind": "server"}); got != 1 {
+		t.Fatalf("pipeline server errors = %v, want 1", got)
+	}
+}

@@ -13,6 +13,8 @@ func TestUpstreamNeverSeesClientCredentials(t *testing.T) {
 	res := h.post("/v1/chat/completions", key, chatBody("gpt-4o-mini", false, ""),
 		"OpenAI-Organization", "org-client", "OpenAI-Project", "proj-client",
 		"X-Forwarded-For", "6.6.6.6", "X-Forwarded-Host", "evil.example", "Forwarded", "for=6.6.6.6",
+		"X-Forwarded-Port", "6666", "X-Forwarded-Server", "evil.example", "X-Forwarded-Prefix", "/evil",
+		"X-Forwarded-Ssl", "on", "X-Real-IP", "6.6.6.6", "True-Client-IP", "6.6.6.6", "Via", "1.1 evil.example",
 		"Cookie", "session=abc", "Api-Key", key)
 	if body := readAll(t, res); res.StatusCode != 200 {
 		t.Fatalf("%d %s", res.StatusCode, body)
@@ -22,8 +24,11 @@ func TestUpstreamNeverSeesClientCredentials(t *testing.T) {
 		t.Fatalf("upstream Authorization %q", got)
 	}
 	for name, vals := range up.Header {
+		if strings.HasPrefix(name, "X-Forwarded-") || name == "Forwarded" || name == "X-Real-Ip" || name == "Via" {
+			t.Errorf("upstream got client network header %s: %v", name, vals)
+		}
 		for _, v := range vals {
-			if strings.Contains(v, key) || strings.Contains(v, "6.6.6.6") || strings.Contains(v, "evil.example") || strings.Contains(v, "org-client") || strings.Contains(v, "proj-client") || strings.Contains(v, "session") {
+			if strings.Contains(v, key) || strings.Contains(v, "6.6.6.6") || strings.Contains(v, "evil.example") || strings.Contains(v, "org-client") || strings.Contains(v, "proj-client") || strings.Contains(v, "session") || strings.Contains(v, "6666") || strings.Contains(v, "/evil") {
 				t.Errorf("upstream got %s: %s", name, v)
 			}
 		}

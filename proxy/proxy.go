@@ -222,9 +222,11 @@ func (p *Proxy) servePassThrough(w http.ResponseWriter, r *http.Request) {
 }
 
 // rewrite points the outgoing request at the upstream and replaces credentials.
-// httputil.ReverseProxy has already removed hop-by-hop headers and every
-// X-Forwarded-*/Forwarded header the client sent; none are added, so the upstream
-// learns nothing about the app's network.
+// httputil.ReverseProxy has already removed hop-by-hop headers, Forwarded and
+// X-Forwarded-For/-Host/-Proto; rewrite drops the rest of the family the client
+// may have sent (X-Forwarded-Port, -Server, -Prefix…, X-Real-Ip, X-Client-Ip…).
+// None are added, so the upstream learns nothing about the app's network and
+// trusts nothing the app claims about it.
 func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
 	in, out := pr.In, pr.Out
 	u := *p.opts.Upstream
@@ -246,6 +248,26 @@ func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
 	for _, name := range dropRequestHeaders {
 		h.Del(name)
 	}
+	for name := range h {
+		if isClientNetworkHeader(name) {
+			delete(h, name)
+		}
+	}
+}
+
+// isClientNetworkHeader reports whether a (canonical) header name is one by which
+// a client or an intermediary claims something about the client's network: the
+// X-Forwarded-* family, Forwarded, and the common real/true client IP headers.
+func isClientNetworkHeader(name string) bool {
+	if strings.HasPrefix(name, "X-Forwarded-") {
+		return true
+	}
+	switch name {
+	case "Forwarded", "X-Real-Ip", "X-Client-Ip", "True-Client-Ip", "X-Originating-Ip",
+		"X-Cluster-Client-Ip", "Cf-Connecting-Ip", "Fastly-Client-Ip", "Via":
+		return true
+	}
+	return false
 }
 
 // dropRequestHeaders never reach the upstream.

@@ -68,6 +68,8 @@ type App struct {
 	store    *redisstore.Store
 	settings atomic.Pointer[proxy.Settings]
 	policy   atomic.Pointer[billing.Policy]
+	// expiringWithin is notify.expiring_within (a time.Duration), hot-reloadable.
+	expiringWithin atomic.Int64
 
 	metrics     *metrics.Metrics
 	worker      *recharge.Worker // auto-recharge, notices, expiry sweeps
@@ -262,11 +264,11 @@ func (a *App) newWorker(cfg *config.Config) error {
 		}
 		notifier = s
 	}
-	within := cfg.Notify.ExpiringWithin
 	w, err := recharge.New(recharge.Options{Store: a.store, Charger: charger, Notifier: notifier,
 		Logger: a.log.Named("billing"), Settings: func() recharge.Settings {
 			s := a.settings.Load()
-			return recharge.Settings{CreditTTL: s.Policy.CreditTTL, LowBalance: s.Triggers.LowBalance, ExpiringWithin: within}
+			return recharge.Settings{CreditTTL: s.Policy.CreditTTL, LowBalance: s.Triggers.LowBalance,
+				ExpiringWithin: time.Duration(a.expiringWithin.Load())}
 		}})
 	if err != nil {
 		return err
@@ -275,8 +277,12 @@ func (a *App) newWorker(cfg *config.Config) error {
 	return nil
 }
 
-// apply installs the hot-reloadable parts of cfg.
+// apply installs the hot-reloadable parts of cfg (config.ReloadDiff lists the
+// others). Whether recharges and notices are triggered follows the webhooks the
+// worker was built with (a.cfg), not cfg: a webhook added by a reload has no
+// sender until a restart, and its notices would be queued for nobody.
 func (a *App) apply(cfg *config.Config) {
+	a.expiringWithin.Store(int64(cfg.Notify.ExpiringWithin))
 	pol := cfg.Policy()
 	a.policy.Store(&pol)
 	a.settings.Store(&proxy.Settings{
@@ -285,8 +291,8 @@ func (a *App) apply(cfg *config.Config) {
 		ClampMaxTokens: cfg.Billing.ClampMaxTokens,
 		DriftTolerance: cfg.Metering.DriftTolerance,
 		Triggers: billing.Triggers{
-			AutoRecharge: cfg.Billing.AutoRecharge.Webhook.URL != "",
-			Notices:      cfg.Notify.Webhook.URL != "",
+			AutoRecharge: a.cfg.Billing.AutoRecharge.Webhook.URL != "",
+			Notices:      a.cfg.Notify.Webhook.URL != "",
 			LowBalance:   cfg.Notify.LowBalance,
 		},
 	})

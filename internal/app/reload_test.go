@@ -29,8 +29,9 @@ import (
 
 // Log messages of a reload (internal/app's reload and its onError callback).
 const (
-	msgReloaded = "config reloaded"
-	msgRejected = "config reload rejected; the running configuration stays in force"
+	msgReloaded    = "config reloaded"
+	msgRejected    = "config reload rejected; the running configuration stays in force"
+	msgRestartKeys = "config changed keys that only take effect after a restart"
 )
 
 // reloadParams are the hot-reloadable values the test edits in the file.
@@ -41,6 +42,8 @@ type reloadParams struct {
 	Clamp                     bool
 	// Broken, when set, is spliced into the pricing of "metered": a bad edit.
 	Broken string
+	// Notify, when set, is the file's notify section.
+	Notify string
 }
 
 var reloadTemplate = template.Must(template.New("config").Parse(`# written by reload_test.go
@@ -60,6 +63,7 @@ pricing:
     metered: { input: "{{.InputPrice}}", output: "{{.OutputPrice}}"{{.Broken}}, max_output_tokens: 4000 }
     # $0.05 a token: an uncapped request costs more than any balance here.
     pricey:  { input: "1.00", output: "50000.00", max_output_tokens: 2000 }
+{{.Notify}}
 `))
 
 func (p reloadParams) yaml(t *testing.T) []byte {
@@ -279,6 +283,29 @@ func TestHotReload(t *testing.T) {
 			},
 		},
 		{
+			name: "a notice webhook added at run time waits for a restart; the new threshold applies",
+			edit: func(p *reloadParams) {
+				p.Notify = `notify: { webhook: { url: "http://127.0.0.1:9/hook", secret: "reload-test-secret-0123456789" }, low_balance: "3.00" }`
+			},
+			after: func(t *testing.T) {
+				warned := h.logs.FilterMessage(msgRestartKeys).All()
+				if len(warned) == 0 {
+					t.Fatal("adding a notice webhook logged no restart warning")
+				}
+				keys := fmt.Sprint(warned[len(warned)-1].ContextMap()["keys"])
+				if !strings.Contains(keys, "notify.webhook.url") || strings.Contains(keys, "notify.low_balance") {
+					t.Fatalf("restart warning names %s; want notify.webhook.url and not notify.low_balance", keys)
+				}
+				s := h.app.settings.Load()
+				if s.Triggers.Notices {
+					t.Fatal("notices are queued although no notice sender exists until a restart")
+				}
+				if s.Triggers.LowBalance != money.MustParse("3.00") {
+					t.Fatalf("low_balance after reload: %s, want 3.00", s.Triggers.LowBalance)
+				}
+			},
+		},
+		{
 			name: "tiers: a raised max_topup takes a top-up refused before",
 			before: func(t *testing.T) {
 				var apiErr *client.APIError
@@ -349,7 +376,7 @@ func TestHotReload(t *testing.T) {
 	}
 	scrape, _ := io.ReadAll(res.Body)
 	res.Body.Close()
-	for _, want := range []string{`creditgate_config_reloads_total{result="ok"} 5`, `creditgate_config_reloads_total{result="failed"} 1`,
+	for _, want := range []string{`creditgate_config_reloads_total{result="ok"} 6`, `creditgate_config_reloads_total{result="failed"} 1`,
 		`creditgate_requests_total{endpoint="/v1/chat/completions",model="pricey",status="429"} 1`,
 		`creditgate_quota_exceeded_total{reason="insufficient"} 1`, `creditgate_clamped_total{model="pricey"} 1`} {
 		if !strings.Contains(string(scrape), want) {
