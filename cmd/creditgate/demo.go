@@ -133,8 +133,12 @@ key (unless --keep-key). Open the dashboard meanwhile to watch the spend.
 
 The admin API is found like the other client commands (--admin-url, --admin-token
 or CREDITGATE_ADMIN_URL, CREDITGATE_ADMIN_TOKEN); without them, from the running
-quickstart on this machine. Against a real upstream (the quickstart started with
-OPENAI_API_KEY) it spends real money, so it then asks for --real-money.`,
+quickstart on this machine. The running quickstart is also used when the admin
+token given is its own (as after exporting what its banner prints) and the admin
+URL, if given, is its own: then --url defaults to the quickstart's data plane
+rather than ` + defaultDataURL + `. Against a real upstream (the quickstart
+started with OPENAI_API_KEY) it spends real money, so it then asks for
+--real-money.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return runDemo(cmd, o) },
 	}
@@ -160,10 +164,9 @@ func runDemo(cmd *cobra.Command, o *demoOptions) error {
 	o.output = "table"
 	var c *client.Client
 	qs, haveQS := readQuickstartInfo()
-	tokenGiven := cmd.Flags().Changed("admin-token") || os.Getenv(envAdminToken) != ""
-	adminFromQS := haveQS && !tokenGiven
+	adminFromQS := haveQS && usesQuickstart(cmd, o, qs)
 	if adminFromQS {
-		// No token given: talk to the quickstart running on this machine.
+		// Talk to the quickstart running on this machine.
 		adminURL := qs.AdminURL
 		if v := os.Getenv(envAdminURL); v != "" && !cmd.Flags().Changed("admin-url") {
 			adminURL = v
@@ -270,6 +273,28 @@ func runDemo(cmd *cobra.Command, o *demoOptions) error {
 	fmt.Fprintf(out, "\nBalance %s (credit %s, debt %s). Top up to go on: creditgate credits add %s 5.00\n",
 		final.Balance, final.Credit, final.Debt, o.account)
 	return nil
+}
+
+// usesQuickstart reports whether the demo drives the running quickstart that
+// left qs: when no admin token is given, or when the one given (--admin-token or
+// CREDITGATE_ADMIN_TOKEN, as the quickstart's banner suggests exporting) is the
+// quickstart's and the admin URL, if given, is the quickstart's too.
+func usesQuickstart(cmd *cobra.Command, o *demoOptions, qs quickstartInfo) bool {
+	token := os.Getenv(envAdminToken)
+	if cmd.Flags().Changed("admin-token") {
+		token = o.adminToken
+	}
+	if token == "" {
+		return true
+	}
+	if token != qs.AdminToken {
+		return false
+	}
+	adminURL := os.Getenv(envAdminURL)
+	if cmd.Flags().Changed("admin-url") {
+		adminURL = o.adminURL
+	}
+	return adminURL == "" || strings.TrimSuffix(adminURL, "/") == strings.TrimSuffix(qs.AdminURL, "/")
 }
 
 // demoHint adds what to do to the error of the first admin call.

@@ -254,3 +254,119 @@ func TestQuickstartInfoFile(t *testing.T) {
 		t.Fatalf("read %+v from garbage", got)
 	}
 }
+
+// TestDemoWithExportedAdminToken: after exporting what the quickstart's banner
+// prints (CREDITGATE_ADMIN_URL and CREDITGATE_ADMIN_TOKEN), the demo still finds
+// the quickstart's data plane and knows whether its upstream is real; a token
+// that is not the quickstart's leaves the saved file out of it.
+func TestDemoWithExportedAdminToken(t *testing.T) {
+	tests := []struct {
+		name     string
+		info     func(adminURL, dataURL string) quickstartInfo
+		env      func(adminURL string) map[string]string
+		args     func(adminURL, dataURL string) []string
+		wantErr  string // "" = the demo runs
+		wantData string // "quickstart": the data URL of the running quickstart
+	}{
+		{
+			name: "the banner's exports",
+			env: func(adminURL string) map[string]string {
+				return map[string]string{envAdminURL: adminURL, envAdminToken: demoTestToken}
+			},
+			wantData: "quickstart",
+		},
+		{
+			name: "the quickstart's token as a flag, with its admin URL",
+			args: func(adminURL, _ string) []string {
+				return []string{"--admin-token", demoTestToken, "--admin-url", adminURL + "/"}
+			},
+			wantData: "quickstart",
+		},
+		{
+			name: "the banner's exports and an explicit --url",
+			info: func(adminURL, _ string) quickstartInfo {
+				return quickstartInfo{AdminURL: adminURL, AdminToken: demoTestToken, DataURL: "http://127.0.0.1:1", MockUpstream: true, PID: os.Getpid()}
+			},
+			env: func(adminURL string) map[string]string {
+				return map[string]string{envAdminURL: adminURL, envAdminToken: demoTestToken}
+			},
+			args:     func(_, dataURL string) []string { return []string{"--url", dataURL} },
+			wantData: "quickstart",
+		},
+		{
+			name: "the banner's exports, a real upstream",
+			info: func(adminURL, dataURL string) quickstartInfo {
+				return quickstartInfo{AdminURL: adminURL, AdminToken: demoTestToken, DataURL: dataURL, PID: os.Getpid()}
+			},
+			env: func(adminURL string) map[string]string {
+				return map[string]string{envAdminURL: adminURL, envAdminToken: demoTestToken}
+			},
+			wantErr: "--real-money",
+		},
+		{
+			name: "another creditgate's token: the file is not used",
+			info: func(adminURL, _ string) quickstartInfo {
+				// A real upstream would make the file's quickstart ask for --real-money.
+				return quickstartInfo{AdminURL: adminURL, AdminToken: "another-quickstart-token-0123", DataURL: "http://127.0.0.1:1", PID: os.Getpid()}
+			},
+			env: func(adminURL string) map[string]string {
+				return map[string]string{envAdminURL: adminURL, envAdminToken: demoTestToken}
+			},
+			args:     func(_, dataURL string) []string { return []string{"--url", dataURL} },
+			wantData: "flag",
+		},
+		{
+			name: "the quickstart's token for another admin URL: the file is not used",
+			info: func(adminURL, _ string) quickstartInfo {
+				return quickstartInfo{AdminURL: "http://127.0.0.1:1", AdminToken: demoTestToken, DataURL: "http://127.0.0.1:1", PID: os.Getpid()}
+			},
+			env: func(adminURL string) map[string]string {
+				return map[string]string{envAdminURL: adminURL, envAdminToken: demoTestToken}
+			},
+			args:     func(_, dataURL string) []string { return []string{"--url", dataURL} },
+			wantData: "flag",
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			isolateDemo(t)
+			a, adminURL := startQuickstart(t)
+			dataURL := "http://" + a.DataAddr().String()
+			info := quickstartInfo{AdminURL: adminURL, AdminToken: demoTestToken, DataURL: dataURL, MockUpstream: true, PID: os.Getpid()}
+			if tc.info != nil {
+				info = tc.info(adminURL, dataURL)
+			}
+			remove, err := writeQuickstartInfo(info)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer remove()
+			if tc.env != nil {
+				for k, v := range tc.env(adminURL) {
+					t.Setenv(k, v)
+				}
+			}
+			args := []string{"--interval", "0", "--max-requests", "2"}
+			if tc.args != nil {
+				args = append(args, tc.args(adminURL, dataURL)...)
+			}
+			out, err := runDemoCommand(t, args...)
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("error %v, want one mentioning %q\n%s", err, tc.wantErr, out)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("demo: %v\n%s", err, out)
+			}
+			if !strings.Contains(out, "requests (max_tokens 1000) to "+dataURL+" until") || !strings.Contains(out, "Stopped after --max-requests 2") {
+				t.Fatalf("the demo did not drive %s:\n%s", dataURL, out)
+			}
+			// The real-money caveat is printed only when the file does not say.
+			if caveat := strings.Contains(out, "cost real money"); caveat != (tc.wantData == "flag") {
+				t.Errorf("real-money caveat %v with the data URL from the %s:\n%s", caveat, tc.wantData, out)
+			}
+		})
+	}
+}

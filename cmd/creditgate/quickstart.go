@@ -45,7 +45,9 @@ func quickstartCommand() *cobra.Command {
   - the embedded in-process store (redis.url: memory://, NOT durable), unless
     CREDITGATE_REDIS_URL points at a real Redis;
   - the bundled mock OpenAI upstream, unless OPENAI_API_KEY (or
-    CREDITGATE_UPSTREAM_API_KEY) is set, in which case requests go to OpenAI;
+    CREDITGATE_UPSTREAM_API_KEY) is set, in which case requests go to OpenAI
+    (or to CREDITGATE_UPSTREAM_BASE_URL); an OPENAI_API_KEY that is a
+    creditgate key (sk-cg-..., as the banner says to export) is ignored;
   - an account "demo" with $5.00 of credit and a fresh app key;
   - an admin token (random unless CREDITGATE_ADMIN_TOKENS is set).
 
@@ -58,6 +60,13 @@ It prints what to paste into curl, the OpenAI SDKs and the CLI.`,
 			}
 			env := creditgateEnv()
 			upstreamKey := firstNonEmpty(env["CREDITGATE_UPSTREAM_API_KEY"], os.Getenv("OPENAI_API_KEY"))
+			mockNote := "set OPENAI_API_KEY to use OpenAI"
+			if env["CREDITGATE_UPSTREAM_API_KEY"] == "" && strings.HasPrefix(upstreamKey, billing.KeyPrefix) {
+				// The shell kept what an earlier quickstart's banner said to export:
+				// a creditgate key, which OpenAI would refuse.
+				upstreamKey = ""
+				mockNote = "OPENAI_API_KEY holds a creditgate key, not an OpenAI one"
+			}
 			adminToken := strings.Split(env["CREDITGATE_ADMIN_TOKENS"], ",")[0]
 			if adminToken == "" {
 				adminToken = "cg-admin-" + randomHex(16)
@@ -67,7 +76,7 @@ It prints what to paste into curl, the OpenAI SDKs and the CLI.`,
 				"admin":  map[string]any{"listen": adminListen, "tokens": []string{adminToken}},
 				"redis":  map[string]any{"url": "memory://"},
 			}
-			upstreamNote := "OpenAI (OPENAI_API_KEY)"
+			var upstreamNote string
 			if upstreamKey != "" {
 				settings["upstream"] = map[string]any{"api_key": upstreamKey}
 			} else {
@@ -77,13 +86,16 @@ It prints what to paste into curl, the OpenAI SDKs and the CLI.`,
 				}
 				defer stopMock()
 				settings["upstream"] = map[string]any{"base_url": mockURL}
-				upstreamNote = "the bundled mock upstream at " + mockURL + " (set OPENAI_API_KEY to use OpenAI)"
+				upstreamNote = "the bundled mock upstream at " + mockURL + " (" + mockNote + ")"
 			}
 			// JSON is YAML: the generated file quotes every value safely.
 			doc, _ := json.Marshal(settings)
 			cfg, err := config.LoadBytes(doc, env)
 			if err != nil {
 				return fmt.Errorf("configuration: %w", err)
+			}
+			if upstreamKey != "" {
+				upstreamNote = cfg.Upstream.BaseURL + " (a real upstream, with your API key: requests cost money)"
 			}
 			// The quickstart's address and token, for `creditgate demo`; removed on exit.
 			var forgetQuickstart func()

@@ -51,7 +51,8 @@ func inheritedOptions(cmd *cobra.Command) *clientOptions {
 }
 
 // isTerminal reports whether w is a terminal: progress is shown only there, so
-// scripts and pipes get clean output. A variable so tests can pretend.
+// scripts and pipes get clean output (and `ledger export` shows none when its
+// data goes to the terminal). A variable so tests can pretend.
 var isTerminal = func(w io.Writer) bool {
 	f, ok := w.(*os.File)
 	if !ok {
@@ -150,6 +151,11 @@ func exportCommand() *cobra.Command {
 			}
 			p := newProgress(cmd)
 			var dst io.Writer = cmd.OutOrStdout()
+			if out == "" && isTerminal(dst) {
+				// The data scrolls on the terminal: a status line there would be
+				// overwritten by it, and the data is progress enough.
+				p.on = false
+			}
 			var tmp *os.File
 			if out != "" {
 				// Written next to the target and renamed at the end, so FILE is

@@ -7,9 +7,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -65,16 +67,44 @@ func startReportsAdmin(t *testing.T) string {
 
 func runReportsCLI(t *testing.T, args ...string) (string, string, error) {
 	t.Helper()
+	var stdout, stderr bytes.Buffer
+	err := runReportsCLIWith(&stdout, &stderr, args...)
+	return stdout.String(), stderr.String(), err
+}
+
+func runReportsCLIWith(stdout, stderr io.Writer, args ...string) error {
 	root := &cobra.Command{Use: "creditgate", SilenceErrors: true}
 	addClientCommands(root)
 	addReportCommands(root)
-	var stdout, stderr bytes.Buffer
-	root.SetOut(&stdout)
-	root.SetErr(&stderr)
+	root.SetOut(stdout)
+	root.SetErr(stderr)
 	root.SetArgs(args)
-	err := root.Execute()
-	return stdout.String(), stderr.String(), err
+	return root.Execute()
 }
+
+// ttyBuffer is a buffer that fakeTerminals reports as a terminal.
+type ttyBuffer struct{ bytes.Buffer }
+
+// fakeTerminals makes isTerminal true exactly for *ttyBuffer writers, for the
+// rest of the test.
+func fakeTerminals(t *testing.T) {
+	restore := isTerminal
+	t.Cleanup(func() { isTerminal = restore })
+	isTerminal = func(w io.Writer) bool { _, ok := w.(*ttyBuffer); return ok }
+}
+
+// output returns a writer for a command's stdout or stderr, a terminal or a pipe.
+func output(tty bool) interface {
+	io.Writer
+	String() string
+} {
+	if tty {
+		return &ttyBuffer{}
+	}
+	return &bytes.Buffer{}
+}
+
+const clearLine = "\r\033[K"
 
 func TestUsageCommand(t *testing.T) {
 	isolateEnv(t)
@@ -215,5 +245,124 @@ func TestProgressOnlyOnTerminal(t *testing.T) {
 		if cw.records("jsonl") != 2500 || cw.records("csv") != 2499 {
 			t.Fatalf("records %d/%d", cw.records("jsonl"), cw.records("csv"))
 		}
+	}
+}
+
+// TestAuditProgressOnlyOnTerminal: audit names the account it is on in a status
+// line on stderr when stderr is a terminal, clears it before the report, and
+// writes no progress to a pipe; the report on stdout never holds any.
+func TestAuditProgressOnlyOnTerminal(t *testing.T) {
+	isolateEnv(t)
+	fakeTerminals(t)
+	flags := []string{"--admin-url", startReportsAdmin(t), "--admin-token", testToken}
+	for _, tc := range []struct {
+		name                 string
+		stdoutTTY, stderrTTY bool
+		args                 []string
+		wantErr              bool // broke does not reconcile
+		wantProgress         []string
+	}{
+		{name: "stderr a terminal, stdout piped", stderrTTY: true, args: []string{"audit"}, wantErr: true,
+			wantProgress: []string{"auditing 1/2: acme", "auditing 2/2: broke"}},
+		{name: "both the terminal", stdoutTTY: true, stderrTTY: true, args: []string{"audit", "--account", "acme"},
+			wantProgress: []string{"auditing 1/1: acme"}},
+		{name: "both piped", args: []string{"audit"}, wantErr: true},
+		{name: "stderr piped, stdout the terminal", stdoutTTY: true, args: []string{"audit", "--account", "acme"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			stdout, stderr := output(tc.stdoutTTY), output(tc.stderrTTY)
+			err := runReportsCLIWith(stdout, stderr, append(tc.args, flags...)...)
+			if (err != nil) != tc.wantErr {
+				t.Fatalf("audit: %v", err)
+			}
+			out, errOut := stdout.String(), stderr.String()
+			if !strings.HasPrefix(out, "ACCOUNT  RESULT") || strings.ContainsAny(out, "\r\033") {
+				t.Fatalf("report %q", out)
+			}
+			if len(tc.wantProgress) == 0 {
+				if strings.ContainsAny(errOut, "\r\033") || strings.Contains(errOut, "auditing") {
+					t.Fatalf("progress written to a pipe: %q", errOut)
+				}
+				return
+			}
+			var want strings.Builder
+			for _, p := range tc.wantProgress {
+				want.WriteString(clearLine + p)
+			}
+			want.WriteString(clearLine) // cleared before anything else is written
+			if !strings.HasPrefix(errOut, want.String()) {
+				t.Fatalf("terminal progress %q, want it to start with %q", errOut, want.String())
+			}
+		})
+	}
+}
+
+// TestExportProgressNotOverData: `ledger export` shows progress on a terminal
+// stderr only when its data does not go to the terminal too (where the status
+// line and the data would overwrite each other), and never in the data.
+func TestExportProgressNotOverData(t *testing.T) {
+	isolateEnv(t)
+	fakeTerminals(t)
+	var data strings.Builder
+	for i := range 2500 {
+		fmt.Fprintf(&data, "{\"id\":\"%d-0\"}\n", i)
+	}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !strings.HasSuffix(r.URL.Path, "/acme/ledger/export") {
+			http.NotFound(w, r)
+			return
+		}
+		io.WriteString(w, data.String())
+	}))
+	defer srv.Close()
+	flags := []string{"--admin-url", srv.URL, "--admin-token", testToken}
+	for _, tc := range []struct {
+		name                 string
+		stdoutTTY, stderrTTY bool
+		toFile               bool
+		wantProgress         bool
+	}{
+		{name: "stdout piped, stderr the terminal", stderrTTY: true, wantProgress: true},
+		{name: "both the terminal", stdoutTTY: true, stderrTTY: true},
+		{name: "both the terminal, --out FILE", stdoutTTY: true, stderrTTY: true, toFile: true, wantProgress: true},
+		{name: "both piped"},
+		{name: "stderr piped, --out FILE", toFile: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			stdout, stderr := output(tc.stdoutTTY), output(tc.stderrTTY)
+			args := append([]string{"ledger", "export", "acme"}, flags...)
+			file := filepath.Join(t.TempDir(), "acme.jsonl")
+			if tc.toFile {
+				args = append(args, "--out", file)
+			}
+			if err := runReportsCLIWith(stdout, stderr, args...); err != nil {
+				t.Fatal(err)
+			}
+			got := stdout.String()
+			if tc.toFile {
+				b, err := os.ReadFile(file)
+				if err != nil || got != "" {
+					t.Fatalf("--out: %v, stdout %q", err, got)
+				}
+				got = string(b)
+			}
+			if got != data.String() {
+				t.Fatalf("exported %d bytes, want the %d served (progress in the data?)", len(got), data.Len())
+			}
+			errOut := stderr.String()
+			if tc.toFile {
+				errOut = strings.TrimSuffix(errOut, "exported 2500 events of acme to "+file+"\n")
+			}
+			if !tc.wantProgress {
+				if errOut != "" {
+					t.Fatalf("stderr %q, want no progress", errOut)
+				}
+				return
+			}
+			// Status lines as the chunks arrive, then the line cleared.
+			if !regexp.MustCompile(`^(\r\x1b\[Kexporting acme: \d+ lines, \d+\.\d MB)+\r\x1b\[K$`).MatchString(errOut) {
+				t.Fatalf("progress %q", errOut)
+			}
+		})
 	}
 }
