@@ -417,10 +417,14 @@ func (s *Store) TopUp(ctx context.Context, p billing.Policy, q billing.TopUpRequ
 		if q.SkipLimits {
 			skip = "1"
 		}
+		explicitExpiry := "0"
+		if !q.ExpiresAt.IsZero() {
+			explicitExpiry = "1"
+		}
 		r, err := s.run(ctx, topUpScript, s.accountKeys(q.Account, idemKey),
 			ms(now), q.GrantID, amountArg(q.Amount), ms(expires), source, string(evType), tier,
 			amountArg(p.MinPurchase), amountArg(limits.MaxTopUp), amountArg(limits.MaxBalance),
-			skip, q.Fingerprint, s.idemTTL.Milliseconds())
+			skip, q.Fingerprint, s.idemTTL.Milliseconds(), explicitExpiry)
 		if err != nil {
 			return billing.TopUpResult{}, err
 		}

@@ -271,14 +271,29 @@ func TestTopUpIdempotency(t *testing.T) {
 			t.Fatalf("replay: %+v %v", again, err)
 		}
 		again.Replayed = false
-		again.Grant.Remaining = first.Grant.Remaining // remaining moves with usage; the rest is the original answer
-		if again != first {
+		if again != first { // the original answer, although the grant was spent since
 			t.Fatalf("replay %+v differs from the original %+v", again, first)
 		}
 		changed := req
 		changed.Amount, changed.Fingerprint = usd("30.00"), "fp-30"
 		if _, err := e.TopUp(e.ctx, testPolicy, changed); !errors.Is(err, billing.ErrIdempotencyConflict) {
 			t.Fatalf("changed body: %v, want conflict", err)
+		}
+		// Past the key's retention its record is gone, but the grant it named is
+		// not: the same request is still the original, another one still a conflict.
+		if err := e.redis.Client.Del(e.ctx, e.redis.Prefix+"{acct:a}:idem:k1").Err(); err != nil {
+			t.Fatal(err)
+		}
+		if late, err := e.TopUp(e.ctx, testPolicy, req); err != nil || !late.Replayed || late.Grant != first.Grant || late.EventID != first.EventID {
+			t.Fatalf("same request after the record expired: %+v %v, want the original %+v", late, err, first)
+		}
+		if _, err := e.TopUp(e.ctx, testPolicy, changed); !errors.Is(err, billing.ErrIdempotencyConflict) {
+			t.Fatalf("changed amount after the record expired: %v, want conflict", err)
+		}
+		promo := req
+		promo.ExpiresAt, promo.Fingerprint = e.clock.Now().Add(48*time.Hour), "fp-25-promo"
+		if _, err := e.TopUp(e.ctx, testPolicy, promo); !errors.Is(err, billing.ErrIdempotencyConflict) {
+			t.Fatalf("changed expiry after the record expired: %v, want conflict", err)
 		}
 		// A retried script without Idempotency-Key is deduplicated by grant id.
 		plain := billing.TopUpRequest{Account: "a", GrantID: "grant-plain", Amount: usd("5.00")}

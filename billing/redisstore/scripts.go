@@ -483,7 +483,8 @@ return {'OK', id, bal}
 
 // topUp: KEYS[7] the Idempotency-Key record. ARGV: now_ms, grant_id, amount,
 // expires_ms, source, event_type, tier, min_purchase, max_topup, max_balance,
-// skip_limits ("1"/"0"), fingerprint ("" = no Idempotency-Key), idem_ttl_ms.
+// skip_limits ("1"/"0"), fingerprint ("" = no Idempotency-Key), idem_ttl_ms,
+// explicit_expiry ("1": the request set expires_at).
 // Credits a grant, paying debt first. Returns
 // {'OK', grant_id, amount, remaining, granted_ms, expires_ms, source, event_id,
 // repaid, balance, replayed} or an error tuple: {'NOACCOUNT'}, {'CONFLICT'},
@@ -493,9 +494,12 @@ var topUpScript = redis.NewScript(prelude + `
 local now, gid, amount, expires = tonumber(ARGV[1]), ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
 local fp = ARGV[12]
 if not load() then return {'NOACCOUNT'} end
+-- result answers with the grant as it was credited: a replay gives the original
+-- answer even after the grant was spent (remaining then was amount - repaid).
 local function result(id, raw, replayed)
   local g = grant_get(raw)
-  return {'OK', id, fmt(g.amount), fmt(g.remaining), g.granted, g.expires, g.source, g.event, g.repaid, g.balance, replayed}
+  return {'OK', id, fmt(g.amount), fmt(g.amount - (tonumber(g.repaid) or 0)), g.granted, g.expires, g.source, g.event,
+    g.repaid, g.balance, replayed}
 end
 if fp ~= '' then
   local rec = redis.call('HMGET', KEYS[7], 'fp', 'grant')
@@ -506,7 +510,17 @@ if fp ~= '' then
   end
 end
 local existing = redis.call('HGET', grants, gid)
-if existing then return result(gid, existing, '1') end
+if existing then
+  -- A keyed top-up whose record has expired (idem_ttl) still names its grant
+  -- (the grant id derives from the key): what the grant holds of the request,
+  -- its amount and an explicit expiry (ARGV[14] = '1'), must match, or it is
+  -- the key reused for another request.
+  if fp ~= '' then
+    local g = grant_get(existing)
+    if g.amount ~= amount or (ARGV[14] == '1' and g.expires ~= ARGV[4]) then return {'CONFLICT'} end
+  end
+  return result(gid, existing, '1')
+end
 if S.tier ~= ARGV[7] then return {'TIER', S.tier} end
 sweep(now)
 if expires <= now then return {'PAST_EXPIRY'} end
