@@ -28,6 +28,9 @@ import (
 
 var updateScreenshot = flag.Bool("update-screenshot", false, "write the dashboard end-to-end test's screenshot to docs/dashboard.png")
 
+// token is the admin token the browser tests sign in with.
+const token = "browser-admin-token-0123456789"
+
 // Environment of the browser test.
 const (
 	envRequireBrowser = "CREDITGATE_TEST_REQUIRE_BROWSER" // "1": no browser is a failure (CI)
@@ -226,57 +229,12 @@ func TestDashboardInBrowser(t *testing.T) {
 	policy := billing.Policy{Grace: usd("0.50"), MinPurchase: usd("5.00"), CreditTTL: 365 * 24 * time.Hour, HoldTTL: 15 * time.Minute,
 		DefaultTier: "tier-1", Tiers: map[string]billing.Tier{"tier-1": {MaxTopUp: usd("100.00"), MaxBalance: usd("1000.00")}}, AutoRechargeMin: usd("5.00")}
 	seed := seedHistory(t, store, clk, policy)
-	const token = "browser-admin-token-0123456789"
 	srv := httptest.NewServer((&admin.Server{Ledger: store, Keys: store, Policy: func() billing.Policy { return policy },
 		Tokens: func() []string { return []string{token} }, Ready: store.Ping}).Handler())
 	t.Cleanup(srv.Close)
 
-	// A bound on the whole test in case the browser hangs; not a performance check.
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	opts := append(chromedp.DefaultExecAllocatorOptions[:],
-		chromedp.ExecPath(browser),
-		chromedp.NoSandbox,
-		chromedp.DisableGPU,
-		chromedp.Flag("disable-quic", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.UserDataDir(t.TempDir()),
-		chromedp.WindowSize(1280, 1160),
-	)
-	allocCtx, cancelAlloc := chromedp.NewExecAllocator(ctx, opts...)
-	defer cancelAlloc()
-	problems := &browserProblems{}
-	ctx, cancelTab := chromedp.NewContext(allocCtx, chromedp.WithListener(problems.listen))
-	defer cancelTab()
-	if _, err := chromedp.Call(ctx, page.AddScriptToEvaluateOnNewDocument, page.AddScriptToEvaluateOnNewDocumentParams{Source: recordCSPViolations}); err != nil {
-		noBrowser(t, fmt.Sprintf("%s did not start: %v", browser, err))
-	}
-
-	do := func(step string, actions ...chromedp.Action[chromedp.Void]) {
-		t.Helper()
-		if err := chromedp.Do(ctx, actions...); err != nil {
-			t.Fatalf("%s: %v (page problems: %v)", step, err, problems.get())
-		}
-	}
-	// waitFor polls a JavaScript condition until it holds.
-	waitFor := func(step, condition string) {
-		t.Helper()
-		if _, err := chromedp.Run(ctx, chromedp.Poll[bool](condition, chromedp.WithPollingTimeout(20*time.Second))); err != nil {
-			t.Fatalf("%s: waiting for %s: %v (page problems: %v)", step, condition, err, problems.get())
-		}
-	}
-	eval := func(expr string) string {
-		t.Helper()
-		v, err := chromedp.Run(ctx, chromedp.Evaluate[string](expr))
-		if err != nil {
-			t.Fatalf("evaluating %s: %v", expr, err)
-		}
-		return v
-	}
-	text := func(css string) string {
-		t.Helper()
-		return eval(`(document.querySelector(` + jsString(css) + `) || {}).textContent || ""`)
-	}
+	tab := openTab(t, browser)
+	ctx, problems, do, waitFor, eval, text := tab.ctx, tab.problems, tab.do, tab.waitFor, tab.eval, tab.text
 
 	// Sign in: a wrong token is refused, the right one lists the accounts.
 	do("open the page", chromedp.Navigate(srv.URL+"/dashboard/"), chromedp.WaitVisible(chromedp.CSS("#login-form")))
@@ -324,7 +282,8 @@ func TestDashboardInBrowser(t *testing.T) {
 
 	// Open acme: its grants, ledger and chart.
 	do("open acme", chromedp.Click(chromedp.CSS(`#accounts tr[data-account="acme"] a`)))
-	waitFor("acme", `document.querySelector("#account-id").textContent === "acme" && document.querySelectorAll("#chart rect[data-model]").length > 0`)
+	waitFor("acme", `document.querySelector("#account-id").textContent === "acme" && document.querySelectorAll("#chart rect[data-model]").length > 0 &&
+		document.querySelectorAll("#ledger tr[data-event]").length > 0`)
 	var chart map[string]string
 	if err := json.Unmarshal([]byte(eval(`(() => {
 		const sums = {};
@@ -420,6 +379,68 @@ func TestDashboardInBrowser(t *testing.T) {
 	for _, p := range problems.get() {
 		t.Errorf("page: %s", p)
 	}
+}
+
+// tab is a headless Chromium tab and the test's helpers to drive it.
+type tab struct {
+	ctx      context.Context
+	problems *browserProblems
+	do       func(step string, actions ...chromedp.Action[chromedp.Void])
+	waitFor  func(step, condition string) // polls a JavaScript condition until it holds
+	eval     func(expr string) string
+	text     func(css string) string
+}
+
+// openTab starts browser for the rest of the test.
+func openTab(t *testing.T, browser string) *tab {
+	t.Helper()
+	// A bound on the whole test in case the browser hangs; not a performance check.
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	t.Cleanup(cancel)
+	opts := append(chromedp.DefaultExecAllocatorOptions[:],
+		chromedp.ExecPath(browser),
+		chromedp.NoSandbox,
+		chromedp.DisableGPU,
+		chromedp.Flag("disable-quic", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.UserDataDir(t.TempDir()),
+		chromedp.WindowSize(1280, 1160),
+	)
+	allocCtx, cancelAlloc := chromedp.NewExecAllocator(ctx, opts...)
+	t.Cleanup(cancelAlloc)
+	problems := &browserProblems{}
+	ctx, cancelTab := chromedp.NewContext(allocCtx, chromedp.WithListener(problems.listen))
+	t.Cleanup(cancelTab)
+	if _, err := chromedp.Call(ctx, page.AddScriptToEvaluateOnNewDocument, page.AddScriptToEvaluateOnNewDocumentParams{Source: recordCSPViolations}); err != nil {
+		noBrowser(t, fmt.Sprintf("%s did not start: %v", browser, err))
+	}
+
+	do := func(step string, actions ...chromedp.Action[chromedp.Void]) {
+		t.Helper()
+		if err := chromedp.Do(ctx, actions...); err != nil {
+			t.Fatalf("%s: %v (page problems: %v)", step, err, problems.get())
+		}
+	}
+	waitFor := func(step, condition string) {
+		t.Helper()
+		if _, err := chromedp.Run(ctx, chromedp.Poll[bool](condition, chromedp.WithPollingTimeout(20*time.Second))); err != nil {
+			t.Fatalf("%s: waiting for %s: %v (page problems: %v)", step, condition, err, problems.get())
+		}
+	}
+	eval := func(expr string) string {
+		t.Helper()
+		v, err := chromedp.Run(ctx, chromedp.Evaluate[string](expr))
+		if err != nil {
+			t.Fatalf("evaluating %s: %v", expr, err)
+		}
+		return v
+	}
+	text := func(css string) string {
+		t.Helper()
+		return eval(`(document.querySelector(` + jsString(css) + `) || {}).textContent || ""`)
+	}
+
+	return &tab{ctx: ctx, problems: problems, do: do, waitFor: waitFor, eval: eval, text: text}
 }
 
 func jsString(s string) string {

@@ -93,6 +93,10 @@ func TestUsageReport(t *testing.T) {
 		{"one day by date", "?group_by=day&from=2025-02-28&to=2025-02-28", "2025-02-28:24", 24, "0.024000"},
 		{"RFC 3339 range, half-open", "?from=2025-02-28T00:00:00Z&to=2025-02-28T02:00:00Z&group_by=day", "2025-02-28:2", 2, "0.002000"},
 		{"empty range", "?from=2024-01-01&to=2024-02-01", "", 0, "0.000000"},
+		{"by day and model", "?group_by=day,model", "2025-02-27/gpt-4o:1 2025-02-27/gpt-4o-mini:1 2025-02-28/gpt-4o:8 2025-02-28/gpt-4o-mini:16 " +
+			"2025-03-01/gpt-4o:1 2025-03-01/gpt-4o-mini:3", 30, "0.030000"},
+		{"by model and day: sorted by model first", "?group_by=model,day&from=2025-02-28", "gpt-4o/2025-02-28:8 gpt-4o/2025-03-01:1 gpt-4o-mini/2025-02-28:16 gpt-4o-mini/2025-03-01:3", 28, "0.028000"},
+		{"by day, model and key", "?group_by=day,model,key&from=2025-03-01", "2025-03-01/gpt-4o/key_a:1 2025-03-01/gpt-4o-mini/key_a:1 2025-03-01/gpt-4o-mini/key_b:2", 4, "0.004000"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -108,6 +112,11 @@ func TestUsageReport(t *testing.T) {
 			for _, row := range rep.Data {
 				groups = append(groups, fmt.Sprintf("%s:%d", row.Group, row.Requests))
 			}
+			for _, row := range rep.Data {
+				if n := len(strings.Split(tc.query, ",")); (n > 1) != (row.By != nil) || len(row.By) != n && n > 1 {
+					t.Fatalf("row %+v: by should name each of the %d groupings", row, n)
+				}
+			}
 			if strings.Join(groups, " ") != tc.wantGroups || rep.Total.Requests != tc.wantTotal || rep.Total.Cost.String() != tc.wantCost || rep.Object != "usage_report" {
 				t.Fatalf("groups %v total %+v; want %s, %d requests, cost %s", groups, rep.Total, tc.wantGroups, tc.wantTotal, tc.wantCost)
 			}
@@ -120,6 +129,10 @@ func TestUsageReport(t *testing.T) {
 	rec := call(t, h, http.MethodGet, "/admin/v1/accounts/acme/usage?from=2025-03-01T02:00:00Z&to=2025-03-01T03:00:00Z", "")
 	checkJSON(t, rec, http.StatusOK, `{"object":"usage_report","account":"acme","from":"2025-03-01T02:00:00Z","to":"2025-03-01T03:00:00Z","group_by":"model",
 		"data":[{"group":"gpt-4o","requests":1,"prompt_tokens":10,"cached_tokens":2,"completion_tokens":5,"reasoning_tokens":1,"cost":"0.001000"}],
+		"total":{"group":"","requests":1,"prompt_tokens":10,"cached_tokens":2,"completion_tokens":5,"reasoning_tokens":1,"cost":"0.001000"}}`)
+	rec = call(t, h, http.MethodGet, "/admin/v1/accounts/acme/usage?from=2025-03-01T02:00:00Z&to=2025-03-01T03:00:00Z&group_by=day,model", "")
+	checkJSON(t, rec, http.StatusOK, `{"object":"usage_report","account":"acme","from":"2025-03-01T02:00:00Z","to":"2025-03-01T03:00:00Z","group_by":"day,model",
+		"data":[{"group":"2025-03-01/gpt-4o","by":{"day":"2025-03-01","model":"gpt-4o"},"requests":1,"prompt_tokens":10,"cached_tokens":2,"completion_tokens":5,"reasoning_tokens":1,"cost":"0.001000"}],
 		"total":{"group":"","requests":1,"prompt_tokens":10,"cached_tokens":2,"completion_tokens":5,"reasoning_tokens":1,"cost":"0.001000"}}`)
 }
 
@@ -162,6 +175,10 @@ func TestReportQueryErrors(t *testing.T) {
 		want   errorCase
 	}{
 		{"/admin/v1/accounts/acme/usage?group_by=hour", bad("group_by")},
+		{"/admin/v1/accounts/acme/usage?group_by=day,hour", bad("group_by")},
+		{"/admin/v1/accounts/acme/usage?group_by=day,day", bad("group_by")},
+		{"/admin/v1/accounts/acme/usage?group_by=day,", bad("group_by")},
+		{"/admin/v1/accounts/acme/usage?group_by=", bad("group_by")},
 		{"/admin/v1/accounts/acme/usage?from=yesterday", bad("from")},
 		{"/admin/v1/accounts/acme/usage?to=2025-13-01", bad("to")},
 		{"/admin/v1/accounts/acme/usage?from=2025-03-02&to=2025-03-01", bad("from")},

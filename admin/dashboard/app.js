@@ -12,10 +12,10 @@
   const API = "/admin/v1";
   const REFRESH_MS = 5000;       // the balance is real time; keep the view close to it
   const EXPIRY_REFRESH_MS = 60000; // next expiries need one request per account
-  const EXPIRY_FETCH_LIMIT = 200;  // accounts whose next expiry the list looks up
-  const LEDGER_PAGE = 1000;        // the API's maximum page
-  const LEDGER_PAGES_PER_LOAD = 50; // then the rest on the next refresh
-  const LEDGER_ROWS_STEP = 100;
+  const ACCOUNTS_PAGE = 50;        // accounts per page of the list; their next expiries are looked up
+  const LEDGER_PAGE = 100;         // events per request, newest first
+  const LEDGER_MAX_EVENTS = 1000;  // events kept in memory (and rows shown) at most
+  const CHART_REFRESH_MS = 30000;  // the chart's usage report reads 30 days of ledger on the server
   const CHART_DAYS = 30;
   const MAX_SERIES = 8;            // more models than this are drawn as "other models"
 
@@ -25,10 +25,12 @@
 
   const state = {
     accounts: [],
+    accountsPage: 0,      // the page of the accounts list on screen
     expiries: new Map(),  // account id -> {at: ms, value: ISO string or ""}
+    expiring: new Set(),  // account ids whose next expiry is being looked up
     current: null,        // the open account's id
-    ledger: null,         // {account, events, last, complete}
-    ledgerRows: LEDGER_ROWS_STEP,
+    ledger: null,         // {account, events (newest first, ≤ LEDGER_MAX_EVENTS), older: cursor, hasOlder}
+    chart: null,          // {account, at: ms, days, rows}: the usage report by day and model
     busy: false,          // a refresh is in flight
     again: false,         // another refresh was asked for meanwhile
     pendingTopUp: null,   // {fingerprint, key}: reused when a failed request is retried unchanged
@@ -68,8 +70,6 @@
     if (!iso || iso.startsWith("0001-")) return "–";
     return iso.slice(0, 16).replace("T", " ") + " UTC";
   }
-
-  const dayOf = (iso) => iso.slice(0, 10); // the API's times are UTC ("…Z")
 
   function lastDays(n) {
     const days = [];
@@ -177,6 +177,7 @@
     state.accounts = [];
     state.expiries.clear();
     state.ledger = null;
+    state.chart = null;
     hideNewKey();
     showLogin(message);
   }
@@ -205,9 +206,19 @@
     loadExpiries(); // fills the last column as answers come
   }
 
+  // pageAccounts is the page of the list on screen (the page number is kept
+  // within range as accounts come and go).
+  function pageAccounts() {
+    const pages = Math.max(1, Math.ceil(state.accounts.length / ACCOUNTS_PAGE));
+    state.accountsPage = Math.min(Math.max(0, state.accountsPage), pages - 1);
+    const from = state.accountsPage * ACCOUNTS_PAGE;
+    return { from, pages, list: state.accounts.slice(from, from + ACCOUNTS_PAGE) };
+  }
+
   function renderAccounts() {
     const body = $("accounts").tBodies[0];
-    const rows = state.accounts.map((a) => {
+    const { from, pages, list } = pageAccounts();
+    const rows = list.map((a) => {
       const link = el("a", { href: "#/accounts/" + enc(a.id), text: a.id });
       const tr = el("tr", { "data-account": a.id, class: a.id === state.current ? "selected" : "" },
         el("td", { "data-field": "id" }, link),
@@ -224,6 +235,16 @@
     });
     body.replaceChildren(...rows);
     $("accounts-empty").hidden = state.accounts.length > 0;
+    $("accounts-pager").hidden = pages <= 1;
+    $("accounts-range").textContent = (from + 1) + "–" + (from + list.length) + " of " + state.accounts.length;
+    $("accounts-prev").disabled = state.accountsPage === 0;
+    $("accounts-next").disabled = state.accountsPage >= pages - 1;
+  }
+
+  function turnAccountsPage(delta) {
+    state.accountsPage += delta;
+    renderAccounts();
+    loadExpiries();
   }
 
   function expiryText(id) {
@@ -242,19 +263,25 @@
     return next;
   }
 
-  // loadExpiries looks up the next expiry of each listed account (the list
-  // answer has no grants), four requests at a time.
+  // loadExpiries looks up the next expiry of each account on the page on
+  // screen (the list answer has no grants), four requests at a time; turning the
+  // page looks up that page's.
   async function loadExpiries() {
     const now = Date.now();
-    const todo = state.accounts.slice(0, EXPIRY_FETCH_LIMIT)
+    const todo = pageAccounts().list
       .map((a) => a.id)
-      .filter((id) => { const e = state.expiries.get(id); return !e || now - e.at > EXPIRY_REFRESH_MS; });
+      .filter((id) => { const e = state.expiries.get(id); return !state.expiring.has(id) && (!e || now - e.at > EXPIRY_REFRESH_MS); });
+    for (const id of todo) state.expiring.add(id);
     const worker = async () => {
       for (let id = todo.shift(); id !== undefined; id = todo.shift()) {
         try {
           const { data } = await api("GET", accountPath(id));
           setExpiry(id, nextExpiry(data));
-        } catch (_) { /* left as "…"; tried again at the next refresh */ }
+        } catch (_) {
+          /* left as "…"; tried again at the next refresh */
+        } finally {
+          state.expiring.delete(id);
+        }
       }
     };
     await Promise.all([worker(), worker(), worker(), worker()]);
@@ -274,7 +301,7 @@
     renderAccount(acct.data);
     setExpiry(id, nextExpiry(acct.data));
     renderKeys(keys.data.data || []);
-    await loadLedger(id);
+    await Promise.all([loadLedger(id), loadChart(id)]);
   }
 
   function renderAccount(a) {
@@ -315,27 +342,71 @@
     $("keys").tBodies[0].replaceChildren(...rows);
   }
 
-  // loadLedger reads the events the page has not seen yet (the ledger is
-  // append-only, oldest first), so a refresh costs one request when nothing
-  // happened.
+  // compareIDs orders ledger event ids ("<ms>-<seq>").
+  function compareIDs(a, b) {
+    const re = /^(\d+)-(\d+)$/;
+    const x = re.exec(a), y = re.exec(b);
+    if (!x || !y) return a < b ? -1 : a > b ? 1 : 0;
+    const d = BigInt(x[1]) - BigInt(y[1]) || BigInt(x[2]) - BigInt(y[2]);
+    return d < 0n ? -1 : d > 0n ? 1 : 0;
+  }
+
+  // loadLedger reads the newest page of the ledger (newest first) and puts what
+  // the page has not seen yet on top of what it holds, so older pages loaded
+  // with "Load older events" stay. At most LEDGER_MAX_EVENTS are kept: the
+  // oldest are dropped first.
   async function loadLedger(id) {
     if (!state.ledger || state.ledger.account !== id) {
-      state.ledger = { account: id, events: [], last: "", complete: false };
-      state.ledgerRows = LEDGER_ROWS_STEP;
+      state.ledger = { account: id, events: [], older: "", hasOlder: false };
     }
     const l = state.ledger;
-    for (let page = 0; page < LEDGER_PAGES_PER_LOAD; page++) {
-      const q = "?limit=" + LEDGER_PAGE + (l.last ? "&after=" + enc(l.last) : "");
-      const { data } = await api("GET", accountPath(id, "/ledger") + q);
-      if (state.ledger !== l) return;
-      const events = data.data || [];
-      l.events.push(...events);
-      if (events.length > 0) l.last = events[events.length - 1].id;
-      l.complete = !data.has_more;
-      if (l.complete) break;
+    const { data } = await api("GET", accountPath(id, "/ledger/recent") + "?limit=" + LEDGER_PAGE);
+    if (state.ledger !== l) return;
+    const page = data.data || [];
+    const newest = l.events.length > 0 ? l.events[0].id : null;
+    const fresh = newest === null ? page : page.filter((ev) => compareIDs(ev.id, newest) > 0);
+    if (newest === null || (fresh.length === page.length && data.has_more)) {
+      // The first read, or more than a page happened since the last: this page
+      // is all that is known to be contiguous.
+      l.events = page;
+      l.older = data.next || "";
+      l.hasOlder = !!data.has_more;
+    } else {
+      l.events = fresh.concat(l.events);
     }
+    trimLedger(l);
     renderLedger();
-    renderChart();
+  }
+
+  function trimLedger(l) {
+    if (l.events.length > LEDGER_MAX_EVENTS) {
+      l.events.length = LEDGER_MAX_EVENTS;
+      l.older = l.events[LEDGER_MAX_EVENTS - 1].id;
+      l.hasOlder = true;
+    }
+  }
+
+  // loadOlder appends the page of events before the oldest one held.
+  async function loadOlder() {
+    const l = state.ledger;
+    if (!l || !l.hasOlder || l.events.length >= LEDGER_MAX_EVENTS) return;
+    const before = l.older;
+    const button = $("ledger-more");
+    button.disabled = true;
+    try {
+      const limit = Math.min(LEDGER_PAGE, LEDGER_MAX_EVENTS - l.events.length);
+      const { data } = await api("GET", accountPath(l.account, "/ledger/recent") + "?limit=" + limit + "&before=" + enc(before));
+      if (state.ledger !== l || l.older !== before) return; // a refresh started over meanwhile
+      l.events = l.events.concat((data.data || []).filter((ev) => compareIDs(ev.id, before) < 0));
+      l.older = data.next || "";
+      l.hasOlder = !!data.has_more;
+      trimLedger(l);
+      renderLedger();
+    } catch (e) {
+      if (e.status !== 401) setStatus("Older events: " + describe(e), true);
+    } finally {
+      button.disabled = false;
+    }
   }
 
   function eventDetails(ev) {
@@ -357,9 +428,8 @@
   }
 
   function renderLedger() {
-    const events = state.ledger.events;
-    const shown = events.slice(Math.max(0, events.length - state.ledgerRows)).reverse();
-    const rows = shown.map((ev) => el("tr", { "data-event": ev.id, "data-type": ev.type },
+    const l = state.ledger;
+    const rows = l.events.map((ev) => el("tr", { "data-event": ev.id, "data-type": ev.type },
       el("td", { text: formatTime(ev.at) }),
       el("td", { "data-field": "type", text: ev.type }),
       moneyCell(ev.amount, "amount"),
@@ -367,22 +437,39 @@
       el("td", { class: "details", text: eventDetails(ev) })));
     if (rows.length === 0) rows.push(el("tr", {}, el("td", { colspan: "5", class: "muted", text: "No events yet." })));
     $("ledger").tBodies[0].replaceChildren(...rows);
-    $("ledger-more").hidden = events.length <= state.ledgerRows;
+    const full = l.events.length >= LEDGER_MAX_EVENTS;
+    $("ledger-more").hidden = !l.hasOlder || full;
+    $("ledger-note").textContent = l.hasOlder && full ? "Showing the newest " + l.events.length +
+      " events. For the rest, export the ledger: creditgate ledger export " + l.account + " --format csv" : "";
   }
 
-  // ---- the chart: spend per day by model, from the ledger's usage events -----
+  // ---- the chart: spend per day by model, from the usage report -------------
 
-  // dailySpend sums usage costs per UTC day and model over the given days.
-  function dailySpend(events, days) {
+  // loadChart reads the usage report by day and model for the chart's days: the
+  // server sums the ledger, the page holds one row per day and model. Usage
+  // changes the chart little from one refresh to the next, so it is read again
+  // only after CHART_REFRESH_MS.
+  async function loadChart(id) {
+    const c = state.chart;
+    if (c && c.account === id && Date.now() - c.at < CHART_REFRESH_MS) return;
+    const days = lastDays(CHART_DAYS);
+    const { data } = await api("GET", accountPath(id, "/usage") + "?group_by=day,model&from=" + days[0]);
+    if (state.current !== id) return;
+    state.chart = { account: id, at: Date.now(), days, rows: data.data || [] };
+    renderChart();
+  }
+
+  // dailySpend sums the report's costs per UTC day and model over the given days.
+  function dailySpend(rows, days) {
     const inRange = new Set(days);
     const byDay = new Map(days.map((d) => [d, new Map()]));
     const totals = new Map();
-    for (const ev of events) {
-      if (ev.type !== "usage" || ev.cost === undefined) continue;
-      const day = dayOf(ev.at);
+    for (const row of rows) {
+      const by = row.by || {};
+      const day = by.day;
       if (!inRange.has(day)) continue;
-      const cost = parseMicros(ev.cost);
-      const model = ev.model || "(none)";
+      const cost = parseMicros(row.cost);
+      const model = by.model || "(none)";
       const m = byDay.get(day);
       m.set(model, (m.get(model) || 0n) + cost);
       totals.set(model, (totals.get(model) || 0n) + cost);
@@ -391,8 +478,8 @@
   }
 
   function renderChart() {
-    const days = lastDays(CHART_DAYS);
-    const { byDay, totals } = dailySpend(state.ledger.events, days);
+    const { days, rows } = state.chart;
+    const { byDay, totals } = dailySpend(rows, days);
     // The biggest spenders get their own colour; the rest share one.
     const models = [...totals.keys()].sort((a, b) => (totals.get(b) > totals.get(a) ? 1 : totals.get(b) < totals.get(a) ? -1 : a.localeCompare(b)));
     const own = models.slice(0, models.length > MAX_SERIES + 1 ? MAX_SERIES : models.length);
@@ -446,9 +533,7 @@
       return el("li", { "data-model": name }, sw, name + " " + formatMicros(total));
     });
     $("chart-legend").replaceChildren(...legend);
-    const l = state.ledger;
-    $("chart-note").textContent = seriesNames.length === 0 ? "No usage in the last " + CHART_DAYS + " days."
-      : l.complete ? "" : "Still reading the ledger (" + l.events.length + " events so far); the chart fills in as it loads.";
+    $("chart-note").textContent = seriesNames.length === 0 ? "No usage in the last " + CHART_DAYS + " days." : "";
   }
 
   // niceCeil rounds a positive amount up to 1, 2 or 5 times a power of ten
@@ -612,7 +697,9 @@
     $("key-form").addEventListener("submit", createKey);
     $("copy-key").addEventListener("click", copyKey);
     $("hide-key").addEventListener("click", hideNewKey);
-    $("ledger-more").addEventListener("click", () => { state.ledgerRows += LEDGER_ROWS_STEP; renderLedger(); });
+    $("ledger-more").addEventListener("click", loadOlder);
+    $("accounts-prev").addEventListener("click", () => turnAccountsPage(-1));
+    $("accounts-next").addEventListener("click", () => turnAccountsPage(1));
     window.addEventListener("hashchange", route);
     setInterval(() => {
       if ($("live").checked && document.visibilityState === "visible") refresh();
