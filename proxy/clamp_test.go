@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/creditgate/creditgate/billing"
 	"github.com/creditgate/creditgate/metering"
@@ -105,5 +106,66 @@ func TestClampKeepsOverdraftWithinGrace(t *testing.T) {
 	res = h.post("/v1/chat/completions", key, chatBody("gpt-4o-mini", false, `"max_tokens":1`))
 	if readAll(t, res); res.StatusCode != http.StatusTooManyRequests {
 		t.Fatalf("in debt: %d", res.StatusCode)
+	}
+}
+
+// TestClampRespectsResponsesMinimum: OpenAI's Responses API refuses
+// max_output_tokens below 16, so a balance that pays for fewer is a 429 (nothing
+// forwarded), and one that pays for more is clamped to what it pays for.
+func TestClampRespectsResponsesMinimum(t *testing.T) {
+	tests := []struct {
+		name       string
+		affordable int64 // output tokens the balance plus grace pays for
+		wantStatus int
+	}{
+		{name: "affords 10: refused, never sent below 16", affordable: 10, wantStatus: http.StatusTooManyRequests},
+		{name: "affords 15: refused", affordable: 15, wantStatus: http.StatusTooManyRequests},
+		{name: "affords 16: clamped to 16", affordable: 16, wantStatus: http.StatusOK},
+		{name: "affords 40: clamped to 40", affordable: 40, wantStatus: http.StatusOK},
+	}
+	const body = `{"model":"dear","input":"Say hello to the metering proxy."}`
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newHarness(t)
+			on := *h.settings.Load()
+			on.ClampMaxTokens = true
+			on.Policy.Grace = 0 // the balance alone pays: no overdraft to account for
+			h.settings.Store(&on)
+			key := h.account("acme", "5.00")
+			req, err := metering.ParseRequest(metering.Responses, []byte(body))
+			if err != nil {
+				t.Fatal(err)
+			}
+			tok, _ := metering.TokenizerFor(metering.O200kBase)
+			price := mustPrice(t, h, "dear")
+			// Spend the balance down so that it pays for exactly tc.affordable tokens.
+			spend := usd("5.00") - worstCaseCost(price, req.InputTokens(tok), tc.affordable)
+			if r, err := h.store.Reserve(h.ctx, billing.ReserveRequest{Account: "acme", HoldID: "drain", Estimate: spend, TTL: time.Minute}); err != nil || !r.Admitted {
+				t.Fatalf("draining %s: %+v %v", spend, r, err)
+			}
+			if _, err := h.store.Settle(h.ctx, billing.SettleRequest{Account: "acme", HoldID: "drain", Cost: spend}); err != nil {
+				t.Fatal(err)
+			}
+			res := h.post("/v1/responses", key, body)
+			got := readAll(t, res)
+			if res.StatusCode != tc.wantStatus {
+				t.Fatalf("status %d, want %d: %s", res.StatusCode, tc.wantStatus, got)
+			}
+			if tc.wantStatus != http.StatusOK {
+				if n := len(h.mock.Requests()); n != 0 {
+					t.Fatalf("%d requests forwarded; a balance below the minimum cap must forward none", n)
+				}
+				return
+			}
+			var sent struct {
+				MaxOutputTokens int64 `json:"max_output_tokens"`
+			}
+			if err := json.Unmarshal(h.mock.Requests()[0].Body, &sent); err != nil {
+				t.Fatal(err)
+			}
+			if sent.MaxOutputTokens != tc.affordable {
+				t.Fatalf("max_output_tokens sent %d, want %d", sent.MaxOutputTokens, tc.affordable)
+			}
+		})
 	}
 }

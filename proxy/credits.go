@@ -42,6 +42,7 @@ func (p *Proxy) callerAccount(w http.ResponseWriter, r *http.Request) (billing.A
 		writeError(w, aerr)
 		return billing.Account{}, false
 	}
+	noteCaller(w, key)
 	a, err := p.opts.Ledger.GetAccount(r.Context(), key.Account)
 	switch {
 	case errors.Is(err, billing.ErrUnavailable):

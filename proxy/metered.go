@@ -153,8 +153,9 @@ func (p *Proxy) admit(w http.ResponseWriter, r *http.Request, x *exchange) (*api
 	choices := max(req.Choices, 1)
 	x.estimate = worstCaseCost(price, x.input, maxOut*choices)
 	minimum := x.estimate
+	minCap := minOutputCap(x.endpoint)
 	if hasOutput && s.ClampMaxTokens {
-		minimum = worstCaseCost(price, x.input, choices)
+		minimum = min(x.estimate, worstCaseCost(price, x.input, minCap*choices))
 	}
 
 	res, err := p.opts.Ledger.Reserve(r.Context(), billing.ReserveRequest{
@@ -180,7 +181,7 @@ func (p *Proxy) admit(w http.ResponseWriter, r *http.Request, x *exchange) (*api
 	newMax := int64(0)
 	if x.held < x.estimate {
 		newMax = price.MaxOutputFor(x.input, choices, x.held)
-		if newMax < 1 {
+		if newMax < minCap {
 			p.release(r.Context(), x, "hold too small for one output token")
 			return nil, billing.ReasonInsufficient
 		}
@@ -238,6 +239,16 @@ func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, erro
 	// Longer than announced: read the rest through the limit.
 	rest, err := io.ReadAll(rd)
 	return append(buf[:n], rest...), err
+}
+
+// minOutputCap is the smallest output cap the upstream accepts on an endpoint: a
+// clamp below it would turn a 429 into the upstream's 400 (OpenAI's Responses API
+// refuses max_output_tokens below 16).
+func minOutputCap(ep metering.Endpoint) int64 {
+	if ep == metering.Responses {
+		return 16
+	}
+	return 1
 }
 
 // worstCaseCost prices input plus n output tokens, every output token at the

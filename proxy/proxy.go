@@ -178,27 +178,95 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		p.serveMetered(w, r, ep)
 		return
 	}
+	// Every other request gets its log line too: unmetered, no tokens, no cost.
+	uw := &unmeteredWriter{ResponseWriter: w}
+	start := p.opts.Now()
+	defer p.logUnmetered(uw, r, start)
 	switch {
 	case path == "/v1/models" || isModelPath(path):
 		if r.Method != http.MethodGet {
 			break
 		}
-		p.servePassThrough(w, r)
+		p.servePassThrough(uw, r)
 		return
 	case path == "/v1/credits":
 		if r.Method != http.MethodGet {
 			break
 		}
-		p.serveCredits(w, r)
+		p.serveCredits(uw, r)
 		return
 	case compatPaths[path]:
 		if r.Method != http.MethodGet {
 			break
 		}
-		p.serveBillingCompat(w, r)
+		p.serveBillingCompat(uw, r)
 		return
 	}
-	writeError(w, errNotFound(r.Method, path))
+	writeError(uw, errNotFound(r.Method, path))
+}
+
+// unmeteredWriter records what the log line of an unmetered request says: the
+// status, and the caller once authenticated (noteCaller).
+type unmeteredWriter struct {
+	http.ResponseWriter
+	status         int
+	account, keyID string
+}
+
+func (w *unmeteredWriter) WriteHeader(code int) {
+	if w.status == 0 {
+		w.status = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *unmeteredWriter) Write(b []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+// Unwrap lets http.ResponseController reach the connection's writer (flushes).
+func (w *unmeteredWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// noteCaller records the authenticated caller of an unmetered request for its log line.
+func noteCaller(w http.ResponseWriter, key billing.APIKey) {
+	if uw, ok := w.(*unmeteredWriter); ok {
+		uw.account, uw.keyID = key.Account, key.ID
+	}
+}
+
+// logUnmetered writes the log line of a request that is not metered (the model
+// list, /v1/credits, the billing compatibility endpoints, unknown paths). Like
+// every request line it names no key and no body.
+func (p *Proxy) logUnmetered(w *unmeteredWriter, r *http.Request, start time.Time) {
+	ce := p.log.Check(zap.InfoLevel, "request")
+	if ce == nil {
+		return
+	}
+	status := w.status
+	if status == 0 {
+		status = 499 // the app went away before any answer (nginx's convention)
+	}
+	ce.Write(
+		zap.String("account", w.account),
+		zap.String("key_id", w.keyID),
+		zap.String("method", r.Method),
+		zap.String("endpoint", endpointLabel(r.URL.Path)),
+		zap.Bool("metered", false),
+		zap.Int("status", status),
+		zap.Duration("latency", p.opts.Now().Sub(start)),
+	)
+}
+
+// endpointLabel is the path as logged: a model id stays (it is the operator's
+// catalogue), anything unknown is cut to its first 64 bytes.
+func endpointLabel(path string) string {
+	if len(path) > 64 {
+		return path[:64] + "…"
+	}
+	return path
 }
 
 // isModelPath matches /v1/models/{id} for one plain path segment: nothing that a
@@ -210,10 +278,12 @@ func isModelPath(path string) bool {
 
 // servePassThrough forwards an unmetered request (the model list) for a valid key.
 func (p *Proxy) servePassThrough(w http.ResponseWriter, r *http.Request) {
-	if _, _, aerr := p.authenticate(r); aerr != nil {
+	key, _, aerr := p.authenticate(r)
+	if aerr != nil {
 		writeError(w, aerr)
 		return
 	}
+	noteCaller(w, key)
 	ctx, cancel := context.WithTimeout(r.Context(), p.opts.Timeout)
 	defer cancel()
 	r = r.WithContext(ctx)

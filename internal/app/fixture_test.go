@@ -93,9 +93,19 @@ func (s sections) yaml() string {
 }
 
 // redisSection points creditgate at the test's Redis (or at addr, a fault proxy
-// in front of it, when set), with the test's key prefix and short timeouts.
+// in front of it, when set), with the test's key prefix and short timeouts: the
+// fault tests measure how soon a dead store is noticed.
 func redisSection(r *testredis.Store, addr string) string {
-	const timeouts = `timeout: 300ms, max_retries: 2, operation_timeout: 1s`
+	return redisSectionWith(r, addr, `timeout: 300ms, max_retries: 2, operation_timeout: 1s`)
+}
+
+// patientRedisSection is redisSection with timeouts no busy CI machine reaches,
+// for tests about correctness under load, where a slow answer is no fault.
+func patientRedisSection(r *testredis.Store) string {
+	return redisSectionWith(r, "", `timeout: 10s, max_retries: 2, operation_timeout: 20s`)
+}
+
+func redisSectionWith(r *testredis.Store, addr, timeouts string) string {
 	if addr == "" && r.Kind == testredis.KindCluster {
 		seeds := strings.Split(os.Getenv("CREDITGATE_TEST_REDIS_CLUSTER"), ",")
 		return fmt.Sprintf("{ cluster_addrs: [%s], key_prefix: %q, %s }", strings.Join(seeds, ", "), r.Prefix, timeouts)
