@@ -69,6 +69,10 @@ func TestLostRepliesNeverDoubleBook(t *testing.T) {
 				name string
 				do   func() error
 			}{
+				{"create account", func() error {
+					_, err := e.CreateAccount(ctx, "beta", "tier-1")
+					return err
+				}},
 				{"top-up", func() error {
 					_, err := e.TopUp(ctx, testPolicy, billing.TopUpRequest{Account: "acme", GrantID: "g1", Amount: usd("10.00")})
 					return err
@@ -104,6 +108,10 @@ func TestLostRepliesNeverDoubleBook(t *testing.T) {
 				if e.proxy.Dropped() != before+1 {
 					t.Fatalf("%s: no reply was dropped", s.name)
 				}
+			}
+			// The resent create found its own account; another create is still refused.
+			if _, err := e.direct.CreateAccount(ctx, "beta", "tier-1"); !errors.Is(err, billing.ErrAccountExists) {
+				t.Fatalf("creating beta again: %v, want ErrAccountExists", err)
 			}
 			a, err := e.direct.GetAccount(ctx, "acme")
 			if err != nil {

@@ -2,6 +2,8 @@ package redisstore
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"sort"
@@ -24,7 +26,7 @@ func (s *Store) CreateAccount(ctx context.Context, id, tier string) (billing.Acc
 		return billing.Account{}, fmt.Errorf("%w: tier is empty", billing.ErrInvalid)
 	}
 	now := s.now()
-	r, err := s.run(ctx, createAccountScript, []string{s.acctKey(id)}, id, tier, ms(now))
+	r, err := s.run(ctx, createAccountScript, []string{s.acctKey(id)}, id, tier, ms(now), newCreationID())
 	if err != nil {
 		return billing.Account{}, err
 	}
@@ -37,7 +39,14 @@ func (s *Store) CreateAccount(ctx context.Context, id, tier string) (billing.Acc
 	if r.str(0) == "EXISTS" {
 		return billing.Account{}, fmt.Errorf("%w: %q", billing.ErrAccountExists, id)
 	}
-	return billing.Account{ID: id, Tier: tier, CreatedAt: time.UnixMilli(now.UnixMilli()).UTC()}, nil
+	return billing.Account{ID: id, Tier: tier, CreatedAt: fromMS(r.str(1))}, nil
+}
+
+// newCreationID names one CreateAccount call (see createAccountScript).
+func newCreationID() string {
+	var b [12]byte
+	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails (Go 1.24+)
+	return hex.EncodeToString(b[:])
 }
 
 // GetAccount returns the account's current state, with its grants. Expired grants

@@ -250,14 +250,19 @@ local function maybe_recharge(rcs, now, month, rid, v)
 end
 `
 
-// createAccount: KEYS[1] acct. ARGV: id, tier, now_ms.
-// Returns "OK" or "EXISTS".
+// createAccount: KEYS[1] acct. ARGV: id, tier, now_ms, creation id (unique per
+// call). Returns {'OK', created_at_ms} or {'EXISTS'}. The creation id is kept, so a
+// resent script (its reply lost) finds its own account and answers OK again.
 var createAccountScript = redis.NewScript(`
-if redis.call('EXISTS', KEYS[1]) == 1 then return 'EXISTS' end
-redis.call('HSET', KEYS[1], 'id', ARGV[1], 'tier', ARGV[2], 'created_at', ARGV[3], 'depleted', '',
-  'credit', '0', 'debt', '0', 'reserved', '0', 'granted', '0', 'usage', '0', 'consumed', '0',
+if redis.call('EXISTS', KEYS[1]) == 1 then
+  local v = redis.call('HMGET', KEYS[1], 'created_by', 'created_at')
+  if v[1] == ARGV[4] then return {'OK', v[2]} end
+  return {'EXISTS'}
+end
+redis.call('HSET', KEYS[1], 'id', ARGV[1], 'tier', ARGV[2], 'created_at', ARGV[3], 'created_by', ARGV[4],
+  'depleted', '', 'credit', '0', 'debt', '0', 'reserved', '0', 'granted', '0', 'usage', '0', 'consumed', '0',
   'repaid', '0', 'expired', '0')
-return 'OK'
+return {'OK', ARGV[3]}
 `)
 
 // setFields: KEYS[1] acct. ARGV: field, value, ... Returns 1, or 0 when the account
