@@ -231,3 +231,82 @@ func TestUnreachableRedisFailsWithinTheBound(t *testing.T) {
 		})
 	}
 }
+
+// TestLostRechargeRepliesNeverDoubleBook drops the replies of the auto-recharge
+// scripts that move money or record a failure: a completed recharge resent is
+// credited once, a failure resent is recorded once.
+func TestLostRechargeRepliesNeverDoubleBook(t *testing.T) {
+	e := newFaultyEnv(t, ConnOptions{Timeout: 300 * time.Millisecond, MaxRetries: 2, OperationTimeout: 3 * time.Second})
+	ctx := e.ctx
+	e.account(t, "acme", "10.00")
+	e.setAR(t, "acme", "5.00", "10.00", "100.00")
+	lose := func(name string, do func() error) {
+		t.Helper()
+		before := e.proxy.Dropped()
+		e.proxy.DropReplies(1, faultproxy.DropReplyAndClose)
+		if err := do(); err != nil {
+			t.Fatalf("%s with a lost reply: %v (go-redis should have resent it)", name, err)
+		}
+		if e.proxy.Dropped() != before+1 {
+			t.Fatalf("%s: no reply was dropped", name)
+		}
+	}
+
+	// Paid: the charger's answer is booked once although its reply was lost.
+	if s := e.spend(t, "acme", "h1", usd("6.00"), arOn); s.RechargeID != "rc_h1" {
+		t.Fatalf("recharge %q, want rc_h1", s.RechargeID)
+	}
+	if _, err := e.ClaimRecharge(ctx, "acme", "rc_h1", time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	// Load both scripts first, so that each dropped reply is the script's own, not
+	// a NOSCRIPT answer (an unknown account's call changes nothing).
+	e.CompleteRecharge(ctx, "nobody", "rc_x", testPolicy.CreditTTL)
+	e.FailRecharge(ctx, "nobody", "rc_x", billing.RechargeFailure{Reason: "warm-up"})
+	lose("complete recharge", func() error {
+		r, err := e.CompleteRecharge(ctx, "acme", "rc_h1", testPolicy.CreditTTL)
+		if err == nil && r.Grant.ID != "rc_h1" {
+			err = fmt.Errorf("completed %+v", r)
+		}
+		return err
+	})
+
+	// Refused: one failure recorded, however often its script was sent.
+	if s := e.spend(t, "acme", "h2", usd("10.00"), arOn); s.RechargeID != "rc_h2" {
+		t.Fatalf("second recharge %q, want rc_h2", s.RechargeID)
+	}
+	if _, err := e.ClaimRecharge(ctx, "acme", "rc_h2", time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	var noticeID string
+	lose("fail recharge", func() error {
+		var err error
+		noticeID, err = e.FailRecharge(ctx, "acme", "rc_h2", billing.RechargeFailure{Reason: "card declined", Backoff: time.Minute, MaxBackoff: time.Hour, Notice: true})
+		return err
+	})
+	if noticeID == "" {
+		t.Fatal("the resent failure lost its notice id")
+	}
+	// Asked again later (a worker that never heard back), it is the same answer.
+	if again, err := e.direct.FailRecharge(ctx, "acme", "rc_h2", billing.RechargeFailure{Reason: "card declined", Backoff: time.Minute, MaxBackoff: time.Hour, Notice: true}); err != nil || again != noticeID {
+		t.Fatalf("failure recorded again: %q %v, want %q", again, err, noticeID)
+	}
+
+	a, err := e.direct.GetAccount(ctx, "acme")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a.Totals.Granted != usd("20.00") || a.Credit != usd("4.00") {
+		t.Fatalf("granted %s, credit %s; want one top-up of 10 and one recharge of 10, credit 4", a.Totals.Granted, a.Credit)
+	}
+	evs, err := e.direct.Events(ctx, "acme", "", 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := countEvents(evs.Events, billing.EventAutoRecharge); n != 1 {
+		t.Fatalf("%d auto_recharge events, want 1", n)
+	}
+	if n := countEvents(evs.Events, billing.EventAutoRechargeFailed); n != 1 {
+		t.Fatalf("%d auto_recharge_failed events, want 1", n)
+	}
+}

@@ -651,11 +651,18 @@ return result('OK', redis.call('HGET', grants, gid))
 // and sets the back-off before the next may start: backoff × 2^(consecutive
 // failures − 1), at most max_backoff. Queues auto_recharge.failed when asked.
 // Returns {'OK', notice_id (empty for none), backoff_until_ms} | {'GONE'} | {'NOACCOUNT'}.
+// The account's rc_failed holds "recharge_id notice_id backoff_until_ms" of the
+// last failure recorded, so a resent script (its reply lost) answers as the first
+// did and records nothing twice.
 var failRechargeScript = redis.NewScript(prelude + `
 local now, rid = tonumber(ARGV[1]), ARGV[2]
 if not load() then return {'NOACCOUNT'} end
-local v = redis.call('HMGET', acct, 'rc_id', 'rc_fails')
-if v[1] ~= rid then return {'GONE'} end
+local v = redis.call('HMGET', acct, 'rc_id', 'rc_fails', 'rc_failed')
+if v[1] ~= rid then
+  local fid, fnid, funtil = string.match(v[3] or '', '^(%S+) (%S*) (%S+)$')
+  if fid == rid then return {'OK', fnid, funtil} end
+  return {'GONE'}
+end
 local raw = redis.call('HGET', KEYS[8], rid)
 if not raw then return {'GONE'} end
 local state, amount, month, total, started = string.match(raw, '^(%S+) (%S+) (%S+) (%S+) (%S+)$')
@@ -671,6 +678,7 @@ local nid = ''
 if ARGV[6] == '1' then
   nid = notice_put(KEYS[7], now, 'auto_recharge.failed', 0, rid, tonumber(amount), 0, ARGV[3])
 end
+redis.call('HSET', acct, 'rc_failed', rid .. ' ' .. nid .. ' ' .. fmt(now + backoff))
 return {'OK', nid, fmt(now + backoff)}
 `)
 
