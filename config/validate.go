@@ -451,10 +451,18 @@ func (c *Config) Warnings() []string {
 	if c.Billing.HoldTTL <= c.Upstream.Timeout {
 		warn("billing.hold_ttl", "%s is not longer than upstream.timeout (%s): a hold could expire while its request is still streaming, letting other requests spend the same credit", c.Billing.HoldTTL, c.Upstream.Timeout)
 	}
+	const noMaxOutput = "not set, so a request without an output cap is assumed to produce at most %d tokens; if the model can write more, such a request can overdraw past billing.grace: set the model's real limit"
 	for _, name := range sortedKeys(c.Prices.Models) {
-		if mp := c.Prices.Models[name]; mp.Output == nil && !strings.Contains(name, "embedding") {
+		mp := c.Prices.Models[name]
+		if mp.Output == nil && !strings.Contains(name, "embedding") {
 			warn("pricing.models."+name+".output", "not set, so this model's output tokens are free (right for embeddings models only)")
 		}
+		if mp.Output != nil && mp.MaxOutputTokens == 0 {
+			warn("pricing.models."+name+".max_output_tokens", noMaxOutput, metering.DefaultMaxOutputTokens)
+		}
+	}
+	if d := c.Prices.Default; d != nil && d.Output != nil && d.MaxOutputTokens == 0 {
+		warn("pricing.default.max_output_tokens", noMaxOutput, metering.DefaultMaxOutputTokens)
 	}
 	for _, name := range c.strayEnv {
 		warn(name, "environment variable matches no config key and is ignored (billing.tiers and pricing.* have no environment overrides)")

@@ -177,6 +177,15 @@ func TestWarnings(t *testing.T) {
 		{"hold_ttl equal to upstream timeout", func(c *Config) { c.Billing.HoldTTL = c.Upstream.Timeout }, []string{"billing.hold_ttl"}},
 		{"chat model without output price", func(c *Config) { c.Prices.Models["my-chat"] = ModelPrice{Input: micros("1")} }, []string{"pricing.models.my-chat.output"}},
 		{"embeddings model without output price", func(c *Config) { c.Prices.Models["my-embedding"] = ModelPrice{Input: micros("1")} }, nil},
+		{"chat model without max_output_tokens", func(c *Config) {
+			c.Prices.Models["my-reasoner"] = ModelPrice{Input: micros("1"), Output: micros("4")}
+		}, []string{"pricing.models.my-reasoner.max_output_tokens"}},
+		{"chat model with max_output_tokens", func(c *Config) {
+			c.Prices.Models["my-reasoner"] = ModelPrice{Input: micros("1"), Output: micros("4"), MaxOutputTokens: 100000}
+		}, nil},
+		{"default price without max_output_tokens", func(c *Config) {
+			c.Prices.Default = &ModelPrice{Input: micros("1"), Output: micros("4")}
+		}, []string{"pricing.default.max_output_tokens"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
