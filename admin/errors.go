@@ -34,6 +34,7 @@ const (
 	CodeBelowMinimum        = "below_minimum_purchase" // top-up below Policy.MinPurchase
 	CodeAboveMaxTopUp       = "above_max_topup"        // top-up above the tier's maximum
 	CodeAboveMaxBalance     = "above_max_balance"      // credit would exceed the tier's maximum
+	CodeInsufficientCredit  = "insufficient_credit"    // a negative adjustment above credit − reserved
 	CodeInvalidRequest      = "invalid_request"        // the store rejected the request (billing.ErrInvalid)
 	CodeInvalidAdminToken   = "invalid_admin_token"    // missing or wrong bearer token
 	CodeAccountNotFound     = "account_not_found"
@@ -93,8 +94,15 @@ func internalError(cause error) *apiError {
 // domain errors' messages are written for callers; anything else is the server's
 // problem and its detail stays in the log.
 func storeError(err error) *apiError {
-	var limit *billing.LimitError
+	var (
+		limit        *billing.LimitError
+		insufficient *billing.InsufficientCreditError
+	)
 	switch {
+	case errors.As(err, &insufficient):
+		return badRequest(CodeInsufficientCredit, "amount", "%s", insufficient.Error())
+	case errors.Is(err, billing.ErrInsufficientCredit):
+		return badRequest(CodeInsufficientCredit, "amount", "%v", err)
 	case errors.As(err, &limit):
 		return limitError(limit.Err, limit.Error())
 	case errors.Is(err, billing.ErrBelowMinimum), errors.Is(err, billing.ErrAboveMaxTopUp), errors.Is(err, billing.ErrAboveMaxBalance):

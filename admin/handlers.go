@@ -343,6 +343,105 @@ func (s *Server) addCredits(w http.ResponseWriter, r *http.Request) *apiError {
 	return nil
 }
 
+// adjustmentBody is AdjustmentRequest as the server reads it.
+type adjustmentBody struct {
+	Amount    json.RawMessage `json:"amount"`
+	Reason    *string         `json:"reason"`
+	ExpiresAt *string         `json:"expires_at"`
+}
+
+// parseSignedAmount reads a required signed money field: "-1.50", "1.50", or the
+// same as bare JSON numbers, read exactly.
+func parseSignedAmount(raw json.RawMessage, param string) (money.Micros, *apiError) {
+	if len(raw) == 0 || string(raw) == "null" {
+		return 0, badRequest(CodeInvalidAmount, param, "%s is required: a signed decimal such as \"-1.50\" or \"2.00\"", param)
+	}
+	text := string(raw)
+	quoted := len(raw) >= 2 && raw[0] == '"' && raw[len(raw)-1] == '"'
+	if quoted {
+		s, err := strconv.Unquote(text)
+		if err != nil {
+			return 0, invalidAmount(param, fmt.Errorf("%w: %v", money.ErrSyntax, err))
+		}
+		text = s
+	}
+	digits, neg := strings.CutPrefix(text, "-")
+	if quoted {
+		digits = strconv.Quote(digits)
+	}
+	var m money.Micros
+	if err := m.UnmarshalJSON([]byte(digits)); err != nil {
+		return 0, invalidAmount(param, err)
+	}
+	if neg {
+		m = -m
+	}
+	return m, nil
+}
+
+// adjust records an operator's correction: a signed amount, a reason, and for a
+// positive one an optional expiry. Not a purchase: no purchase limits apply.
+func (s *Server) adjust(w http.ResponseWriter, r *http.Request) *apiError {
+	id, e := accountParam(r)
+	if e != nil {
+		return e
+	}
+	idemKey, _, e := idempotencyKey(r)
+	if e != nil {
+		return e
+	}
+	var body adjustmentBody
+	if e := decodeBody(r, &body, false); e != nil {
+		return e
+	}
+	amount, e := parseSignedAmount(body.Amount, "amount")
+	if e != nil {
+		return e
+	}
+	if amount == 0 {
+		return badRequest(CodeInvalidAmount, "amount", "amount must not be zero: positive credits, negative takes credit back")
+	}
+	if body.Reason == nil || strings.TrimSpace(*body.Reason) == "" {
+		return badRequest(CodeMissingField, "reason", "reason is required: say why the account is adjusted (it goes into the ledger)")
+	}
+	if err := billing.ValidAdjustReason(*body.Reason); err != nil {
+		return badRequest(CodeInvalidValue, "reason", "%s", strings.TrimPrefix(err.Error(), billing.ErrInvalid.Error()+": "))
+	}
+	req := billing.AdjustRequest{Amount: amount, Reason: *body.Reason, IdempotencyKey: idemKey}
+	if body.ExpiresAt != nil {
+		if amount < 0 {
+			return badRequest(CodeInvalidValue, "expires_at", "expires_at applies only to a positive adjustment, which credits a grant")
+		}
+		t, err := time.Parse(time.RFC3339, *body.ExpiresAt)
+		if err != nil {
+			return badRequest(CodeInvalidValue, "expires_at", "expires_at %q is not an RFC 3339 time such as \"2030-01-31T00:00:00Z\"", *body.ExpiresAt)
+		}
+		if !t.After(s.now()) {
+			return badRequest(CodeInvalidValue, "expires_at", "expires_at %s is not in the future", t.UTC().Format(time.RFC3339))
+		}
+		req.ExpiresAt = t.UTC()
+	}
+	ledger, e := s.ledger()
+	if e != nil {
+		return e
+	}
+	res, err := ledger.Adjust(r.Context(), s.policy(), id, req)
+	if err != nil {
+		e := storeError(err)
+		if errors.Is(err, billing.ErrInvalid) && strings.Contains(err.Error(), "expires_at") {
+			e.code, e.param = CodeInvalidValue, "expires_at"
+		}
+		return e
+	}
+	status := http.StatusCreated
+	if res.Replayed {
+		status = http.StatusOK
+		w.Header().Set(replayedHeader, "true")
+	}
+	writeJSON(w, status, adjustmentResultFrom(res))
+	return nil
+}
+
 // idempotencyKey returns the request's Idempotency-Key, if it has one.
 func idempotencyKey(r *http.Request) (key string, ok bool, _ *apiError) {
 	values, ok := r.Header[idempotencyHeader]

@@ -1,6 +1,6 @@
 // Package admin is creditgate's control plane: the HTTP API that operators, and the
 // creditgate CLI through admin/client, use to create accounts, issue and revoke app
-// keys, add credits, configure auto-recharge and read an account's ledger, next to
+// keys, add credits, adjust credit, configure auto-recharge and read an account's ledger, next to
 // the unauthenticated /healthz, /readyz and /metrics endpoints. It is a thin layer
 // over billing.Ledger and billing.KeyStore, which enforce every money rule
 // atomically: this package validates input and names the field at fault, carries
@@ -76,6 +76,7 @@ func (s *Server) Handler() http.Handler {
 	mux.Handle("GET /admin/v1/accounts/{id}/keys", handlerFunc(s.listKeys))
 	mux.Handle("DELETE /admin/v1/accounts/{id}/keys/{key_id}", handlerFunc(s.revokeKey))
 	mux.Handle("POST /admin/v1/accounts/{id}/credits", handlerFunc(s.addCredits))
+	mux.Handle("POST /admin/v1/accounts/{id}/adjustments", handlerFunc(s.adjust))
 	mux.Handle("PUT /admin/v1/accounts/{id}/auto-recharge", handlerFunc(s.setAutoRecharge))
 	mux.Handle("GET /admin/v1/accounts/{id}/ledger", handlerFunc(s.ledgerEvents))
 	s.registerReports(mux)

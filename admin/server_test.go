@@ -92,7 +92,7 @@ func TestAuthCoversEveryAdminPath(t *testing.T) {
 	for _, target := range []string{
 		"POST /admin/v1/accounts", "GET /admin/v1/accounts", "GET /admin/v1/accounts/acme",
 		"POST /admin/v1/accounts/acme/keys", "GET /admin/v1/accounts/acme/keys", "DELETE /admin/v1/accounts/acme/keys/key_1",
-		"POST /admin/v1/accounts/acme/credits", "PUT /admin/v1/accounts/acme/auto-recharge", "GET /admin/v1/accounts/acme/ledger",
+		"POST /admin/v1/accounts/acme/credits", "POST /admin/v1/accounts/acme/adjustments", "PUT /admin/v1/accounts/acme/auto-recharge", "GET /admin/v1/accounts/acme/ledger",
 		"GET /admin/v2/unknown", "PATCH /admin/v1/accounts", "GET /metrics", "GET /",
 	} {
 		method, path, _ := strings.Cut(target, " ")

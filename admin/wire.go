@@ -78,6 +78,16 @@ type AddCreditsRequest struct {
 	ExpiresAt *time.Time `json:"expires_at,omitempty"`
 }
 
+// AdjustmentRequest is the body of POST /admin/v1/accounts/{id}/adjustments.
+// Amount is a signed decimal string ("-1.50" takes credit back, "2.00" credits a
+// grant); the server also accepts a bare JSON number. Reason is required.
+// ExpiresAt applies only to a positive amount.
+type AdjustmentRequest struct {
+	Amount    string     `json:"amount"`
+	Reason    string     `json:"reason"`
+	ExpiresAt *time.Time `json:"expires_at,omitempty"`
+}
+
 // AutoRechargeRequest is the body of PUT /admin/v1/accounts/{id}/auto-recharge.
 // The amounts are decimal strings; they may be omitted when Enabled is false.
 type AutoRechargeRequest struct {
@@ -127,7 +137,7 @@ type Grant struct {
 	Remaining money.Micros `json:"remaining"`
 	GrantedAt time.Time    `json:"granted_at"`
 	ExpiresAt time.Time    `json:"expires_at"`
-	Source    string       `json:"source"` // purchase, auto_recharge or promo
+	Source    string       `json:"source"` // purchase, auto_recharge, promo or adjustment
 }
 
 // AutoRecharge are an account's auto-recharge settings.
@@ -170,6 +180,21 @@ type CreditResult struct {
 	EventID      string       `json:"event_id"`
 	// Replayed is set by admin/client when the server answered 200: an earlier
 	// request with the same Idempotency-Key already credited this grant.
+	Replayed bool `json:"-"`
+}
+
+// AdjustmentResult is the answer of POST /admin/v1/accounts/{id}/adjustments:
+// the adjustment event and, for a positive adjustment, the grant it credited.
+type AdjustmentResult struct {
+	ID           string       `json:"id"` // the adjustment id (a positive one's grant id too)
+	Amount       SignedMicros `json:"amount"`
+	Reason       string       `json:"reason"`
+	Event        Event        `json:"event"`
+	Grant        *Grant       `json:"grant,omitempty"`
+	DebtRepaid   money.Micros `json:"debt_repaid"`
+	BalanceAfter SignedMicros `json:"balance_after"`
+	// Replayed is set by admin/client when the server answered 200: an earlier
+	// request with the same Idempotency-Key already made this adjustment.
 	Replayed bool `json:"-"`
 }
 
@@ -303,6 +328,24 @@ func creditResultFrom(r billing.TopUpResult) CreditResult {
 		BalanceAfter: SignedMicros(r.BalanceAfter),
 		EventID:      r.EventID,
 	}
+}
+
+func adjustmentResultFrom(r billing.AdjustResult) AdjustmentResult {
+	ev := billing.Event{
+		ID: r.EventID, Type: billing.EventAdjustment, At: r.At, Amount: r.Amount,
+		BalanceAfter: r.BalanceAfter, CreditAfter: r.CreditAfter, DebtAfter: r.DebtAfter, Note: r.Reason,
+	}
+	out := AdjustmentResult{
+		ID: r.ID, Amount: SignedMicros(r.Amount), Reason: r.Reason, DebtRepaid: r.DebtRepaid,
+		BalanceAfter: SignedMicros(r.BalanceAfter),
+	}
+	if r.Grant != nil {
+		ev.GrantID = r.Grant.ID
+		g := grantFrom(*r.Grant)
+		out.Grant = &g
+	}
+	out.Event = eventFrom(ev)
+	return out
 }
 
 func eventFrom(e billing.Event) Event {

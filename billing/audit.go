@@ -16,18 +16,22 @@ import (
 // catch a hold settled twice), so a ledger of any length streams through it.
 //
 // What it checks, by name:
-//   - amounts: every amount is non-negative; a usage event's from_credit + to_debt
-//     = cost = amount.
-//   - balance: the balance replayed from the events (grants +, usage and expiry −)
+//   - amounts: every amount is non-negative, except an adjustment's, which is
+//     non-zero; a usage event's from_credit + to_debt = cost = amount.
+//   - balance: the balance replayed from the events (grants and positive
+//     adjustments +, usage, expiry and negative adjustments −)
 //     equals every event's balance_after, and credit_after − debt_after agrees.
 //   - debt: debt replayed from usage (to_debt) and debt_repaid events equals every
-//     event's debt_after; a grant that repaid debt is followed by its debt_repaid.
-//   - grants: every grant event names a stored grant with the same amount and
-//     source, exactly once (no double credit); every stored grant has its event;
-//     expiry never forfeits more than a grant held.
+//     event's debt_after; a grant (or positive adjustment) that repaid debt is
+//     followed by its debt_repaid; a negative adjustment leaves debt unchanged and
+//     takes exactly its amount from credit.
+//   - grants: every grant event (topup, auto_recharge, positive adjustment) names
+//     a stored grant with the same amount and source, exactly once (no double
+//     credit), and only adjustments credit grants of source adjustment; every
+//     stored grant has its event; expiry never forfeits more than a grant held.
 //   - usage: no hold is settled twice (no double debit).
 //   - state: the replay's balance, credit, debt and totals equal the stored ones;
-//     Σ granted = Σ consumed + Σ debt repaid + Σ expired + credit;
+//     Σ granted = Σ consumed + Σ debt repaid + Σ expired + Σ adjusted out + credit;
 //     Σ usage − Σ consumed = debt + Σ debt repaid; the grants' remaining amounts
 //     sum to credit, each within [0, amount]; no expired grant has credit left.
 type Audit struct {
@@ -37,6 +41,7 @@ type Audit struct {
 	balance, credit, debt    money.Micros
 	granted, usage, consumed money.Micros
 	expired, repaid          money.Micros
+	adjustedOut              money.Micros
 	// pendingRepay is the debt a grant event said it repaid, which its
 	// debt_repaid event must follow with.
 	pendingRepay   money.Micros
@@ -115,22 +120,7 @@ func (au *Audit) Event(ev Event) {
 	}
 	switch ev.Type {
 	case EventTopUp, EventAutoRecharge:
-		au.balance += ev.Amount
-		au.granted += ev.Amount
-		au.grantEvents[ev.GrantID]++
-		if au.grantEvents[ev.GrantID] > 1 {
-			au.fail("grants", ev.ID, "grant %s is credited a second time (double credit)", ev.GrantID)
-		}
-		au.checkGrant(ev)
-		repay := au.debt - ev.DebtAfter
-		if repay < 0 || repay > ev.Amount {
-			au.fail("debt", ev.ID, "grant %s of %s takes debt from %s to %s", ev.GrantID, ev.Amount, au.debt, ev.DebtAfter)
-			repay = 0
-		}
-		au.debt -= repay
-		au.repaid += repay
-		au.pendingRepay, au.pendingGrant = repay, ev.GrantID
-		au.credit += ev.Amount - repay
+		au.grantEvent(ev)
 	case EventDebtRepaid:
 		if ev.GrantID != au.pendingGrant || ev.Amount != au.pendingRepay {
 			au.fail("debt", ev.ID, "debt_repaid of %s for grant %s does not match the grant event before it (%s for %s)", ev.Amount, ev.GrantID, au.pendingRepay, au.pendingGrant)
@@ -167,9 +157,19 @@ func (au *Audit) Event(ev Event) {
 			au.fail("grants", ev.ID, "grant %s of %s has %s forfeited", g.ID, g.Amount, au.expiredByGrant[ev.GrantID])
 		}
 	case EventAdjustment:
-		au.balance += ev.Amount
-		au.credit = ev.CreditAfter // an adjustment's split between credit and debt is its own
-		au.debt = ev.DebtAfter
+		switch {
+		case ev.Amount > 0: // credits a grant of source adjustment, like a top-up
+			au.grantEvent(ev)
+		case ev.Amount < 0: // takes credit back; debt is untouched
+			au.balance += ev.Amount
+			au.credit += ev.Amount
+			au.adjustedOut -= ev.Amount
+			if ev.GrantID != "" {
+				au.fail("grants", ev.ID, "a negative adjustment names grant %s; it takes credit back and credits none", ev.GrantID)
+			}
+		default:
+			au.fail("amounts", ev.ID, "adjustment of zero")
+		}
 	case EventRelease, EventAutoRechargeFailed, EventAutoRechargeSkipped:
 		// no effect on the balance
 	default:
@@ -183,6 +183,28 @@ func (au *Audit) Event(ev Event) {
 		au.fail("debt", ev.ID, "%s event says credit %s, debt %s; the replay says credit %s, debt %s", ev.Type, ev.CreditAfter, ev.DebtAfter, au.credit, au.debt)
 		au.credit, au.debt = ev.CreditAfter, ev.DebtAfter
 	}
+}
+
+// grantEvent replays an event that credits a grant (topup, auto_recharge, a
+// positive adjustment): the grant pays debt first, and a debt_repaid event must
+// follow when it did.
+func (au *Audit) grantEvent(ev Event) {
+	au.balance += ev.Amount
+	au.granted += ev.Amount
+	au.grantEvents[ev.GrantID]++
+	if au.grantEvents[ev.GrantID] > 1 {
+		au.fail("grants", ev.ID, "grant %s is credited a second time (double credit)", ev.GrantID)
+	}
+	au.checkGrant(ev)
+	repay := au.debt - ev.DebtAfter
+	if repay < 0 || repay > ev.Amount {
+		au.fail("debt", ev.ID, "grant %s of %s takes debt from %s to %s", ev.GrantID, ev.Amount, au.debt, ev.DebtAfter)
+		repay = 0
+	}
+	au.debt -= repay
+	au.repaid += repay
+	au.pendingRepay, au.pendingGrant = repay, ev.GrantID
+	au.credit += ev.Amount - repay
 }
 
 func (au *Audit) grant(id string) (Grant, bool) {
@@ -205,6 +227,9 @@ func (au *Audit) checkGrant(ev Event) {
 	}
 	if ev.Source != "" && g.Source != ev.Source {
 		au.fail("grants", ev.ID, "grant %s is stored with source %s but was credited as %s", g.ID, g.Source, ev.Source)
+	}
+	if (ev.Type == EventAdjustment) != (g.Source == SourceAdjustment) {
+		au.fail("grants", ev.ID, "grant %s of source %s is credited by a %s event", g.ID, g.Source, ev.Type)
 	}
 }
 
@@ -230,13 +255,15 @@ func (au *Audit) Finish() AuditReport {
 		{"total consumed", t.Consumed, au.consumed},
 		{"total expired", t.Expired, au.expired},
 		{"total debt repaid", t.DebtRepaid, au.repaid},
+		{"total adjusted out", t.AdjustedOut, au.adjustedOut},
 	} {
 		if c.stored != c.replay {
 			au.fail("state", "", "stored %s is %s; the ledger replays to %s", c.name, c.stored, c.replay)
 		}
 	}
-	if t.Granted != t.Consumed+t.DebtRepaid+t.Expired+a.Credit {
-		au.fail("state", "", "conservation: granted %s ≠ consumed %s + debt repaid %s + expired %s + credit %s", t.Granted, t.Consumed, t.DebtRepaid, t.Expired, a.Credit)
+	if t.Granted != t.Consumed+t.DebtRepaid+t.Expired+t.AdjustedOut+a.Credit {
+		au.fail("state", "", "conservation: granted %s ≠ consumed %s + debt repaid %s + expired %s + adjusted out %s + credit %s",
+			t.Granted, t.Consumed, t.DebtRepaid, t.Expired, t.AdjustedOut, a.Credit)
 	}
 	if t.Usage-t.Consumed != a.Debt+t.DebtRepaid {
 		au.fail("state", "", "debt: usage %s − consumed %s ≠ debt %s + debt repaid %s", t.Usage, t.Consumed, a.Debt, t.DebtRepaid)

@@ -115,3 +115,76 @@ func TestAudit(t *testing.T) {
 		})
 	}
 }
+
+// adjustmentLedger: a 10.00 top-up, usage of 12.00 (2.00 to debt), a +5.00
+// adjustment repaying the debt (grant a1 keeps 3.00), a −1.00 claw-back.
+func adjustmentLedger() (Account, []Event) {
+	at := time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)
+	evs := []Event{
+		{ID: "1-0", Type: EventTopUp, Amount: usd("10"), BalanceAfter: usd("10"), CreditAfter: usd("10"), GrantID: "g1", Source: SourcePurchase},
+		{ID: "2-0", Type: EventUsage, Amount: usd("12"), Cost: usd("12"), FromCredit: usd("10"), ToDebt: usd("2"), BalanceAfter: -usd("2"), DebtAfter: usd("2"), HoldID: "h1"},
+		{ID: "3-0", Type: EventAdjustment, Amount: usd("5"), BalanceAfter: usd("3"), CreditAfter: usd("3"), GrantID: "a1", Source: SourceAdjustment, Note: "refund"},
+		{ID: "3-1", Type: EventDebtRepaid, Amount: usd("2"), BalanceAfter: usd("3"), CreditAfter: usd("3"), GrantID: "a1"},
+		{ID: "4-0", Type: EventAdjustment, Amount: -usd("1"), BalanceAfter: usd("2"), CreditAfter: usd("2"), Note: "clawback"},
+	}
+	a := Account{
+		ID: "a", Credit: usd("2"), LastEventID: "4-0", AsOf: at,
+		Grants: []Grant{
+			{ID: "g1", Amount: usd("10"), Remaining: 0, ExpiresAt: at.Add(time.Hour), Source: SourcePurchase},
+			{ID: "a1", Amount: usd("5"), Remaining: usd("2"), ExpiresAt: at.Add(time.Hour), Source: SourceAdjustment},
+		},
+		Totals: Totals{Granted: usd("15"), Usage: usd("12"), Consumed: usd("10"), DebtRepaid: usd("2"), AdjustedOut: usd("1")},
+	}
+	return a, evs
+}
+
+func TestAuditAdjustments(t *testing.T) {
+	tests := []struct {
+		name   string
+		change func(a *Account, evs *[]Event)
+		check  string // "" = passes
+		event  string
+		msg    string
+	}{
+		{name: "consistent", change: func(*Account, *[]Event) {}},
+		{name: "claw-back moves debt instead of credit", check: "debt", event: "4-0", change: func(a *Account, evs *[]Event) {
+			(*evs)[4].CreditAfter, (*evs)[4].DebtAfter = usd("3"), usd("1")
+		}},
+		{name: "claw-back of the wrong amount", check: "balance", event: "4-0", change: func(a *Account, evs *[]Event) { (*evs)[4].Amount = -usd("2") }},
+		{name: "adjusted out total wrong", check: "state", msg: "adjusted out", change: func(a *Account, evs *[]Event) { a.Totals.AdjustedOut = 0 }},
+		{name: "positive adjustment without its grant", check: "grants", event: "3-0", msg: "not stored", change: func(a *Account, evs *[]Event) {
+			a.Grants = a.Grants[:1]
+		}},
+		{name: "positive adjustment of a purchase grant", check: "grants", event: "3-0", msg: "source", change: func(a *Account, evs *[]Event) {
+			a.Grants[1].Source = SourcePurchase
+		}},
+		{name: "positive adjustment without debt_repaid", check: "debt", event: "4-0", msg: "no debt_repaid", change: func(a *Account, evs *[]Event) {
+			*evs = append((*evs)[:3], (*evs)[4:]...)
+		}},
+		{name: "zero adjustment", check: "amounts", event: "5-0", change: func(a *Account, evs *[]Event) {
+			*evs = append(*evs, Event{ID: "5-0", Type: EventAdjustment, BalanceAfter: usd("2"), CreditAfter: usd("2")})
+			a.LastEventID = "5-0"
+		}},
+		{name: "claw-back naming a grant", check: "grants", event: "4-0", change: func(a *Account, evs *[]Event) { (*evs)[4].GrantID = "g1" }},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			a, evs := adjustmentLedger()
+			tc.change(&a, &evs)
+			r := runAudit(a, evs)
+			if tc.check == "" {
+				if !r.OK() || r.Events != 5 {
+					t.Fatalf("%d events, problems %+v", r.Events, r.Problems)
+				}
+				return
+			}
+			if r.OK() {
+				t.Fatal("passed")
+			}
+			p := r.Problems[0]
+			if p.Check != tc.check || p.EventID != tc.event || !strings.Contains(p.Message, tc.msg) {
+				t.Fatalf("first problem %+v; want %s at %q containing %q", p, tc.check, tc.event, tc.msg)
+			}
+		})
+	}
+}

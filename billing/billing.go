@@ -12,7 +12,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/creditgate/creditgate/money"
 )
@@ -48,6 +51,7 @@ const (
 	SourcePurchase     = "purchase"      // a manual top-up through the admin API
 	SourceAutoRecharge = "auto_recharge" // paid by the auto-recharge charger
 	SourcePromo        = "promo"         // a top-up with an explicit expires_at
+	SourceAdjustment   = "adjustment"    // an operator's positive adjustment
 )
 
 // Token sources of a usage event.
@@ -74,7 +78,7 @@ type Account struct {
 	// Totals since creation, kept by the scripts for audit.
 	Totals Totals
 	// Depleted says why credit reached zero last: "" while credit remains,
-	// "usage" or "expired".
+	// "usage", "expired" or "adjustment" (a negative adjustment took the rest).
 	Depleted string
 	// Recharge is the auto-recharge state: pending recharge, month total, back-off.
 	Recharge RechargeState
@@ -94,14 +98,17 @@ func (a Account) Available() money.Micros { return a.Credit - a.Debt - a.Reserve
 
 // Totals are an account's running sums since creation. Conservation holds exactly:
 //
-//	Granted = Consumed + DebtRepaid + Expired + Credit
+//	Granted = Consumed + DebtRepaid + Expired + AdjustedOut + Credit
 //	Usage   = Consumed + DebtCreated          (DebtCreated = Debt + DebtRepaid)
+//
+// Positive adjustments are grants (in Granted); negative ones are AdjustedOut.
 type Totals struct {
-	Granted    money.Micros // Σ grant amounts
-	Usage      money.Micros // Σ settled costs
-	Consumed   money.Micros // part of Usage paid from credit
-	DebtRepaid money.Micros // grant amounts that went to pay debt
-	Expired    money.Micros // forfeited credit
+	Granted     money.Micros // Σ grant amounts (positive adjustments included)
+	Usage       money.Micros // Σ settled costs
+	Consumed    money.Micros // part of Usage paid from credit
+	DebtRepaid  money.Micros // grant amounts that went to pay debt
+	Expired     money.Micros // forfeited credit
+	AdjustedOut money.Micros // credit taken back by negative adjustments
 }
 
 // Grant is one purchase of credit.
@@ -131,8 +138,8 @@ type Event struct {
 	BalanceAfter money.Micros
 	CreditAfter  money.Micros
 	DebtAfter    money.Micros
-	GrantID      string // topup, auto_recharge, expire, debt_repaid
-	Source       string // topup, auto_recharge: the grant's source
+	GrantID      string // topup, auto_recharge, expire, debt_repaid, positive adjustment
+	Source       string // topup, auto_recharge, positive adjustment: the grant's source
 	HoldID       string // usage, release
 	// Usage details (type usage; RequestID/KeyID/Model/Endpoint also on release).
 	RequestID        string
@@ -295,6 +302,80 @@ type TopUpResult struct {
 	Replayed     bool
 }
 
+// MaxAdjustReasonLen bounds an adjustment's reason (bytes).
+const MaxAdjustReasonLen = 500
+
+// AdjustRequest is an operator's correction of an account's credit (see
+// Ledger.Adjust). It is not a purchase: no minimum purchase, tier maximum or
+// maximum balance applies.
+type AdjustRequest struct {
+	// Amount is signed and non-zero, |Amount| ≤ money.MaxAmount. Positive credits a
+	// grant of source "adjustment" (paying debt first); negative takes credit back
+	// from live grants, earliest expiry first.
+	Amount money.Micros
+	// Reason is required: one line of at most MaxAdjustReasonLen bytes, without
+	// control characters. It becomes the event's note.
+	Reason string
+	// ExpiresAt is the expiry of a positive adjustment's grant (zero: now +
+	// Policy.CreditTTL); it must be in the future, and zero for a negative one.
+	ExpiresAt time.Time
+	// IdempotencyKey, optional, names the adjustment: the same key with the same
+	// amount, reason and expiry replays the original result; with a different one
+	// it is ErrIdempotencyConflict. Without it each call is a new adjustment (the
+	// store's own retries of that call stay idempotent).
+	IdempotencyKey string
+}
+
+// AdjustResult is the recorded adjustment.
+type AdjustResult struct {
+	ID      string // the adjustment id (also the grant id of a positive one)
+	EventID string // the adjustment event
+	At      time.Time
+	Amount  money.Micros // signed, as requested
+	Reason  string
+	// Grant is the credited grant of a positive adjustment, as credited (its
+	// remaining is what was left after repaying debt); nil for a negative one.
+	Grant        *Grant
+	DebtRepaid   money.Micros
+	BalanceAfter money.Micros
+	CreditAfter  money.Micros
+	DebtAfter    money.Micros
+	// Replayed is true when the adjustment had already been recorded: the result
+	// is the original one and nothing changed.
+	Replayed bool
+}
+
+// ValidAdjustReason checks an adjustment's reason.
+func ValidAdjustReason(reason string) error {
+	switch {
+	case strings.TrimSpace(reason) == "":
+		return fmt.Errorf("%w: an adjustment needs a reason", ErrInvalid)
+	case len(reason) > MaxAdjustReasonLen:
+		return fmt.Errorf("%w: the reason is longer than %d bytes", ErrInvalid, MaxAdjustReasonLen)
+	case !utf8.ValidString(reason):
+		return fmt.Errorf("%w: the reason is not valid UTF-8", ErrInvalid)
+	case strings.ContainsFunc(reason, unicode.IsControl):
+		return fmt.Errorf("%w: the reason contains a control character", ErrInvalid)
+	}
+	return nil
+}
+
+// InsufficientCreditError refuses a negative adjustment larger than the credit
+// not held by in-flight requests. It wraps ErrInsufficientCredit.
+type InsufficientCreditError struct {
+	Amount    money.Micros // what was asked to take back (positive)
+	Available money.Micros // credit − reserved, at least 0
+	Credit    money.Micros
+	Reserved  money.Micros
+}
+
+func (e *InsufficientCreditError) Error() string {
+	return fmt.Sprintf("cannot take back %s: only %s of credit is available (credit %s − reserved %s held by in-flight requests)",
+		e.Amount, e.Available, e.Credit, e.Reserved)
+}
+
+func (e *InsufficientCreditError) Unwrap() error { return ErrInsufficientCredit }
+
 // EventPage is one page of an account's ledger.
 type EventPage struct {
 	Events []Event
@@ -316,6 +397,9 @@ type Ledger interface {
 	Release(ctx context.Context, account, holdID string, u Usage) (Settlement, error)
 
 	TopUp(ctx context.Context, p Policy, r TopUpRequest) (TopUpResult, error)
+	// Adjust records an operator's correction of account's credit (see
+	// AdjustRequest); p gives the default grant lifetime.
+	Adjust(ctx context.Context, p Policy, account string, r AdjustRequest) (AdjustResult, error)
 	Events(ctx context.Context, account, after string, limit int) (EventPage, error)
 }
 
@@ -329,6 +413,9 @@ var (
 	ErrAboveMaxBalance     = errors.New("credit would exceed the tier's maximum balance")
 	ErrIdempotencyConflict = errors.New("idempotency key reused with a different request")
 	ErrInvalid             = errors.New("invalid argument")
+	// ErrInsufficientCredit refuses a negative adjustment above credit − reserved
+	// (see InsufficientCreditError).
+	ErrInsufficientCredit = errors.New("insufficient credit")
 	// ErrUnavailable wraps store failures (Redis unreachable or timing out). The
 	// proxy answers 503 and forwards nothing.
 	ErrUnavailable = errors.New("billing store unavailable")

@@ -94,7 +94,7 @@ func (p *Proxy) serveBillingCompat(w http.ResponseWriter, r *http.Request) {
 	}
 	now := p.opts.Now()
 	// Everything the account could ever spend: used + what is left.
-	limit := a.Totals.Granted - a.Totals.Expired
+	limit := a.Totals.Granted - a.Totals.Expired - a.Totals.AdjustedOut
 	var out any
 	switch strings.TrimPrefix(r.URL.Path, "/v1") {
 	case "/dashboard/billing/credit_grants":

@@ -150,6 +150,34 @@ func (c *Client) AddCredits(ctx context.Context, account, amount string, expires
 	return out, err
 }
 
+// Adjust records an operator's correction of account's credit: amount is a
+// signed decimal string ("-1.50" takes credit back, earliest-expiring grants
+// first; "2.00" credits a grant of source adjustment, paying debt first), reason
+// is required and goes into the ledger. expiresAt (positive amounts only) nil
+// means the server's default lifetime. No purchase limits apply. A non-empty
+// idemKey is sent as the Idempotency-Key header: repeating the call with the
+// same key and arguments changes nothing more and returns the original result
+// with Replayed set.
+func (c *Client) Adjust(ctx context.Context, account, amount, reason string, expiresAt *time.Time, idemKey string) (admin.AdjustmentResult, error) {
+	path, err := accountPath(account, "/adjustments")
+	if err != nil {
+		return admin.AdjustmentResult{}, err
+	}
+	body := admin.AdjustmentRequest{Amount: amount, Reason: reason}
+	if expiresAt != nil {
+		utc := expiresAt.UTC()
+		body.ExpiresAt = &utc
+	}
+	var header http.Header
+	if idemKey != "" {
+		header = http.Header{"Idempotency-Key": {idemKey}}
+	}
+	var out admin.AdjustmentResult
+	status, err := c.do(ctx, http.MethodPost, path, nil, header, body, &out)
+	out.Replayed = err == nil && status == http.StatusOK
+	return out, err
+}
+
 // SetAutoRecharge replaces account's auto-recharge settings and returns them as stored.
 func (c *Client) SetAutoRecharge(ctx context.Context, account string, settings admin.AutoRechargeRequest) (admin.AutoRecharge, error) {
 	path, err := accountPath(account, "/auto-recharge")

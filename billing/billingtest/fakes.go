@@ -27,6 +27,7 @@ type Ledger struct {
 	SettleFunc          func(ctx context.Context, s billing.SettleRequest) (billing.Settlement, error)
 	ReleaseFunc         func(ctx context.Context, account, holdID string, u billing.Usage) (billing.Settlement, error)
 	TopUpFunc           func(ctx context.Context, p billing.Policy, r billing.TopUpRequest) (billing.TopUpResult, error)
+	AdjustFunc          func(ctx context.Context, p billing.Policy, account string, r billing.AdjustRequest) (billing.AdjustResult, error)
 	EventsFunc          func(ctx context.Context, account, after string, limit int) (billing.EventPage, error)
 }
 
@@ -94,6 +95,13 @@ func (f *Ledger) TopUp(ctx context.Context, p billing.Policy, r billing.TopUpReq
 		return billing.TopUpResult{}, ErrNotSet
 	}
 	return f.TopUpFunc(ctx, p, r)
+}
+
+func (f *Ledger) Adjust(ctx context.Context, p billing.Policy, account string, r billing.AdjustRequest) (billing.AdjustResult, error) {
+	if f.AdjustFunc == nil {
+		return billing.AdjustResult{}, ErrNotSet
+	}
+	return f.AdjustFunc(ctx, p, account, r)
 }
 
 func (f *Ledger) Events(ctx context.Context, account, after string, limit int) (billing.EventPage, error) {

@@ -17,7 +17,8 @@ import (
 // randomHistory drives account id through n random operations: top-ups (some
 // promotional, some expiring soon), reserves, settles above and below the hold
 // (debt), releases, retried settles and top-ups, clock jumps (expiry, hold
-// expiry), auto-recharges completed twice or failed, and sweeps.
+// expiry), auto-recharges completed twice or failed, sweeps, and adjustments of
+// both signs (some refused, some replayed).
 func randomHistory(t testing.TB, e *env, id string, n int, seed uint64) {
 	t.Helper()
 	rng := rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
@@ -29,7 +30,7 @@ func randomHistory(t testing.TB, e *env, id string, n int, seed uint64) {
 	var holds []string
 	var lastSettle billing.SettleRequest
 	for i := 0; i < n; i++ {
-		switch op := rng.IntN(12); op {
+		switch op := rng.IntN(13); op {
 		case 0: // top-up, maybe promotional
 			q := billing.TopUpRequest{Account: id, GrantID: fmt.Sprintf("g%d", i), Amount: amount("5.00", "10.00")}
 			if rng.IntN(3) == 0 {
@@ -97,6 +98,25 @@ func randomHistory(t testing.TB, e *env, id string, n int, seed uint64) {
 			}
 		case 9: // an account read (lazy expiry)
 			e.get(t, id)
+		case 12: // an adjustment: credit (maybe repaying debt) or a claw-back
+			q := billing.AdjustRequest{Amount: amount("0.01", "6.00"), Reason: fmt.Sprintf("correction %d", i)}
+			if rng.IntN(2) == 0 {
+				q.Amount = -q.Amount
+			} else if rng.IntN(3) == 0 {
+				q.ExpiresAt = e.clock.Now().Add(time.Duration(1+rng.IntN(72)) * time.Hour)
+			}
+			if rng.IntN(3) == 0 {
+				q.IdempotencyKey = fmt.Sprintf("adj%d", i)
+			}
+			r, err := e.Adjust(e.ctx, testPolicy, id, q)
+			if err != nil && !errors.Is(err, billing.ErrInsufficientCredit) {
+				t.Fatal(err)
+			}
+			if err == nil && q.IdempotencyKey != "" {
+				if again, err := e.Adjust(e.ctx, testPolicy, id, q); err != nil || !again.Replayed || again.EventID != r.EventID {
+					t.Fatalf("replayed adjustment: %+v %v", again, err)
+				}
+			}
 		}
 	}
 }
@@ -142,9 +162,20 @@ func TestAuditPassesOnLongRandomHistory(t *testing.T) {
 				seen[ev.Type]++
 			}
 			t.Logf("seed %d: %d events audited", seed, r.Events)
+			var pos, neg int
+			for _, ev := range e.events(t, id) {
+				if ev.Type == billing.EventAdjustment && ev.Amount > 0 {
+					pos++
+				} else if ev.Type == billing.EventAdjustment {
+					neg++
+				}
+			}
+			if pos == 0 || neg == 0 {
+				t.Errorf("seed %d: %d positive and %d negative adjustments; want both", seed, pos, neg)
+			}
 		}
 		for _, typ := range []billing.EventType{billing.EventTopUp, billing.EventUsage, billing.EventExpire, billing.EventDebtRepaid, billing.EventAutoRecharge,
-			billing.EventAutoRechargeFailed, billing.EventAutoRechargeSkipped, billing.EventRelease} {
+			billing.EventAutoRechargeFailed, billing.EventAutoRechargeSkipped, billing.EventRelease, billing.EventAdjustment} {
 			if seen[typ] == 0 {
 				t.Errorf("the histories have no %s event; they should exercise every kind", typ)
 			}
@@ -202,6 +233,31 @@ func TestAuditFailsOnTamperedState(t *testing.T) {
 				}
 			}
 			return ""
+		}, true},
+		{"adjusted_out lowered in the account hash", "state", func(t *testing.T, e *env, id string) string {
+			e.redis.Client.HIncrBy(e.ctx, e.acctKey(id), "adjusted_out", -1)
+			return ""
+		}, false},
+		{"a claw-back appended that moves debt instead of credit", "debt", func(t *testing.T, e *env, id string) string {
+			// The balance adds up (−1.00), but a negative adjustment takes credit and
+			// never adds debt: the audit checks the split, not just the balance.
+			a := e.get(t, id)
+			return e.redis.Client.XAdd(e.ctx, &redis.XAddArgs{Stream: e.ledgerKey(id), Values: []any{
+				"type", "adjustment", "at", "1", "amount", "-1000000", "note", "forged",
+				"balance_after", fmt.Sprint(int64(a.Balance() - usd("1.00"))),
+				"credit_after", fmt.Sprint(int64(a.Credit)), "debt_after", fmt.Sprint(int64(a.Debt + usd("1.00"))),
+			}}).Val()
+		}, true},
+		{"a positive adjustment's grant turned into a purchase", "grants", func(t *testing.T, e *env, id string) string {
+			r, err := e.Adjust(e.ctx, testPolicy, id, billing.AdjustRequest{Amount: usd("1.00"), Reason: "goodwill"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			raw := e.redis.Client.HGet(e.ctx, e.accountKeys(id)[1], r.ID).Val()
+			p := strings.Split(raw, " ")
+			p[4] = billing.SourcePurchase
+			e.redis.Client.HSet(e.ctx, e.accountKeys(id)[1], r.ID, strings.Join(p, " "))
+			return r.EventID
 		}, true},
 	}
 	eachStore(t, func(t *testing.T, e *env) {

@@ -96,6 +96,15 @@ func TestLostRepliesNeverDoubleBook(t *testing.T) {
 					_, err := e.Release(ctx, "acme", "h2", billing.Usage{RequestID: "h2"})
 					return err
 				}},
+				{"adjustment +", func() error {
+					// the resent script answers from the adjustment's record (Replayed)
+					_, err := e.Adjust(ctx, testPolicy, "acme", billing.AdjustRequest{Amount: usd("2.00"), Reason: "refund"})
+					return err
+				}},
+				{"adjustment −", func() error {
+					_, err := e.Adjust(ctx, testPolicy, "acme", billing.AdjustRequest{Amount: -usd("0.75"), Reason: "clawback"})
+					return err
+				}},
 			}
 			for _, s := range steps {
 				// Warm the script cache so the dropped reply is the script's own,
@@ -117,8 +126,8 @@ func TestLostRepliesNeverDoubleBook(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if a.Credit != usd("8.75") || a.Reserved != 0 || a.Totals.Granted != usd("10.00") || a.Totals.Usage != usd("1.25") {
-				t.Fatalf("after lost replies: credit %s reserved %s totals %+v; want credit 8.75, one top-up, one usage", a.Credit, a.Reserved, a.Totals)
+			if a.Credit != usd("10.00") || a.Reserved != 0 || a.Totals.Granted != usd("12.00") || a.Totals.Usage != usd("1.25") || a.Totals.AdjustedOut != usd("0.75") {
+				t.Fatalf("after lost replies: credit %s reserved %s totals %+v; want credit 10.00, one top-up, one usage, two adjustments", a.Credit, a.Reserved, a.Totals)
 			}
 			evs, err := e.direct.Events(ctx, "acme", "", 100)
 			if err != nil {
@@ -128,7 +137,7 @@ func TestLostRepliesNeverDoubleBook(t *testing.T) {
 			for _, ev := range evs.Events {
 				types = append(types, ev.Type)
 			}
-			want := []billing.EventType{billing.EventTopUp, billing.EventUsage, billing.EventRelease}
+			want := []billing.EventType{billing.EventTopUp, billing.EventUsage, billing.EventRelease, billing.EventAdjustment, billing.EventAdjustment}
 			if fmt.Sprint(types) != fmt.Sprint(want) {
 				t.Fatalf("ledger %v, want %v", types, want)
 			}

@@ -134,15 +134,15 @@ func (e *env) events(t testing.TB, id string) []billing.Event {
 }
 
 // checkConservation asserts the SPEC's invariant (2) on the stored state and ledger:
-// Σ granted = Σ consumed + Σ debt repaid + Σ expired + credit, the grants' remaining
+// Σ granted = Σ consumed + Σ debt repaid + Σ expired + Σ adjusted out + credit, the grants' remaining
 // amounts sum to credit, debt = Σ to_debt − Σ repaid, and replaying the ledger gives
 // the stored balance after every event.
 func checkConservation(t testing.TB, e *env, id string) billing.Account {
 	t.Helper()
 	a := e.get(t, id)
 	tot := a.Totals
-	if tot.Granted != tot.Consumed+tot.DebtRepaid+tot.Expired+a.Credit {
-		t.Fatalf("conservation: granted %s != consumed %s + repaid %s + expired %s + credit %s", tot.Granted, tot.Consumed, tot.DebtRepaid, tot.Expired, a.Credit)
+	if tot.Granted != tot.Consumed+tot.DebtRepaid+tot.Expired+tot.AdjustedOut+a.Credit {
+		t.Fatalf("conservation: granted %s != consumed %s + repaid %s + expired %s + adjusted out %s + credit %s", tot.Granted, tot.Consumed, tot.DebtRepaid, tot.Expired, tot.AdjustedOut, a.Credit)
 	}
 	if tot.Usage-tot.Consumed != a.Debt+tot.DebtRepaid {
 		t.Fatalf("debt: usage %s − consumed %s != debt %s + repaid %s", tot.Usage, tot.Consumed, a.Debt, tot.DebtRepaid)
@@ -157,12 +157,19 @@ func checkConservation(t testing.TB, e *env, id string) billing.Account {
 	if remaining != a.Credit {
 		t.Fatalf("Σ grant remaining %s != credit %s", remaining, a.Credit)
 	}
-	var balance, granted, usage, expired, repaid money.Micros
+	var balance, granted, usage, expired, repaid, adjustedOut money.Micros
 	for _, ev := range e.events(t, id) {
 		switch ev.Type {
 		case billing.EventTopUp, billing.EventAutoRecharge:
 			balance += ev.Amount
 			granted += ev.Amount
+		case billing.EventAdjustment:
+			balance += ev.Amount
+			if ev.Amount > 0 {
+				granted += ev.Amount
+			} else {
+				adjustedOut -= ev.Amount
+			}
 		case billing.EventUsage:
 			balance -= ev.Amount
 			usage += ev.Amount
@@ -179,8 +186,8 @@ func checkConservation(t testing.TB, e *env, id string) billing.Account {
 			t.Fatalf("event %s %s: balance_after %s (credit %s debt %s), replay says %s", ev.ID, ev.Type, ev.BalanceAfter, ev.CreditAfter, ev.DebtAfter, balance)
 		}
 	}
-	if balance != a.Balance() || granted != tot.Granted || usage != tot.Usage || expired != tot.Expired || repaid != tot.DebtRepaid {
-		t.Fatalf("ledger replay: balance %s granted %s usage %s expired %s repaid %s; state: %+v", balance, granted, usage, expired, repaid, a)
+	if balance != a.Balance() || granted != tot.Granted || usage != tot.Usage || expired != tot.Expired || repaid != tot.DebtRepaid || adjustedOut != tot.AdjustedOut {
+		t.Fatalf("ledger replay: balance %s granted %s usage %s expired %s repaid %s adjusted out %s; state: %+v", balance, granted, usage, expired, repaid, adjustedOut, a)
 	}
 	return a
 }

@@ -82,11 +82,12 @@ func parseState(id string, r reply) (billing.Account, error) {
 		Reserved:  micros(f["reserved"]),
 		Depleted:  f["depleted"],
 		Totals: billing.Totals{
-			Granted:    micros(f["granted"]),
-			Usage:      micros(f["usage"]),
-			Consumed:   micros(f["consumed"]),
-			DebtRepaid: micros(f["repaid"]),
-			Expired:    micros(f["expired"]),
+			Granted:     micros(f["granted"]),
+			Usage:       micros(f["usage"]),
+			Consumed:    micros(f["consumed"]),
+			DebtRepaid:  micros(f["repaid"]),
+			Expired:     micros(f["expired"]),
+			AdjustedOut: micros(f["adjusted_out"]),
 		},
 		AutoRecharge: billing.AutoRecharge{
 			Enabled:      f["ar_enabled"] == "1",

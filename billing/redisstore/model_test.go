@@ -26,6 +26,7 @@ type model struct {
 	granted money.Micros
 	usage   money.Micros
 	expired money.Micros
+	adjOut  money.Micros
 }
 
 type mGrant struct {
@@ -86,12 +87,8 @@ func (m *model) reserve(id string, est, minimum, grace money.Micros, ttl time.Du
 	return true, held
 }
 
-func (m *model) settle(id string, cost money.Micros) {
-	if h, ok := m.holds[id]; ok && h.done {
-		return
-	}
-	m.sweep()
-	m.holds[id] = &mHold{done: true}
+// live returns the grants with credit left, in consumption order.
+func (m *model) live() []*mGrant {
 	live := make([]*mGrant, 0, len(m.grants))
 	for _, g := range m.grants {
 		if g.remaining > 0 {
@@ -104,8 +101,38 @@ func (m *model) settle(id string, cost money.Micros) {
 		}
 		return live[i].id < live[j].id
 	})
+	return live
+}
+
+// adjust is an operator's correction: positive is a grant outside the purchase
+// limits; negative takes credit back earliest expiry first, refused (false)
+// above credit − reserved.
+func (m *model) adjust(id string, amount money.Micros, expires time.Time) bool {
+	if amount > 0 {
+		m.topUp(id, amount, expires)
+		return true
+	}
+	take := -amount
+	if take > m.credit()-m.reserved() {
+		return false
+	}
+	for _, g := range m.live() {
+		x := min(g.remaining, take)
+		g.remaining -= x
+		take -= x
+	}
+	m.adjOut += -amount
+	return true
+}
+
+func (m *model) settle(id string, cost money.Micros) {
+	if h, ok := m.holds[id]; ok && h.done {
+		return
+	}
+	m.sweep()
+	m.holds[id] = &mHold{done: true}
 	left := cost
-	for _, g := range live {
+	for _, g := range m.live() {
 		take := min(g.remaining, left)
 		g.remaining -= take
 		left -= take
@@ -130,8 +157,9 @@ func (m *model) topUp(id string, amount money.Micros, expires time.Time) {
 }
 
 // TestLedgerMatchesModel runs random sequences of top-ups, reserves, settles,
-// releases, retries and clock jumps against the Lua ledger and the model, checking
-// state equality and exact conservation after every step.
+// releases, adjustments (both signs, refused ones, replays), retries and clock
+// jumps against the Lua ledger and the model, checking state equality and exact
+// conservation after every step, and a clean audit at the end of each sequence.
 func TestLedgerMatchesModel(t *testing.T) {
 	for _, kind := range []string{"redis", "miniredis"} {
 		t.Run(kind, func(t *testing.T) {
@@ -141,7 +169,8 @@ func TestLedgerMatchesModel(t *testing.T) {
 			} else {
 				r = testredis.Memory(t)
 			}
-			var n atomic.Int64
+			var n, checks atomic.Int64
+			defer func() { t.Logf("%d random sequences matched the model and passed the audit", checks.Load()) }()
 			rapid.Check(t, func(rt *rapid.T) {
 				e := newEnv(t, r)
 				id := fmt.Sprintf("m%d", n.Add(1))
@@ -150,10 +179,11 @@ func TestLedgerMatchesModel(t *testing.T) {
 				}
 				m := &model{now: e.clock.Now(), holds: map[string]*mHold{}}
 				var holdIDs []string
+				var adjusts []billing.AdjustRequest
 				lastSettle := billing.SettleRequest{}
 				steps := rapid.IntRange(1, 40).Draw(rt, "steps")
 				for step := 0; step < steps; step++ {
-					switch op := rapid.IntRange(0, 6).Draw(rt, "op"); op {
+					switch op := rapid.IntRange(0, 8).Draw(rt, "op"); op {
 					case 0: // top-up
 						amount := money.Micros(rapid.Int64Range(int64(usd("5.00")), int64(usd("100.00"))).Draw(rt, "amount"))
 						gid := fmt.Sprintf("g%d", step)
@@ -224,16 +254,49 @@ func TestLedgerMatchesModel(t *testing.T) {
 						if err != nil || !res.Replayed {
 							rt.Fatalf("retried top-up: %+v %v", res, err)
 						}
+					case 7: // an adjustment, either sign, sometimes beyond what can be taken back
+						amount := money.Micros(rapid.Int64Range(1, int64(usd("30.00"))).Draw(rt, "adjustment"))
+						q := billing.AdjustRequest{Amount: amount, Reason: "model", IdempotencyKey: fmt.Sprintf("a%d", step)}
+						if rapid.Bool().Draw(rt, "negative") {
+							q.Amount = -amount
+						} else if rapid.Bool().Draw(rt, "adjustment expiry") {
+							q.ExpiresAt = e.clock.Now().Add(time.Duration(rapid.IntRange(1, 72).Draw(rt, "adjustment hours")) * time.Hour)
+						}
+						expires := q.ExpiresAt
+						if expires.IsZero() {
+							expires = e.clock.Now().Add(testPolicy.CreditTTL)
+						}
+						want := m.adjust(AdjustmentID(id, q.IdempotencyKey), q.Amount, expires.Truncate(time.Millisecond))
+						res, err := e.Adjust(e.ctx, testPolicy, id, q)
+						if want != (err == nil) || (!want && !errors.Is(err, billing.ErrInsufficientCredit)) {
+							rt.Fatalf("adjust %s: %+v %v; model accepts=%v", q.Amount, res, err, want)
+						}
+						if err == nil {
+							adjusts = append(adjusts, q)
+						}
+					case 8: // an adjustment replayed with its Idempotency-Key
+						if len(adjusts) == 0 {
+							continue
+						}
+						q := rapid.SampledFrom(adjusts).Draw(rt, "replayed adjustment")
+						res, err := e.Adjust(e.ctx, testPolicy, id, q)
+						if err != nil || !res.Replayed {
+							rt.Fatalf("replayed adjustment: %+v %v", res, err)
+						}
 					}
 					a := checkConservation(t, e, id)
 					if a.Credit != m.credit() || a.Debt != m.debt || a.Reserved != m.reserved() {
 						rt.Fatalf("step %d: store credit %s debt %s reserved %s; model %s %s %s",
 							step, a.Credit, a.Debt, a.Reserved, m.credit(), m.debt, m.reserved())
 					}
-					if a.Totals.Granted != m.granted || a.Totals.Usage != m.usage || a.Totals.Expired != m.expired {
-						rt.Fatalf("step %d: totals %+v; model granted %s usage %s expired %s", step, a.Totals, m.granted, m.usage, m.expired)
+					if a.Totals.Granted != m.granted || a.Totals.Usage != m.usage || a.Totals.Expired != m.expired || a.Totals.AdjustedOut != m.adjOut {
+						rt.Fatalf("step %d: totals %+v; model granted %s usage %s expired %s adjusted out %s", step, a.Totals, m.granted, m.usage, m.expired, m.adjOut)
 					}
 				}
+				if r := audit(t, e, id); !r.OK() {
+					rt.Fatalf("audit: %+v", r.Problems)
+				}
+				checks.Add(1)
 			})
 		})
 	}

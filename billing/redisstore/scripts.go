@@ -36,7 +36,7 @@ const prelude = `
 local acct, grants, live, holds, holdamt, ledger = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
 local function fmt(x) return string.format('%d', x) end
 local S, S0 = {}, {}
-local COUNTERS = {'credit', 'debt', 'reserved', 'granted', 'usage', 'consumed', 'repaid', 'expired'}
+local COUNTERS = {'credit', 'debt', 'reserved', 'granted', 'usage', 'consumed', 'repaid', 'expired', 'adjusted_out'}
 local ALL = {'tier', 'depleted', 'credit', 'debt', 'reserved', 'granted', 'usage', 'consumed', 'repaid', 'expired'}
 
 -- load reads the account in one HMGET of fields: 'tier' (to know the account
@@ -148,9 +148,10 @@ local function sweep(now)
 end
 
 -- credit_grant credits a new grant, paying debt first, and records it (one
--- topup/auto_recharge event, then a debt_repaid event when debt was repaid). The
--- caller has loaded S and checked everything. Returns the grant record.
-local function credit_grant(now, gid, amount, expires, source, evtype)
+-- topup/auto_recharge/adjustment event, with the field/value pairs of extra if
+-- given, then a debt_repaid event when debt was repaid). The caller has loaded S
+-- and checked everything. Returns the grant record.
+local function credit_grant(now, gid, amount, expires, source, evtype, extra)
   local repaid = math.min(S.debt, amount)
   S.credit = S.credit + amount - repaid
   S.debt = S.debt - repaid
@@ -159,7 +160,9 @@ local function credit_grant(now, gid, amount, expires, source, evtype)
   if S.credit > 0 then S.depleted = '' end
   save()
   -- the grant event shows the balance after the whole credit (debt repaid included)
-  local id = event(now, {'type', evtype, 'amount', fmt(amount), 'grant_id', gid, 'source', source})
+  local fields = {'type', evtype, 'amount', fmt(amount), 'grant_id', gid, 'source', source}
+  for _, v in ipairs(extra or {}) do fields[#fields + 1] = v end
+  local id = event(now, fields)
   if repaid > 0 then
     event(now, {'type', 'debt_repaid', 'amount', fmt(repaid), 'grant_id', gid})
   end
@@ -544,6 +547,93 @@ if fp ~= '' then
   redis.call('PEXPIRE', KEYS[7], ARGV[13])
 end
 return result(gid, redis.call('HGET', grants, gid), '0')
+`)
+
+// adjust: KEYS[7] the Idempotency-Key record (shared with top-ups: a key used for
+// one cannot be reused for the other), KEYS[8] the adjustment records (hash:
+// adjustment id -> "fp event_id amount grant_id repaid balance credit debt at_ms
+// expires_ms", kept for good). ARGV: now_ms, adjustment_id, amount (signed, != 0),
+// expires_ms (positive only), reason, fingerprint, use_idem ("1"/"0"),
+// idem_ttl_ms.
+// An operator's correction, outside the purchase limits. Positive: credits a grant
+// of source adjustment whose id is the adjustment id, paying debt first (one
+// adjustment event, then debt_repaid). Negative: after the sweep, takes -amount
+// from live grants earliest expiry first, counted in adjusted_out; refused when it
+// exceeds credit - reserved (the holds in flight were admitted against that
+// credit). Idempotent by adjustment id: a replay answers from the record and
+// changes nothing; the same id with another fingerprint is a conflict. Returns
+// {'OK', adjustment_id, amount, event_id, grant_id (empty for none), repaid,
+// balance, credit, debt, at_ms, expires_ms, replayed} | {'NOACCOUNT'} |
+// {'CONFLICT'} | {'PAST_EXPIRY'} | {'INSUFFICIENT', available, credit, reserved}.
+var adjustScript = redis.NewScript(prelude + `
+local now, aid, amount, expires = tonumber(ARGV[1]), ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
+local fp, adjs = ARGV[6], KEYS[8]
+if not load() then return {'NOACCOUNT'} end
+local function result(raw, replayed)
+  local rfp, ev, amt, gid, rep, bal, cr, dt, at, exp = string.match(raw,
+    '^(%S+) (%S+) (%S+) (%S+) (%S+) (%S+) (%S+) (%S+) (%S+) (%S+)$')
+  if rfp ~= fp then return {'CONFLICT'} end
+  if gid == '-' then gid = '' end
+  return {'OK', aid, amt, ev, gid, rep, bal, cr, dt, at, exp, replayed}
+end
+if ARGV[7] == '1' then
+  local rec = redis.call('HGET', KEYS[7], 'fp')
+  if rec and rec ~= fp then return {'CONFLICT'} end
+end
+local existing = redis.call('HGET', adjs, aid)
+if existing then return result(existing, '1') end
+sweep(now)
+local gid, repaid, ev = '-', 0, nil
+if amount > 0 then
+  if expires <= now then return {'PAST_EXPIRY'} end
+  gid = aid
+  local g = credit_grant(now, gid, amount, expires, 'adjustment', 'adjustment', {'note', ARGV[5]})
+  ev, repaid = g.event, tonumber(g.repaid)
+else
+  local take = -amount
+  if take > S.credit - S.reserved then
+    return {'INSUFFICIENT', fmt(math.max(0, S.credit - S.reserved)), fmt(S.credit), fmt(S.reserved)}
+  end
+  -- plan (reads only): plan[i] = {grant id, amount, remaining after, rest of the record}
+  local left, plan, start = take, {}, 0
+  while left > 0 do
+    local ids = redis.call('ZRANGE', live, start, start + 15)
+    if #ids == 0 then break end
+    local raws = redis.call('HMGET', grants, unpack(ids))
+    for i, g in ipairs(ids) do
+      local a, r, rest = string.match(raws[i], '^(%S+) (%S+)( .*)$')
+      local x = math.min(tonumber(r), left)
+      left = left - x
+      plan[#plan + 1] = {g, a, tonumber(r) - x, rest}
+      if left == 0 then break end
+    end
+    start = start + #ids
+  end
+  if left > 0 then
+    -- credit says more than the live grants hold: never take what is not there
+    return {'INSUFFICIENT', fmt(take - left), fmt(S.credit), fmt(S.reserved)}
+  end
+  -- writes
+  for _, p in ipairs(plan) do
+    redis.call('HSET', grants, p[1], p[2] .. ' ' .. fmt(p[3]) .. p[4])
+    if p[3] == 0 then redis.call('ZREM', live, p[1]) end
+  end
+  need('adjusted_out')
+  S.credit = S.credit - take
+  S.adjusted_out = S.adjusted_out + take
+  if S.credit == 0 then S.depleted = 'adjustment' end
+  save()
+  ev = event(now, {'type', 'adjustment', 'amount', fmt(amount), 'note', ARGV[5]})
+  expires = 0
+end
+local raw = table.concat({fp, ev, fmt(amount), gid, fmt(repaid), fmt(S.credit - S.debt), fmt(S.credit), fmt(S.debt),
+  fmt(now), fmt(expires)}, ' ')
+redis.call('HSET', adjs, aid, raw)
+if ARGV[7] == '1' then
+  redis.call('HSET', KEYS[7], 'fp', fp, 'adjustment', aid)
+  redis.call('PEXPIRE', KEYS[7], ARGV[8])
+end
+return result(raw, '0')
 `)
 
 // sweepAccount: KEYS[7] the notice outbox, KEYS[8] the recharge records, KEYS[9]

@@ -269,7 +269,7 @@ func keysCommand(o *clientOptions) *cobra.Command {
 }
 
 func creditsCommand(o *clientOptions) *cobra.Command {
-	cmd := &cobra.Command{Use: "credits", Short: "Add prepaid credits"}
+	cmd := &cobra.Command{Use: "credits", Short: "Add or adjust prepaid credits"}
 
 	var expiresAt, idemKey string
 	add := &cobra.Command{
@@ -312,7 +312,7 @@ func creditsCommand(o *clientOptions) *cobra.Command {
 	}
 	add.Flags().StringVar(&expiresAt, "expires-at", "", "expiry of a promotional grant (RFC 3339); default: the configured credit lifetime")
 	add.Flags().StringVar(&idemKey, "idempotency-key", "", "makes retries safe: the same key and arguments credit once")
-	cmd.AddCommand(add)
+	cmd.AddCommand(add, creditsAdjustCommand(o))
 	return cmd
 }
 
