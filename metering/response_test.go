@@ -77,6 +77,11 @@ var meterCases = []meterCase{
 	{"responses_stream_failed.sse", Responses, false, Result{
 		Tokens: Tokens{Input: 100, Output: 2}, Source: SourceLocal,
 		Local: Tokens{Input: 100, Output: 2}, Done: true, Status: "failed"}},
+	// A failed response that reports usage (the model had worked before it failed) is
+	// billed by that usage, cached and reasoning details included.
+	{"responses_stream_failed_usage.sse", Responses, false, Result{
+		Tokens: Tokens{Input: 1536, CachedInput: 1280, Output: 420, Reasoning: 384}, Source: SourceUpstream,
+		Local: Tokens{Input: 100, Output: 6}, Done: true, Status: "failed"}},
 }
 
 // requestFor is a parsed request of endpoint ep with the given include_usage.

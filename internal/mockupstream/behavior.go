@@ -33,6 +33,8 @@ func (s *Server) behavior(r *http.Request, body []byte) (Behavior, error) {
 		{"X-Mock-No-Done", func(v string) (err error) { b.NoDone, err = strconv.ParseBool(v); return }},
 		{"X-Mock-Cached-Tokens", func(v string) (err error) { b.CachedTokens, err = parseTokens(v); return }},
 		{"X-Mock-Reasoning-Tokens", func(v string) (err error) { b.ReasoningTokens, err = parseTokens(v); return }},
+		{"X-Mock-Prompt-Tokens", func(v string) (err error) { b.PromptTokens, err = parseTokens(v); return }},
+		{"X-Mock-Completion-Tokens", func(v string) (err error) { b.CompletionTokens, err = parseTokens(v); return }},
 	} {
 		v := h.Get(f.header)
 		if v == "" {
@@ -78,6 +80,12 @@ func (b Behavior) overriddenBy(o Behavior) Behavior {
 	}
 	if o.ReasoningTokens != 0 {
 		b.ReasoningTokens = o.ReasoningTokens
+	}
+	if o.PromptTokens != 0 {
+		b.PromptTokens = o.PromptTokens
+	}
+	if o.CompletionTokens != 0 {
+		b.CompletionTokens = o.CompletionTokens
 	}
 	return b
 }

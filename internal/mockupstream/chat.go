@@ -76,14 +76,22 @@ func (g generation) outputTokens() int64 {
 	return n
 }
 
+// usage is the usage reported: the true counts, unless b overrides the prompt or
+// completion tokens.
 func (g generation) usage(b Behavior) usage {
-	out := g.outputTokens()
+	prompt, out := g.promptTokens, g.outputTokens()
+	if b.PromptTokens > 0 {
+		prompt = b.PromptTokens
+	}
+	if b.CompletionTokens > 0 {
+		out = b.CompletionTokens
+	}
 	return usage{
-		PromptTokens:            g.promptTokens,
+		PromptTokens:            prompt,
 		CompletionTokens:        out,
-		TotalTokens:             g.promptTokens + out,
-		PromptTokensDetails:     promptTokensDetails{CachedTokens: min(b.CachedTokens, g.promptTokens)},
-		CompletionTokensDetails: completionTokensDetails{ReasoningTokens: g.reasoning},
+		TotalTokens:             prompt + out,
+		PromptTokensDetails:     promptTokensDetails{CachedTokens: min(b.CachedTokens, prompt)},
+		CompletionTokensDetails: completionTokensDetails{ReasoningTokens: min(g.reasoning, out)},
 	}
 }
 

@@ -76,6 +76,9 @@ func (s *Server) embeddings(x *exchange) error {
 			resp.Data[i].Embedding = encodeBase64(v)
 		}
 	}
+	if x.b.PromptTokens > 0 {
+		tokens = x.b.PromptTokens
+	}
 	if !x.b.NoUsage {
 		resp.Usage = &embeddingUsage{PromptTokens: tokens, TotalTokens: tokens}
 	}

@@ -67,21 +67,26 @@ type Server struct {
 // Behavior is what one request gets besides the normal answer. Zero values mean "no
 // fault". Each field has a request header of the same meaning:
 //
-//	Status          X-Mock-Status: 429          answer with this status and OpenAI's error body for it
-//	Delay           X-Mock-Delay: 2s            wait before the response headers
-//	EventDelay      X-Mock-Event-Delay: 50ms    wait between stream events
-//	DropAfter       X-Mock-Drop-After: 3        close the connection after 3 stream events (a
-//	                                            non-streamed request is dropped with no response)
-//	StallAfter      X-Mock-Stall-After: 2       after 2 stream events, send nothing until the
-//	                                            client goes away (non-streamed: before headers)
-//	NoUsage         X-Mock-No-Usage: 1          leave usage out, even when include_usage asks
-//	NoDone          X-Mock-No-Done: 1           leave out the final "data: [DONE]"
-//	CachedTokens    X-Mock-Cached-Tokens: 10    report cached prompt tokens
-//	ReasoningTokens X-Mock-Reasoning-Tokens: 5  add reasoning output tokens
+//	Status           X-Mock-Status: 429           answer with this status and OpenAI's error body for it
+//	Delay            X-Mock-Delay: 2s             wait before the response headers
+//	EventDelay       X-Mock-Event-Delay: 50ms     wait between stream events
+//	DropAfter        X-Mock-Drop-After: 3         close the connection after 3 stream events (a
+//	                                              non-streamed request is dropped with no response)
+//	StallAfter       X-Mock-Stall-After: 2        after 2 stream events, send nothing until the
+//	                                              client goes away (non-streamed: before headers)
+//	NoUsage          X-Mock-No-Usage: 1           leave usage out, even when include_usage asks
+//	NoDone           X-Mock-No-Done: 1            leave out the final "data: [DONE]"
+//	CachedTokens     X-Mock-Cached-Tokens: 10     report cached prompt tokens
+//	ReasoningTokens  X-Mock-Reasoning-Tokens: 5   add reasoning output tokens
+//	PromptTokens     X-Mock-Prompt-Tokens: 500    report 500 prompt tokens, not the true count
+//	CompletionTokens X-Mock-Completion-Tokens: 9  report 9 completion tokens, not the true count
 //
 // Header values are an error status (400-599), Go durations, counts, booleans ("1",
 // "true") and token counts; a bad value gets a 400 naming the header. Delays and
-// stalls end early when the client goes away.
+// stalls end early when the client goes away. PromptTokens and CompletionTokens change
+// only the usage reported (as an upstream whose tokenizer or formula differs would),
+// not the text generated: tests of token drift use them. Cached and reasoning details
+// are capped at the reported counts.
 type Behavior struct {
 	Status                int
 	Delay, EventDelay     time.Duration
@@ -89,6 +94,8 @@ type Behavior struct {
 	NoUsage, NoDone       bool
 	CachedTokens          int64
 	ReasoningTokens       int64
+	PromptTokens          int64
+	CompletionTokens      int64
 }
 
 // Recorded is one request as the mock saw it, and how its answer ended.

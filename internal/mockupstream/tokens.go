@@ -5,59 +5,27 @@ import (
 	"strings"
 	"sync"
 
-	"github.com/pkoukk/tiktoken-go"
-	tiktokenloader "github.com/pkoukk/tiktoken-go-loader"
+	"github.com/creditgate/creditgate/metering/bpe"
 )
 
-// encoding is one tiktoken encoding, loaded once on first use, with a bounded cache of
-// counts: tests and load runs send the same prompts again and again, and tiktoken-go
-// takes tens of microseconds per short string.
-//
-// The encoder is built here from the offline loader's ranks rather than by
-// tiktoken.GetEncoding, which reads a package-global loader that other packages set
-// at run time (tiktoken.SetBpeLoader): reading it from here could race with them.
-// pattern and special are those of tiktoken-go's own definitions;
-// TestEncodingsMatchTiktoken checks that the counts agree.
+// encoding is one tiktoken encoding, loaded once on first use. It counts with
+// metering/bpe, which gives exactly tiktoken's counts in time linear in the text: the
+// mock is the quickstart's and the demo's upstream, and pkoukk/tiktoken-go's merge is
+// quadratic in the length of a piece (a 4 MiB prompt without spaces took minutes of
+// CPU, which went on after the client left). The mock's tests hold its counts to
+// pkoukk/tiktoken-go's (ReferenceTokenizer), so its usage is still checked against an
+// independent tokenizer.
 type encoding struct {
-	name    string
-	pattern string
-	special map[string]int
+	name string
 
 	once sync.Once
-	tk   *tiktoken.Tiktoken
+	enc  *bpe.Encoding
 	err  error
-
-	mu     sync.Mutex
-	counts map[string]int
 }
 
-const (
-	maxCachedCounts = 4096
-	maxCachedLen    = 4096 // longer strings are counted every time
-)
-
 var (
-	o200k = &encoding{
-		name: tiktoken.MODEL_O200K_BASE,
-		pattern: strings.Join([]string{
-			`[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]*[\p{Ll}\p{Lm}\p{Lo}\p{M}]+(?i:'s|'t|'re|'ve|'m|'ll|'d)?`,
-			`[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]+[\p{Ll}\p{Lm}\p{Lo}\p{M}]*(?i:'s|'t|'re|'ve|'m|'ll|'d)?`,
-			`\p{N}{1,3}`,
-			` ?[^\s\p{L}\p{N}]+[\r\n/]*`,
-			`\s*[\r\n]+`,
-			`\s+(?!\S)`,
-			`\s+`,
-		}, "|"),
-		special: map[string]int{tiktoken.ENDOFTEXT: 199999, tiktoken.ENDOFPROMPT: 200018},
-	}
-	cl100k = &encoding{
-		name:    tiktoken.MODEL_CL100K_BASE,
-		pattern: `(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+`,
-		special: map[string]int{
-			tiktoken.ENDOFTEXT: 100257, tiktoken.FIM_PREFIX: 100258, tiktoken.FIM_MIDDLE: 100259,
-			tiktoken.FIM_SUFFIX: 100260, tiktoken.ENDOFPROMPT: 100276,
-		},
-	}
+	o200k  = &encoding{name: bpe.O200kBase}
+	cl100k = &encoding{name: bpe.Cl100kBase}
 )
 
 // Preload loads both encodings now rather than on the first request (~0.3 s), so a
@@ -89,62 +57,27 @@ func encodingFor(model string) *encoding {
 	return o200k
 }
 
-func (e *encoding) load() (*tiktoken.Tiktoken, error) {
+func (e *encoding) load() (*bpe.Encoding, error) {
 	e.once.Do(func() {
-		e.tk, e.err = e.build()
+		e.enc, e.err = bpe.Get(e.name)
 		if e.err != nil {
 			e.err = fmt.Errorf("mockupstream: load tiktoken encoding %s: %w", e.name, e.err)
 		}
 	})
-	return e.tk, e.err
-}
-
-func (e *encoding) build() (*tiktoken.Tiktoken, error) {
-	// The loader looks the ranks up by file name in its embedded assets.
-	ranks, err := tiktokenloader.NewOfflineLoader().LoadTiktokenBpe(e.name + ".tiktoken")
-	if err != nil {
-		return nil, err
-	}
-	bpe, err := tiktoken.NewCoreBPE(ranks, e.special, e.pattern)
-	if err != nil {
-		return nil, err
-	}
-	specialSet := make(map[string]any, len(e.special))
-	for k := range e.special {
-		specialSet[k] = true
-	}
-	enc := &tiktoken.Encoding{Name: e.name, PatStr: e.pattern, MergeableRanks: ranks, SpecialTokens: e.special}
-	return tiktoken.NewTiktoken(bpe, enc, specialSet), nil
+	return e.enc, e.err
 }
 
 // count is the number of tokens of text, special-token look-alikes counted as text.
+// It takes time linear in len(text).
 func (e *encoding) count(text string) (int, error) {
 	if text == "" {
 		return 0, nil
 	}
-	tk, err := e.load()
+	enc, err := e.load()
 	if err != nil {
 		return 0, err
 	}
-	cacheable := len(text) <= maxCachedLen
-	if cacheable {
-		e.mu.Lock()
-		n, ok := e.counts[text]
-		e.mu.Unlock()
-		if ok {
-			return n, nil
-		}
-	}
-	n := len(tk.EncodeOrdinary(text))
-	if cacheable {
-		e.mu.Lock()
-		if len(e.counts) >= maxCachedCounts || e.counts == nil {
-			e.counts = make(map[string]int, maxCachedCounts)
-		}
-		e.counts[text] = n
-		e.mu.Unlock()
-	}
-	return n, nil
+	return enc.Count(text), nil
 }
 
 // chatPromptTokens counts messages with OpenAI's documented formula for chat models:

@@ -1,6 +1,9 @@
 package bpe
 
-import "sync"
+import (
+	"sync"
+	"sync/atomic"
+)
 
 // backtrack encodes piece into stack (reused from its first element) and returns it.
 // first is the longest token piece starts with and firstLen its length
@@ -14,6 +17,7 @@ import "sync"
 // a prefix is unique, so a position that failed once always fails). Each position is
 // abandoned at most once, which keeps the search linear in practice.
 func (v *vocab) backtrack(piece string, first uint32, firstLen int, stack []uint32, bits []uint64) []uint32 {
+	steps := 0 // candidate tokens tried, for stepCounter
 	words := len(piece)/64 + 1
 	for i := range bits[:words] {
 		bits[i] = ^uint64(0)
@@ -33,6 +37,7 @@ func (v *vocab) backtrack(piece string, first uint32, firstLen int, stack []uint
 			lastLen = int(v.info[last].len)
 		}
 		for {
+			steps++
 			end := pos + tokenLen
 			if bits[end>>6]&(1<<(end&63)) != 0 &&
 				(last == noToken || v.pairAt(piece, pos, last, token, lastLen+tokenLen > int(lastLongest))) {
@@ -41,6 +46,9 @@ func (v *vocab) backtrack(piece string, first uint32, firstLen int, stack []uint
 				if pos == len(piece) {
 					for i := range stack {
 						stack[i] &= idMask
+					}
+					if c := stepCounter.Load(); c != nil {
+						c.Add(int64(steps))
 					}
 					return stack
 				}
@@ -63,6 +71,12 @@ func (v *vocab) backtrack(piece string, first uint32, firstLen int, stack []uint
 		}
 	}
 }
+
+// stepCounter, when a test sets it, accumulates the candidate tokens backtrack tries:
+// a measure of its work that lets tests check it grows linearly with the input
+// without timing anything. It is nil otherwise (one atomic load per piece that needs
+// backtracking).
+var stepCounter atomic.Pointer[atomic.Int64]
 
 // pairAt reports whether last, which ends at pos in piece, and token, which starts
 // there, are a valid pair. notToken says their bytes together are longer than the
