@@ -44,6 +44,7 @@ func TestRecordedFixturesThroughProxy(t *testing.T) {
 		{fixture: "responses_stream_incomplete.sse", path: "/v1/responses", model: "gpt-4o", stream: true, want: metering.Tokens{Input: 1200, CachedInput: 1024, Output: 256, Reasoning: 256}, wantSource: "upstream"},
 		{fixture: "responses_stream_tool.sse", path: "/v1/responses", model: "gpt-4o", stream: true, want: metering.Tokens{Input: 291, CachedInput: 128, Output: 150, Reasoning: 128}, wantSource: "upstream"},
 		{fixture: "responses_stream_failed.sse", path: "/v1/responses", model: "gpt-4o", stream: true, wantSource: "local"},
+		{fixture: "responses_stream_failed_usage.sse", path: "/v1/responses", model: "gpt-4o", stream: true, want: metering.Tokens{Input: 1536, CachedInput: 1280, Output: 420, Reasoning: 384}, wantSource: "upstream"},
 	}
 	// The upstream answers with the fixture named by the request's X-Fixture header.
 	fixtures := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
