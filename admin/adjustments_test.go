@@ -16,7 +16,6 @@ import (
 	"github.com/creditgate/creditgate/admin/client"
 	"github.com/creditgate/creditgate/billing"
 	"github.com/creditgate/creditgate/billing/redisstore"
-	"github.com/creditgate/creditgate/internal/testredis"
 	"github.com/creditgate/creditgate/money"
 )
 
@@ -31,18 +30,10 @@ const adjustToken = "adjustments-admin-token-123456"
 
 func newAdjustEnv(t *testing.T) *adjustEnv {
 	t.Helper()
-	r := testredis.New(t)
 	now := time.Date(2026, 3, 10, 12, 0, 0, 0, time.UTC)
-	store, err := redisstore.New(r.Client, redisstore.Options{Prefix: r.Prefix, Now: func() time.Time { return now }})
-	if err != nil {
-		t.Fatal(err)
-	}
-	usd := money.MustParse
-	policy := billing.Policy{Grace: usd("0.50"), MinPurchase: usd("5.00"), CreditTTL: 365 * 24 * time.Hour, HoldTTL: 15 * time.Minute,
-		DefaultTier: "tier-1", Tiers: map[string]billing.Tier{"tier-1": {MaxTopUp: usd("100.00"), MaxBalance: usd("1000.00")}}}
-	srv := httptest.NewServer((&admin.Server{Ledger: store, Keys: store, Policy: func() billing.Policy { return policy },
-		Tokens: func() []string { return []string{adjustToken} }, Now: func() time.Time { return now }}).Handler())
-	t.Cleanup(srv.Close)
+	clock := func() time.Time { return now }
+	store := newRedisLedger(t, clock)
+	srv := serveAdmin(t, store, adjustToken, clock)
 	return &adjustEnv{srv: srv, store: store, c: &client.Client{BaseURL: srv.URL, Token: adjustToken}, now: now}
 }
 

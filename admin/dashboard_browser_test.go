@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
-	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -19,10 +18,8 @@ import (
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
 
-	"github.com/creditgate/creditgate/admin"
 	"github.com/creditgate/creditgate/billing"
 	"github.com/creditgate/creditgate/billing/redisstore"
-	"github.com/creditgate/creditgate/internal/testredis"
 	"github.com/creditgate/creditgate/money"
 )
 
@@ -219,19 +216,11 @@ func TestDashboardInBrowser(t *testing.T) {
 		noBrowser(t, "no Chromium found (chromium, chromium-browser, google-chrome)")
 	}
 
-	r := testredis.New(t)
 	clk := &clock{}
-	store, err := redisstore.New(r.Client, redisstore.Options{Prefix: r.Prefix, Now: clk.now})
-	if err != nil {
-		t.Fatal(err)
-	}
+	store := newRedisLedger(t, clk.now)
 	usd := money.MustParse
-	policy := billing.Policy{Grace: usd("0.50"), MinPurchase: usd("5.00"), CreditTTL: 365 * 24 * time.Hour, HoldTTL: 15 * time.Minute,
-		DefaultTier: "tier-1", Tiers: map[string]billing.Tier{"tier-1": {MaxTopUp: usd("100.00"), MaxBalance: usd("1000.00")}}, AutoRechargeMin: usd("5.00")}
-	seed := seedHistory(t, store, clk, policy)
-	srv := httptest.NewServer((&admin.Server{Ledger: store, Keys: store, Policy: func() billing.Policy { return policy },
-		Tokens: func() []string { return []string{token} }, Ready: store.Ping}).Handler())
-	t.Cleanup(srv.Close)
+	seed := seedHistory(t, store, clk, testPolicy)
+	srv := serveAdmin(t, store, token, nil)
 
 	tab := openTab(t, browser)
 	ctx, problems, do, waitFor, eval, text := tab.ctx, tab.problems, tab.do, tab.waitFor, tab.eval, tab.text

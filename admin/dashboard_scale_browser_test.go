@@ -15,8 +15,6 @@ import (
 
 	"github.com/creditgate/creditgate/admin"
 	"github.com/creditgate/creditgate/billing"
-	"github.com/creditgate/creditgate/billing/redisstore"
-	"github.com/creditgate/creditgate/internal/testredis"
 	"github.com/creditgate/creditgate/money"
 )
 
@@ -32,15 +30,10 @@ func TestDashboardScalesInBrowser(t *testing.T) {
 	if browser == "" {
 		noBrowser(t, "no Chromium found (chromium, chromium-browser, google-chrome)")
 	}
-	r := testredis.New(t)
 	clk := &clock{}
-	store, err := redisstore.New(r.Client, redisstore.Options{Prefix: r.Prefix, Now: clk.now})
-	if err != nil {
-		t.Fatal(err)
-	}
+	store := newRedisLedger(t, clk.now)
 	usd := money.MustParse
-	policy := billing.Policy{Grace: usd("0.50"), MinPurchase: usd("5.00"), CreditTTL: 365 * 24 * time.Hour, HoldTTL: 15 * time.Minute,
-		DefaultTier: "tier-1", Tiers: map[string]billing.Tier{"tier-1": {MaxTopUp: usd("100.00"), MaxBalance: usd("1000.00")}}, AutoRechargeMin: usd("5.00")}
+	policy := testPolicy
 	ctx := context.Background()
 	now := time.Now().UTC()
 

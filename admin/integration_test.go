@@ -19,18 +19,9 @@ import (
 // TestAgainstRealRedis runs the admin API over HTTP on the Redis ledger: the
 // handlers' fakes elsewhere check shapes; this checks the two fit.
 func TestAgainstRealRedis(t *testing.T) {
-	r := testredis.New(t)
-	store, err := redisstore.New(r.Client, redisstore.Options{Prefix: r.Prefix})
-	if err != nil {
-		t.Fatal(err)
-	}
-	usd := money.MustParse
-	policy := billing.Policy{Grace: usd("0.50"), MinPurchase: usd("5.00"), CreditTTL: 365 * 24 * time.Hour, HoldTTL: 15 * time.Minute,
-		DefaultTier: "tier-1", Tiers: map[string]billing.Tier{"tier-1": {MaxTopUp: usd("100.00"), MaxBalance: usd("1000.00")}}, AutoRechargeMin: usd("5.00")}
 	const token = "integration-admin-token-123456"
-	srv := httptest.NewServer((&admin.Server{Ledger: store, Keys: store, Policy: func() billing.Policy { return policy },
-		Tokens: func() []string { return []string{token} }, Ready: store.Ping}).Handler())
-	t.Cleanup(srv.Close)
+	store := newRedisLedger(t, nil)
+	srv := serveAdmin(t, store, token, nil)
 	c := &client.Client{BaseURL: srv.URL, Token: token}
 	ctx := context.Background()
 
@@ -92,4 +83,32 @@ func TestAgainstRealRedis(t *testing.T) {
 	if err := c.Readyz(ctx); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// testPolicy is the billing policy of the admin tests on real Redis.
+var testPolicy = billing.Policy{Grace: money.MustParse("0.50"), MinPurchase: money.MustParse("5.00"),
+	CreditTTL: 365 * 24 * time.Hour, HoldTTL: 15 * time.Minute, DefaultTier: "tier-1",
+	Tiers:           map[string]billing.Tier{"tier-1": {MaxTopUp: money.MustParse("100.00"), MaxBalance: money.MustParse("1000.00")}},
+	AutoRechargeMin: money.MustParse("5.00")}
+
+// newRedisLedger is a ledger on the test's Redis, under its own key prefix
+// (removed at cleanup); now nil is the wall clock.
+func newRedisLedger(t testing.TB, now func() time.Time) *redisstore.Store {
+	t.Helper()
+	r := testredis.New(t)
+	store, err := redisstore.New(r.Client, redisstore.Options{Prefix: r.Prefix, Now: now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return store
+}
+
+// serveAdmin serves the admin API on store over HTTP, with testPolicy and one
+// admin token; now nil is the wall clock.
+func serveAdmin(t testing.TB, store *redisstore.Store, token string, now func() time.Time) *httptest.Server {
+	t.Helper()
+	srv := httptest.NewServer((&admin.Server{Ledger: store, Keys: store, Policy: func() billing.Policy { return testPolicy },
+		Tokens: func() []string { return []string{token} }, Ready: store.Ping, Now: now}).Handler())
+	t.Cleanup(srv.Close)
+	return srv
 }

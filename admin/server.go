@@ -22,6 +22,7 @@ import (
 	"go.uber.org/zap/zapcore"
 
 	"github.com/creditgate/creditgate/billing"
+	"github.com/creditgate/creditgate/internal/httpstatus"
 )
 
 // MaxBodyBytes caps admin request bodies; larger bodies get 413.
@@ -114,7 +115,7 @@ func (rt *router) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	info := &requestInfo{}
 	r = r.WithContext(context.WithValue(r.Context(), requestInfoKey{}, info))
-	sw := &statusWriter{ResponseWriter: w}
+	sw := httpstatus.New(w)
 	r.Body = http.MaxBytesReader(sw, r.Body, MaxBodyBytes)
 	// Answers carry account state and, once, a key's secret: keep them out of caches.
 	sw.Header().Set("Cache-Control", "no-store")
@@ -128,7 +129,11 @@ func (rt *router) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	default:
 		rt.mux.ServeHTTP(sw, r)
 	}
-	rt.s.logRequest(r, pattern, sw.status(), time.Since(start), info)
+	status := sw.Status()
+	if status == 0 {
+		status = http.StatusOK // nothing written: net/http answers 200
+	}
+	rt.s.logRequest(r, pattern, status, time.Since(start), info)
 }
 
 // unmatched turns ServeMux's plain-text 404 or 405 into a JSON error, keeping
@@ -254,36 +259,6 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.WriteHeader(status)
 	w.Write(append(b, '\n'))
 }
-
-// statusWriter remembers the status for the access log.
-type statusWriter struct {
-	http.ResponseWriter
-	code int
-}
-
-func (w *statusWriter) WriteHeader(code int) {
-	if w.code == 0 {
-		w.code = code
-	}
-	w.ResponseWriter.WriteHeader(code)
-}
-
-func (w *statusWriter) Write(b []byte) (int, error) {
-	if w.code == 0 {
-		w.code = http.StatusOK
-	}
-	return w.ResponseWriter.Write(b)
-}
-
-func (w *statusWriter) status() int {
-	if w.code == 0 {
-		return http.StatusOK
-	}
-	return w.code
-}
-
-// Unwrap lets http.ResponseController reach the underlying writer.
-func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 // headerProbe captures ServeMux's answer to an unmatched request.
 type headerProbe struct {

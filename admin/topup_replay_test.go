@@ -5,15 +5,11 @@ import (
 	"context"
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/creditgate/creditgate/admin"
 	"github.com/creditgate/creditgate/billing"
-	"github.com/creditgate/creditgate/billing/redisstore"
-	"github.com/creditgate/creditgate/internal/testredis"
 	"github.com/creditgate/creditgate/money"
 )
 
@@ -21,18 +17,10 @@ import (
 // spent answers 200 with the very body of the original 201, byte for byte (the
 // SPEC: same key and same body → the same result).
 func TestTopUpReplayIsTheOriginalAnswer(t *testing.T) {
-	r := testredis.New(t)
-	store, err := redisstore.New(r.Client, redisstore.Options{Prefix: r.Prefix})
-	if err != nil {
-		t.Fatal(err)
-	}
-	usd := money.MustParse
-	policy := billing.Policy{Grace: usd("0.50"), MinPurchase: usd("5.00"), CreditTTL: 365 * 24 * time.Hour, HoldTTL: 15 * time.Minute,
-		DefaultTier: "tier-1", Tiers: map[string]billing.Tier{"tier-1": {MaxTopUp: usd("100.00")}}}
 	const token = "integration-admin-token-123456"
-	srv := httptest.NewServer((&admin.Server{Ledger: store, Keys: store, Policy: func() billing.Policy { return policy },
-		Tokens: func() []string { return []string{token} }, Ready: store.Ping}).Handler())
-	t.Cleanup(srv.Close)
+	store := newRedisLedger(t, nil)
+	srv := serveAdmin(t, store, token, nil)
+	usd := money.MustParse
 	ctx := context.Background()
 	if _, err := store.CreateAccount(ctx, "acme", "tier-1"); err != nil {
 		t.Fatal(err)

@@ -25,6 +25,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/creditgate/creditgate/billing"
+	"github.com/creditgate/creditgate/internal/httpstatus"
 	"github.com/creditgate/creditgate/metering"
 )
 
@@ -179,7 +180,7 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	// Every other request gets its log line too: unmetered, no tokens, no cost.
-	uw := &unmeteredWriter{ResponseWriter: w}
+	uw := &unmeteredWriter{Writer: httpstatus.New(w)}
 	start := p.opts.Now()
 	defer p.logUnmetered(uw, r, start)
 	switch {
@@ -208,27 +209,9 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // unmeteredWriter records what the log line of an unmetered request says: the
 // status, and the caller once authenticated (noteCaller).
 type unmeteredWriter struct {
-	http.ResponseWriter
-	status         int
+	*httpstatus.Writer
 	account, keyID string
 }
-
-func (w *unmeteredWriter) WriteHeader(code int) {
-	if w.status == 0 {
-		w.status = code
-	}
-	w.ResponseWriter.WriteHeader(code)
-}
-
-func (w *unmeteredWriter) Write(b []byte) (int, error) {
-	if w.status == 0 {
-		w.status = http.StatusOK
-	}
-	return w.ResponseWriter.Write(b)
-}
-
-// Unwrap lets http.ResponseController reach the connection's writer (flushes).
-func (w *unmeteredWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 // noteCaller records the authenticated caller of an unmetered request for its log line.
 func noteCaller(w http.ResponseWriter, key billing.APIKey) {
@@ -245,7 +228,7 @@ func (p *Proxy) logUnmetered(w *unmeteredWriter, r *http.Request, start time.Tim
 	if ce == nil {
 		return
 	}
-	status := w.status
+	status := w.Status()
 	if status == 0 {
 		status = 499 // the app went away before any answer (nginx's convention)
 	}

@@ -140,13 +140,8 @@ func (c *Client) AddCredits(ctx context.Context, account, amount string, expires
 		utc := expiresAt.UTC()
 		body.ExpiresAt = &utc
 	}
-	var header http.Header
-	if idemKey != "" {
-		header = http.Header{"Idempotency-Key": {idemKey}}
-	}
 	var out admin.CreditResult
-	status, err := c.do(ctx, http.MethodPost, path, nil, header, body, &out)
-	out.Replayed = err == nil && status == http.StatusOK
+	out.Replayed, err = c.postIdempotent(ctx, path, idemKey, body, &out)
 	return out, err
 }
 
@@ -168,14 +163,21 @@ func (c *Client) Adjust(ctx context.Context, account, amount, reason string, exp
 		utc := expiresAt.UTC()
 		body.ExpiresAt = &utc
 	}
+	var out admin.AdjustmentResult
+	out.Replayed, err = c.postIdempotent(ctx, path, idemKey, body, &out)
+	return out, err
+}
+
+// postIdempotent POSTs body to path with idemKey (if any) as the Idempotency-Key
+// header, decoding the answer into out; replayed reports the server's 200 for a
+// request it had already carried out (a first one is 201).
+func (c *Client) postIdempotent(ctx context.Context, path, idemKey string, body, out any) (replayed bool, err error) {
 	var header http.Header
 	if idemKey != "" {
 		header = http.Header{"Idempotency-Key": {idemKey}}
 	}
-	var out admin.AdjustmentResult
-	status, err := c.do(ctx, http.MethodPost, path, nil, header, body, &out)
-	out.Replayed = err == nil && status == http.StatusOK
-	return out, err
+	status, err := c.do(ctx, http.MethodPost, path, nil, header, body, out)
+	return err == nil && status == http.StatusOK, err
 }
 
 // SetAutoRecharge replaces account's auto-recharge settings and returns them as stored.

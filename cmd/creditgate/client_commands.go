@@ -280,13 +280,9 @@ func creditsCommand(o *clientOptions) *cobra.Command {
 			"and prints the original result.",
 		Args: cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			var expires *time.Time
-			if expiresAt != "" {
-				t, err := time.Parse(time.RFC3339, expiresAt)
-				if err != nil {
-					return fmt.Errorf("invalid --expires-at %q: want an RFC 3339 time such as 2030-01-31T00:00:00Z", expiresAt)
-				}
-				expires = &t
+			expires, err := parseExpiresAt(expiresAt)
+			if err != nil {
+				return err
 			}
 			c, err := o.client(cmd)
 			if err != nil {
@@ -481,4 +477,17 @@ func orDash(s string) string {
 		return "-"
 	}
 	return s
+}
+
+// parseExpiresAt reads a --expires-at flag: "" is none (the server's default
+// lifetime), anything else an RFC 3339 time.
+func parseExpiresAt(s string) (*time.Time, error) {
+	if s == "" {
+		return nil, nil
+	}
+	t, err := time.Parse(time.RFC3339, s)
+	if err != nil {
+		return nil, fmt.Errorf("invalid --expires-at %q: want an RFC 3339 time such as 2030-01-31T00:00:00Z", s)
+	}
+	return &t, nil
 }

@@ -6,7 +6,6 @@ import (
 	"io"
 	"regexp"
 	"strings"
-	"time"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
@@ -75,13 +74,9 @@ func creditsAdjustCommand(o *clientOptions) *cobra.Command {
 			if strings.TrimSpace(reason) == "" {
 				return errors.New("--reason is required: say why the account is adjusted (it goes into the ledger)")
 			}
-			var expires *time.Time
-			if expiresAt != "" {
-				t, err := time.Parse(time.RFC3339, expiresAt)
-				if err != nil {
-					return fmt.Errorf("invalid --expires-at %q: want an RFC 3339 time such as 2030-01-31T00:00:00Z", expiresAt)
-				}
-				expires = &t
+			expires, err := parseExpiresAt(expiresAt)
+			if err != nil {
+				return err
 			}
 			c, err := o.client(cmd)
 			if err != nil {
