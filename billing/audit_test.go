@@ -98,20 +98,7 @@ func TestAudit(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			a, evs := sampleLedger()
 			tc.change(&a, &evs)
-			r := runAudit(a, evs)
-			if tc.check == "" {
-				if !r.OK() || r.Events != 6 {
-					t.Fatalf("%d events, problems %+v", r.Events, r.Problems)
-				}
-				return
-			}
-			if r.OK() {
-				t.Fatal("passed")
-			}
-			p := r.Problems[0]
-			if p.Check != tc.check || p.EventID != tc.event || !strings.Contains(p.Message, tc.msg) {
-				t.Fatalf("first problem %+v; want %s at %q containing %q", p, tc.check, tc.event, tc.msg)
-			}
+			expectAudit(t, runAudit(a, evs), 6, tc.check, tc.event, tc.msg)
 		})
 	}
 }
@@ -171,20 +158,26 @@ func TestAuditAdjustments(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			a, evs := adjustmentLedger()
 			tc.change(&a, &evs)
-			r := runAudit(a, evs)
-			if tc.check == "" {
-				if !r.OK() || r.Events != 5 {
-					t.Fatalf("%d events, problems %+v", r.Events, r.Problems)
-				}
-				return
-			}
-			if r.OK() {
-				t.Fatal("passed")
-			}
-			p := r.Problems[0]
-			if p.Check != tc.check || p.EventID != tc.event || !strings.Contains(p.Message, tc.msg) {
-				t.Fatalf("first problem %+v; want %s at %q containing %q", p, tc.check, tc.event, tc.msg)
-			}
+			expectAudit(t, runAudit(a, evs), 5, tc.check, tc.event, tc.msg)
 		})
+	}
+}
+
+// expectAudit checks an audit's report: with check "" a pass over events events,
+// else a failure whose first problem is check at event with msg in its message.
+func expectAudit(t *testing.T, r AuditReport, events int, check, event, msg string) {
+	t.Helper()
+	if check == "" {
+		if !r.OK() || r.Events != events {
+			t.Fatalf("%d events, problems %+v", r.Events, r.Problems)
+		}
+		return
+	}
+	if r.OK() {
+		t.Fatal("passed")
+	}
+	p := r.Problems[0]
+	if p.Check != check || p.EventID != event || !strings.Contains(p.Message, msg) {
+		t.Fatalf("first problem %+v; want %s at %q containing %q", p, check, event, msg)
 	}
 }
