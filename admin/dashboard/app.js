@@ -34,6 +34,8 @@
     busy: false,          // a refresh is in flight
     again: false,         // another refresh was asked for meanwhile
     pendingTopUp: null,   // {fingerprint, key}: reused when a failed request is retried unchanged
+    pendingAdjust: null,  // the same for the adjust form
+    adjustConfirm: null,  // {account, body}: a claw-back waiting for the operator's yes
   };
 
   // ---- money: exact decimal strings <-> BigInt micro-USD ---------------------
@@ -178,6 +180,8 @@
     state.expiries.clear();
     state.ledger = null;
     state.chart = null;
+    state.pendingAdjust = null;
+    hideAdjustConfirm();
     hideNewKey();
     showLogin(message);
   }
@@ -592,6 +596,101 @@
     }
   }
 
+  // readAdjustment reads the adjust form: {body, micros} (the signed amount), or
+  // throws an Error saying what to fix. The server checks everything again.
+  function readAdjustment() {
+    const amount = $("adjust-amount").value.trim();
+    const reason = $("adjust-reason").value.trim();
+    const date = $("adjust-expires").value;
+    if (!/^-?\d+(\.\d{1,6})?$/.test(amount)) {
+      throw new Error("Enter a signed amount such as -1.50 or 2.00 (at most six decimals).");
+    }
+    const micros = parseMicros(amount);
+    if (micros === 0n) throw new Error("The amount must not be zero: a positive one credits, a negative one takes credit back.");
+    if (!reason) throw new Error("Enter a reason: it goes into the ledger.");
+    const body = { amount, reason };
+    if (date) {
+      if (micros < 0n) throw new Error("An expiry applies only to a positive amount.");
+      body.expires_at = date + "T00:00:00Z";
+    }
+    return { body, micros };
+  }
+
+  // adjust submits the adjust form. A positive amount is sent at once; a
+  // negative one (credit taken back) first asks the operator to confirm.
+  function adjust(ev) {
+    ev.preventDefault();
+    hideAdjustConfirm();
+    const id = state.current;
+    let req;
+    try {
+      req = readAdjustment();
+    } catch (e) {
+      showResult("adjust-result", e.message, false);
+      return;
+    }
+    if (req.micros > 0n) {
+      sendAdjustment(id, req.body);
+      return;
+    }
+    state.adjustConfirm = { account: id, body: req.body };
+    $("adjust-confirm-text").textContent = "Take back " + formatMicros(-req.micros) + " from " + id + "?";
+    $("adjust-confirm").hidden = false;
+    $("adjust-result").textContent = "";
+    $("adjust-confirm-yes").focus();
+  }
+
+  function confirmAdjustment() {
+    const c = state.adjustConfirm;
+    hideAdjustConfirm();
+    if (c && c.account === state.current) sendAdjustment(c.account, c.body);
+  }
+
+  // Any edit of the form (or a cancel) withdraws the question: the operator
+  // confirms exactly the amount and account shown.
+  function hideAdjustConfirm() {
+    state.adjustConfirm = null;
+    $("adjust-confirm").hidden = true;
+    $("adjust-confirm-text").textContent = "";
+  }
+
+  // An expiry applies only to a positive amount: the field is off for a negative one.
+  function adjustAmountChanged() {
+    const negative = $("adjust-amount").value.trim().startsWith("-");
+    if (negative) $("adjust-expires").value = "";
+    $("adjust-expires").disabled = negative;
+  }
+
+  async function sendAdjustment(id, body) {
+    // As for top-ups: the same Idempotency-Key for a retry of the same
+    // adjustment, so one whose answer was lost cannot be made twice; a new key
+    // for anything else.
+    const fingerprint = id + "\n" + JSON.stringify(body);
+    if (!state.pendingAdjust || state.pendingAdjust.fingerprint !== fingerprint) {
+      state.pendingAdjust = { fingerprint, key: randomKey() };
+    }
+    const button = $("adjust-form").querySelector("button[type=submit]");
+    button.disabled = true;
+    showResult("adjust-result", "Sending…", true);
+    try {
+      const { status, data } = await api("POST", accountPath(id, "/adjustments"), body, { "Idempotency-Key": state.pendingAdjust.key });
+      state.pendingAdjust = null;
+      const grant = data.grant ? " (grant " + data.grant.id + ")" : "";
+      const repaid = parseMicros(data.debt_repaid) > 0n ? "; " + money(data.debt_repaid) + " paid debt" : "";
+      showResult("adjust-result", (status === 200 ? "Already adjusted by " : "Adjusted by ") + money(data.amount) + grant +
+        repaid + ". Balance now " + money(data.balance_after) + ".", true);
+      $("adjust-amount").value = "";
+      $("adjust-reason").value = "";
+      adjustAmountChanged();
+      await refresh();
+    } catch (e) {
+      if (e.status >= 400 && e.status < 500) state.pendingAdjust = null; // a definite no: a new try is a new adjustment
+      showResult("adjust-result", "Not adjusted: " + describe(e), false);
+    } finally {
+      button.disabled = false;
+    }
+  }
+
   async function createKey(ev) {
     ev.preventDefault();
     const id = state.current;
@@ -648,8 +747,11 @@
     if (id !== state.current) {
       hideNewKey();
       $("topup-result").textContent = "";
+      $("adjust-result").textContent = "";
       $("key-result").textContent = "";
       state.pendingTopUp = null;
+      state.pendingAdjust = null;
+      hideAdjustConfirm();
     }
     state.current = id;
     for (const tr of document.querySelectorAll("#accounts tr[data-account]")) tr.classList.toggle("selected", tr.dataset.account === id);
@@ -694,6 +796,14 @@
     $("sign-out").addEventListener("click", () => signOut(""));
     $("refresh").addEventListener("click", refresh);
     $("topup-form").addEventListener("submit", topUp);
+    $("adjust-form").addEventListener("submit", adjust);
+    $("adjust-form").addEventListener("input", hideAdjustConfirm);
+    $("adjust-amount").addEventListener("input", adjustAmountChanged);
+    $("adjust-confirm-yes").addEventListener("click", confirmAdjustment);
+    $("adjust-confirm-no").addEventListener("click", () => {
+      hideAdjustConfirm();
+      $("adjust-result").textContent = "";
+    });
     $("key-form").addEventListener("submit", createKey);
     $("copy-key").addEventListener("click", copyKey);
     $("hide-key").addEventListener("click", hideNewKey);
