@@ -286,16 +286,9 @@ type addCreditsBody struct {
 }
 
 func (s *Server) addCredits(w http.ResponseWriter, r *http.Request) *apiError {
-	id, e := accountParam(r)
-	if e != nil {
-		return e
-	}
-	idemKey, hasIdemKey, e := idempotencyKey(r)
-	if e != nil {
-		return e
-	}
 	var body addCreditsBody
-	if e := decodeBody(r, &body, false); e != nil {
+	id, idemKey, hasIdemKey, e := readCreditRequest(r, &body)
+	if e != nil {
 		return e
 	}
 	amount, e := requireAmount(body.Amount, "amount", "")
@@ -307,14 +300,9 @@ func (s *Server) addCredits(w http.ResponseWriter, r *http.Request) *apiError {
 	}
 	req := billing.TopUpRequest{Account: id, Amount: amount, Source: billing.SourcePurchase}
 	if body.ExpiresAt != nil {
-		t, err := time.Parse(time.RFC3339, *body.ExpiresAt)
-		if err != nil {
-			return badRequest(CodeInvalidValue, "expires_at", "expires_at %q is not an RFC 3339 time such as \"2030-01-31T00:00:00Z\"", *body.ExpiresAt)
+		if req.ExpiresAt, e = s.futureTime(*body.ExpiresAt, "expires_at"); e != nil {
+			return e
 		}
-		if !t.After(s.now()) {
-			return badRequest(CodeInvalidValue, "expires_at", "expires_at %s is not in the future", t.UTC().Format(time.RFC3339))
-		}
-		req.ExpiresAt = t.UTC()
 		req.Source = billing.SourcePromo
 	}
 	if hasIdemKey {
@@ -382,16 +370,9 @@ func parseSignedAmount(raw json.RawMessage, param string) (money.Micros, *apiErr
 // adjust records an operator's correction: a signed amount, a reason, and for a
 // positive one an optional expiry. Not a purchase: no purchase limits apply.
 func (s *Server) adjust(w http.ResponseWriter, r *http.Request) *apiError {
-	id, e := accountParam(r)
-	if e != nil {
-		return e
-	}
-	idemKey, _, e := idempotencyKey(r)
-	if e != nil {
-		return e
-	}
 	var body adjustmentBody
-	if e := decodeBody(r, &body, false); e != nil {
+	id, idemKey, _, e := readCreditRequest(r, &body)
+	if e != nil {
 		return e
 	}
 	amount, e := parseSignedAmount(body.Amount, "amount")
@@ -412,14 +393,9 @@ func (s *Server) adjust(w http.ResponseWriter, r *http.Request) *apiError {
 		if amount < 0 {
 			return badRequest(CodeInvalidValue, "expires_at", "expires_at applies only to a positive adjustment, which credits a grant")
 		}
-		t, err := time.Parse(time.RFC3339, *body.ExpiresAt)
-		if err != nil {
-			return badRequest(CodeInvalidValue, "expires_at", "expires_at %q is not an RFC 3339 time such as \"2030-01-31T00:00:00Z\"", *body.ExpiresAt)
+		if req.ExpiresAt, e = s.futureTime(*body.ExpiresAt, "expires_at"); e != nil {
+			return e
 		}
-		if !t.After(s.now()) {
-			return badRequest(CodeInvalidValue, "expires_at", "expires_at %s is not in the future", t.UTC().Format(time.RFC3339))
-		}
-		req.ExpiresAt = t.UTC()
 	}
 	ledger, e := s.ledger()
 	if e != nil {
@@ -440,6 +416,34 @@ func (s *Server) adjust(w http.ResponseWriter, r *http.Request) *apiError {
 	}
 	writeJSON(w, status, adjustmentResultFrom(res))
 	return nil
+}
+
+// readCreditRequest reads what a request that changes an account's credit
+// carries: the account in its path, its Idempotency-Key (if any) and its JSON
+// body, into body.
+func readCreditRequest(r *http.Request, body any) (account, idemKey string, hasIdemKey bool, e *apiError) {
+	if account, e = accountParam(r); e != nil {
+		return "", "", false, e
+	}
+	if idemKey, hasIdemKey, e = idempotencyKey(r); e != nil {
+		return "", "", false, e
+	}
+	if e = decodeBody(r, body, false); e != nil {
+		return "", "", false, e
+	}
+	return account, idemKey, hasIdemKey, nil
+}
+
+// futureTime parses the RFC 3339 time v of field, which must be in the future.
+func (s *Server) futureTime(v, field string) (time.Time, *apiError) {
+	t, err := time.Parse(time.RFC3339, v)
+	if err != nil {
+		return time.Time{}, badRequest(CodeInvalidValue, field, "%s %q is not an RFC 3339 time such as \"2030-01-31T00:00:00Z\"", field, v)
+	}
+	if !t.After(s.now()) {
+		return time.Time{}, badRequest(CodeInvalidValue, field, "%s %s is not in the future", field, t.UTC().Format(time.RFC3339))
+	}
+	return t.UTC(), nil
 }
 
 // idempotencyKey returns the request's Idempotency-Key, if it has one.
