@@ -33,6 +33,7 @@ import (
 	"github.com/creditgate/creditgate/billing"
 	"github.com/creditgate/creditgate/billing/redisstore"
 	"github.com/creditgate/creditgate/config"
+	"github.com/creditgate/creditgate/internal/faultproxy"
 	"github.com/creditgate/creditgate/internal/mockupstream"
 	"github.com/creditgate/creditgate/internal/testredis"
 	"github.com/creditgate/creditgate/money"
@@ -474,4 +475,21 @@ func waitFor(t *testing.T, what string, bound time.Duration, cond func() bool) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// behindFaultProxy points the fixture's creditgate at its Redis through a fault
+// proxy (closed at cleanup), for tests that break the connection. A cluster
+// would bypass one proxy by MOVED redirects, so those tests skip there.
+func (f *fixture) behindFaultProxy() *faultproxy.Proxy {
+	f.t.Helper()
+	if f.redis.Kind == testredis.KindCluster {
+		f.t.Skip("the fault proxy fronts a single Redis")
+	}
+	fp, err := faultproxy.New(f.redis.Addr)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	f.t.Cleanup(func() { fp.Close() })
+	f.doc["redis"] = redisSection(f.redis, fp.Addr())
+	return fp
 }

@@ -12,8 +12,6 @@ import (
 	"time"
 
 	"github.com/creditgate/creditgate/admin/client"
-	"github.com/creditgate/creditgate/internal/faultproxy"
-	"github.com/creditgate/creditgate/internal/testredis"
 )
 
 // TestLogsHoldNoSecrets runs creditgate through everything it logs about —
@@ -25,15 +23,7 @@ import (
 // the completions. None may appear.
 func TestLogsHoldNoSecrets(t *testing.T) {
 	f := newFixture(t)
-	if f.redis.Kind == testredis.KindCluster {
-		t.Skip("the fault proxy fronts a single Redis")
-	}
-	fp, err := faultproxy.New(f.redis.Addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer fp.Close()
-	f.doc["redis"] = redisSection(f.redis, fp.Addr())
+	fp := f.behindFaultProxy()
 	f.doc["logging"] = `{ level: debug }`
 	f.doc["limits"] = `{ max_body_bytes: 64KiB }`
 	f.start()

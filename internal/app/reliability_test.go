@@ -21,7 +21,6 @@ import (
 	"github.com/creditgate/creditgate/config"
 	"github.com/creditgate/creditgate/internal/faultproxy"
 	"github.com/creditgate/creditgate/internal/spool"
-	"github.com/creditgate/creditgate/internal/testredis"
 	"github.com/creditgate/creditgate/money"
 )
 
@@ -68,15 +67,7 @@ func TestChildProcess(t *testing.T) {
 // call); whether Redis refuses connections or accepts them and never answers.
 func TestStoreDownAtAdmission(t *testing.T) {
 	f := newFixture(t)
-	if f.redis.Kind == testredis.KindCluster {
-		t.Skip("the fault proxy fronts a single Redis")
-	}
-	fp, err := faultproxy.New(f.redis.Addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer fp.Close()
-	f.doc["redis"] = redisSection(f.redis, fp.Addr())
+	fp := f.behindFaultProxy()
 	f.doc["auth"] = `{ key_cache_ttl: 0s }` // every request looks its key up: two store calls
 	f.start()
 	key := f.account("acme", "5.00")
@@ -130,15 +121,7 @@ func TestStoreDownAtAdmission(t *testing.T) {
 // is back. Streams and releases (an upstream error) take the same path.
 func TestStoreDownAtSettleIsSpooled(t *testing.T) {
 	f := newFixture(t)
-	if f.redis.Kind == testredis.KindCluster {
-		t.Skip("the fault proxy fronts a single Redis")
-	}
-	fp, err := faultproxy.New(f.redis.Addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer fp.Close()
-	f.doc["redis"] = redisSection(f.redis, fp.Addr())
+	fp := f.behindFaultProxy()
 	f.start()
 	key := f.account("acme", "5.00")
 	before, _ := f.store.GetAccount(context.Background(), "acme")
