@@ -168,6 +168,18 @@ func renderReport(m machine, o options, pin pinning, cells []cell, targets []*ta
 			}
 		}
 	}
+	// eachRow calls f for every measured (workload, target) row, with the bare
+	// proxy's row of the same workload to compare against.
+	eachRow := func(f func(c cell, t *target, s, bare summary)) {
+		for _, c := range cells {
+			bare := sums[c.name()]["bare"]
+			for _, t := range targets {
+				if s, ok := sums[c.name()][t.id]; ok {
+					f(c, t, s, bare)
+				}
+			}
+		}
+	}
 
 	p("# Benchmarks\n\n")
 	p("Measured by `make bench` (`go run ./bench -out BENCHMARKS.md`) on %s UTC", m.Date.Format("2006-01-02 15:04"))
@@ -248,26 +260,19 @@ func renderReport(m machine, o options, pin pinning, cells []cell, targets []*ta
 	p("req/s is the median over rounds; latencies are over all rounds' requests. CPU/req is CPU time (user + system) of the component under test per request, and *CPU use* how many of its CPUs it kept busy (1.00 = its whole CPU when pinned to one); *load CPU use* is the same for the load generator and the mock behind a proxy, which share the other CPU: a row whose component is well below 1.00 while the load side is near it was held back by the load side, not by itself. *× bare* compares requests per second; *× bare by CPU* compares CPU per request, the ratio throughput converges to when the proxy is the bottleneck. allocs and KB are heap allocations per request; peak RSS is the component's, during the window. *Redis µs/req* is the execution time of the ledger scripts inside Redis per request, and *scripts/req* their number (INFO commandstats of a shared Redis: anything above 2.00 is other clients' work, which then inflates the time too).\n\n")
 	p("| workload | prompt | target | req/s | × bare | × bare by CPU | p50 ms | p99 ms | CPU/req µs | CPU use | load CPU use | mock CPU/req µs | load gen CPU/req µs | Redis µs/req | scripts/req | allocs/req | KB/req | peak RSS MB | errors |\n")
 	p("|---|--:|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n")
-	for _, c := range cells {
-		bare := sums[c.name()]["bare"]
-		for _, t := range targets {
-			s, ok := sums[c.name()][t.id]
-			if !ok {
-				continue
-			}
-			mockCPU, redisTime, redisCalls := "–", "–", "–"
-			if t.upstream != nil {
-				mockCPU = us(s.cpuMock)
-			}
-			if t.redis != nil {
-				redisTime, redisCalls = us(s.redisTime), fmt.Sprintf("%.2f", s.redisCalls)
-			}
-			p("| %s | %d tok, %.1f KB | %s | %.0f | %s | %s | %s | %s | %s | %.2f | %.2f | %s | %s | %s | %s | %.0f | %.1f | %.0f | %d |\n",
-				c.name(), c.work.tokens, float64(c.work.bodyBytes)/1024, t.name, s.rps, ratio(s.rps, bare.rps),
-				ratio(float64(bare.cpuTarget), float64(s.cpuTarget)), ms(s.p50), ms(s.p99), us(s.cpuTarget), s.targetUse, s.loadUse,
-				mockCPU, us(s.cpuLoad), redisTime, redisCalls, s.allocs, s.allocBytes/1024, float64(s.peakRSS)/(1<<20), s.errors+s.latErrors)
+	eachRow(func(c cell, t *target, s, bare summary) {
+		mockCPU, redisTime, redisCalls := "–", "–", "–"
+		if t.upstream != nil {
+			mockCPU = us(s.cpuMock)
 		}
-	}
+		if t.redis != nil {
+			redisTime, redisCalls = us(s.redisTime), fmt.Sprintf("%.2f", s.redisCalls)
+		}
+		p("| %s | %d tok, %.1f KB | %s | %.0f | %s | %s | %s | %s | %s | %.2f | %.2f | %s | %s | %s | %s | %.0f | %.1f | %.0f | %d |\n",
+			c.name(), c.work.tokens, float64(c.work.bodyBytes)/1024, t.name, s.rps, ratio(s.rps, bare.rps),
+			ratio(float64(bare.cpuTarget), float64(s.cpuTarget)), ms(s.p50), ms(s.p99), us(s.cpuTarget), s.targetUse, s.loadUse,
+			mockCPU, us(s.cpuLoad), redisTime, redisCalls, s.allocs, s.allocBytes/1024, float64(s.peakRSS)/(1<<20), s.errors+s.latErrors)
+	})
 	p("\n")
 
 	// Latency.
@@ -275,31 +280,24 @@ func renderReport(m machine, o options, pin pinning, cells []cell, targets []*ta
 	p("*Added* is against the bare ReverseProxy on the same workload. Time to first byte (TTFT) is from sending the request to the first byte of the answer; for a stream that is its first event. *Redis µs/req* is the ledger scripts' execution time inside Redis per request, one request at a time (INFO commandstats; scripts/req as above): their own cost, which under load is inflated by contention for the CPUs.\n\n")
 	p("| workload | target | p50 ms | p99 ms | added p50 ms | added p99 ms | TTFT p50 ms | TTFT p99 ms | added TTFT p99 ms | Redis µs/req | scripts/req |\n")
 	p("|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n")
-	for _, c := range cells {
-		bare := sums[c.name()]["bare"]
-		for _, t := range targets {
-			s, ok := sums[c.name()][t.id]
-			if !ok {
-				continue
-			}
-			addP50, addP99, addTTFT := "–", "–", "–"
-			if t.id != "bare" && t.id != "mock" {
-				addP50, addP99 = signedMs(s.lat50-bare.lat50), signedMs(s.lat99-bare.lat99)
-				if c.stream {
-					addTTFT = signedMs(s.ttft99 - bare.ttft99)
-				}
-			}
-			ttft50, ttft99 := "–", "–"
+	eachRow(func(c cell, t *target, s, bare summary) {
+		addP50, addP99, addTTFT := "–", "–", "–"
+		if t.id != "bare" && t.id != "mock" {
+			addP50, addP99 = signedMs(s.lat50-bare.lat50), signedMs(s.lat99-bare.lat99)
 			if c.stream {
-				ttft50, ttft99 = ms(s.ttft50), ms(s.ttft99)
+				addTTFT = signedMs(s.ttft99 - bare.ttft99)
 			}
-			redisTime, redisCalls := "–", "–"
-			if t.redis != nil {
-				redisTime, redisCalls = us(s.latRedisTime), fmt.Sprintf("%.2f", s.latRedisCalls)
-			}
-			p("| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", c.name(), t.name, ms(s.lat50), ms(s.lat99), addP50, addP99, ttft50, ttft99, addTTFT, redisTime, redisCalls)
 		}
-	}
+		ttft50, ttft99 := "–", "–"
+		if c.stream {
+			ttft50, ttft99 = ms(s.ttft50), ms(s.ttft99)
+		}
+		redisTime, redisCalls := "–", "–"
+		if t.redis != nil {
+			redisTime, redisCalls = us(s.latRedisTime), fmt.Sprintf("%.2f", s.latRedisCalls)
+		}
+		p("| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", c.name(), t.name, ms(s.lat50), ms(s.lat99), addP50, addP99, ttft50, ttft99, addTTFT, redisTime, redisCalls)
+	})
 	p("\n")
 
 	// Streams.
@@ -338,13 +336,11 @@ func renderReport(m machine, o options, pin pinning, cells []cell, targets []*ta
 	}
 	p("\n")
 	var errs []string
-	for _, c := range cells {
-		for _, t := range targets {
-			if s, ok := sums[c.name()][t.id]; ok && s.lastErr != "" {
-				errs = append(errs, fmt.Sprintf("- %s, %s: %d errors, last: %s", c.name(), t.name, s.errors+s.latErrors, s.lastErr))
-			}
+	eachRow(func(c cell, t *target, s, _ summary) {
+		if s.lastErr != "" {
+			errs = append(errs, fmt.Sprintf("- %s, %s: %d errors, last: %s", c.name(), t.name, s.errors+s.latErrors, s.lastErr))
 		}
-	}
+	})
 	if len(errs) > 0 {
 		p("## Errors\n\n%s\n\n", strings.Join(errs, "\n"))
 	}
