@@ -73,10 +73,7 @@ func (a *adjustTap) loseNextAnswer() {
 // nothing; a valid one lowers the balance; and a submission whose answer was
 // lost is retried with the same Idempotency-Key and booked once.
 func TestDashboardAdjustInBrowser(t *testing.T) {
-	browser := findBrowser()
-	if browser == "" {
-		noBrowser(t, "no Chromium found (chromium, chromium-browser, google-chrome)")
-	}
+	browser := requireBrowser(t)
 	clk := &clock{}
 	store := newRedisLedger(t, clk.now)
 	usd := money.MustParse

@@ -49,6 +49,17 @@ func findBrowser() string {
 
 // noBrowser fails the test when a browser is required, and skips it loudly
 // otherwise: on stderr too, so a plain `go test ./...` shows it.
+// requireBrowser returns the browser to drive, or skips t (fails it when a
+// browser is required) when there is none.
+func requireBrowser(t *testing.T) string {
+	t.Helper()
+	browser := findBrowser()
+	if browser == "" {
+		noBrowser(t, "no Chromium found (chromium, chromium-browser, google-chrome)")
+	}
+	return browser
+}
+
 func noBrowser(t *testing.T, why string) {
 	t.Helper()
 	if os.Getenv(envRequireBrowser) == "1" {
@@ -211,10 +222,7 @@ document.addEventListener("securitypolicyviolation", (e) => window.__cspViolatio
 // open one, check its chart against the seeded usage, top it up through the
 // form and see the balance change, and create a key that then authenticates.
 func TestDashboardInBrowser(t *testing.T) {
-	browser := findBrowser()
-	if browser == "" {
-		noBrowser(t, "no Chromium found (chromium, chromium-browser, google-chrome)")
-	}
+	browser := requireBrowser(t)
 
 	clk := &clock{}
 	store := newRedisLedger(t, clk.now)

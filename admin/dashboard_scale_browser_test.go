@@ -26,10 +26,7 @@ import (
 // older events"; the chart's spend per day and model is the seeded spend; and
 // the page never reads the ledger oldest first.
 func TestDashboardScalesInBrowser(t *testing.T) {
-	browser := findBrowser()
-	if browser == "" {
-		noBrowser(t, "no Chromium found (chromium, chromium-browser, google-chrome)")
-	}
+	browser := requireBrowser(t)
 	clk := &clock{}
 	store := newRedisLedger(t, clk.now)
 	usd := money.MustParse
