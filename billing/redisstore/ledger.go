@@ -440,13 +440,7 @@ func (s *Store) TopUp(ctx context.Context, p billing.Policy, q billing.TopUpRequ
 		}
 		switch r.str(0) {
 		case "OK":
-			return billing.TopUpResult{
-				Grant: billing.Grant{
-					ID: r.str(1), Amount: r.micros(2), Remaining: r.micros(3),
-					GrantedAt: fromMS(r.str(4)), ExpiresAt: fromMS(r.str(5)), Source: r.str(6),
-				},
-				EventID: r.str(7), DebtRepaid: r.micros(8), BalanceAfter: r.micros(9), Replayed: r.str(10) == "1",
-			}, nil
+			return grantReply(r, r.str(10) == "1"), nil
 		case "TIER":
 			continue
 		case "NOACCOUNT":
@@ -466,6 +460,18 @@ func (s *Store) TopUp(ctx context.Context, p billing.Policy, q billing.TopUpRequ
 		}
 	}
 	return billing.TopUpResult{}, fmt.Errorf("redisstore: account %q changed tier during the top-up; try again", q.Account)
+}
+
+// grantReply decodes the scripts' grant_reply: {status, grant id, amount,
+// remaining, granted_ms, expires_ms, source, event id, repaid, balance, …}.
+func grantReply(r reply, replayed bool) billing.TopUpResult {
+	return billing.TopUpResult{
+		Grant: billing.Grant{
+			ID: r.str(1), Amount: r.micros(2), Remaining: r.micros(3),
+			GrantedAt: fromMS(r.str(4)), ExpiresAt: fromMS(r.str(5)), Source: r.str(6),
+		},
+		EventID: r.str(7), DebtRepaid: r.micros(8), BalanceAfter: r.micros(9), Replayed: replayed,
+	}
 }
 
 // Events returns up to limit ledger events after the cursor (exclusive), oldest first.

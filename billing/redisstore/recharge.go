@@ -122,13 +122,7 @@ func (s *Store) CompleteRecharge(ctx context.Context, account, id string, credit
 	}
 	switch r.str(0) {
 	case "OK", "REPLAY":
-		return billing.TopUpResult{
-			Grant: billing.Grant{
-				ID: r.str(1), Amount: r.micros(2), Remaining: r.micros(3),
-				GrantedAt: fromMS(r.str(4)), ExpiresAt: fromMS(r.str(5)), Source: r.str(6),
-			},
-			EventID: r.str(7), DebtRepaid: r.micros(8), BalanceAfter: r.micros(9), Replayed: r.str(0) == "REPLAY",
-		}, nil
+		return grantReply(r, r.str(0) == "REPLAY"), nil
 	case "UNKNOWN":
 		return billing.TopUpResult{}, fmt.Errorf("%w: no recharge %s on account %q", billing.ErrRechargeNotPending, id, account)
 	case "NOACCOUNT":

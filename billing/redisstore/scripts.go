@@ -89,6 +89,14 @@ local function grant_get(s)
   return {amount = tonumber(a), remaining = tonumber(r), granted = g, expires = e, source = src,
           event = ev, repaid = rep, balance = bal}
 end
+-- grant_reply answers for a credited grant as its credit did: remaining is what
+-- the grant held right after it (amount - repaid), whatever was spent since, so a
+-- replay (a retried top-up or recharge) gives the first answer again.
+local function grant_reply(status, id, raw)
+  local g = grant_get(raw)
+  return {status, id, fmt(g.amount), fmt(g.amount - (tonumber(g.repaid) or 0)), g.granted, g.expires, g.source, g.event,
+    g.repaid, g.balance}
+end
 local function grant_put(id, g)
   redis.call('HSET', grants, id, table.concat({fmt(g.amount), fmt(g.remaining), g.granted, g.expires,
     g.source, g.event, g.repaid, g.balance}, ' '))
@@ -502,12 +510,10 @@ var topUpScript = redis.NewScript(prelude + `
 local now, gid, amount, expires = tonumber(ARGV[1]), ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
 local fp = ARGV[12]
 if not load() then return {'NOACCOUNT'} end
--- result answers with the grant as it was credited: a replay gives the original
--- answer even after the grant was spent (remaining then was amount - repaid).
 local function result(id, raw, replayed)
-  local g = grant_get(raw)
-  return {'OK', id, fmt(g.amount), fmt(g.amount - (tonumber(g.repaid) or 0)), g.granted, g.expires, g.source, g.event,
-    g.repaid, g.balance, replayed}
+  local out = grant_reply('OK', id, raw)
+  out[#out + 1] = replayed
+  return out
 end
 if fp ~= '' then
   local rec = redis.call('HMGET', KEYS[7], 'fp', 'grant')
@@ -705,10 +711,7 @@ return {'OK', rec, string.format('%d', drives)}
 var completeRechargeScript = redis.NewScript(prelude + `
 local now, gid = tonumber(ARGV[1]), ARGV[2]
 if not load() then return {'NOACCOUNT'} end
-local function result(status, raw)
-  local g = grant_get(raw)
-  return {status, gid, fmt(g.amount), fmt(g.remaining), g.granted, g.expires, g.source, g.event, g.repaid, g.balance}
-end
+local function result(status, raw) return grant_reply(status, gid, raw) end
 local existing = redis.call('HGET', grants, gid)
 if existing then
   if redis.call('HGET', acct, 'rc_id') == gid then
