@@ -102,6 +102,42 @@ local function grant_put(id, g)
     g.source, g.event, g.repaid, g.balance}, ' '))
 end
 
+-- plan_take plans taking up to left from the live grants, earliest expiry first
+-- (reads only). batch is the first ids already read WITHSCORES, or nil. Returns
+-- plan[i] = {grant id, amount, remaining after, rest of its record} and what the
+-- grants could not cover.
+local function plan_take(left, batch)
+  local plan, start = {}, 0
+  batch = batch or redis.call('ZRANGE', live, 0, 15, 'WITHSCORES')
+  while left > 0 do
+    local ids = {}
+    for i = 1, #batch, 2 do ids[#ids + 1] = batch[i] end
+    if #ids == 0 then break end
+    local raws = redis.call('HMGET', grants, unpack(ids))
+    for i, gid in ipairs(ids) do
+      local amount, remaining, rest = string.match(raws[i], '^(%S+) (%S+)( .*)$')
+      local r = tonumber(remaining)
+      local take = math.min(r, left)
+      left = left - take
+      plan[#plan + 1] = {gid, amount, r - take, rest}
+      if left == 0 then break end
+    end
+    if left == 0 then break end
+    start = start + #ids
+    batch = redis.call('ZRANGE', live, start, start + 15, 'WITHSCORES')
+  end
+  return plan, left
+end
+
+-- take_planned writes a plan_take plan: each grant's new remaining, and spent
+-- grants out of live.
+local function take_planned(plan)
+  for _, p in ipairs(plan) do
+    redis.call('HSET', grants, p[1], p[2] .. ' ' .. fmt(p[3]) .. p[4])
+    if p[3] == 0 then redis.call('ZREM', live, p[1]) end
+  end
+end
+
 -- event appends a ledger event with the balances as they are in S now.
 local function event(now, fields)
   local args = {'at', now}
@@ -406,25 +442,7 @@ local before = S.credit - S.debt
 -- ran out before its settle is looked up in holdamt.
 local held = tonumber(rec[9] or '')
 if not held then held = tonumber(redis.call('HGET', holdamt, hid) or '0') end
--- plan the consumption (reads only): plan[i] = {grant id, amount, remaining after, rest of the record}
-local left, plan, start = cost, {}, 0
-while left > 0 do
-  local ids = {}
-  for i = 1, #batch, 2 do ids[#ids + 1] = batch[i] end
-  if #ids == 0 then break end
-  local raws = redis.call('HMGET', grants, unpack(ids))
-  for i, gid in ipairs(ids) do
-    local amount, remaining, rest = string.match(raws[i], '^(%S+) (%S+)( .*)$')
-    local r = tonumber(remaining)
-    local take = math.min(r, left)
-    left = left - take
-    plan[#plan + 1] = {gid, amount, r - take, rest}
-    if left == 0 then break end
-  end
-  if left == 0 then break end
-  start = start + #ids
-  batch = redis.call('ZRANGE', live, start, start + 15, 'WITHSCORES')
-end
+local plan, left = plan_take(cost, batch)
 local from_credit, to_debt = cost - left, left
 -- writes
 if redis.call('HDEL', holdamt, hid) == 1 then
@@ -432,10 +450,7 @@ if redis.call('HDEL', holdamt, hid) == 1 then
   redis.call('ZREM', holds, hid)
   S.reserved = S.reserved - held
 end
-for _, p in ipairs(plan) do
-  redis.call('HSET', grants, p[1], p[2] .. ' ' .. fmt(p[3]) .. p[4])
-  if p[3] == 0 then redis.call('ZREM', live, p[1]) end
-end
+take_planned(plan)
 S.credit = S.credit - from_credit
 S.debt = S.debt + to_debt
 S.usage = S.usage + cost
@@ -600,30 +615,13 @@ else
   if take > S.credit - S.reserved then
     return {'INSUFFICIENT', fmt(math.max(0, S.credit - S.reserved)), fmt(S.credit), fmt(S.reserved)}
   end
-  -- plan (reads only): plan[i] = {grant id, amount, remaining after, rest of the record}
-  local left, plan, start = take, {}, 0
-  while left > 0 do
-    local ids = redis.call('ZRANGE', live, start, start + 15)
-    if #ids == 0 then break end
-    local raws = redis.call('HMGET', grants, unpack(ids))
-    for i, g in ipairs(ids) do
-      local a, r, rest = string.match(raws[i], '^(%S+) (%S+)( .*)$')
-      local x = math.min(tonumber(r), left)
-      left = left - x
-      plan[#plan + 1] = {g, a, tonumber(r) - x, rest}
-      if left == 0 then break end
-    end
-    start = start + #ids
-  end
+  local plan, left = plan_take(take)
   if left > 0 then
     -- credit says more than the live grants hold: never take what is not there
     return {'INSUFFICIENT', fmt(take - left), fmt(S.credit), fmt(S.reserved)}
   end
   -- writes
-  for _, p in ipairs(plan) do
-    redis.call('HSET', grants, p[1], p[2] .. ' ' .. fmt(p[3]) .. p[4])
-    if p[3] == 0 then redis.call('ZREM', live, p[1]) end
-  end
+  take_planned(plan)
   need('adjusted_out')
   S.credit = S.credit - take
   S.adjusted_out = S.adjusted_out + take
