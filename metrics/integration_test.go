@@ -13,7 +13,7 @@ import (
 	"github.com/creditgate/creditgate/billing"
 	"github.com/creditgate/creditgate/billing/redisstore"
 	"github.com/creditgate/creditgate/internal/mockupstream"
-	"github.com/creditgate/creditgate/internal/testredis"
+	"github.com/creditgate/creditgate/internal/testing/testredis"
 	"github.com/creditgate/creditgate/metering"
 	"github.com/creditgate/creditgate/money"
 	"github.com/creditgate/creditgate/proxy"

@@ -19,7 +19,7 @@ import (
 	"github.com/creditgate/creditgate/billing"
 	"github.com/creditgate/creditgate/billing/redisstore"
 	"github.com/creditgate/creditgate/internal/mockupstream"
-	"github.com/creditgate/creditgate/internal/testredis"
+	"github.com/creditgate/creditgate/internal/testing/testredis"
 )
 
 // The proxy's benchmarks run a whole exchange in one process, over real HTTP: the

@@ -18,7 +18,7 @@ import (
 
 	"github.com/creditgate/creditgate/billing"
 	"github.com/creditgate/creditgate/billing/redisstore"
-	"github.com/creditgate/creditgate/internal/testredis"
+	"github.com/creditgate/creditgate/internal/testing/testredis"
 	"github.com/creditgate/creditgate/money"
 	"github.com/creditgate/creditgate/notify"
 )

@@ -8,8 +8,8 @@ import (
 	"time"
 
 	"github.com/creditgate/creditgate/billing"
-	"github.com/creditgate/creditgate/internal/faultproxy"
-	"github.com/creditgate/creditgate/internal/testredis"
+	"github.com/creditgate/creditgate/internal/testing/faultproxy"
+	"github.com/creditgate/creditgate/internal/testing/testredis"
 	"github.com/creditgate/creditgate/money"
 )
 

@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"github.com/creditgate/creditgate/billing"
-	"github.com/creditgate/creditgate/internal/testredis"
+	"github.com/creditgate/creditgate/internal/testing/testredis"
 	"github.com/creditgate/creditgate/money"
 )
 

@@ -12,7 +12,7 @@ import (
 	"pgregory.net/rapid"
 
 	"github.com/creditgate/creditgate/billing"
-	"github.com/creditgate/creditgate/internal/testredis"
+	"github.com/creditgate/creditgate/internal/testing/testredis"
 	"github.com/creditgate/creditgate/money"
 )
 

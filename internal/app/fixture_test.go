@@ -33,9 +33,9 @@ import (
 	"github.com/creditgate/creditgate/billing"
 	"github.com/creditgate/creditgate/billing/redisstore"
 	"github.com/creditgate/creditgate/config"
-	"github.com/creditgate/creditgate/internal/faultproxy"
+	"github.com/creditgate/creditgate/internal/testing/faultproxy"
 	"github.com/creditgate/creditgate/internal/mockupstream"
-	"github.com/creditgate/creditgate/internal/testredis"
+	"github.com/creditgate/creditgate/internal/testing/testredis"
 	"github.com/creditgate/creditgate/money"
 	"github.com/creditgate/creditgate/proxy"
 )
