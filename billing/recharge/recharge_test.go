@@ -62,8 +62,8 @@ func newReceiver(t testing.TB, secret string, answer func(n int, body map[string
 	rc := &receiver{t: t, secret: secret, answer: answer}
 	rc.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		raw, _ := io.ReadAll(r.Body)
-		if !notify.Verify(secret, raw, r.Header.Get(notify.SignatureHeader)) {
-			t.Errorf("delivery with a bad signature %q", r.Header.Get(notify.SignatureHeader))
+		if err := notify.Verify([]string{secret}, r.Header, raw, time.Now()); err != nil || !notify.VerifyLegacy(secret, raw, r.Header.Get(notify.LegacySignatureHeader)) {
+			t.Errorf("delivery with a bad signature %q / %q: %v", r.Header.Get(notify.SignatureHeader), r.Header.Get(notify.LegacySignatureHeader), err)
 			w.WriteHeader(http.StatusUnauthorized)
 			return
 		}
