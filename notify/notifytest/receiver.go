@@ -99,6 +99,9 @@ type Receiver struct {
 	// Answer chooses the status of an accepted delivery; n counts the accepted
 	// deliveries so far, this one included.
 	Answer func(d Delivery, n int) int
+	// OnRefuse, when set, is called with every delivery Check refuses (tests
+	// that expect none report it there).
+	OnRefuse func(d Delivery)
 
 	mu         sync.Mutex
 	deliveries []Delivery
@@ -135,6 +138,9 @@ func (r *Receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	}
 	r.deliveries = append(r.deliveries, d)
 	r.mu.Unlock()
+	if d.Err != nil && r.OnRefuse != nil {
+		r.OnRefuse(d)
+	}
 	w.WriteHeader(d.Status)
 }
 
