@@ -15,7 +15,7 @@ import (
 // A receiver of creditgate's notices: it verifies every delivery with the
 // webhook's secret, refuses what fails, and drops a webhook-id it has already
 // handled (deliveries are at least once). A real receiver keeps the seen ids
-// somewhere durable for longer than creditgate retries (a day is plenty).
+// somewhere durable for longer than creditgate retries (over a day).
 func ExampleVerify() {
 	secret := notify.GenerateSecret() // in real life: the configured "whsec_…" secret
 	var mu sync.Mutex
