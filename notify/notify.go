@@ -1,34 +1,33 @@
-// Package notify delivers creditgate's webhooks: the auto-recharge charger's
-// requests and the operator notices. A delivery is an HTTP POST of a JSON body with
-// two headers: X-Creditgate-Event names the event type, and X-Creditgate-Signature
-// is "sha256=" followed by the lowercase hex HMAC-SHA256 of the raw body keyed with
-// the webhook's secret, which the receiver recomputes (Verify) before trusting the
-// body. Each attempt has a timeout; failed attempts are retried with exponential
-// back-off when retrying can help (no answer, 408, 425, 429, 5xx). Redirects are
-// not followed, so a signed body only ever goes to the configured URL. Neither the
-// secret nor the bodies are logged.
+// Package notify delivers creditgate's webhooks, the auto-recharge charger's
+// requests and the operator notices, signed per the Standard Webhooks
+// specification (standardwebhooks.com). A delivery is an HTTP POST of a JSON body
+// with webhook-id (one per message, the same on every attempt, so receivers can
+// deduplicate), webhook-timestamp (the attempt's Unix seconds) and
+// webhook-signature ("v1,<base64 HMAC-SHA256 of id.timestamp.body>", one per
+// configured secret, so secrets can be rotated), plus X-Creditgate-Event naming
+// the event and, for one release, the deprecated body-only X-Creditgate-Signature.
+// Receivers check a delivery with Verify, which rejects a timestamp more than
+// Tolerance away, so a captured message cannot be replayed later. Each attempt has
+// a timeout; failed attempts are retried with exponential back-off when retrying
+// can help (no answer, 408, 425, 429, 5xx). Redirects are not followed, so a
+// signed body only ever goes to the configured URL. Neither the secrets nor the
+// bodies are logged or put in errors.
 package notify
 
 import (
 	"bytes"
 	"context"
-	"crypto/hmac"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"net/url"
-	"strings"
+	"strconv"
 	"time"
 )
 
-// Header names of every delivery.
-const (
-	SignatureHeader = "X-Creditgate-Signature"
-	EventHeader     = "X-Creditgate-Event"
-)
+// EventHeader names the event type of every delivery ("balance.low"…).
+const EventHeader = "X-Creditgate-Event"
 
 // Defaults of Options.
 const (
@@ -46,8 +45,15 @@ const maxResponseBytes = 64 << 10
 type Options struct {
 	// URL is the absolute http(s) URL deliveries are POSTed to. Required.
 	URL string
-	// Secret keys the signature. Required: an unsigned webhook could be forged.
+	// Secret signs every delivery: a Standard Webhooks secret "whsec_<base64>",
+	// or, for one release, any other string, whose raw bytes are then the key
+	// (see ParseSecret). It also keys the deprecated X-Creditgate-Signature, as
+	// the string it is written as. Secret or Secrets is required: an unsigned
+	// webhook could be forged.
 	Secret string
+	// Secrets are more secrets that each sign every delivery too, for a rotation:
+	// configure the new secret beside the old one until every receiver has moved.
+	Secrets []string
 	// Timeout bounds one attempt, from connecting to the last byte of the answer
 	// (default DefaultTimeout).
 	Timeout time.Duration
@@ -62,23 +68,52 @@ type Options struct {
 	// Sleep waits between attempts (default: a timer that ends early with ctx);
 	// tests replace it.
 	Sleep func(ctx context.Context, d time.Duration) error
+	// Now is the clock of webhook-timestamp (default time.Now); tests replace it.
+	Now func() time.Time
+	// Observer is told the outcome of every attempt and delivery (nil: nobody).
+	Observer *Observer
+}
+
+// Message is one webhook to deliver.
+type Message struct {
+	// ID is the webhook-id: the same for every attempt and every redelivery of
+	// this message, so receivers can drop duplicates, and different for every
+	// other message. MessageID derives one. Required: printable ASCII without
+	// spaces or '.', at most 256 bytes.
+	ID string
+	// Event is the event type, sent as X-Creditgate-Event. Required.
+	Event string
+	// Body is the JSON payload, sent and signed byte for byte.
+	Body []byte
 }
 
 // Webhook delivers signed JSON bodies to one URL. It is safe for concurrent use.
 type Webhook struct {
-	url, secret string
-	o           Options
-	client      *http.Client
+	url string
+	// keys are the HMAC keys of the secrets; legacyKey keys X-Creditgate-Signature.
+	keys      [][]byte
+	legacyKey string
+	o         Options
+	client    *http.Client
 }
 
 // New checks o and returns a Webhook.
 func New(o Options) (*Webhook, error) {
 	u, err := url.Parse(o.URL)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return nil, fmt.Errorf("notify: webhook URL %q is not an absolute http(s) URL", o.URL)
+		return nil, fmt.Errorf("notify: webhook URL %q is not an absolute http(s) URL", scrubURL(o.URL))
 	}
-	if o.Secret == "" {
+	var secrets []string
+	if o.Secret != "" {
+		secrets = append(secrets, o.Secret)
+	}
+	secrets = append(secrets, o.Secrets...)
+	if len(secrets) == 0 {
 		return nil, errors.New("notify: webhook secret is empty; deliveries must be signed")
+	}
+	keys, err := parseSecrets(secrets)
+	if err != nil {
+		return nil, err
 	}
 	if o.Timeout <= 0 {
 		o.Timeout = DefaultTimeout
@@ -98,8 +133,11 @@ func New(o Options) (*Webhook, error) {
 	if o.Sleep == nil {
 		o.Sleep = sleep
 	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
 	return &Webhook{
-		url: o.URL, secret: o.Secret, o: o,
+		url: o.URL, keys: keys, legacyKey: secrets[0], o: o,
 		client: &http.Client{
 			Transport: o.Transport,
 			Timeout:   o.Timeout,
@@ -124,8 +162,10 @@ func (w *Webhook) MaxDuration() time.Duration {
 
 // DeliveryError is a delivery that did not get a 2xx answer.
 type DeliveryError struct {
-	Event    string
-	Attempts int
+	Event string
+	// MessageID is the delivery's webhook-id.
+	MessageID string
+	Attempts  int
 	// Status is the last answer's HTTP status; 0 when no attempt got an answer
 	// (timeout, refused connection…), which leaves open whether the receiver acted.
 	Status int
@@ -135,9 +175,9 @@ type DeliveryError struct {
 
 func (e *DeliveryError) Error() string {
 	if e.Status != 0 {
-		return fmt.Sprintf("webhook %s: answered HTTP %d after %d attempt(s)", e.Event, e.Status, e.Attempts)
+		return fmt.Sprintf("webhook %s (%s): answered HTTP %d after %d attempt(s)", e.Event, e.MessageID, e.Status, e.Attempts)
 	}
-	return fmt.Sprintf("webhook %s: no answer after %d attempt(s): %v", e.Event, e.Attempts, e.Err)
+	return fmt.Sprintf("webhook %s (%s): no answer after %d attempt(s): %v", e.Event, e.MessageID, e.Attempts, e.Err)
 }
 
 func (e *DeliveryError) Unwrap() error { return e.Err }
@@ -146,34 +186,57 @@ func (e *DeliveryError) Unwrap() error { return e.Err }
 // definite refusal, as opposed to no answer at all.
 func (e *DeliveryError) Answered() bool { return e.Status != 0 }
 
-// Send POSTs body (JSON) for event, retrying as the options say, and returns nil
-// on a 2xx answer, a *DeliveryError when every attempt failed, or ctx's error
-// when ctx ended first.
-func (w *Webhook) Send(ctx context.Context, event string, body []byte) error {
-	sig := Sign(w.secret, body)
+// Send POSTs m, retrying as the options say, and returns nil on a 2xx answer, a
+// *DeliveryError when every attempt failed, or ctx's error when ctx ended first.
+// Every attempt carries m.ID as webhook-id and is signed afresh with its own
+// webhook-timestamp, so a retry is never rejected as stale.
+func (w *Webhook) Send(ctx context.Context, m Message) error {
+	if !validID(m.ID) {
+		return fmt.Errorf("notify: webhook id %q is not printable ASCII without spaces or '.' (1 to 256 bytes)", m.ID)
+	}
+	if m.Event == "" {
+		return errors.New("notify: webhook event type is empty")
+	}
+	start := time.Now()
+	legacy := LegacySignature(w.legacyKey, m.Body)
 	wait := w.o.Backoff
-	last := &DeliveryError{Event: event}
-	for attempt := 1; attempt <= w.o.Attempts; attempt++ {
-		if attempt > 1 {
-			if err := w.o.Sleep(ctx, wait); err != nil {
-				return err
-			}
-			wait = min(wait*2, w.o.MaxBackoff)
+	last := &DeliveryError{Event: m.Event, MessageID: m.ID}
+	for attempt := 1; ; attempt++ {
+		t0 := time.Now()
+		status, err := w.post(ctx, m, legacy)
+		a := Attempt{Event: m.Event, MessageID: m.ID, N: attempt, Status: status, Err: err, Duration: time.Since(t0)}
+		switch {
+		case err == nil && status >= 200 && status <= 299:
+			a.Outcome = OutcomeOK
+		case ctx.Err() != nil:
+			a.Outcome = OutcomeCanceled
+		case err != nil:
+			a.Outcome = OutcomeNoAnswer
+		default:
+			a.Outcome = OutcomeRefused
 		}
+		a.Last = a.Outcome == OutcomeOK || a.Outcome == OutcomeCanceled || attempt == w.o.Attempts ||
+			(a.Outcome == OutcomeRefused && !retryable(status))
+		w.o.Observer.attempt(a)
 		last.Attempts = attempt
-		status, err := w.post(ctx, event, body, sig)
-		if err == nil && status >= 200 && status <= 299 {
-			return nil
-		}
-		if ctx.Err() != nil {
+		if a.Outcome == OutcomeCanceled {
+			w.o.Observer.done(Delivery{Event: m.Event, MessageID: m.ID, Attempts: attempt, Outcome: OutcomeCanceled, Duration: time.Since(start)})
 			return ctx.Err()
 		}
-		last.Status, last.Err = status, err
-		if err == nil && !retryable(status) {
-			break
+		if a.Last {
+			w.o.Observer.done(Delivery{Event: m.Event, MessageID: m.ID, Attempts: attempt, Outcome: a.Outcome, Duration: time.Since(start)})
+			if a.Outcome == OutcomeOK {
+				return nil
+			}
+			last.Status, last.Err = status, err
+			return last
 		}
+		if err := w.o.Sleep(ctx, wait); err != nil {
+			w.o.Observer.done(Delivery{Event: m.Event, MessageID: m.ID, Attempts: attempt, Outcome: OutcomeCanceled, Duration: time.Since(start)})
+			return err
+		}
+		wait = min(wait*2, w.o.MaxBackoff)
 	}
-	return last
 }
 
 // retryable says whether another attempt may get a different answer.
@@ -187,15 +250,20 @@ func retryable(status int) bool {
 	return false
 }
 
-func (w *Webhook) post(ctx context.Context, event string, body []byte, sig string) (int, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, w.url, bytes.NewReader(body))
+// post makes one attempt, signed with this attempt's timestamp.
+func (w *Webhook) post(ctx context.Context, m Message, legacy string) (int, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, w.url, bytes.NewReader(m.Body))
 	if err != nil {
-		return 0, err
+		return 0, scrub(err)
 	}
+	ts := strconv.FormatInt(w.o.Now().Unix(), 10)
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("User-Agent", "creditgate-webhook")
-	req.Header.Set(EventHeader, event)
-	req.Header.Set(SignatureHeader, sig)
+	req.Header.Set(EventHeader, m.Event)
+	req.Header.Set(IDHeader, m.ID)
+	req.Header.Set(TimestampHeader, ts)
+	req.Header.Set(SignatureHeader, signature(w.keys, m.ID, ts, m.Body))
+	req.Header.Set(LegacySignatureHeader, legacy)
 	resp, err := w.client.Do(req)
 	if err != nil {
 		return 0, scrub(err)
@@ -205,41 +273,23 @@ func (w *Webhook) post(ctx context.Context, event string, body []byte, sig strin
 	return resp.StatusCode, nil
 }
 
-// scrub drops the URL's query from a transport error: a webhook URL may carry a
-// token there, and errors end up in logs.
+// scrub drops the URL's query and user info from a transport error: a webhook URL
+// may carry a token there, and errors end up in logs.
 func scrub(err error) error {
 	var ue *url.Error
 	if errors.As(err, &ue) {
-		u, perr := url.Parse(ue.URL)
-		if perr == nil {
-			u.RawQuery, u.User = "", nil
-			return &url.Error{Op: ue.Op, URL: u.String(), Err: ue.Err}
-		}
+		return &url.Error{Op: ue.Op, URL: scrubURL(ue.URL), Err: ue.Err}
 	}
 	return err
 }
 
-// Sign returns the signature header value of body: "sha256=<hex HMAC-SHA256>".
-func Sign(secret string, body []byte) string {
-	m := hmac.New(sha256.New, []byte(secret))
-	m.Write(body)
-	return "sha256=" + hex.EncodeToString(m.Sum(nil))
-}
-
-// Verify reports whether signature (an X-Creditgate-Signature value) is body's
-// signature under secret. It compares in constant time; receivers use it.
-func Verify(secret string, body []byte, signature string) bool {
-	hexSig, ok := strings.CutPrefix(signature, "sha256=")
-	if !ok {
-		return false
-	}
-	got, err := hex.DecodeString(hexSig)
+func scrubURL(raw string) string {
+	u, err := url.Parse(raw)
 	if err != nil {
-		return false
+		return "(unparsable URL)"
 	}
-	m := hmac.New(sha256.New, []byte(secret))
-	m.Write(body)
-	return hmac.Equal(got, m.Sum(nil))
+	u.RawQuery, u.User = "", nil
+	return u.String()
 }
 
 func sleep(ctx context.Context, d time.Duration) error {

@@ -7,7 +7,8 @@
 // The ledger decides, atomically, when a recharge starts and when a notice is due
 // (inside the settle or sweep script); this package only carries them out. A
 // recharge is claimed with a lease, so one worker among all proxies performs it;
-// the charger gets the same recharge_id every time, so it can be idempotent; a 2xx
+// the charger gets the same recharge_id (and webhook-id) every time, so it can be
+// idempotent; a 2xx
 // credits a grant whose id is the recharge id, so crediting twice is impossible. A
 // worker that dies between the payment and the credit loses its lease, and the
 // next sweep performs the recharge again with the same id: the charger answers
@@ -19,6 +20,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -44,7 +46,9 @@ type Store interface {
 
 // Sender delivers one webhook (notify.Webhook).
 type Sender interface {
-	Send(ctx context.Context, event string, body []byte) error
+	// Send delivers m; m.ID (the webhook-id) is the same every time a message is
+	// sent again, so receivers can deduplicate.
+	Send(ctx context.Context, m notify.Message) error
 	// MaxDuration bounds one Send, retries included.
 	MaxDuration() time.Duration
 }
@@ -344,6 +348,20 @@ type chargeRequest struct {
 	Month      string       `json:"month"` // calendar month, UTC: "2006-01"
 }
 
+// chargeMessageID is the webhook-id of a recharge's charger request: derived from
+// what the store keeps for the recharge, so every attempt, every sweep that
+// performs it again and every proxy sends the same id.
+func chargeMessageID(rc billing.Recharge) string {
+	return notify.MessageID("auto_recharge", rc.Account, rc.ID, strconv.FormatInt(rc.StartedAt.UnixMilli(), 10))
+}
+
+// noticeMessageID is the webhook-id of a notice, the same on every redelivery.
+// The notice's time is part of it because notice ids are per-account sequence
+// numbers, which a wiped store would hand out again.
+func noticeMessageID(n billing.Notice) string {
+	return notify.MessageID("notice", n.Account, n.ID, strconv.FormatInt(n.At.UnixMilli(), 10))
+}
+
 // PerformRecharge carries out account's pending recharge id, unless another worker
 // holds it or it is no longer pending. A 2xx from the charger credits it; an
 // answered refusal records the failure (with its back-off and notice); no answer
@@ -373,7 +391,7 @@ func (w *Worker) PerformRecharge(ctx context.Context, account, id string) {
 	// The charger must finish within the lease, or another worker may start the
 	// same recharge (harmless for an idempotent charger, but wasteful).
 	sctx, cancel := context.WithTimeout(ctx, lease-leaseMargin)
-	err = w.o.Charger.Send(sctx, "auto_recharge", body)
+	err = w.o.Charger.Send(sctx, notify.Message{ID: chargeMessageID(rc), Event: "auto_recharge", Body: body})
 	cancel()
 	if err == nil {
 		w.complete(ctx, log, rc)
@@ -495,7 +513,7 @@ func (w *Worker) DeliverNotices(ctx context.Context, account string, ids []strin
 			continue
 		}
 		sctx, cancel := context.WithTimeout(ctx, lease-leaseMargin)
-		err = w.o.Notifier.Send(sctx, n.Type, body)
+		err = w.o.Notifier.Send(sctx, notify.Message{ID: noticeMessageID(n), Event: n.Type, Body: body})
 		cancel()
 		if err != nil {
 			if ctx.Err() == nil {

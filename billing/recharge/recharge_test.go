@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -21,6 +22,7 @@ import (
 	"github.com/creditgate/creditgate/internal/testing/testredis"
 	"github.com/creditgate/creditgate/money"
 	"github.com/creditgate/creditgate/notify"
+	"github.com/creditgate/creditgate/notify/notifytest"
 )
 
 var usd = money.MustParse
@@ -30,7 +32,9 @@ var _ Store = (*redisstore.Store)(nil)
 var policy = billing.Policy{MinPurchase: usd("5.00"), CreditTTL: 365 * 24 * time.Hour, Tiers: map[string]billing.Tier{"tier-1": {}}}
 
 const (
-	chargerSecret = "charger-secret-for-tests"
+	// The charger has a Standard Webhooks secret; the notices keep a legacy one,
+	// which must go on working for a release.
+	chargerSecret = "whsec_Y3JlZGl0Z2F0ZSBjaGFyZ2VyIHRlc3Qga2V5IDAwMDE="
 	noticeSecret  = "notice-secret-for-tests"
 )
 
@@ -47,52 +51,70 @@ func (c *clock) Advance(d time.Duration) {
 	c.mu.Unlock()
 }
 
-// receiver is a webhook endpoint that verifies signatures and records deliveries.
+// receiver is a webhook endpoint that checks every delivery per the Standard
+// Webhooks specification with notifytest (written independently of notify), and
+// the deprecated body-only signature too, and records the deliveries.
 type receiver struct {
-	t      testing.TB
 	secret string
-	mu     sync.Mutex
-	bodies []map[string]any
-	// answer decides the status of each delivery (nil: 200).
-	answer func(n int, body map[string]any) int
+	spec   *notifytest.Receiver
 	srv    *httptest.Server
+	mu     sync.Mutex
+	// answer decides the status of each accepted delivery (nil: 200).
+	answer func(n int, body map[string]any) int
 }
 
 func newReceiver(t testing.TB, secret string, answer func(n int, body map[string]any) int) *receiver {
-	rc := &receiver{t: t, secret: secret, answer: answer}
-	rc.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		raw, _ := io.ReadAll(r.Body)
-		if !notify.Verify(secret, raw, r.Header.Get(notify.SignatureHeader)) {
-			t.Errorf("delivery with a bad signature %q", r.Header.Get(notify.SignatureHeader))
-			w.WriteHeader(http.StatusUnauthorized)
-			return
-		}
-		var body map[string]any
-		if err := json.Unmarshal(raw, &body); err != nil {
-			t.Errorf("delivery body is not JSON: %v", err)
-		}
-		if r.Header.Get(notify.EventHeader) != body["type"] {
-			t.Errorf("event header %q, body type %v", r.Header.Get(notify.EventHeader), body["type"])
-		}
-		rc.mu.Lock()
-		rc.bodies = append(rc.bodies, body)
-		n := len(rc.bodies)
-		rc.mu.Unlock()
-		status := http.StatusOK
-		if rc.answer != nil {
-			status = rc.answer(n, body)
-		}
-		w.WriteHeader(status)
-	}))
+	rc := &receiver{secret: secret, answer: answer}
+	rc.spec = &notifytest.Receiver{
+		Secrets: []string{secret},
+		Answer: func(d notifytest.Delivery, n int) int {
+			var body map[string]any
+			if err := json.Unmarshal(d.Body, &body); err != nil {
+				t.Errorf("delivery body is not JSON: %v", err)
+			}
+			if d.Event != body["type"] {
+				t.Errorf("event header %q, body type %v", d.Event, body["type"])
+			}
+			if !notify.VerifyLegacy(secret, d.Body, d.Header.Get(notify.LegacySignatureHeader)) {
+				t.Errorf("delivery with a bad legacy signature %q", d.Header.Get(notify.LegacySignatureHeader))
+			}
+			rc.mu.Lock()
+			answer := rc.answer
+			rc.mu.Unlock()
+			if answer != nil {
+				return answer(n, body)
+			}
+			return http.StatusOK
+		},
+		OnRefuse: func(d notifytest.Delivery) {
+			t.Errorf("delivery refused by the Standard Webhooks receiver: %v (headers %v)", d.Err, d.Header)
+		},
+	}
+	rc.srv = httptest.NewServer(rc.spec)
 	t.Cleanup(rc.srv.Close)
 	return rc
 }
 
-func (rc *receiver) deliveries() []map[string]any {
+// setAnswer replaces the answer function.
+func (rc *receiver) setAnswer(f func(n int, body map[string]any) int) {
 	rc.mu.Lock()
-	defer rc.mu.Unlock()
-	return append([]map[string]any(nil), rc.bodies...)
+	rc.answer = f
+	rc.mu.Unlock()
 }
+
+// deliveries returns the bodies of the accepted deliveries, in order.
+func (rc *receiver) deliveries() []map[string]any {
+	var out []map[string]any
+	for _, d := range rc.spec.Accepted() {
+		var body map[string]any
+		_ = json.Unmarshal(d.Body, &body)
+		out = append(out, body)
+	}
+	return out
+}
+
+// messages returns the accepted deliveries with their headers, in order.
+func (rc *receiver) messages() []notifytest.Delivery { return rc.spec.Accepted() }
 
 func (rc *receiver) webhook(t testing.TB, timeout time.Duration) *notify.Webhook {
 	t.Helper()
@@ -262,9 +284,14 @@ func TestRechargeChargerRefuses(t *testing.T) {
 func TestRechargeChargerTimesOut(t *testing.T) {
 	release := make(chan struct{})
 	var calls atomic.Int32
+	var idsMu sync.Mutex
+	var ids []string // webhook-id of every charger request
 	e := newEnv(t, nil, func(o *Options) {
 		slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			calls.Add(1)
+			idsMu.Lock()
+			ids = append(ids, r.Header.Get(notify.IDHeader))
+			idsMu.Unlock()
 			io.Copy(io.Discard, r.Body) // lets the server notice the client giving up
 			select {
 			case <-release:
@@ -304,6 +331,21 @@ func TestRechargeChargerTimesOut(t *testing.T) {
 	notes := e.notices.deliveries()
 	if len(notes) == 0 || notes[len(notes)-1]["type"] != billing.NoticeAutoRechargeFailed {
 		t.Fatalf("notices %v", notes)
+	}
+	// Every attempt of every drive (three sweeps' worth) carried one webhook-id;
+	// the notice has its own.
+	idsMu.Lock()
+	defer idsMu.Unlock()
+	if len(ids) != 6 || ids[0] == "" {
+		t.Fatalf("charger webhook-ids %q: want 6 requests", ids)
+	}
+	for _, id := range ids {
+		if id != ids[0] {
+			t.Fatalf("charger webhook-ids %q: want one id on every attempt and every drive", ids)
+		}
+	}
+	if msgs := e.notices.messages(); msgs[len(msgs)-1].ID == ids[0] {
+		t.Fatal("the failure notice reuses the charger request's webhook-id")
 	}
 	e.audit(t, "slow")
 }
@@ -357,6 +399,12 @@ func TestRechargeCrashBetweenPaymentAndCredit(t *testing.T) {
 	}
 	if len(paid) != 1 || paid[s.RechargeID] != 2 {
 		t.Fatalf("charger requests by recharge id %v: want the same id twice", paid)
+	}
+	// The second drive is the same message: a charger deduplicating on webhook-id
+	// (as the spec receiver does) sees it as a duplicate.
+	if msgs := e.charger.messages(); len(msgs) != 2 || msgs[0].ID != msgs[1].ID || msgs[0].Duplicate || !msgs[1].Duplicate ||
+		string(msgs[0].Body) != string(msgs[1].Body) {
+		t.Fatalf("charger deliveries %+v: want one webhook-id and body, the second flagged duplicate", msgs)
 	}
 	e.audit(t, "c")
 }
@@ -453,6 +501,90 @@ func TestSweepExpiresAndAnnounces(t *testing.T) {
 	}
 	if len(types) != 4 {
 		t.Fatalf("notices after expiry %v", types)
+	}
+	ids := map[string]bool{}
+	for _, m := range e.notices.messages() {
+		ids[m.ID] = true
+	}
+	if len(ids) != 6 {
+		t.Fatalf("%d distinct webhook-ids for 6 notices", len(ids))
+	}
+}
+
+// TestNoticeRedeliveryKeepsWebhookID: a notice the receiver fails to take is
+// delivered again by the next sweep with the same webhook-id and body (and a
+// fresh timestamp), so the receiver can drop a duplicate.
+func TestNoticeRedeliveryKeepsWebhookID(t *testing.T) {
+	e := newEnv(t, nil, func(o *Options) { o.Charger = nil })
+	e.notices.setAnswer(func(n int, _ map[string]any) int {
+		if n <= 2 { // both attempts of the first delivery
+			return http.StatusServiceUnavailable
+		}
+		return http.StatusOK
+	})
+	if _, err := e.store.CreateAccount(e.ctx, "n.1", "tier-1"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.store.TopUp(e.ctx, policy, billing.TopUpRequest{Account: "n.1", GrantID: "promo", Amount: usd("3.00"), ExpiresAt: e.clock.Now().Add(72 * time.Hour), SkipLimits: true}); err != nil {
+		t.Fatal(err)
+	}
+	if st, err := e.worker.SweepOnce(e.ctx, false); err != nil || st.Notices != 1 {
+		t.Fatalf("first sweep %+v %v", st, err)
+	}
+	e.clock.Advance(2 * time.Minute) // past the delivery's lease
+	if _, err := e.worker.SweepOnce(e.ctx, false); err != nil {
+		t.Fatal(err)
+	}
+	msgs := e.notices.messages()
+	if len(msgs) != 3 {
+		t.Fatalf("%d notice deliveries, want 3 (two refused attempts, then the sweep's)", len(msgs))
+	}
+	for i, m := range msgs {
+		if m.ID != msgs[0].ID || string(m.Body) != string(msgs[0].Body) || m.Duplicate != (i > 0) || strings.Contains(m.ID, ".") {
+			t.Fatalf("delivery %d: %s %s duplicate %v; want webhook-id %s and the same body", i+1, m.ID, m.Body, m.Duplicate, msgs[0].ID)
+		}
+	}
+	if st, _ := e.worker.SweepOnce(e.ctx, false); st.Notices != 0 || len(e.notices.messages()) != 3 {
+		t.Fatalf("a delivered notice was sent again: %+v", st)
+	}
+}
+
+// TestChargerReplayRefused: a charger request captured on the wire and replayed
+// more than 5 minutes later is refused by a Standard Webhooks receiver and by
+// notify.Verify; replayed within the window it is authentic but carries a
+// webhook-id the receiver has already seen.
+func TestChargerReplayRefused(t *testing.T) {
+	e := newEnv(t, nil)
+	e.account(t, "rp", "6.00")
+	s := e.spend(t, "rp", "h1", usd("2.00"))
+	e.worker.PerformRecharge(e.ctx, "rp", s.RechargeID)
+	msgs := e.charger.messages()
+	if len(msgs) != 1 {
+		t.Fatalf("%d charger deliveries", len(msgs))
+	}
+	captured := msgs[0]
+
+	if st, err := notifytest.Replay(http.DefaultClient, e.charger.srv.URL, captured); err != nil || st != http.StatusOK {
+		t.Fatalf("replay within the window answered %d %v", st, err)
+	}
+	if got := e.charger.messages(); len(got) != 2 || !got[1].Duplicate || got[1].ID != captured.ID {
+		t.Fatalf("replay within the window: %+v; want a duplicate webhook-id", got)
+	}
+
+	later := &notifytest.Receiver{Secrets: []string{chargerSecret}, Now: func() time.Time { return time.Now().Add(notifytest.Tolerance + time.Second) }}
+	srv := httptest.NewServer(later)
+	t.Cleanup(srv.Close)
+	if st, err := notifytest.Replay(srv.Client(), srv.URL, captured); err != nil || st != http.StatusUnauthorized {
+		t.Fatalf("replay 5m1s later answered %d %v; want 401", st, err)
+	}
+	if r := later.Refused(); len(r) != 1 || !strings.Contains(r[0].Err.Error(), "timestamp") {
+		t.Fatalf("replay 5m1s later: %+v", r)
+	}
+	if err := notify.Verify([]string{chargerSecret}, captured.Header, captured.Body, time.Now().Add(notify.Tolerance+time.Second)); !errors.Is(err, notify.ErrTimestampTooOld) {
+		t.Fatalf("notify.Verify of the replay: %v", err)
+	}
+	if n, _ := grantsFrom(e.account_(t, "rp"), billing.SourceAutoRecharge); n != 1 {
+		t.Fatalf("%d recharge grants, want 1", n)
 	}
 }
 

@@ -30,7 +30,7 @@ func (s *webhookSink) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	body, _ := io.ReadAll(r.Body)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if !notify.Verify(s.secret, body, r.Header.Get("X-Creditgate-Signature")) {
+	if notify.Verify([]string{s.secret}, r.Header, body, time.Now()) != nil || !notify.VerifyLegacy(s.secret, body, r.Header.Get("X-Creditgate-Signature")) {
 		s.bad++
 		http.Error(w, "bad signature", http.StatusUnauthorized)
 		return
