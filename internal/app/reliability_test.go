@@ -19,8 +19,8 @@ import (
 	"github.com/creditgate/creditgate/admin/client"
 	"github.com/creditgate/creditgate/billing"
 	"github.com/creditgate/creditgate/config"
-	"github.com/creditgate/creditgate/internal/testing/faultproxy"
 	"github.com/creditgate/creditgate/internal/spool"
+	"github.com/creditgate/creditgate/internal/testing/faultproxy"
 	"github.com/creditgate/creditgate/money"
 )
 
