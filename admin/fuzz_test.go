@@ -16,26 +16,6 @@ import (
 // Fuzz targets for every parser of client input. Run one with, e.g.,
 // go test ./admin -run '^$' -fuzz FuzzAddCreditsBody -fuzztime 20s
 
-func FuzzSignedMicros(f *testing.F) {
-	for _, s := range []string{"0", "-0.300000", "25.00", "1e3", "-", "--1", "NaN", "1.0000001", "-1000000000.000000", ""} {
-		f.Add(s)
-	}
-	f.Fuzz(func(t *testing.T, s string) {
-		var m SignedMicros
-		if err := m.UnmarshalText([]byte(s)); err != nil {
-			return
-		}
-		// Whatever money.Parse accepts, SignedMicros reads alike.
-		if p, err := money.Parse(s); err == nil && int64(p) != int64(m) {
-			t.Fatalf("%q: SignedMicros %d, money.Parse %d", s, m, p)
-		}
-		var back SignedMicros
-		if err := back.UnmarshalText([]byte(m.String())); err != nil || back != m {
-			t.Fatalf("%q → %s → %d, %v", s, m, back, err)
-		}
-	})
-}
-
 // errorShapeOK reports whether body is exactly {"error":{message,type,code[,param]}}.
 func errorShapeOK(body []byte) bool {
 	var e struct {

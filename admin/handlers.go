@@ -339,30 +339,14 @@ type adjustmentBody struct {
 }
 
 // parseSignedAmount reads a required signed money field: "-1.50", "1.50", or the
-// same as bare JSON numbers, read exactly.
+// same as bare JSON numbers, read exactly (money.ParseSigned).
 func parseSignedAmount(raw json.RawMessage, param string) (money.Micros, *apiError) {
 	if len(raw) == 0 || string(raw) == "null" {
 		return 0, badRequest(CodeInvalidAmount, param, "%s is required: a signed decimal such as \"-1.50\" or \"2.00\"", param)
 	}
-	text := string(raw)
-	quoted := len(raw) >= 2 && raw[0] == '"' && raw[len(raw)-1] == '"'
-	if quoted {
-		s, err := strconv.Unquote(text)
-		if err != nil {
-			return 0, invalidAmount(param, fmt.Errorf("%w: %v", money.ErrSyntax, err))
-		}
-		text = s
-	}
-	digits, neg := strings.CutPrefix(text, "-")
-	if quoted {
-		digits = strconv.Quote(digits)
-	}
-	var m money.Micros
-	if err := m.UnmarshalJSON([]byte(digits)); err != nil {
+	m, err := money.ParseJSON(raw, money.ParseSigned)
+	if err != nil {
 		return 0, invalidAmount(param, err)
-	}
-	if neg {
-		m = -m
 	}
 	return m, nil
 }

@@ -1,9 +1,6 @@
 package admin
 
 import (
-	"fmt"
-	"strconv"
-	"strings"
 	"time"
 
 	"github.com/creditgate/creditgate/billing"
@@ -23,38 +20,18 @@ type SignedMicros money.Micros
 // MarshalText formats s with six decimals, like money.Micros.
 func (s SignedMicros) MarshalText() ([]byte, error) { return money.Micros(s).MarshalText() }
 
-// UnmarshalText parses an optionally negative decimal with at most six places.
-// Unlike money.Parse it accepts values beyond money.MaxAmount (up to a trillion
-// dollars): a derived figure such as available = credit − debt − reserved may
-// exceed it, and a client must still be able to read the answer.
+// UnmarshalText parses an optionally negative decimal with at most six places
+// (money.ParseFigure). Unlike money.Parse it accepts values beyond
+// money.MaxAmount (up to money.MaxFigure): a derived figure such as available =
+// credit − debt − reserved may exceed it, and a client must still be able to
+// read the answer.
 func (s *SignedMicros) UnmarshalText(b []byte) error {
-	text := string(b)
-	digits, neg := strings.CutPrefix(text, "-")
-	whole, frac, hasDot := strings.Cut(digits, ".")
-	if whole == "" || len(whole) > maxSignedWholeDigits || !allDigits(whole) ||
-		hasDot && (frac == "" || len(frac) > money.Decimals || !allDigits(frac)) {
-		return fmt.Errorf("%w %q: want a decimal such as \"-0.300000\"", money.ErrSyntax, text)
-	}
-	w, _ := strconv.ParseInt(whole, 10, 64) // at most 12 digits: cannot fail
-	f, _ := strconv.ParseInt(frac+strings.Repeat("0", money.Decimals-len(frac)), 10, 64)
-	v := w*int64(money.Dollar) + f
-	if neg {
-		v = -v
+	v, err := money.ParseFigure(string(b))
+	if err != nil {
+		return err
 	}
 	*s = SignedMicros(v)
 	return nil
-}
-
-// maxSignedWholeDigits keeps a parsed SignedMicros far inside int64.
-const maxSignedWholeDigits = 12
-
-func allDigits(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if s[i] < '0' || s[i] > '9' {
-			return false
-		}
-	}
-	return true
 }
 
 // String formats s with six decimals.

@@ -71,189 +71,250 @@ func (c *Config) Validate() error {
 // validate returns c's problems, in no particular order.
 func (c *Config) validate() Problems {
 	var ps Problems
-	add := func(key, format string, args ...any) {
-		ps = append(ps, Problem{Key: key, Message: fmt.Sprintf(format, args...)})
+	for _, s := range sections {
+		s.validate(c, &ps)
 	}
-	positive := func(key string, d time.Duration) {
-		if d <= 0 {
-			add(key, "must be a positive duration, got %s", d)
-		}
-	}
+	return ps
+}
 
+// sections is how a Config is validated: one function per section of the file,
+// as oauth2-proxy validates its options. Each appends every problem it finds to
+// one list, each naming its key, so an operator sees all of them in one round;
+// a function never stops at its first problem. Keys lists the top-level keys a
+// function is responsible for (TestSectionsCoverEveryKey holds each key of Config
+// to exactly one), so a new section is one new function and one line here.
+var sections = []struct {
+	keys     []string
+	validate func(c *Config, ps *Problems)
+}{
+	{[]string{"listen", "tls", "shutdown_timeout", "admin"}, validateListeners},
+	{[]string{"upstream"}, validateUpstream},
+	{[]string{"redis"}, validateRedis},
+	{[]string{"spool"}, validateSpool},
+	{[]string{"billing"}, validateBilling},
+	{[]string{"notify"}, validateNotify},
+	{[]string{"pricing"}, validatePricing},
+	{[]string{"metering"}, validateMetering},
+	{[]string{"logging"}, validateLogging},
+	{[]string{"limits"}, validateLimits},
+	{[]string{"auth"}, validateAuth},
+}
+
+// add records a problem with key.
+func (ps *Problems) add(key, format string, args ...any) {
+	*ps = append(*ps, Problem{Key: key, Message: fmt.Sprintf(format, args...)})
+}
+
+// positive records a problem unless d is a positive duration.
+func (ps *Problems) positive(key string, d time.Duration) {
+	if d <= 0 {
+		ps.add(key, "must be a positive duration, got %s", d)
+	}
+}
+
+// amount records a problem unless m is an amount creditgate accepts (0 to
+// money.MaxAmount).
+func (ps *Problems) amount(key string, m money.Micros) {
+	if m < 0 || m > money.MaxAmount {
+		ps.add(key, "amount %s is out of range (0 to %s)", m, money.MaxAmount)
+	}
+}
+
+// validateListeners checks both listeners, their TLS, the admin tokens and the
+// shutdown timeout.
+func validateListeners(c *Config, ps *Problems) {
 	if err := checkListenAddr(c.Listen); err != nil {
-		add("listen", "%v", err)
+		ps.add("listen", "%v", err)
 	}
-	checkTLS("tls", c.TLS, add)
-	positive("shutdown_timeout", c.ShutdownTimeout)
+	checkTLS(ps, "tls", c.TLS)
+	ps.positive("shutdown_timeout", c.ShutdownTimeout)
 
-	// admin
 	if err := checkListenAddr(c.Admin.Listen); err != nil {
-		add("admin.listen", "%v", err)
+		ps.add("admin.listen", "%v", err)
 	} else if c.Admin.Listen == c.Listen && !strings.HasSuffix(c.Listen, ":0") {
-		add("admin.listen", "same address as listen (%s); the admin API needs its own", c.Listen)
+		ps.add("admin.listen", "same address as listen (%s); the admin API needs its own", c.Listen)
 	}
-	checkTLS("admin.tls", c.Admin.TLS, add)
+	checkTLS(ps, "admin.tls", c.Admin.TLS)
 	if len(c.Admin.Tokens) == 0 {
-		add("admin.tokens", "no admin token: set CREDITGATE_ADMIN_TOKENS to one or more secret tokens (comma-separated, %d+ characters each)", minTokenLen)
+		ps.add("admin.tokens", "no admin token: set CREDITGATE_ADMIN_TOKENS to one or more secret tokens (comma-separated, %d+ characters each)", minTokenLen)
 	}
 	for i, tok := range c.Admin.Tokens {
 		key := fmt.Sprintf("admin.tokens[%d]", i)
 		switch {
 		case tok == exampleAdminToken:
-			add(key, "the example token %q must be replaced: set CREDITGATE_ADMIN_TOKENS to one or more secret tokens (comma-separated, %d+ characters each, e.g. from `openssl rand -hex 32`)", exampleAdminToken, minTokenLen)
+			ps.add(key, "the example token %q must be replaced: set CREDITGATE_ADMIN_TOKENS to one or more secret tokens (comma-separated, %d+ characters each, e.g. from `openssl rand -hex 32`)", exampleAdminToken, minTokenLen)
 		case len(tok) < minTokenLen:
 			// Never echo a token, not even a short one.
-			add(key, "too short (%d characters): use at least %d random characters, e.g. from `openssl rand -hex 32`", len(tok), minTokenLen)
+			ps.add(key, "too short (%d characters): use at least %d random characters, e.g. from `openssl rand -hex 32`", len(tok), minTokenLen)
 		case strings.TrimSpace(tok) != tok:
-			add(key, "has leading or trailing spaces")
+			ps.add(key, "has leading or trailing spaces")
 		}
 	}
+}
 
-	// upstream
+func validateUpstream(c *Config, ps *Problems) {
 	if err := checkHTTPURL(c.Upstream.BaseURL); err != nil {
-		add("upstream.base_url", "%v", err)
+		ps.add("upstream.base_url", "%v", err)
 	}
-	positive("upstream.timeout", c.Upstream.Timeout)
+	ps.positive("upstream.timeout", c.Upstream.Timeout)
+}
 
-	// redis
+// validateRedis checks that exactly one store is configured, and its settings.
+func validateRedis(c *Config, ps *Problems) {
+	r := c.Redis
 	switch {
-	case c.Redis.URL != "" && len(c.Redis.ClusterAddrs) > 0:
-		add("redis.url", "set together with redis.cluster_addrs; use one: url for a single Redis, cluster_addrs for a cluster or sentinels")
-	case c.Redis.URL == "" && len(c.Redis.ClusterAddrs) == 0:
-		add("redis.url", "no Redis configured: set redis.url (or memory:// to try creditgate without Redis) or redis.cluster_addrs")
-	case c.Redis.URL != "":
-		if err := checkRedisURL(c.Redis.URL); err != nil {
-			add("redis.url", "%v", err)
+	case r.URL != "" && len(r.ClusterAddrs) > 0:
+		ps.add("redis.url", "set together with redis.cluster_addrs; use one: url for a single Redis, cluster_addrs for a cluster or sentinels")
+	case r.URL == "" && len(r.ClusterAddrs) == 0:
+		ps.add("redis.url", "no Redis configured: set redis.url (or memory:// to try creditgate without Redis) or redis.cluster_addrs")
+	case r.URL != "":
+		if err := checkRedisURL(r.URL); err != nil {
+			ps.add("redis.url", "%v", err)
 		}
 	}
-	for i, addr := range c.Redis.ClusterAddrs {
+	for i, addr := range r.ClusterAddrs {
 		if err := checkHostPort(addr); err != nil {
-			add(fmt.Sprintf("redis.cluster_addrs[%d]", i), "%v", err)
+			ps.add(fmt.Sprintf("redis.cluster_addrs[%d]", i), "%v", err)
 		}
 	}
-	if c.Redis.SentinelMaster != "" && len(c.Redis.ClusterAddrs) == 0 {
-		add("redis.sentinel_master", "set, but redis.cluster_addrs (the sentinel addresses) is empty")
+	if r.SentinelMaster != "" && len(r.ClusterAddrs) == 0 {
+		ps.add("redis.sentinel_master", "set, but redis.cluster_addrs (the sentinel addresses) is empty")
 	}
-	if strings.ContainsAny(c.Redis.KeyPrefix, "{}") {
-		add("redis.key_prefix", "must not contain '{' or '}': creditgate adds its own hash tags, one per account")
+	if strings.ContainsAny(r.KeyPrefix, "{}") {
+		ps.add("redis.key_prefix", "must not contain '{' or '}': creditgate adds its own hash tags, one per account")
 	}
-	positive("redis.timeout", c.Redis.Timeout)
-	if n := c.Redis.MaxRetries; n < 0 || n > maxRedisRetries {
-		add("redis.max_retries", "must be from 0 (never resend) to %d, got %d", maxRedisRetries, n)
+	ps.positive("redis.timeout", r.Timeout)
+	if n := r.MaxRetries; n < 0 || n > maxRedisRetries {
+		ps.add("redis.max_retries", "must be from 0 (never resend) to %d, got %d", maxRedisRetries, n)
 	}
-	if d := c.Redis.OperationTimeout; d <= 0 {
-		add("redis.operation_timeout", "must be a positive duration, got %s", d)
-	} else if d < c.Redis.Timeout {
-		add("redis.operation_timeout", "%s is shorter than redis.timeout (%s): one attempt alone may take redis.timeout", d, c.Redis.Timeout)
+	if d := r.OperationTimeout; d <= 0 {
+		ps.add("redis.operation_timeout", "must be a positive duration, got %s", d)
+	} else if d < r.Timeout {
+		ps.add("redis.operation_timeout", "%s is shorter than redis.timeout (%s): one attempt alone may take redis.timeout", d, r.Timeout)
 	}
+}
 
-	// spool
+func validateSpool(c *Config, ps *Problems) {
 	if strings.TrimSpace(c.Spool.Dir) != c.Spool.Dir {
-		add("spool.dir", "has leading or trailing spaces")
+		ps.add("spool.dir", "has leading or trailing spaces")
 	}
-	positive("spool.replay_interval", c.Spool.ReplayInterval)
+	ps.positive("spool.replay_interval", c.Spool.ReplayInterval)
+}
 
-	// billing
+// validateBilling checks the ledger's rules: lifetimes, amounts, tiers and the
+// auto-recharge charger.
+func validateBilling(c *Config, ps *Problems) {
 	b := c.Billing
-	positive("billing.credit_ttl", b.CreditTTL)
-	positive("billing.hold_ttl", b.HoldTTL)
-	checkAmount := func(key string, m money.Micros) {
-		if m < 0 || m > money.MaxAmount {
-			add(key, "amount %s is out of range (0 to %s)", m, money.MaxAmount)
-		}
-	}
-	checkAmount("billing.min_purchase", b.MinPurchase)
-	checkAmount("billing.grace", b.Grace)
-	checkAmount("billing.auto_recharge.min_amount", b.AutoRecharge.MinAmount)
-	checkAmount("notify.low_balance", c.Notify.LowBalance)
+	ps.positive("billing.credit_ttl", b.CreditTTL)
+	ps.positive("billing.hold_ttl", b.HoldTTL)
+	ps.amount("billing.min_purchase", b.MinPurchase)
+	ps.amount("billing.grace", b.Grace)
+	ps.amount("billing.auto_recharge.min_amount", b.AutoRecharge.MinAmount)
 	if len(b.Tiers) == 0 {
-		add("billing.tiers", "no tier configured; at least the default tier %q is needed", b.DefaultTier)
+		ps.add("billing.tiers", "no tier configured; at least the default tier %q is needed", b.DefaultTier)
 	} else if _, ok := b.Tiers[b.DefaultTier]; !ok {
-		add("billing.default_tier", "%q is not a configured tier (billing.tiers has %s)", b.DefaultTier, quotedKeys(b.Tiers))
+		ps.add("billing.default_tier", "%q is not a configured tier (billing.tiers has %s)", b.DefaultTier, quotedKeys(b.Tiers))
 	}
 	for _, name := range sortedKeys(b.Tiers) {
 		t, key := b.Tiers[name], "billing.tiers."+name
-		checkAmount(key+".max_topup", t.MaxTopUp)
-		checkAmount(key+".max_balance", t.MaxBalance)
+		ps.amount(key+".max_topup", t.MaxTopUp)
+		ps.amount(key+".max_balance", t.MaxBalance)
 		if t.MaxTopUp > 0 && t.MaxTopUp < b.MinPurchase {
-			add(key+".max_topup", "%s is below billing.min_purchase (%s): no top-up could succeed", t.MaxTopUp, b.MinPurchase)
+			ps.add(key+".max_topup", "%s is below billing.min_purchase (%s): no top-up could succeed", t.MaxTopUp, b.MinPurchase)
 		}
 		if t.MaxBalance > 0 && t.MaxBalance < b.MinPurchase {
-			add(key+".max_balance", "%s is below billing.min_purchase (%s): no top-up could succeed", t.MaxBalance, b.MinPurchase)
+			ps.add(key+".max_balance", "%s is below billing.min_purchase (%s): no top-up could succeed", t.MaxBalance, b.MinPurchase)
 		}
 	}
 	if b.AutoRecharge.MinAmount < b.MinPurchase {
-		add("billing.auto_recharge.min_amount", "%s is below billing.min_purchase (%s); an auto-recharge buys at least the minimum purchase", b.AutoRecharge.MinAmount, b.MinPurchase)
+		ps.add("billing.auto_recharge.min_amount", "%s is below billing.min_purchase (%s); an auto-recharge buys at least the minimum purchase", b.AutoRecharge.MinAmount, b.MinPurchase)
 	}
-	c.checkWebhook("billing.auto_recharge.webhook", b.AutoRecharge.Webhook, add)
+	checkWebhook(ps, "billing.auto_recharge.webhook", b.AutoRecharge.Webhook)
+}
 
-	// notify
-	c.checkWebhook("notify.webhook", c.Notify.Webhook, add)
-	positive("notify.expiring_within", c.Notify.ExpiringWithin)
+func validateNotify(c *Config, ps *Problems) {
+	checkWebhook(ps, "notify.webhook", c.Notify.Webhook)
+	ps.amount("notify.low_balance", c.Notify.LowBalance)
+	ps.positive("notify.expiring_within", c.Notify.ExpiringWithin)
+}
 
-	// pricing
-	pricingOK := true
-	if len(c.Prices.Models) == 0 && c.Prices.Default == nil {
-		add("pricing.models", "no model is priced and pricing.default is not set: every request would be rejected")
-		pricingOK = false
+// validatePricing checks every price and alias and, when all are sound, builds
+// the price table (Config.Pricing); otherwise leaves it nil.
+func validatePricing(c *Config, ps *Problems) {
+	p := c.Prices
+	ok := true
+	if len(p.Models) == 0 && p.Default == nil {
+		ps.add("pricing.models", "no model is priced and pricing.default is not set: every request would be rejected")
+		ok = false
 	}
-	for _, name := range sortedKeys(c.Prices.Models) {
-		if !checkModelPrice("pricing.models."+name, c.Prices.Models[name], add) {
-			pricingOK = false
+	for _, name := range sortedKeys(p.Models) {
+		if !checkModelPrice(ps, "pricing.models."+name, p.Models[name]) {
+			ok = false
 		}
 	}
-	if c.Prices.Default != nil && !checkModelPrice("pricing.default", *c.Prices.Default, add) {
-		pricingOK = false
+	if p.Default != nil && !checkModelPrice(ps, "pricing.default", *p.Default) {
+		ok = false
 	}
-	for _, from := range sortedKeys(c.Prices.Aliases) {
-		to := c.Prices.Aliases[from]
+	for _, from := range sortedKeys(p.Aliases) {
+		to := p.Aliases[from]
 		key := "pricing.aliases." + from
-		if _, ok := c.Prices.Models[from]; ok {
-			add(key, "%q is also priced in pricing.models, so the alias would never apply", from)
-			pricingOK = false
+		if _, priced := p.Models[from]; priced {
+			ps.add(key, "%q is also priced in pricing.models, so the alias would never apply", from)
+			ok = false
 		}
-		if _, ok := c.Prices.Models[to]; !ok {
-			add(key, "points to %q, which is not priced in pricing.models", to)
-			pricingOK = false
+		if _, priced := p.Models[to]; !priced {
+			ps.add(key, "points to %q, which is not priced in pricing.models", to)
+			ok = false
 		}
 	}
 	c.pricing = nil
-	if pricingOK {
-		p, err := c.Prices.build()
-		if err != nil {
-			add("pricing", "%v", err) // unreachable after the checks above
-		} else {
-			c.pricing = p
-		}
+	if !ok {
+		return
 	}
+	table, err := p.build()
+	if err != nil {
+		ps.add("pricing", "%v", err) // unreachable after the checks above
+		return
+	}
+	c.pricing = table
+}
 
-	// metering, logging, limits, auth
+func validateMetering(c *Config, ps *Problems) {
 	if t := c.Metering.DriftTolerance; t < 0 || math.IsNaN(t) || math.IsInf(t, 0) {
-		add("metering.drift_tolerance", "must be 0 or more (a fraction: 0.10 = 10%%), got %v", t)
+		ps.add("metering.drift_tolerance", "must be 0 or more (a fraction: 0.10 = 10%%), got %v", t)
 	}
+}
+
+func validateLogging(c *Config, ps *Problems) {
 	switch c.Logging.Level {
 	case "debug", "info", "warn", "error":
 	default:
-		add("logging.level", "%q is not a level: want debug, info, warn or error", c.Logging.Level)
+		ps.add("logging.level", "%q is not a level: want debug, info, warn or error", c.Logging.Level)
 	}
 	switch c.Logging.Format {
 	case "json", "console":
 	default:
-		add("logging.format", "%q is not a format: want json or console", c.Logging.Format)
+		ps.add("logging.format", "%q is not a format: want json or console", c.Logging.Format)
 	}
-	if c.Limits.MaxBodyBytes <= 0 {
-		add("limits.max_body_bytes", "must be positive, got %d", c.Limits.MaxBodyBytes)
+}
+
+func validateLimits(c *Config, ps *Problems) {
+	l := c.Limits
+	if l.MaxBodyBytes <= 0 {
+		ps.add("limits.max_body_bytes", "must be positive, got %d", l.MaxBodyBytes)
 	}
-	if n := c.Limits.MaxMessages; n < 1 || n > maxMessagesLimit {
-		add("limits.max_messages", "must be from 1 to %d, got %d", maxMessagesLimit, n)
+	if n := l.MaxMessages; n < 1 || n > maxMessagesLimit {
+		ps.add("limits.max_messages", "must be from 1 to %d, got %d", maxMessagesLimit, n)
 	}
-	if c.Limits.MaxMessageBytes <= 0 {
-		add("limits.max_message_bytes", "must be positive, got %d", c.Limits.MaxMessageBytes)
+	if l.MaxMessageBytes <= 0 {
+		ps.add("limits.max_message_bytes", "must be positive, got %d", l.MaxMessageBytes)
 	}
+}
+
+func validateAuth(c *Config, ps *Problems) {
 	if c.Auth.KeyCacheTTL < 0 {
-		add("auth.key_cache_ttl", "must be 0 (no cache) or positive, got %s", c.Auth.KeyCacheTTL)
+		ps.add("auth.key_cache_ttl", "must be 0 (no cache) or positive, got %s", c.Auth.KeyCacheTTL)
 	}
-	return ps
 }
 
 // minTokenLen is the shortest admin token accepted.
@@ -269,26 +330,26 @@ const maxMessagesLimit = 100_000
 // checkTLS checks a listener's certificate settings: both files or neither, and
 // that they load (a typo in a path is found by check-config, not at the first
 // handshake).
-func checkTLS(key string, t TLS, add func(string, string, ...any)) {
+func checkTLS(ps *Problems, key string, t TLS) {
 	switch {
 	case !t.Enabled():
 		if t.ClientCAFile != "" {
-			add(key+".client_ca_file", "set, but %s.cert_file and %s.key_file are not: client certificates need TLS", key, key)
+			ps.add(key+".client_ca_file", "set, but %s.cert_file and %s.key_file are not: client certificates need TLS", key, key)
 		}
 		return
 	case t.CertFile == "":
-		add(key+".cert_file", "required when %s.key_file is set", key)
+		ps.add(key+".cert_file", "required when %s.key_file is set", key)
 		return
 	case t.KeyFile == "":
-		add(key+".key_file", "required when %s.cert_file is set", key)
+		ps.add(key+".key_file", "required when %s.cert_file is set", key)
 		return
 	}
 	if _, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile); err != nil {
-		add(key+".cert_file", "cannot load the certificate and key: %v", err)
+		ps.add(key+".cert_file", "cannot load the certificate and key: %v", err)
 	}
 	if t.ClientCAFile != "" {
 		if _, err := LoadCertPool(t.ClientCAFile); err != nil {
-			add(key+".client_ca_file", "%v", err)
+			ps.add(key+".client_ca_file", "%v", err)
 		}
 	}
 }
@@ -306,27 +367,30 @@ func LoadCertPool(path string) (*x509.CertPool, error) {
 	return pool, nil
 }
 
-func (c *Config) checkWebhook(key string, w Webhook, add func(string, string, ...any)) {
+// checkWebhook checks a webhook's URL, its secret (required with a URL) and its
+// timeout.
+func checkWebhook(ps *Problems, key string, w Webhook) {
 	if w.URL != "" {
 		if err := checkHTTPURL(w.URL); err != nil {
-			add(key+".url", "%v", err)
+			ps.add(key+".url", "%v", err)
 		}
 		if w.Secret == "" {
-			add(key+".secret", "required when %s.url is set: receivers verify X-Creditgate-Signature with it", key)
+			ps.add(key+".secret", "required when %s.url is set: receivers verify X-Creditgate-Signature with it", key)
 		}
 	}
 	if w.Timeout <= 0 {
-		add(key+".timeout", "must be a positive duration, got %s", w.Timeout)
+		ps.add(key+".timeout", "must be a positive duration, got %s", w.Timeout)
 	}
 }
 
 // encodings are the tiktoken encodings metering counts with.
 var encodings = map[string]bool{"o200k_base": true, "cl100k_base": true}
 
-func checkModelPrice(key string, mp ModelPrice, add func(string, string, ...any)) bool {
+// checkModelPrice checks one model's price and reports whether it is sound.
+func checkModelPrice(ps *Problems, key string, mp ModelPrice) bool {
 	ok := true
 	if mp.Input == nil {
-		add(key+".input", "required: the price of 1M input tokens in USD, e.g. \"0.15\"")
+		ps.add(key+".input", "required: the price of 1M input tokens in USD, e.g. \"0.15\"")
 		ok = false
 	}
 	for _, class := range []struct {
@@ -337,16 +401,16 @@ func checkModelPrice(key string, mp ModelPrice, add func(string, string, ...any)
 		{"reasoning", mp.Reasoning}, {"audio_input", mp.AudioInput}, {"audio_output", mp.AudioOutput},
 	} {
 		if class.m != nil && (*class.m < 0 || *class.m > money.MaxAmount) {
-			add(key+"."+class.name, "price %s is out of range", *class.m)
+			ps.add(key+"."+class.name, "price %s is out of range", *class.m)
 			ok = false
 		}
 	}
 	if mp.MaxOutputTokens < 0 {
-		add(key+".max_output_tokens", "must be positive (or absent for the default %d), got %d", metering.DefaultMaxOutputTokens, mp.MaxOutputTokens)
+		ps.add(key+".max_output_tokens", "must be positive (or absent for the default %d), got %d", metering.DefaultMaxOutputTokens, mp.MaxOutputTokens)
 		ok = false
 	}
 	if mp.Encoding != "" && !encodings[mp.Encoding] {
-		add(key+".encoding", "%q is not a supported encoding: want o200k_base or cl100k_base (or leave it out)", mp.Encoding)
+		ps.add(key+".encoding", "%q is not a supported encoding: want o200k_base or cl100k_base (or leave it out)", mp.Encoding)
 		ok = false
 	}
 	return ok

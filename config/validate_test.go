@@ -2,6 +2,7 @@ package config
 
 import (
 	"errors"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -118,6 +119,72 @@ func TestValidateRules(t *testing.T) {
 				t.Errorf("problem keys %v, want %v\n%v", got, tt.wantKeys, err)
 			}
 		})
+	}
+}
+
+// Each top-level key of Config is validated by exactly one function in
+// sections, so a new section cannot be left unchecked.
+func TestSectionsCoverEveryKey(t *testing.T) {
+	owner := map[string]int{}
+	for i, s := range sections {
+		if s.validate == nil || len(s.keys) == 0 {
+			t.Errorf("sections[%d] has no keys or no function", i)
+		}
+		for _, k := range s.keys {
+			if j, dup := owner[k]; dup {
+				t.Errorf("key %q is validated by sections[%d] and sections[%d]", k, j, i)
+			}
+			owner[k] = i
+		}
+	}
+	typ := reflect.TypeFor[Config]()
+	keys := map[string]bool{}
+	for i := range typ.NumField() {
+		f := typ.Field(i)
+		key, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
+		if !f.IsExported() || key == "" {
+			continue
+		}
+		keys[key] = true
+		if _, ok := owner[key]; !ok {
+			t.Errorf("config key %q (Config.%s) is validated by no function in sections", key, f.Name)
+		}
+	}
+	for k := range owner {
+		if !keys[k] {
+			t.Errorf("sections names %q, which is no key of Config", k)
+		}
+	}
+	if len(keys) < 10 {
+		t.Fatalf("found only %d keys in Config: %v", len(keys), keys)
+	}
+}
+
+// One broken rule in every section: every problem comes back in one call.
+func TestValidateReportsEverySectionAtOnce(t *testing.T) {
+	c := validConfig(t)
+	c.ShutdownTimeout = 0
+	c.Upstream.Timeout = 0
+	c.Redis.Timeout = 0
+	c.Spool.ReplayInterval = 0
+	c.Billing.Grace = -1
+	c.Notify.ExpiringWithin = 0
+	c.Prices.Models["x"] = ModelPrice{}
+	c.Metering.DriftTolerance = -1
+	c.Logging.Level = "loud"
+	c.Limits.MaxMessages = 0
+	c.Auth.KeyCacheTTL = -1
+	var ps *Problems
+	if err := c.Validate(); !errors.As(err, &ps) {
+		t.Fatalf("Validate() = %v, want *Problems", err)
+	}
+	want := []string{"auth.key_cache_ttl", "billing.grace", "limits.max_messages", "logging.level", "metering.drift_tolerance",
+		"notify.expiring_within", "pricing.models.x.input", "redis.timeout", "shutdown_timeout", "spool.replay_interval", "upstream.timeout"}
+	if got := keysOf(*ps); !slices.Equal(got, want) {
+		t.Errorf("problem keys %v, want %v\n%v", got, want, ps)
+	}
+	if c.pricing != nil {
+		t.Error("Validate kept a price table built from an unsound pricing section")
 	}
 }
 

@@ -3,7 +3,6 @@ package proxy
 import (
 	"encoding/json"
 	"net/http"
-	"strconv"
 	"strings"
 	"time"
 
@@ -133,28 +132,7 @@ func (p *Proxy) serveBillingCompat(w http.ResponseWriter, r *http.Request) {
 }
 
 // usdNumber is m in USD as an exact JSON number: "4.998731", "10", "-0.3".
-func usdNumber(m money.Micros) json.Number { return decimalNumber(int64(m), 6) }
+func usdNumber(m money.Micros) json.Number { return json.Number(m.Shortest(money.USD)) }
 
 // centsNumber is m in US cents as an exact JSON number: 1 micro-USD is 0.0001 cent.
-func centsNumber(m money.Micros) json.Number { return decimalNumber(int64(m), 4) }
-
-// decimalNumber writes v / 10^places without trailing zeros.
-func decimalNumber(v int64, places int) json.Number {
-	neg := v < 0
-	u := uint64(v)
-	if neg {
-		u = uint64(-v)
-	}
-	s := strconv.FormatUint(u, 10)
-	if len(s) <= places {
-		s = strings.Repeat("0", places-len(s)+1) + s
-	}
-	whole, frac := s[:len(s)-places], strings.TrimRight(s[len(s)-places:], "0")
-	if frac != "" {
-		whole += "." + frac
-	}
-	if neg && whole != "0" {
-		whole = "-" + whole
-	}
-	return json.Number(whole)
-}
+func centsNumber(m money.Micros) json.Number { return json.Number(m.Shortest(money.Cents)) }

@@ -134,6 +134,8 @@ type fixture struct {
 	data     string // data-plane base URL
 	serveErr chan error
 	stopped  bool
+	// redisHooks are added to the App's Redis client after the slot guard.
+	redisHooks []redis.Hook
 }
 
 // baseSections is the configuration every fixture starts from.
@@ -172,7 +174,7 @@ func (f *fixture) start() *fixture {
 	if err != nil {
 		f.t.Fatalf("config: %v\n%s", err, f.doc.yaml())
 	}
-	a, err := New(context.Background(), cfg, Options{Logger: jsonLogger(f.logs), RedisHooks: []redis.Hook{testredis.SlotGuard()}})
+	a, err := New(context.Background(), cfg, Options{Logger: jsonLogger(f.logs), RedisHooks: append([]redis.Hook{testredis.SlotGuard()}, f.redisHooks...)})
 	if err != nil {
 		f.t.Fatal(err)
 	}
