@@ -110,6 +110,13 @@ func runLoad(ctx context.Context, client *http.Client, spec loadSpec) loadResult
 	var windowStart, windowEnd atomic.Int64 // unix nanoseconds; 0 = not yet
 	ctx, stop := context.WithCancel(ctx)
 	defer stop()
+	var t0 time.Time
+	if spec.maxRequests > 0 {
+		// A counted run measures everything: the window opens before the first
+		// request can finish.
+		t0 = time.Now()
+		windowStart.Store(t0.UnixNano())
+	}
 
 	var wg sync.WaitGroup
 	for i := range workers {
@@ -148,9 +155,6 @@ func runLoad(ctx context.Context, client *http.Client, spec loadSpec) loadResult
 	go func() { wg.Wait(); close(done) }()
 	var res loadResult
 	if spec.maxRequests > 0 {
-		// A counted run: everything is measured.
-		windowStart.Store(time.Now().UnixNano())
-		t0 := time.Now()
 		<-done
 		res.window = time.Since(t0)
 	} else {
