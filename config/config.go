@@ -205,8 +205,13 @@ type AutoRecharge struct {
 type Webhook struct {
 	// URL is an absolute http(s) URL; "" disables the webhook. Default "".
 	URL string `yaml:"url"`
-	// Secret keys the X-Creditgate-Signature HMAC-SHA256; required when URL is set.
+	// Secret signs every delivery per Standard Webhooks (webhook-signature); a
+	// "whsec_<base64>" secret, required when URL is set. Any other string is a
+	// legacy secret used as raw bytes for one release (warned about at start).
 	Secret string `yaml:"secret"`
+	// Secrets are more secrets that sign every delivery too, for a rotation:
+	// configure the new one beside the old until every receiver has moved.
+	Secrets []string `yaml:"secrets"`
 	// Timeout bounds one delivery. Default 10s.
 	Timeout time.Duration `yaml:"timeout"`
 }

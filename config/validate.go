@@ -19,6 +19,7 @@ import (
 
 	"github.com/creditgate/creditgate/metering"
 	"github.com/creditgate/creditgate/money"
+	"github.com/creditgate/creditgate/notify"
 )
 
 // Problem is one thing wrong with a configuration.
@@ -374,8 +375,18 @@ func checkWebhook(ps *Problems, key string, w Webhook) {
 		if err := checkHTTPURL(w.URL); err != nil {
 			ps.add(key+".url", "%v", err)
 		}
-		if w.Secret == "" {
-			ps.add(key+".secret", "required when %s.url is set: receivers verify X-Creditgate-Signature with it", key)
+		if w.Secret == "" && len(w.Secrets) == 0 {
+			ps.add(key+".secret", "required when %s.url is set: receivers verify the webhook-signature with it (generate one: echo whsec_$(openssl rand -base64 32))", key)
+		}
+	}
+	if w.Secret != "" {
+		if _, _, err := notify.ParseSecret(w.Secret); err != nil {
+			ps.add(key+".secret", "%v", err)
+		}
+	}
+	for i, sec := range w.Secrets {
+		if _, _, err := notify.ParseSecret(sec); err != nil {
+			ps.add(fmt.Sprintf("%s.secrets[%d]", key, i), "%v", err)
 		}
 	}
 	if w.Timeout <= 0 {
@@ -527,6 +538,20 @@ func (c *Config) Warnings() []string {
 	}
 	if d := c.Prices.Default; d != nil && d.Output != nil && d.MaxOutputTokens == 0 {
 		warn("pricing.default.max_output_tokens", noMaxOutput, metering.DefaultMaxOutputTokens)
+	}
+	for _, wh := range []struct {
+		key string
+		w   Webhook
+	}{{"billing.auto_recharge.webhook", c.Billing.AutoRecharge.Webhook}, {"notify.webhook", c.Notify.Webhook}} {
+		for i, sec := range append([]string{wh.w.Secret}, wh.w.Secrets...) {
+			if _, legacy, err := notify.ParseSecret(sec); err == nil && legacy {
+				k := wh.key + ".secret"
+				if i > 0 {
+					k = fmt.Sprintf("%s.secrets[%d]", wh.key, i-1)
+				}
+				warn(k, "not a Standard Webhooks secret (whsec_…): its raw bytes sign deliveries for this release only; generate one with `echo whsec_$(openssl rand -base64 32)` and give it to the receiver")
+			}
+		}
 	}
 	for _, name := range c.strayEnv {
 		warn(name, "environment variable matches no config key and is ignored (billing.tiers and pricing.* have no environment overrides)")

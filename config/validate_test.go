@@ -76,6 +76,15 @@ func TestValidateRules(t *testing.T) {
 			c.Notify.Webhook = Webhook{URL: "mailto:ops@example.com", Secret: "s", Timeout: time.Second}
 		}, []string{"notify.webhook.url"}},
 		{"notice url without secret", func(c *Config) { c.Notify.Webhook.URL = "https://hooks.example/cg" }, []string{"notify.webhook.secret"}},
+		{"charger whsec secret not base64", func(c *Config) {
+			c.Billing.AutoRecharge.Webhook = Webhook{URL: "https://charger.example/pay", Secret: "whsec_not*base64", Timeout: time.Second}
+		}, []string{"billing.auto_recharge.webhook.secret"}},
+		{"notice rotation secret too short", func(c *Config) {
+			c.Notify.Webhook = Webhook{URL: "https://hooks.example/cg", Secret: testWhsec, Secrets: []string{"whsec_c2hvcnQ="}, Timeout: time.Second}
+		}, []string{"notify.webhook.secrets[0]"}},
+		{"notice with a rotation list only", func(c *Config) {
+			c.Notify.Webhook = Webhook{URL: "https://hooks.example/cg", Secrets: []string{testWhsec}, Timeout: time.Second}
+		}, nil},
 		{"notify.expiring_within zero", func(c *Config) { c.Notify.ExpiringWithin = 0 }, []string{"notify.expiring_within"}},
 		{"notify.low_balance negative", func(c *Config) { c.Notify.LowBalance = -5 }, []string{"notify.low_balance"}},
 		{"no prices at all", func(c *Config) { c.Prices.Models = nil }, []string{"pricing.models"}},
@@ -225,6 +234,9 @@ func TestProblemsError(t *testing.T) {
 	}
 }
 
+// testWhsec is a valid Standard Webhooks secret (the spec's example key).
+const testWhsec = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+
 func TestWarnings(t *testing.T) {
 	tests := []struct {
 		name     string
@@ -249,6 +261,15 @@ func TestWarnings(t *testing.T) {
 		}, []string{"pricing.models.my-reasoner.max_output_tokens"}},
 		{"chat model with max_output_tokens", func(c *Config) {
 			c.Prices.Models["my-reasoner"] = ModelPrice{Input: micros("1"), Output: micros("4"), MaxOutputTokens: 100000}
+		}, nil},
+		{"legacy charger secret", func(c *Config) {
+			c.Billing.AutoRecharge.Webhook = Webhook{URL: "https://charger.example/pay", Secret: "an-old-plain-secret", Timeout: time.Second}
+		}, []string{"billing.auto_recharge.webhook.secret"}},
+		{"legacy rotation secret", func(c *Config) {
+			c.Notify.Webhook = Webhook{URL: "https://hooks.example/cg", Secret: testWhsec, Secrets: []string{"old-plain"}, Timeout: time.Second}
+		}, []string{"notify.webhook.secrets[0]"}},
+		{"standard webhooks secret", func(c *Config) {
+			c.Notify.Webhook = Webhook{URL: "https://hooks.example/cg", Secret: testWhsec, Timeout: time.Second}
 		}, nil},
 		{"default price without max_output_tokens", func(c *Config) {
 			c.Prices.Default = &ModelPrice{Input: micros("1"), Output: micros("4")}

@@ -251,14 +251,14 @@ func New(ctx context.Context, cfg *config.Config, o Options) (*App, error) {
 func (a *App) newWorker(cfg *config.Config) error {
 	var charger, notifier recharge.Sender // nil interfaces when unset (never a typed nil)
 	if wh := cfg.Billing.AutoRecharge.Webhook; wh.URL != "" {
-		s, err := notify.New(notify.Options{URL: wh.URL, Secret: wh.Secret, Timeout: wh.Timeout})
+		s, err := notify.New(notify.Options{URL: wh.URL, Secret: wh.Secret, Secrets: wh.Secrets, Timeout: wh.Timeout})
 		if err != nil {
 			return fmt.Errorf("billing.auto_recharge.webhook: %w", err)
 		}
 		charger = s
 	}
 	if wh := cfg.Notify.Webhook; wh.URL != "" {
-		s, err := notify.New(notify.Options{URL: wh.URL, Secret: wh.Secret, Timeout: wh.Timeout})
+		s, err := notify.New(notify.Options{URL: wh.URL, Secret: wh.Secret, Secrets: wh.Secrets, Timeout: wh.Timeout})
 		if err != nil {
 			return fmt.Errorf("notify.webhook: %w", err)
 		}
