@@ -41,6 +41,8 @@ func (s *Store) Adjust(ctx context.Context, p billing.Policy, account string, q 
 	return s.adjust(ctx, p, account, id, q)
 }
 
+var adjustScript = newScript("adjust.lua")
+
 // adjust runs the adjust script for adjustment id (tests call it twice with one
 // id, as go-redis does when a reply is lost).
 func (s *Store) adjust(ctx context.Context, p billing.Policy, account, id string, q billing.AdjustRequest) (billing.AdjustResult, error) {

@@ -67,12 +67,7 @@ func (s *Store) CreateKey(ctx context.Context, account, name string) (billing.AP
 	return k, secret, nil
 }
 
-// addKeyScript: KEYS[1] acct, KEYS[2] keys. ARGV key id, entry. 1, or 0 without account.
-var addKeyScript = redis.NewScript(`
-if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
-redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
-return 1
-`)
+var addKeyScript = newScript("add_key.lua")
 
 // ListKeys returns the account's keys, oldest first, without secrets.
 func (s *Store) ListKeys(ctx context.Context, account string) ([]billing.APIKey, error) {

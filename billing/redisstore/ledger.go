@@ -17,6 +17,8 @@ import (
 	"github.com/creditgate/creditgate/money"
 )
 
+var createAccountScript = newScript("create_account.lua")
+
 // CreateAccount creates an account with no credit.
 func (s *Store) CreateAccount(ctx context.Context, id, tier string) (billing.Account, error) {
 	if err := billing.ValidAccountID(id); err != nil {
@@ -48,6 +50,8 @@ func newCreationID() string {
 	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails (Go 1.24+)
 	return hex.EncodeToString(b[:])
 }
+
+var stateScript = newScript("state.lua")
 
 // GetAccount returns the account's current state, with its grants. Expired grants
 // are forfeited (and recorded) first, so the answer never counts expired credit.
@@ -210,6 +214,8 @@ func (s *Store) SetAutoRecharge(ctx context.Context, id string, ar billing.AutoR
 		"ar_monthly_limit", amountArg(ar.MonthlyLimit))
 }
 
+var setFieldsScript = newScript("set_fields.lua")
+
 func (s *Store) setFields(ctx context.Context, id string, kv ...interface{}) error {
 	if err := billing.ValidAccountID(id); err != nil {
 		return notFound(id)
@@ -223,6 +229,8 @@ func (s *Store) setFields(ctx context.Context, id string, kv ...interface{}) err
 	}
 	return nil
 }
+
+var reserveScript = newScript("reserve.lua")
 
 // Reserve admits a request by holding its estimated cost (see billing.ReserveRequest).
 func (s *Store) Reserve(ctx context.Context, q billing.ReserveRequest) (billing.Reservation, error) {
@@ -250,6 +258,8 @@ func (s *Store) Reserve(ctx context.Context, q billing.ReserveRequest) (billing.
 	}
 	return billing.Reservation{}, fmt.Errorf("redisstore: unexpected reserve reply %v", r)
 }
+
+var settleScript = newScript("settle.lua")
 
 // Settle charges a request's actual cost and releases its hold.
 func (s *Store) Settle(ctx context.Context, q billing.SettleRequest) (billing.Settlement, error) {
@@ -285,6 +295,8 @@ func (s *Store) Settle(ctx context.Context, q billing.SettleRequest) (billing.Se
 	}
 	return billing.Settlement{}, fmt.Errorf("redisstore: unexpected settle reply %v", r)
 }
+
+var releaseScript = newScript("release.lua")
 
 // Release frees a hold without charging (the upstream failed before any token).
 func (s *Store) Release(ctx context.Context, account, holdID string, u billing.Usage) (billing.Settlement, error) {
@@ -372,6 +384,8 @@ func appendUsage(args []interface{}, u billing.Usage, tokens bool) []interface{}
 	str("note", u.Note)
 	return args
 }
+
+var topUpScript = newScript("top_up.lua")
 
 // TopUp credits a grant under the policy's limits, paying debt first.
 func (s *Store) TopUp(ctx context.Context, p billing.Policy, q billing.TopUpRequest) (billing.TopUpResult, error) {

@@ -28,6 +28,8 @@ func (s *Store) AccountIDs(ctx context.Context) ([]string, error) {
 	return ids, nil
 }
 
+var sweepScript = newScript("sweep.lua")
+
 // Sweep brings one account up to date (see billing.SweepRequest): expired credit is
 // forfeited with expire events, due notices are queued, a due auto-recharge is
 // started. Safe to run from every proxy at once.
@@ -62,6 +64,8 @@ func (s *Store) Sweep(ctx context.Context, account string, q billing.SweepReques
 	}
 	return billing.SweepResult{}, fmt.Errorf("redisstore: unexpected sweep reply %v", r)
 }
+
+var claimRechargeScript = newScript("claim_recharge.lua")
 
 // ClaimRecharge takes a lease on account's pending recharge id for lease, so that
 // one worker among all proxies performs it. It fails with
@@ -104,6 +108,8 @@ func parseRecharge(account, id, raw string) (billing.Recharge, error) {
 	return billing.Recharge{ID: id, Account: account, Amount: micros(p[1]), Month: p[2], MonthTotal: micros(p[3]), StartedAt: fromMS(p[4])}, nil
 }
 
+var completeRechargeScript = newScript("complete_recharge.lua")
+
 // CompleteRecharge credits a paid recharge: a grant of source auto_recharge whose
 // id is the recharge id, expiring after creditTTL, counted in the recharge's month.
 // Calling it again for the same recharge credits nothing and returns the grant with
@@ -130,6 +136,8 @@ func (s *Store) CompleteRecharge(ctx context.Context, account, id string, credit
 	}
 	return billing.TopUpResult{}, fmt.Errorf("redisstore: unexpected complete-recharge reply %v", r)
 }
+
+var failRechargeScript = newScript("fail_recharge.lua")
 
 // FailRecharge records that the pending recharge id failed: an
 // auto_recharge_failed event, the pending recharge cleared, a back-off before the
@@ -172,6 +180,8 @@ func checkRecharge(account, id string) error {
 	return nil
 }
 
+var claimNoticesScript = newScript("claim_notices.lua")
+
 // ClaimNotices leases account's notices ids (none: every queued notice) that no
 // other worker holds, for lease, counting one delivery attempt each. Notices that
 // have had maxAttempts are removed and returned in dropped instead.
@@ -188,7 +198,7 @@ func (s *Store) ClaimNotices(ctx context.Context, account string, ids []string, 
 	}
 	v, err := claimNoticesScript.Run(ctx, s.c, []string{s.prefix + "{acct:" + account + "}:outbox"}, args...).Slice()
 	if err != nil {
-		return nil, nil, wrap(err)
+		return nil, nil, claimNoticesScript.failed(wrap(err))
 	}
 	r := reply(v)
 	for i := 0; i+2 < len(r); i += 3 {

@@ -1,6 +1,6 @@
 // Package redisstore implements billing.Ledger and billing.KeyStore on Redis.
 //
-// Every change to an account's money happens inside one Lua script (scripts.go) that
+// Every change to an account's money happens inside one Lua script (lua/*.lua) that
 // runs atomically on the node owning the account's hash tag `{acct:<id>}`, so any
 // number of proxies may share one Redis, a Redis Cluster or a Sentinel-managed
 // primary. The package talks to Redis through the narrow Client interface, which
@@ -218,10 +218,12 @@ func (r reply) str(i int) string {
 
 func (r reply) micros(i int) money.Micros { return micros(r.str(i)) }
 
-func (s *Store) run(ctx context.Context, script *redis.Script, keys []string, args ...interface{}) (reply, error) {
-	v, err := script.Run(ctx, s.c, keys, args...).Result()
+// run runs sc; a failed run is an error naming the script
+// (billing.ErrUnavailable when Redis could not be reached).
+func (s *Store) run(ctx context.Context, sc *script, keys []string, args ...interface{}) (reply, error) {
+	v, err := sc.Run(ctx, s.c, keys, args...).Result()
 	if err != nil {
-		return nil, wrap(err)
+		return nil, sc.failed(wrap(err))
 	}
 	switch r := v.(type) {
 	case []interface{}:
