@@ -225,8 +225,15 @@ local function credit_grant(now, gid, amount, expires, source, evtype, extra)
   return g
 end
 
--- usd formats non-negative micros as dollars for notes: 12.500000.
-local function usd(x) return string.format('%d.%06d', math.floor(x / 1000000), x % 1000000) end
+-- usd formats micros as dollars for notes, as money.Micros.String does (six
+-- decimals: 12.500000, -0.000001), exact for |x| < 2^53; codec_test.go checks
+-- that the two agree. It stays in Lua because the note is stored in the event and
+-- read back as it is (by every version, and the admin API).
+local function usd(x)
+  local sign = ''
+  if x < 0 then sign, x = '-', -x end
+  return string.format('%s%d.%06d', sign, math.floor(x / 1000000), x % 1000000)
+end
 
 -- notice_put queues a notice in the outbox hash: notice id -> "type at balance
 -- attempts lease threshold ref amount expires reason" (ref: a grant or recharge id
