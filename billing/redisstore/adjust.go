@@ -41,6 +41,8 @@ func (s *Store) Adjust(ctx context.Context, p billing.Policy, account string, q 
 	return s.adjust(ctx, p, account, id, q)
 }
 
+var adjustScript = newScript("adjust.lua")
+
 // adjust runs the adjust script for adjustment id (tests call it twice with one
 // id, as go-redis does when a reply is lost).
 func (s *Store) adjust(ctx context.Context, p billing.Policy, account, id string, q billing.AdjustRequest) (billing.AdjustResult, error) {
@@ -62,30 +64,36 @@ func (s *Store) adjust(ctx context.Context, p billing.Policy, account, id string
 	if err != nil {
 		return billing.AdjustResult{}, err
 	}
-	switch r.str(0) {
+	return decodeAdjust(r, account, q, expires)
+}
+
+func decodeAdjust(r reply, account string, q billing.AdjustRequest, expiresMS int64) (billing.AdjustResult, error) {
+	switch r.status() {
 	case "OK":
 		res := billing.AdjustResult{
 			ID: r.str(1), Amount: r.micros(2), EventID: r.str(3), DebtRepaid: r.micros(5),
 			BalanceAfter: r.micros(6), CreditAfter: r.micros(7), DebtAfter: r.micros(8),
-			At: fromMS(r.str(9)), Reason: q.Reason, Replayed: r.str(11) == "1",
+			At: r.ms(9), Reason: q.Reason, Replayed: r.flag(11),
 		}
-		if gid := r.str(4); gid != "" {
+		gid, expires := r.str(4), r.ms(10)
+		if gid != "" {
 			res.Grant = &billing.Grant{
 				ID: gid, Amount: res.Amount, Remaining: res.Amount - res.DebtRepaid,
-				GrantedAt: res.At, ExpiresAt: fromMS(r.str(10)), Source: billing.SourceAdjustment,
+				GrantedAt: res.At, ExpiresAt: expires, Source: billing.SourceAdjustment,
 			}
 		}
-		return res, nil
+		return decoded(&r, 12, res)
 	case "NOACCOUNT":
-		return billing.AdjustResult{}, notFound(account)
+		return billing.AdjustResult{}, r.refusal(1, notFound(account))
 	case "CONFLICT":
-		return billing.AdjustResult{}, fmt.Errorf("%w: Idempotency-Key %q", billing.ErrIdempotencyConflict, q.IdempotencyKey)
+		return billing.AdjustResult{}, r.refusal(1, fmt.Errorf("%w: Idempotency-Key %q", billing.ErrIdempotencyConflict, q.IdempotencyKey))
 	case "PAST_EXPIRY":
-		return billing.AdjustResult{}, fmt.Errorf("%w: expires_at %s is not in the future", billing.ErrInvalid, time.UnixMilli(expires).UTC().Format(time.RFC3339))
+		return billing.AdjustResult{}, r.refusal(1, fmt.Errorf("%w: expires_at %s is not in the future", billing.ErrInvalid, time.UnixMilli(expiresMS).UTC().Format(time.RFC3339)))
 	case "INSUFFICIENT":
-		return billing.AdjustResult{}, &billing.InsufficientCreditError{Amount: -q.Amount, Available: r.micros(1), Credit: r.micros(2), Reserved: r.micros(3)}
+		e := &billing.InsufficientCreditError{Amount: -q.Amount, Available: r.micros(1), Credit: r.micros(2), Reserved: r.micros(3)}
+		return billing.AdjustResult{}, r.refusal(4, e)
 	}
-	return billing.AdjustResult{}, fmt.Errorf("redisstore: unexpected adjust reply %v", r)
+	return billing.AdjustResult{}, r.unexpected()
 }
 
 // AdjustmentID derives the id of an adjustment made with an Idempotency-Key, so

@@ -27,12 +27,19 @@ func keyEntry(h billing.KeyHash, created time.Time, hint, name string) string {
 	return h.Hex() + " " + ms(created) + " " + hint + " " + name
 }
 
-func parseKeyEntry(account, id, raw string) (billing.APIKey, string, bool) {
+// parseKeyEntry reads a keyEntry; it returns the key and its hash's hex.
+func parseKeyEntry(account, id, raw string) (billing.APIKey, string, error) {
+	d := record{where: fmt.Sprintf("key entry %q of account %q", id, account)}
 	p := strings.SplitN(raw, " ", 4)
 	if len(p) != 4 {
-		return billing.APIKey{}, "", false
+		d.fail("%d fields, want 4", len(p))
+		return billing.APIKey{}, "", d.err
 	}
-	return billing.APIKey{ID: id, Account: account, CreatedAt: fromMS(p[1]), Hint: p[2], Name: p[3]}, p[0], true
+	k := billing.APIKey{ID: id, Account: account, CreatedAt: d.ms("created", p[1]), Hint: p[2], Name: p[3]}
+	if d.err != nil {
+		return billing.APIKey{}, "", d.err
+	}
+	return k, p[0], nil
 }
 
 // CreateKey makes a new key for an existing account.
@@ -56,8 +63,8 @@ func (s *Store) CreateKey(ctx context.Context, account, name string) (billing.AP
 	if err != nil {
 		return billing.APIKey{}, "", err
 	}
-	if r.str(0) != "1" {
-		return billing.APIKey{}, "", notFound(account)
+	if err := decodeExists(r, account); err != nil {
+		return billing.APIKey{}, "", err
 	}
 	err = s.c.HSet(ctx, s.lookupKey(h),
 		"account", account, "key_id", k.ID, "name", name, "created_at", ms(k.CreatedAt), "hash", h.Hex()).Err()
@@ -67,12 +74,7 @@ func (s *Store) CreateKey(ctx context.Context, account, name string) (billing.AP
 	return k, secret, nil
 }
 
-// addKeyScript: KEYS[1] acct, KEYS[2] keys. ARGV key id, entry. 1, or 0 without account.
-var addKeyScript = redis.NewScript(`
-if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
-redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
-return 1
-`)
+var addKeyScript = newScript("add_key.lua")
 
 // ListKeys returns the account's keys, oldest first, without secrets.
 func (s *Store) ListKeys(ctx context.Context, account string) ([]billing.APIKey, error) {
@@ -92,9 +94,11 @@ func (s *Store) ListKeys(ctx context.Context, account string) ([]billing.APIKey,
 	}
 	keys := make([]billing.APIKey, 0, len(entries))
 	for id, raw := range entries {
-		if k, _, ok := parseKeyEntry(account, id, raw); ok {
-			keys = append(keys, k)
+		k, _, err := parseKeyEntry(account, id, raw)
+		if err != nil {
+			return nil, err
 		}
+		keys = append(keys, k)
 	}
 	sort.Slice(keys, func(i, j int) bool {
 		if !keys[i].CreatedAt.Equal(keys[j].CreatedAt) {
@@ -117,9 +121,9 @@ func (s *Store) RevokeKey(ctx context.Context, account, keyID string) error {
 	if err != nil {
 		return wrap(err)
 	}
-	_, hashHex, ok := parseKeyEntry(account, keyID, raw)
-	if !ok {
-		return fmt.Errorf("redisstore: malformed key entry %q", keyID)
+	_, hashHex, err := parseKeyEntry(account, keyID, raw)
+	if err != nil {
+		return err
 	}
 	var h billing.KeyHash
 	if b, err := hex.DecodeString(hashHex); err != nil || len(b) != len(h) {
@@ -144,5 +148,10 @@ func (s *Store) LookupKey(ctx context.Context, h billing.KeyHash) (billing.APIKe
 	if len(f) == 0 || subtle.ConstantTimeCompare([]byte(f["hash"]), []byte(h.Hex())) != 1 {
 		return billing.APIKey{}, billing.ErrKeyNotFound
 	}
-	return billing.APIKey{ID: f["key_id"], Account: f["account"], Name: f["name"], CreatedAt: fromMS(f["created_at"])}, nil
+	d := record{where: fmt.Sprintf("lookup record of key %q", f["key_id"])}
+	k := billing.APIKey{ID: f["key_id"], Account: f["account"], Name: f["name"], CreatedAt: d.msOf(f, "created_at")}
+	if d.err != nil {
+		return billing.APIKey{}, d.err
+	}
+	return k, nil
 }

@@ -17,6 +17,8 @@ import (
 	"github.com/creditgate/creditgate/money"
 )
 
+var createAccountScript = newScript("create_account.lua")
+
 // CreateAccount creates an account with no credit.
 func (s *Store) CreateAccount(ctx context.Context, id, tier string) (billing.Account, error) {
 	if err := billing.ValidAccountID(id); err != nil {
@@ -36,18 +38,27 @@ func (s *Store) CreateAccount(ctx context.Context, id, tier string) (billing.Acc
 	if err := wrap(s.c.SAdd(ctx, s.accountsKey(), id).Err()); err != nil {
 		return billing.Account{}, err
 	}
-	if r.str(0) == "EXISTS" {
-		return billing.Account{}, fmt.Errorf("%w: %q", billing.ErrAccountExists, id)
-	}
-	return billing.Account{ID: id, Tier: tier, CreatedAt: fromMS(r.str(1))}, nil
+	return decodeCreateAccount(r, id, tier)
 }
 
-// newCreationID names one CreateAccount call (see createAccountScript).
+func decodeCreateAccount(r reply, id, tier string) (billing.Account, error) {
+	switch r.status() {
+	case "OK":
+		return decoded(&r, 2, billing.Account{ID: id, Tier: tier, CreatedAt: r.ms(1)})
+	case "EXISTS":
+		return billing.Account{}, r.refusal(1, fmt.Errorf("%w: %q", billing.ErrAccountExists, id))
+	}
+	return billing.Account{}, r.unexpected()
+}
+
+// newCreationID names one CreateAccount call (see lua/create_account.lua).
 func newCreationID() string {
 	var b [12]byte
 	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails (Go 1.24+)
 	return hex.EncodeToString(b[:])
 }
+
+var stateScript = newScript("state.lua")
 
 // GetAccount returns the account's current state, with its grants. Expired grants
 // are forfeited (and recorded) first, so the answer never counts expired credit.
@@ -66,48 +77,55 @@ func (s *Store) GetAccount(ctx context.Context, id string) (billing.Account, err
 }
 
 func parseState(id string, r reply) (billing.Account, error) {
-	if r.str(0) == "NOACCOUNT" {
-		return billing.Account{}, notFound(id)
+	if r.is(0, "NOACCOUNT") {
+		return billing.Account{}, r.refusal(1, notFound(id))
 	}
-	if len(r) != 3 {
-		return billing.Account{}, fmt.Errorf("redisstore: malformed state reply for %q", id)
+	f, grants, last := r.hash(0), r.hash(1), r.str(2)
+	if err := r.done(3); err != nil {
+		return billing.Account{}, err
 	}
-	f := pairs(r[0])
+	d := record{where: fmt.Sprintf("%s reply, account %q", r.script, id)}
 	a := billing.Account{
 		ID:        id,
 		Tier:      f["tier"],
-		CreatedAt: fromMS(f["created_at"]),
-		Credit:    micros(f["credit"]),
-		Debt:      micros(f["debt"]),
-		Reserved:  micros(f["reserved"]),
+		CreatedAt: d.msOf(f, "created_at"),
+		Credit:    d.microsOf(f, "credit"),
+		Debt:      d.microsOf(f, "debt"),
+		Reserved:  d.microsOf(f, "reserved"),
 		Depleted:  f["depleted"],
 		Totals: billing.Totals{
-			Granted:     micros(f["granted"]),
-			Usage:       micros(f["usage"]),
-			Consumed:    micros(f["consumed"]),
-			DebtRepaid:  micros(f["repaid"]),
-			Expired:     micros(f["expired"]),
-			AdjustedOut: micros(f["adjusted_out"]),
+			Granted:     d.microsOf(f, "granted"),
+			Usage:       d.microsOf(f, "usage"),
+			Consumed:    d.microsOf(f, "consumed"),
+			DebtRepaid:  d.microsOf(f, "repaid"),
+			Expired:     d.microsOf(f, "expired"),
+			AdjustedOut: d.microsOf(f, "adjusted_out"),
 		},
 		AutoRecharge: billing.AutoRecharge{
 			Enabled:      f["ar_enabled"] == "1",
-			Threshold:    micros(f["ar_threshold"]),
-			Amount:       micros(f["ar_amount"]),
-			MonthlyLimit: micros(f["ar_monthly_limit"]),
+			Threshold:    d.microsOf(f, "ar_threshold"),
+			Amount:       d.microsOf(f, "ar_amount"),
+			MonthlyLimit: d.microsOf(f, "ar_monthly_limit"),
 		},
 		Recharge: billing.RechargeState{
 			Pending:    f["rc_id"],
 			Month:      f["ar_month"],
-			MonthTotal: micros(f["ar_month_total"]),
-			Failures:   int(micros(f["rc_fails"])),
+			MonthTotal: d.microsOf(f, "ar_month_total"),
+			Failures:   d.countOf(f, "rc_fails"),
 		},
-		LastEventID: r.str(2),
+		LastEventID: last,
 	}
-	if until := fromMS(f["rc_backoff"]); until.UnixMilli() > 0 {
+	if until := d.msOf(f, "rc_backoff"); until.UnixMilli() > 0 {
 		a.Recharge.BackoffUntil = until
 	}
-	for gid, raw := range pairs(r[1]) {
-		g, err := parseGrant(gid, raw)
+	if d.err != nil {
+		return billing.Account{}, d.err
+	}
+	if f["tier"] == "" {
+		return billing.Account{}, &malformedError{where: d.where, detail: "no tier"}
+	}
+	for gid, raw := range grants {
+		g, err := parseGrant(r.script+" reply", gid, raw)
 		if err != nil {
 			return billing.Account{}, err
 		}
@@ -139,31 +157,27 @@ func sortGrants(gs []billing.Grant) {
 	})
 }
 
-func parseGrant(id, raw string) (billing.Grant, error) {
+// parseGrant reads a grant record "amount remaining granted_ms expires_ms source
+// event_id repaid balance" (where: whose reply it came in).
+func parseGrant(where, id, raw string) (billing.Grant, error) {
+	d := record{where: fmt.Sprintf("%s, grant %q", where, id)}
 	p := strings.Split(raw, " ")
 	if len(p) != 8 {
-		return billing.Grant{}, fmt.Errorf("redisstore: malformed grant record %q", id)
+		d.fail("%d fields, want 8", len(p))
+		return billing.Grant{}, d.err
 	}
-	return billing.Grant{
+	g := billing.Grant{
 		ID:        id,
-		Amount:    micros(p[0]),
-		Remaining: micros(p[1]),
-		GrantedAt: fromMS(p[2]),
-		ExpiresAt: fromMS(p[3]),
+		Amount:    d.micros("amount", p[0]),
+		Remaining: d.micros("remaining", p[1]),
+		GrantedAt: d.ms("granted_at", p[2]),
+		ExpiresAt: d.ms("expires_at", p[3]),
 		Source:    p[4],
-	}, nil
-}
-
-// pairs turns an HGETALL reply (a flat array) into a map.
-func pairs(v interface{}) map[string]string {
-	arr, _ := v.([]interface{})
-	m := make(map[string]string, len(arr)/2)
-	for i := 0; i+1 < len(arr); i += 2 {
-		k, _ := arr[i].(string)
-		val, _ := arr[i+1].(string)
-		m[k] = val
 	}
-	return m
+	if d.err != nil {
+		return billing.Grant{}, d.err
+	}
+	return g, nil
 }
 
 // ListAccounts returns every account's state without grants, sorted by id: one
@@ -210,6 +224,8 @@ func (s *Store) SetAutoRecharge(ctx context.Context, id string, ar billing.AutoR
 		"ar_monthly_limit", amountArg(ar.MonthlyLimit))
 }
 
+var setFieldsScript = newScript("set_fields.lua")
+
 func (s *Store) setFields(ctx context.Context, id string, kv ...interface{}) error {
 	if err := billing.ValidAccountID(id); err != nil {
 		return notFound(id)
@@ -218,11 +234,18 @@ func (s *Store) setFields(ctx context.Context, id string, kv ...interface{}) err
 	if err != nil {
 		return err
 	}
-	if r.str(0) != "1" {
-		return notFound(id)
-	}
-	return nil
+	return decodeExists(r, id)
 }
+
+// decodeExists decodes the 1-or-0 reply of a script that needs the account.
+func decodeExists(r reply, id string) error {
+	if exists := r.boolean(0); !exists {
+		return r.refusal(1, notFound(id))
+	}
+	return r.done(1)
+}
+
+var reserveScript = newScript("reserve.lua")
 
 // Reserve admits a request by holding its estimated cost (see billing.ReserveRequest).
 func (s *Store) Reserve(ctx context.Context, q billing.ReserveRequest) (billing.Reservation, error) {
@@ -238,18 +261,25 @@ func (s *Store) Reserve(ctx context.Context, q billing.ReserveRequest) (billing.
 	if err != nil {
 		return billing.Reservation{}, err
 	}
-	switch r.str(0) {
-	case "OK":
-		return billing.Reservation{Admitted: true, Held: r.micros(1), Available: r.micros(2), ExpiresAt: fromMS(r.str(3))}, nil
-	case "DENY":
-		return billing.Reservation{Reason: r.str(1), Available: r.micros(2)}, nil
-	case "NOACCOUNT":
-		return billing.Reservation{}, notFound(q.Account)
-	case "DONE":
-		return billing.Reservation{}, fmt.Errorf("%w: hold %q was already %s", billing.ErrInvalid, q.HoldID, r.str(1))
-	}
-	return billing.Reservation{}, fmt.Errorf("redisstore: unexpected reserve reply %v", r)
+	return decodeReserve(r, q)
 }
+
+func decodeReserve(r reply, q billing.ReserveRequest) (billing.Reservation, error) {
+	switch r.status() {
+	case "OK":
+		return decoded(&r, 4, billing.Reservation{Admitted: true, Held: r.micros(1), Available: r.micros(2), ExpiresAt: r.ms(3)})
+	case "DENY":
+		return decoded(&r, 3, billing.Reservation{Reason: r.str(1), Available: r.micros(2)})
+	case "NOACCOUNT":
+		return billing.Reservation{}, r.refusal(1, notFound(q.Account))
+	case "DONE":
+		state := r.str(1)
+		return billing.Reservation{}, r.refusal(2, fmt.Errorf("%w: hold %q was already %s", billing.ErrInvalid, q.HoldID, state))
+	}
+	return billing.Reservation{}, r.unexpected()
+}
+
+var settleScript = newScript("settle.lua")
 
 // Settle charges a request's actual cost and releases its hold.
 func (s *Store) Settle(ctx context.Context, q billing.SettleRequest) (billing.Settlement, error) {
@@ -272,19 +302,25 @@ func (s *Store) Settle(ctx context.Context, q billing.SettleRequest) (billing.Se
 	if err != nil {
 		return billing.Settlement{}, err
 	}
-	switch r.str(0) {
-	case "OK":
-		return billing.Settlement{EventID: r.str(1), Cost: q.Cost, FromCredit: r.micros(2), ToDebt: r.micros(3), BalanceAfter: r.micros(4),
-			RechargeID: r.str(5), Notices: fieldsOf(r.str(6))}, nil
-	case "REPLAY":
-		st := replayed(r)
-		st.RechargeID, st.Notices = r.str(7), fieldsOf(r.str(8))
-		return st, nil
-	case "NOACCOUNT":
-		return billing.Settlement{}, notFound(q.Account)
-	}
-	return billing.Settlement{}, fmt.Errorf("redisstore: unexpected settle reply %v", r)
+	return decodeSettle(r, q)
 }
+
+func decodeSettle(r reply, q billing.SettleRequest) (billing.Settlement, error) {
+	switch r.status() {
+	case "OK":
+		return decoded(&r, 7, billing.Settlement{EventID: r.str(1), Cost: q.Cost, FromCredit: r.micros(2), ToDebt: r.micros(3),
+			BalanceAfter: r.micros(4), RechargeID: r.str(5), Notices: fieldsOf(r.str(6))})
+	case "REPLAY":
+		st := replayed(&r)
+		st.RechargeID, st.Notices = r.str(7), fieldsOf(r.str(8))
+		return decoded(&r, 9, st)
+	case "NOACCOUNT":
+		return billing.Settlement{}, r.refusal(1, notFound(q.Account))
+	}
+	return billing.Settlement{}, r.unexpected()
+}
+
+var releaseScript = newScript("release.lua")
 
 // Release frees a hold without charging (the upstream failed before any token).
 func (s *Store) Release(ctx context.Context, account, holdID string, u billing.Usage) (billing.Settlement, error) {
@@ -297,15 +333,19 @@ func (s *Store) Release(ctx context.Context, account, holdID string, u billing.U
 	if err != nil {
 		return billing.Settlement{}, err
 	}
-	switch r.str(0) {
+	return decodeRelease(r, account)
+}
+
+func decodeRelease(r reply, account string) (billing.Settlement, error) {
+	switch r.status() {
 	case "OK":
-		return billing.Settlement{EventID: r.str(1), BalanceAfter: r.micros(2)}, nil
+		return decoded(&r, 3, billing.Settlement{EventID: r.str(1), BalanceAfter: r.micros(2)})
 	case "REPLAY":
-		return replayed(r), nil
+		return decoded(&r, 7, replayed(&r))
 	case "NOACCOUNT":
-		return billing.Settlement{}, notFound(account)
+		return billing.Settlement{}, r.refusal(1, notFound(account))
 	}
-	return billing.Settlement{}, fmt.Errorf("redisstore: unexpected release reply %v", r)
+	return billing.Settlement{}, r.unexpected()
 }
 
 // recordTTL bounds how long a finished hold's record stays. A settle may come long
@@ -328,7 +368,12 @@ func fieldsOf(s string) []string {
 	return strings.Fields(s)
 }
 
-func replayed(r reply) billing.Settlement {
+// replayed decodes the head of a settle's or release's REPLAY reply: {'REPLAY',
+// state, event_id, cost, from_credit, to_debt, balance, …}.
+func replayed(r *reply) billing.Settlement {
+	if state := r.str(1); r.err == nil && state != "settled" && state != "released" {
+		r.fail("element 1 is %s, want \"settled\" or \"released\"", show(state))
+	}
 	return billing.Settlement{EventID: r.str(2), Cost: r.micros(3), FromCredit: r.micros(4), ToDebt: r.micros(5), BalanceAfter: r.micros(6), Replayed: true}
 }
 
@@ -372,6 +417,8 @@ func appendUsage(args []interface{}, u billing.Usage, tokens bool) []interface{}
 	str("note", u.Note)
 	return args
 }
+
+var topUpScript = newScript("top_up.lua")
 
 // TopUp credits a grant under the policy's limits, paying debt first.
 func (s *Store) TopUp(ctx context.Context, p billing.Policy, q billing.TopUpRequest) (billing.TopUpResult, error) {
@@ -438,39 +485,52 @@ func (s *Store) TopUp(ctx context.Context, p billing.Policy, q billing.TopUpRequ
 		if err != nil {
 			return billing.TopUpResult{}, err
 		}
-		switch r.str(0) {
-		case "OK":
-			return grantReply(r, r.str(10) == "1"), nil
-		case "TIER":
-			continue
-		case "NOACCOUNT":
-			return billing.TopUpResult{}, notFound(q.Account)
-		case "CONFLICT":
-			return billing.TopUpResult{}, fmt.Errorf("%w: Idempotency-Key %q", billing.ErrIdempotencyConflict, q.IdempotencyKey)
-		case "BELOW":
-			return billing.TopUpResult{}, &billing.LimitError{Err: billing.ErrBelowMinimum, Limit: r.micros(1), Amount: q.Amount}
-		case "ABOVE_TOPUP":
-			return billing.TopUpResult{}, &billing.LimitError{Err: billing.ErrAboveMaxTopUp, Limit: r.micros(1), Amount: q.Amount}
-		case "ABOVE_BALANCE":
-			return billing.TopUpResult{}, &billing.LimitError{Err: billing.ErrAboveMaxBalance, Limit: r.micros(1), Amount: r.micros(2)}
-		case "PAST_EXPIRY":
-			return billing.TopUpResult{}, fmt.Errorf("%w: expires_at %s is not in the future", billing.ErrInvalid, expires.UTC().Format(time.RFC3339))
-		default:
-			return billing.TopUpResult{}, fmt.Errorf("redisstore: unexpected top-up reply %v", r)
+		res, retry, err := decodeTopUp(r, q, expires)
+		if !retry {
+			return res, err
 		}
 	}
 	return billing.TopUpResult{}, fmt.Errorf("redisstore: account %q changed tier during the top-up; try again", q.Account)
 }
 
+// decodeTopUp decodes top_up.lua's reply; retry when the account's tier changed
+// since TopUp read it.
+func decodeTopUp(r reply, q billing.TopUpRequest, expires time.Time) (_ billing.TopUpResult, retry bool, _ error) {
+	switch r.status() {
+	case "OK":
+		res := grantReply(&r)
+		res.Replayed = r.flag(10)
+		res, err := decoded(&r, 11, res)
+		return res, false, err
+	case "TIER":
+		r.str(1) // the tier it has now: TopUp reads it again
+		err := r.done(2)
+		return billing.TopUpResult{}, err == nil, err
+	case "NOACCOUNT":
+		return billing.TopUpResult{}, false, r.refusal(1, notFound(q.Account))
+	case "CONFLICT":
+		return billing.TopUpResult{}, false, r.refusal(1, fmt.Errorf("%w: Idempotency-Key %q", billing.ErrIdempotencyConflict, q.IdempotencyKey))
+	case "BELOW":
+		return billing.TopUpResult{}, false, r.refusal(2, &billing.LimitError{Err: billing.ErrBelowMinimum, Limit: r.micros(1), Amount: q.Amount})
+	case "ABOVE_TOPUP":
+		return billing.TopUpResult{}, false, r.refusal(2, &billing.LimitError{Err: billing.ErrAboveMaxTopUp, Limit: r.micros(1), Amount: q.Amount})
+	case "ABOVE_BALANCE":
+		return billing.TopUpResult{}, false, r.refusal(3, &billing.LimitError{Err: billing.ErrAboveMaxBalance, Limit: r.micros(1), Amount: r.micros(2)})
+	case "PAST_EXPIRY":
+		return billing.TopUpResult{}, false, r.refusal(1, fmt.Errorf("%w: expires_at %s is not in the future", billing.ErrInvalid, expires.UTC().Format(time.RFC3339)))
+	}
+	return billing.TopUpResult{}, false, r.unexpected()
+}
+
 // grantReply decodes the scripts' grant_reply: {status, grant id, amount,
 // remaining, granted_ms, expires_ms, source, event id, repaid, balance, …}.
-func grantReply(r reply, replayed bool) billing.TopUpResult {
+func grantReply(r *reply) billing.TopUpResult {
 	return billing.TopUpResult{
 		Grant: billing.Grant{
 			ID: r.str(1), Amount: r.micros(2), Remaining: r.micros(3),
-			GrantedAt: fromMS(r.str(4)), ExpiresAt: fromMS(r.str(5)), Source: r.str(6),
+			GrantedAt: r.ms(4), ExpiresAt: r.ms(5), Source: r.str(6),
 		},
-		EventID: r.str(7), DebtRepaid: r.micros(8), BalanceAfter: r.micros(9), Replayed: replayed,
+		EventID: r.str(7), DebtRepaid: r.micros(8), BalanceAfter: r.micros(9),
 	}
 }
 
@@ -501,7 +561,11 @@ func (s *Store) Events(ctx context.Context, account, after string, limit int) (b
 	}
 	page.Events = make([]billing.Event, len(msgs))
 	for i, m := range msgs {
-		page.Events[i] = parseEvent(m)
+		ev, err := parseEvent(account, m)
+		if err != nil {
+			return billing.EventPage{}, err
+		}
+		page.Events[i] = ev
 	}
 	return page, nil
 }
@@ -521,36 +585,53 @@ func nextStreamID(id string) (string, error) {
 	return msPart + "-" + strconv.FormatUint(seq+1, 10), nil
 }
 
-func parseEvent(m redis.XMessage) billing.Event {
-	str := func(k string) string { v, _ := m.Values[k].(string); return v }
-	num := func(k string) int64 { n, _ := strconv.ParseInt(str(k), 10, 64); return n }
-	return billing.Event{
-		ID:                    m.ID,
-		Type:                  billing.EventType(str("type")),
-		At:                    fromMS(str("at")),
-		Amount:                micros(str("amount")),
-		BalanceAfter:          micros(str("balance_after")),
-		CreditAfter:           micros(str("credit_after")),
-		DebtAfter:             micros(str("debt_after")),
-		GrantID:               str("grant_id"),
-		HoldID:                str("hold_id"),
-		RequestID:             str("request_id"),
-		KeyID:                 str("key_id"),
-		Model:                 str("model"),
-		Endpoint:              str("endpoint"),
-		PromptTokens:          num("prompt_tokens"),
-		CompletionTokens:      num("completion_tokens"),
-		CachedTokens:          num("cached_tokens"),
-		ReasoningTokens:       num("reasoning_tokens"),
-		AudioPromptTokens:     num("audio_prompt_tokens"),
-		AudioCompletionTokens: num("audio_completion_tokens"),
-		LocalPromptTokens:     num("local_prompt_tokens"),
-		LocalCompletionTokens: num("local_completion_tokens"),
-		TokenSource:           str("token_source"),
-		Cost:                  micros(str("cost")),
-		FromCredit:            micros(str("from_credit")),
-		ToDebt:                micros(str("to_debt")),
-		Source:                str("source"),
-		Note:                  str("note"),
+// parseEvent reads one ledger event. Fields an event type does not have are
+// absent (zero); every field present must parse.
+func parseEvent(account string, m redis.XMessage) (billing.Event, error) {
+	d := record{where: fmt.Sprintf("ledger event %s of account %q", m.ID, account)}
+	f := make(map[string]string, len(m.Values))
+	for k, v := range m.Values {
+		s, ok := v.(string)
+		if !ok {
+			d.fail("%s is %s, want a string", k, show(v))
+			return billing.Event{}, d.err
+		}
+		f[k] = s
 	}
+	ev := billing.Event{
+		ID:                    m.ID,
+		Type:                  billing.EventType(f["type"]),
+		At:                    d.msOf(f, "at"),
+		Amount:                d.microsOf(f, "amount"),
+		BalanceAfter:          d.microsOf(f, "balance_after"),
+		CreditAfter:           d.microsOf(f, "credit_after"),
+		DebtAfter:             d.microsOf(f, "debt_after"),
+		GrantID:               f["grant_id"],
+		HoldID:                f["hold_id"],
+		RequestID:             f["request_id"],
+		KeyID:                 f["key_id"],
+		Model:                 f["model"],
+		Endpoint:              f["endpoint"],
+		PromptTokens:          d.tokensOf(f, "prompt_tokens"),
+		CompletionTokens:      d.tokensOf(f, "completion_tokens"),
+		CachedTokens:          d.tokensOf(f, "cached_tokens"),
+		ReasoningTokens:       d.tokensOf(f, "reasoning_tokens"),
+		AudioPromptTokens:     d.tokensOf(f, "audio_prompt_tokens"),
+		AudioCompletionTokens: d.tokensOf(f, "audio_completion_tokens"),
+		LocalPromptTokens:     d.tokensOf(f, "local_prompt_tokens"),
+		LocalCompletionTokens: d.tokensOf(f, "local_completion_tokens"),
+		TokenSource:           f["token_source"],
+		Cost:                  d.microsOf(f, "cost"),
+		FromCredit:            d.microsOf(f, "from_credit"),
+		ToDebt:                d.microsOf(f, "to_debt"),
+		Source:                f["source"],
+		Note:                  f["note"],
+	}
+	if d.err != nil {
+		return billing.Event{}, d.err
+	}
+	if ev.Type == "" {
+		return billing.Event{}, &malformedError{where: d.where, detail: "no type"}
+	}
+	return ev, nil
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"sort"
-	"strconv"
 	"strings"
 	"time"
 
@@ -28,6 +27,8 @@ func (s *Store) AccountIDs(ctx context.Context) ([]string, error) {
 	return ids, nil
 }
 
+var sweepScript = newScript("sweep.lua")
+
 // Sweep brings one account up to date (see billing.SweepRequest): expired credit is
 // forfeited with expire events, due notices are queued, a due auto-recharge is
 // started. Safe to run from every proxy at once.
@@ -50,18 +51,21 @@ func (s *Store) Sweep(ctx context.Context, account string, q billing.SweepReques
 	if err != nil {
 		return billing.SweepResult{}, err
 	}
-	switch r.str(0) {
-	case "OK":
-		res := billing.SweepResult{Expired: r.micros(1), RechargeID: r.str(2)}
-		for i := 3; i < len(r); i++ {
-			res.Notices = append(res.Notices, r.str(i))
-		}
-		return res, nil
-	case "NOACCOUNT":
-		return billing.SweepResult{}, notFound(account)
-	}
-	return billing.SweepResult{}, fmt.Errorf("redisstore: unexpected sweep reply %v", r)
+	return decodeSweep(r, account)
 }
+
+func decodeSweep(r reply, account string) (billing.SweepResult, error) {
+	switch r.status() {
+	case "OK":
+		res := billing.SweepResult{Expired: r.micros(1), RechargeID: r.str(2), Notices: r.strings(3)}
+		return decoded(&r, max(3, len(r.v)), res)
+	case "NOACCOUNT":
+		return billing.SweepResult{}, r.refusal(1, notFound(account))
+	}
+	return billing.SweepResult{}, r.unexpected()
+}
+
+var claimRechargeScript = newScript("claim_recharge.lua")
 
 // ClaimRecharge takes a lease on account's pending recharge id for lease, so that
 // one worker among all proxies performs it. It fails with
@@ -79,30 +83,47 @@ func (s *Store) ClaimRecharge(ctx context.Context, account, id string, lease tim
 	if err != nil {
 		return billing.Recharge{}, err
 	}
-	switch r.str(0) {
-	case "OK":
-		rc, err := parseRecharge(account, id, r.str(1))
-		if err != nil {
-			return billing.Recharge{}, err
-		}
-		rc.Drives, _ = strconv.Atoi(r.str(2))
-		return rc, nil
-	case "GONE":
-		return billing.Recharge{}, fmt.Errorf("%w: %s of account %q", billing.ErrRechargeNotPending, id, account)
-	case "BUSY":
-		return billing.Recharge{}, fmt.Errorf("%w: %s of account %q", billing.ErrRechargeBusy, id, account)
-	}
-	return billing.Recharge{}, fmt.Errorf("redisstore: unexpected claim reply %v", r)
+	return decodeClaimRecharge(r, account, id)
 }
 
-// parseRecharge reads a recharge record "state amount month month_total started_ms".
-func parseRecharge(account, id, raw string) (billing.Recharge, error) {
+func decodeClaimRecharge(r reply, account, id string) (billing.Recharge, error) {
+	switch r.status() {
+	case "OK":
+		raw, drives := r.str(1), r.count(2)
+		if err := r.done(3); err != nil {
+			return billing.Recharge{}, err
+		}
+		rc, err := parseRecharge(r.script+" reply", account, id, raw)
+		rc.Drives = drives
+		return rc, err
+	case "GONE", "BUSY":
+		kind := billing.ErrRechargeNotPending
+		if r.is(0, "BUSY") {
+			kind = billing.ErrRechargeBusy
+		}
+		return billing.Recharge{}, r.refusal(1, fmt.Errorf("%w: %s of account %q", kind, id, account))
+	}
+	return billing.Recharge{}, r.unexpected()
+}
+
+// parseRecharge reads a recharge record "state amount month month_total
+// started_ms" (where: whose reply it came in).
+func parseRecharge(where, account, id, raw string) (billing.Recharge, error) {
+	d := record{where: fmt.Sprintf("%s, recharge record %q of account %q", where, id, account)}
 	p := strings.Split(raw, " ")
 	if len(p) != 5 {
-		return billing.Recharge{}, fmt.Errorf("redisstore: malformed recharge record %q of account %q", id, account)
+		d.fail("%d fields, want 5", len(p))
+		return billing.Recharge{}, d.err
 	}
-	return billing.Recharge{ID: id, Account: account, Amount: micros(p[1]), Month: p[2], MonthTotal: micros(p[3]), StartedAt: fromMS(p[4])}, nil
+	rc := billing.Recharge{ID: id, Account: account, Amount: d.micros("amount", p[1]), Month: p[2],
+		MonthTotal: d.micros("month_total", p[3]), StartedAt: d.ms("started", p[4])}
+	if d.err != nil {
+		return billing.Recharge{}, d.err
+	}
+	return rc, nil
 }
+
+var completeRechargeScript = newScript("complete_recharge.lua")
 
 // CompleteRecharge credits a paid recharge: a grant of source auto_recharge whose
 // id is the recharge id, expiring after creditTTL, counted in the recharge's month.
@@ -120,16 +141,24 @@ func (s *Store) CompleteRecharge(ctx context.Context, account, id string, credit
 	if err != nil {
 		return billing.TopUpResult{}, err
 	}
-	switch r.str(0) {
-	case "OK", "REPLAY":
-		return grantReply(r, r.str(0) == "REPLAY"), nil
-	case "UNKNOWN":
-		return billing.TopUpResult{}, fmt.Errorf("%w: no recharge %s on account %q", billing.ErrRechargeNotPending, id, account)
-	case "NOACCOUNT":
-		return billing.TopUpResult{}, notFound(account)
-	}
-	return billing.TopUpResult{}, fmt.Errorf("redisstore: unexpected complete-recharge reply %v", r)
+	return decodeCompleteRecharge(r, account, id)
 }
+
+func decodeCompleteRecharge(r reply, account, id string) (billing.TopUpResult, error) {
+	switch status := r.status(); status {
+	case "OK", "REPLAY":
+		res := grantReply(&r)
+		res.Replayed = status == "REPLAY"
+		return decoded(&r, 10, res)
+	case "UNKNOWN":
+		return billing.TopUpResult{}, r.refusal(1, fmt.Errorf("%w: no recharge %s on account %q", billing.ErrRechargeNotPending, id, account))
+	case "NOACCOUNT":
+		return billing.TopUpResult{}, r.refusal(1, notFound(account))
+	}
+	return billing.TopUpResult{}, r.unexpected()
+}
+
+var failRechargeScript = newScript("fail_recharge.lua")
 
 // FailRecharge records that the pending recharge id failed: an
 // auto_recharge_failed event, the pending recharge cleared, a back-off before the
@@ -151,15 +180,21 @@ func (s *Store) FailRecharge(ctx context.Context, account, id string, f billing.
 	if err != nil {
 		return "", err
 	}
-	switch r.str(0) {
+	return decodeFailRecharge(r, account, id)
+}
+
+func decodeFailRecharge(r reply, account, id string) (string, error) {
+	switch r.status() {
 	case "OK":
-		return r.str(1), nil
+		nid := r.str(1)
+		r.ms(2) // the back-off's end, checked though FailRecharge does not return it
+		return decoded(&r, 3, nid)
 	case "GONE":
-		return "", fmt.Errorf("%w: %s of account %q", billing.ErrRechargeNotPending, id, account)
+		return "", r.refusal(1, fmt.Errorf("%w: %s of account %q", billing.ErrRechargeNotPending, id, account))
 	case "NOACCOUNT":
-		return "", notFound(account)
+		return "", r.refusal(1, notFound(account))
 	}
-	return "", fmt.Errorf("redisstore: unexpected fail-recharge reply %v", r)
+	return "", r.unexpected()
 }
 
 func checkRecharge(account, id string) error {
@@ -171,6 +206,8 @@ func checkRecharge(account, id string) error {
 	}
 	return nil
 }
+
+var claimNoticesScript = newScript("claim_notices.lua")
 
 // ClaimNotices leases account's notices ids (none: every queued notice) that no
 // other worker holds, for lease, counting one delivery attempt each. Notices that
@@ -186,34 +223,57 @@ func (s *Store) ClaimNotices(ctx context.Context, account string, ids []string, 
 	for _, id := range ids {
 		args = append(args, id)
 	}
-	v, err := claimNoticesScript.Run(ctx, s.c, []string{s.prefix + "{acct:" + account + "}:outbox"}, args...).Slice()
+	r, err := s.run(ctx, claimNoticesScript, []string{s.prefix + "{acct:" + account + "}:outbox"}, args...)
 	if err != nil {
-		return nil, nil, wrap(err)
+		return nil, nil, err
 	}
-	r := reply(v)
-	for i := 0; i+2 < len(r); i += 3 {
-		n, err := parseNotice(account, r.str(i+1), r.str(i+2))
+	return decodeClaimNotices(r, account)
+}
+
+func decodeClaimNotices(r reply, account string) (claimed, dropped []billing.Notice, err error) {
+	if len(r.v)%3 != 0 {
+		r.fail("%d elements, want triples", len(r.v))
+	}
+	for i := 0; i+2 < len(r.v) && r.err == nil; i += 3 {
+		status, id, raw := r.str(i), r.str(i+1), r.str(i+2)
+		if r.err != nil {
+			break
+		}
+		n, err := parseNotice(r.script+" reply", account, id, raw)
 		if err != nil {
 			return nil, nil, err
 		}
-		if r.str(i) == "DROP" {
-			dropped = append(dropped, n)
-		} else {
+		switch status {
+		case "OK":
 			claimed = append(claimed, n)
+		case "DROP":
+			dropped = append(dropped, n)
+		default:
+			r.fail("element %d is %s, want \"OK\" or \"DROP\"", i, show(status))
 		}
+	}
+	if r.err != nil {
+		return nil, nil, r.err
 	}
 	return claimed, dropped, nil
 }
 
 // parseNotice reads a notice record "type at balance attempts lease threshold ref
-// amount expires reason".
-func parseNotice(account, id, raw string) (billing.Notice, error) {
+// amount expires reason" (where: whose reply it came in).
+func parseNotice(where, account, id, raw string) (billing.Notice, error) {
+	d := record{where: fmt.Sprintf("%s, notice record %q of account %q", where, id, account)}
 	p := strings.SplitN(raw, " ", 10)
 	if len(p) != 10 {
-		return billing.Notice{}, fmt.Errorf("redisstore: malformed notice record %q of account %q", id, account)
+		d.fail("%d fields, want 10", len(p))
+		return billing.Notice{}, d.err
 	}
-	n := billing.Notice{ID: id, Type: p[0], Account: account, At: fromMS(p[1]), Balance: micros(p[2]), Threshold: micros(p[5]), Amount: micros(p[7]), Reason: p[9]}
-	n.Attempts, _ = strconv.Atoi(p[3])
+	n := billing.Notice{ID: id, Type: p[0], Account: account, At: d.ms("at", p[1]), Balance: d.micros("balance", p[2]),
+		Attempts: d.count("attempts", p[3]), Threshold: d.micros("threshold", p[5]), Amount: d.micros("amount", p[7]), Reason: p[9]}
+	d.ms("lease", p[4])
+	expires := d.ms("expires", p[8])
+	if d.err != nil {
+		return billing.Notice{}, d.err
+	}
 	ref := p[6]
 	if ref == "-" {
 		ref = ""
@@ -223,8 +283,8 @@ func parseNotice(account, id, raw string) (billing.Notice, error) {
 	} else {
 		n.GrantID = ref
 	}
-	if exp := fromMS(p[8]); exp.UnixMilli() > 0 {
-		n.ExpiresAt = exp
+	if expires.UnixMilli() > 0 {
+		n.ExpiresAt = expires
 	}
 	return n, nil
 }

@@ -269,6 +269,11 @@ func TestMonthlyLimitAcrossMonthBoundary(t *testing.T) {
 		if n := countEvents(e.events(t, "m"), billing.EventAutoRechargeSkipped); n != 1 {
 			t.Fatalf("%d skip events, want 1 per crossing", n)
 		}
+		for _, ev := range e.events(t, "m") {
+			if want := "monthly limit 20.000000 reached: 20.000000 auto-recharged in 2026-03"; ev.Type == billing.EventAutoRechargeSkipped && ev.Note != want {
+				t.Fatalf("skip event note %q, want %q", ev.Note, want)
+			}
+		}
 		// Back above the threshold and below again: a new crossing, recorded again.
 		e.topUp(t, "m", "20.00")
 		spendTo("1.00")

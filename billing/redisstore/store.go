@@ -1,10 +1,12 @@
 // Package redisstore implements billing.Ledger and billing.KeyStore on Redis.
 //
-// Every change to an account's money happens inside one Lua script (scripts.go) that
+// Every change to an account's money happens inside one Lua script (lua/*.lua) that
 // runs atomically on the node owning the account's hash tag `{acct:<id>}`, so any
 // number of proxies may share one Redis, a Redis Cluster or a Sentinel-managed
-// primary. The package talks to Redis through the narrow Client interface, which
-// go-redis's *Client, *ClusterClient and UniversalClient all satisfy.
+// primary. Their replies, and the records they store, are decoded strictly
+// (reply.go): what does not match a script's contract is an error naming it. The
+// package talks to Redis through the narrow Client interface, which go-redis's
+// *Client, *ClusterClient and UniversalClient all satisfy.
 package redisstore
 
 import (
@@ -162,16 +164,6 @@ func ms(t time.Time) string { return strconv.FormatInt(t.UnixMilli(), 10) }
 // ms does, with one allocation fewer than a string.
 func msArg(t time.Time) int64 { return t.UnixMilli() }
 
-func fromMS(v string) time.Time {
-	n, _ := strconv.ParseInt(v, 10, 64)
-	return time.UnixMilli(n).UTC()
-}
-
-func micros(v string) money.Micros {
-	n, _ := strconv.ParseInt(v, 10, 64)
-	return money.Micros(n)
-}
-
 // amountArg is an amount as a script argument (decimal micros, written by go-redis).
 func amountArg(m money.Micros) int64 { return int64(m) }
 
@@ -200,41 +192,20 @@ func isTransient(err error) bool {
 	return false
 }
 
-// reply is a script's array reply.
-type reply []interface{}
-
-func (r reply) str(i int) string {
-	if i >= len(r) || r[i] == nil {
-		return ""
-	}
-	switch v := r[i].(type) {
-	case string:
-		return v
-	case int64:
-		return strconv.FormatInt(v, 10)
-	}
-	return fmt.Sprint(r[i])
-}
-
-func (r reply) micros(i int) money.Micros { return micros(r.str(i)) }
-
-func (s *Store) run(ctx context.Context, script *redis.Script, keys []string, args ...interface{}) (reply, error) {
-	v, err := script.Run(ctx, s.c, keys, args...).Result()
+// run runs sc and returns its reply for strict decoding; a failed run is an error
+// naming the script (billing.ErrUnavailable when Redis could not be reached).
+func (s *Store) run(ctx context.Context, sc *script, keys []string, args ...interface{}) (reply, error) {
+	v, err := sc.Run(ctx, s.c, keys, args...).Result()
 	if err != nil {
-		return nil, wrap(err)
+		return reply{}, sc.failed(wrap(err))
 	}
-	switch r := v.(type) {
-	case []interface{}:
-		if len(r) == 0 {
-			return nil, errors.New("redisstore: empty script reply")
-		}
-		return reply(r), nil
-	case string:
-		return reply{r}, nil
-	case int64:
-		return reply{r}, nil
+	r := reply{script: sc.name}
+	if arr, ok := v.([]interface{}); ok {
+		r.v = arr
+	} else {
+		r.v = []interface{}{v} // a script answering with one integer
 	}
-	return nil, fmt.Errorf("redisstore: unexpected script reply %T", v)
+	return r, nil
 }
 
 func notFound(id string) error { return fmt.Errorf("%w: %q", billing.ErrAccountNotFound, id) }

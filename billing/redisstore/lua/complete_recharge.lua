@@ -1,0 +1,43 @@
+-- luacheck: std +prelude
+--
+-- complete_recharge.lua: the charger answered 2xx (paid).
+--
+-- KEYS   1-6 the account's (prelude.lua), 7 the recharge records.
+-- ARGV   1 now_ms, 2 recharge_id, 3 expires_ms.
+-- Reply  {'OK' | 'REPLAY', grant_id, amount, remaining, granted_ms, expires_ms,
+--         source, event_id, repaid, balance}
+--      | {'UNKNOWN'} | {'NOACCOUNT'}.
+--
+-- Credits the recharge as a grant of source auto_recharge whose id is the recharge
+-- id (so a second 2xx for the same recharge credits nothing), adds it to its
+-- month's auto-recharged total, and clears the pending recharge and any back-off.
+-- A recharge already recorded as failed is still credited: the charger says it
+-- was paid.
+
+local now, gid = tonumber(ARGV[1]), ARGV[2]
+if not load() then return {'NOACCOUNT'} end
+local function result(status, raw) return grant_reply(status, gid, raw) end
+local existing = redis.call('HGET', grants, gid)
+if existing then
+  if redis.call('HGET', acct, 'rc_id') == gid then
+    redis.call('HSET', acct, 'rc_id', '', 'rc_lease', '0', 'rc_fails', '0', 'rc_backoff', '0')
+  end
+  return result('REPLAY', existing)
+end
+local raw = redis.call('HGET', KEYS[7], gid)
+if not raw then return {'UNKNOWN'} end
+local _, amount, month, total, started = string.match(raw, '^(%S+) (%S+) (%S+) (%S+) (%S+)$')
+amount = tonumber(amount)
+sweep(now)
+credit_grant(now, gid, amount, tonumber(ARGV[3]), 'auto_recharge', 'auto_recharge')
+local m = redis.call('HMGET', acct, 'ar_month', 'ar_month_total', 'rc_id')
+if m[1] == month then
+  redis.call('HSET', acct, 'ar_month_total', fmt((tonumber(m[2] or '') or 0) + amount))
+elseif not m[1] or m[1] == '' or m[1] < month then
+  redis.call('HSET', acct, 'ar_month', month, 'ar_month_total', fmt(amount))
+end
+redis.call('HSET', KEYS[7], gid, table.concat({'done', fmt(amount), month, total, started}, ' '))
+if m[3] == gid then
+  redis.call('HSET', acct, 'rc_id', '', 'rc_lease', '0', 'rc_fails', '0', 'rc_backoff', '0')
+end
+return result('OK', redis.call('HGET', grants, gid))

@@ -1,0 +1,304 @@
+-- prelude.lua: shared by the ledger scripts, joined before each of them at init
+-- (a script whose first line is "-- luacheck: std +prelude"). Account state load
+-- and save, grant records, ledger events, the sweep of expired holds and grants,
+-- credits, notices and auto-recharge. Top-level names only: running it changes
+-- nothing.
+--
+-- Conventions of the ledger scripts (docs/ARCHITECTURE.md has the key layout):
+--   - Each runs atomically on the one Redis node that owns the account's hash tag,
+--     so every key it touches is passed in KEYS and shares the tag `{acct:<id>}`.
+--   - KEYS[1..6] are always acct, grants, live, holds, holdamt, ledger; KEYS[7..]
+--     are the script's own (a hold record, an Idempotency-Key record…), if any.
+--   - Amounts are integer micro-USD carried as decimal strings. Lua numbers are
+--     doubles: exact up to 2^53 (≈ 9.0e15 micros, $9 billion). Every input amount
+--     is at most money.MaxAmount (1e15: the Store's methods and config check it)
+--     and an account's lifetime totals must stay below 2^53; numbers are written
+--     with fmt (string.format('%d', x)), never tostring (which keeps only 14
+--     significant digits). The Go side rejects a reply amount beyond ±2^53.
+--   - Reads and checks come first and writes last: Redis does not roll back a
+--     script that fails halfway. The one exception is the sweep of expired holds
+--     and grants, which runs first but is a complete transition on its own (the
+--     state it changed is saved before the script goes on).
+--   - The request path (reserve, settle) is kept to as few redis.call()s as it
+--     can: one HMGET reads every account field a script needs, save() writes only
+--     the fields that changed, in one HSET, and sweeps run only when something may
+--     have expired (see reserve.lua and settle.lua).
+--   - Each script is idempotent by its hold id, grant id or adjustment id, because
+--     go-redis resends a script whose reply was lost. A replay returns the
+--     original result and changes nothing.
+--   - Times are Unix milliseconds passed in ARGV (the caller's clock, injectable
+--     in tests). Event ids are stream ids assigned by Redis ('*'), so the ledger
+--     order is the order of commits even when callers' clocks disagree.
+--   - Replies are arrays of strings, the first a status ('OK', 'NOACCOUNT'…); the
+--     Go side decodes them strictly (a malformed reply is an error naming the
+--     script), so a reply's shape changes with its Go decoder.
+
+local acct, grants, live, holds, holdamt, ledger = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
+local function fmt(x) return string.format('%d', x) end
+local S, S0 = {}, {}
+local COUNTERS = {'credit', 'debt', 'reserved', 'granted', 'usage', 'consumed', 'repaid', 'expired', 'adjusted_out'}
+local ALL = {'tier', 'depleted', 'credit', 'debt', 'reserved', 'granted', 'usage', 'consumed', 'repaid', 'expired'}
+
+-- load reads the account in one HMGET of fields: 'tier' (to know the account
+-- exists), 'depleted', then n counters, then any other fields (default: ALL, 8).
+-- The depleted flag and the counters go into S, and are remembered in S0 so that
+-- save writes only what changed; a counter the script did not read stays nil in S
+-- until need() reads it. Returns the HMGET reply (other fields by position), or
+-- false when the account does not exist.
+local function load(fields, n)
+  fields, n = fields or ALL, n or 8
+  local v = redis.call('HMGET', acct, unpack(fields))
+  if not v[1] then return false end
+  S.tier, S.depleted = v[1], v[2] or ''
+  S0.depleted = S.depleted
+  for i = 3, n + 2 do
+    local x = tonumber(v[i]) or 0
+    S[fields[i]], S0[fields[i]] = x, x
+  end
+  return v
+end
+
+-- need reads a counter that load did not.
+local function need(f)
+  if S[f] == nil then
+    local x = tonumber(redis.call('HGET', acct, f) or '') or 0
+    S[f], S0[f] = x, x
+  end
+end
+
+-- save writes the counters that changed since load (or the last save), with the
+-- extra field/value pairs given, in one HSET; nothing when nothing changed.
+local function save(...)
+  local args = {...}
+  if S.depleted ~= S0.depleted then
+    args[#args + 1] = 'depleted'; args[#args + 1] = S.depleted
+    S0.depleted = S.depleted
+  end
+  for _, f in ipairs(COUNTERS) do
+    if S[f] ~= S0[f] then
+      args[#args + 1] = f; args[#args + 1] = fmt(S[f])
+      S0[f] = S[f]
+    end
+  end
+  if #args > 0 then redis.call('HSET', acct, unpack(args)) end
+end
+
+-- A grant record: "amount remaining granted_ms expires_ms source event_id repaid balance_after".
+local function grant_get(s)
+  local a, r, g, e, src, ev, rep, bal = string.match(s, '^(%S+) (%S+) (%S+) (%S+) (%S+) (%S+) (%S+) (%S+)$')
+  return {amount = tonumber(a), remaining = tonumber(r), granted = g, expires = e, source = src,
+          event = ev, repaid = rep, balance = bal}
+end
+-- grant_reply answers for a credited grant as its credit did: remaining is what
+-- the grant held right after it (amount - repaid), whatever was spent since, so a
+-- replay (a retried top-up or recharge) gives the first answer again.
+local function grant_reply(status, id, raw)
+  local g = grant_get(raw)
+  return {status, id, fmt(g.amount), fmt(g.amount - (tonumber(g.repaid) or 0)), g.granted, g.expires, g.source, g.event,
+    g.repaid, g.balance}
+end
+local function grant_put(id, g)
+  redis.call('HSET', grants, id, table.concat({fmt(g.amount), fmt(g.remaining), g.granted, g.expires,
+    g.source, g.event, g.repaid, g.balance}, ' '))
+end
+
+-- plan_take plans taking up to left from the live grants, earliest expiry first
+-- (reads only). batch is the first ids already read WITHSCORES, or nil. Returns
+-- plan[i] = {grant id, amount, remaining after, rest of its record} and what the
+-- grants could not cover.
+local function plan_take(left, batch)
+  local plan, start = {}, 0
+  batch = batch or redis.call('ZRANGE', live, 0, 15, 'WITHSCORES')
+  while left > 0 do
+    local ids = {}
+    for i = 1, #batch, 2 do ids[#ids + 1] = batch[i] end
+    if #ids == 0 then break end
+    local raws = redis.call('HMGET', grants, unpack(ids))
+    for i, gid in ipairs(ids) do
+      local amount, remaining, rest = string.match(raws[i], '^(%S+) (%S+)( .*)$')
+      local r = tonumber(remaining)
+      local take = math.min(r, left)
+      left = left - take
+      plan[#plan + 1] = {gid, amount, r - take, rest}
+      if left == 0 then break end
+    end
+    if left == 0 then break end
+    start = start + #ids
+    batch = redis.call('ZRANGE', live, start, start + 15, 'WITHSCORES')
+  end
+  return plan, left
+end
+
+-- take_planned writes a plan_take plan: each grant's new remaining, and spent
+-- grants out of live.
+local function take_planned(plan)
+  for _, p in ipairs(plan) do
+    redis.call('HSET', grants, p[1], p[2] .. ' ' .. fmt(p[3]) .. p[4])
+    if p[3] == 0 then redis.call('ZREM', live, p[1]) end
+  end
+end
+
+-- event appends a ledger event with the balances as they are in S now.
+local function event(now, fields)
+  local args = {'at', now}
+  for _, v in ipairs(fields) do args[#args + 1] = v end
+  args[#args + 1] = 'balance_after'; args[#args + 1] = fmt(S.credit - S.debt)
+  args[#args + 1] = 'credit_after'; args[#args + 1] = fmt(S.credit)
+  args[#args + 1] = 'debt_after'; args[#args + 1] = fmt(S.debt)
+  return redis.call('XADD', ledger, '*', unpack(args))
+end
+
+-- sweep_holds drops expired holds from reserved; sweep_grants forfeits the
+-- remaining credit of expired grants (one expire event each). At most 1000 of each
+-- per call keeps a script's run time bounded; the rest go on the next call. Each
+-- returns whether it changed S; the caller saves.
+local function sweep_holds(now)
+  local hs = redis.call('ZRANGEBYSCORE', holds, '-inf', now, 'LIMIT', 0, 1000)
+  if #hs == 0 then return false end
+  local amts = redis.call('HMGET', holdamt, unpack(hs))
+  for i = 1, #hs do S.reserved = S.reserved - (tonumber(amts[i]) or 0) end
+  redis.call('ZREM', holds, unpack(hs))
+  redis.call('HDEL', holdamt, unpack(hs))
+  return true
+end
+
+local function sweep_grants(now)
+  local gs = redis.call('ZRANGEBYSCORE', live, '-inf', now, 'LIMIT', 0, 1000)
+  if #gs > 0 then need('expired') end
+  for _, gid in ipairs(gs) do
+    local raw = redis.call('HGET', grants, gid)
+    if raw then
+      local g = grant_get(raw)
+      if g.remaining > 0 then
+        local lost = g.remaining
+        g.remaining = 0
+        grant_put(gid, g)
+        S.credit = S.credit - lost
+        S.expired = S.expired + lost
+        if S.credit == 0 then S.depleted = 'expired' end
+        event(now, {'type', 'expire', 'amount', fmt(lost), 'grant_id', gid})
+      end
+    end
+    redis.call('ZREM', live, gid)
+  end
+  return #gs > 0
+end
+
+-- sweep runs both sweeps and saves what they changed: a complete transition on
+-- its own, so a script may run it before its own reads and checks.
+local function sweep(now)
+  local h = sweep_holds(now)
+  if sweep_grants(now) or h then save() end
+end
+
+-- credit_grant credits a new grant, paying debt first, and records it (one
+-- topup/auto_recharge/adjustment event, with the field/value pairs of extra if
+-- given, then a debt_repaid event when debt was repaid). The caller has loaded S
+-- and checked everything. Returns the grant record.
+local function credit_grant(now, gid, amount, expires, source, evtype, extra)
+  local repaid = math.min(S.debt, amount)
+  S.credit = S.credit + amount - repaid
+  S.debt = S.debt - repaid
+  S.granted = S.granted + amount
+  S.repaid = S.repaid + repaid
+  if S.credit > 0 then S.depleted = '' end
+  save()
+  -- the grant event shows the balance after the whole credit (debt repaid included)
+  local fields = {'type', evtype, 'amount', fmt(amount), 'grant_id', gid, 'source', source}
+  for _, v in ipairs(extra or {}) do fields[#fields + 1] = v end
+  local id = event(now, fields)
+  if repaid > 0 then
+    event(now, {'type', 'debt_repaid', 'amount', fmt(repaid), 'grant_id', gid})
+  end
+  local g = {amount = amount, remaining = amount - repaid, granted = fmt(now), expires = fmt(expires),
+    source = source, event = id, repaid = fmt(repaid), balance = fmt(S.credit - S.debt)}
+  grant_put(gid, g)
+  if g.remaining > 0 then redis.call('ZADD', live, expires, gid) end
+  -- Re-arm the crossing detectors: n_hi is the highest balance since the last
+  -- notice check, and a skipped recharge is recorded again only after the balance
+  -- was back at the auto-recharge threshold.
+  local bal = S.credit - S.debt
+  local v = redis.call('HMGET', acct, 'n_hi', 'ar_threshold')
+  local hi = tonumber(v[1] or '')
+  if not hi or bal > hi then redis.call('HSET', acct, 'n_hi', fmt(bal)) end
+  if bal >= (tonumber(v[2] or '') or 0) then redis.call('HSET', acct, 'rc_skip', '') end
+  return g
+end
+
+-- usd formats micros as dollars for notes, as money.Micros.String does (six
+-- decimals: 12.500000, -0.000001), exact for |x| < 2^53; codec_test.go checks
+-- that the two agree. It stays in Lua because the note is stored in the event and
+-- read back as it is (by every version, and the admin API).
+local function usd(x)
+  local sign = ''
+  if x < 0 then sign, x = '-', -x end
+  return string.format('%s%d.%06d', sign, math.floor(x / 1000000), x % 1000000)
+end
+
+-- notice_put queues a notice in the outbox hash: notice id -> "type at balance
+-- attempts lease threshold ref amount expires reason" (ref: a grant or recharge id
+-- or '-'; reason: free text, last). Ids are unique per account and never reused.
+local function notice_put(outbox, now, ntype, threshold, ref, amount, expires, reason)
+  local seq = redis.call('HINCRBY', acct, 'n_seq', 1)
+  S.id = S.id or redis.call('HGET', acct, 'id') or ''
+  local id = 'ntc_' .. S.id .. '_' .. seq
+  redis.call('HSET', outbox, id, table.concat({ntype, fmt(now), fmt(S.credit - S.debt), '0', '0',
+    fmt(threshold or 0), ref or '-', fmt(amount or 0), fmt(expires or 0), reason or ''}, ' '))
+  return id
+end
+
+-- crossings queues balance.low (the balance went from >= low to below it) and
+-- balance.exhausted (from > 0 to <= 0) in outbox, once per crossing. The "from" is
+-- hi, the account's n_hi: the highest balance since the last check (top-ups raise
+-- it), so a crossing caused where nobody checks (an expiry swept during a reserve)
+-- is still seen once, by the next settle or sweep. before (the balance when the
+-- script started) stands in for a missing n_hi. The caller sets n_hi to the
+-- balance afterwards. outbox nil queues nothing.
+local function crossings(outbox, now, hi, before, low, ids)
+  local bal = S.credit - S.debt
+  hi = tonumber(hi or '') or before
+  if before > hi then hi = before end
+  if outbox then
+    if low and hi >= low and bal < low then ids[#ids + 1] = notice_put(outbox, now, 'balance.low', low) end
+    if hi > 0 and bal <= 0 then ids[#ids + 1] = notice_put(outbox, now, 'balance.exhausted', 0) end
+  end
+end
+
+-- balance_notices is crossings with its own read and write of n_hi.
+local function balance_notices(outbox, now, before, low, ids)
+  crossings(outbox, now, redis.call('HGET', acct, 'n_hi'), before, low, ids)
+  redis.call('HSET', acct, 'n_hi', fmt(S.credit - S.debt))
+end
+
+-- maybe_recharge starts an auto-recharge when the balance is below the account's
+-- threshold, auto-recharge is enabled, none is pending and any back-off has
+-- passed. One pending recharge at a time is what makes a crossing start one
+-- recharge however many settles see it. A recharge that would take the month's
+-- auto-recharged total (calendar month, UTC) past the monthly limit is skipped and
+-- recorded, once per crossing (rc_skip holds the month of the recorded skip until
+-- a credit brings the balance back to the threshold). The recharge record in rcs
+-- is "state amount month month_total started_ms". v holds the account's AR_FIELDS
+-- when the caller already read them (load), else nil. Returns the id, or nil.
+local AR_FIELDS = {'ar_enabled', 'ar_threshold', 'ar_amount', 'ar_monthly_limit', 'rc_id', 'rc_backoff',
+  'ar_month', 'ar_month_total', 'rc_skip'}
+local function maybe_recharge(rcs, now, month, rid, v)
+  v = v or redis.call('HMGET', acct, unpack(AR_FIELDS))
+  if v[1] ~= '1' then return nil end
+  local threshold, amount, limit = tonumber(v[2] or '') or 0, tonumber(v[3] or '') or 0, tonumber(v[4] or '') or 0
+  if amount <= 0 or S.credit - S.debt >= threshold then return nil end
+  if (v[5] or '') ~= '' or now < (tonumber(v[6] or '') or 0) then return nil end
+  if redis.call('HEXISTS', rcs, rid) == 1 then return nil end
+  local total = 0
+  if v[7] == month then total = tonumber(v[8] or '') or 0 end
+  if total + amount > limit then
+    if v[9] ~= month then
+      event(now, {'type', 'auto_recharge_skipped', 'amount', fmt(amount), 'note',
+        'monthly limit ' .. usd(limit) .. ' reached: ' .. usd(total) .. ' auto-recharged in ' .. month})
+      redis.call('HSET', acct, 'rc_skip', month)
+    end
+    return nil
+  end
+  redis.call('HSET', rcs, rid, table.concat({'pending', fmt(amount), month, fmt(total), fmt(now)}, ' '))
+  redis.call('HSET', acct, 'rc_id', rid, 'rc_lease', '0', 'rc_drives', '0')
+  return rid
+end

@@ -1,0 +1,33 @@
+-- luacheck: std +prelude
+--
+-- release.lua: frees a hold without charging and records a release event.
+--
+-- KEYS   1-6 the account's (prelude.lua), 7 the hold record.
+-- ARGV   1 now_ms, 2 hold_id, 3 record_ttl_ms, 4… field/value pairs (request_id,
+--        model…).
+-- Reply  {'OK', event_id, balance}
+--      | {'REPLAY', state, event_id, cost, from_credit, to_debt, balance}
+--      | {'NOACCOUNT'}.
+
+local now, hid = tonumber(ARGV[1]), ARGV[2]
+local rec = redis.call('HMGET', KEYS[7], 'state', 'event', 'cost', 'from_credit', 'to_debt', 'balance')
+if rec[1] == 'settled' or rec[1] == 'released' then
+  return {'REPLAY', rec[1], rec[2], rec[3], rec[4], rec[5], rec[6]}
+end
+if not load() then return {'NOACCOUNT'} end
+sweep(now)
+local held = tonumber(redis.call('HGET', holdamt, hid) or '0')
+if held > 0 then
+  redis.call('HDEL', holdamt, hid)
+  redis.call('ZREM', holds, hid)
+  S.reserved = S.reserved - held
+  redis.call('HSET', acct, 'reserved', fmt(S.reserved))
+end
+local fields = {'type', 'release', 'amount', fmt(held), 'hold_id', hid}
+for i = 4, #ARGV do fields[#fields + 1] = ARGV[i] end
+local id = event(now, fields)
+local bal = fmt(S.credit - S.debt)
+redis.call('HSET', KEYS[7], 'state', 'released', 'event', id, 'cost', '0',
+  'from_credit', '0', 'to_debt', '0', 'balance', bal)
+redis.call('PEXPIRE', KEYS[7], ARGV[3])
+return {'OK', id, bal}
