@@ -2,7 +2,6 @@ package proxy
 
 import (
 	"context"
-	"errors"
 	"net/http"
 	"strings"
 	"sync"
@@ -92,15 +91,8 @@ func (p *Proxy) authenticate(r *http.Request) (billing.APIKey, billing.KeyHash, 
 	}
 	h := billing.HashKey(tok)
 	k, err := p.keys.lookup(r.Context(), h)
-	switch {
-	case err == nil:
-		return k, h, nil
-	case errors.Is(err, billing.ErrKeyNotFound):
-		return billing.APIKey{}, h, errInvalidKey()
-	case errors.Is(err, billing.ErrUnavailable):
-		return billing.APIKey{}, h, errStoreUnavailable()
-	default:
-		p.logger().Error("key lookup failed", zapErr(err))
-		return billing.APIKey{}, h, errInternal()
+	if err != nil {
+		return billing.APIKey{}, h, p.storeError(err, "key lookup failed")
 	}
+	return k, h, nil
 }

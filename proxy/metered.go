@@ -59,17 +59,11 @@ func exchangeFrom(ctx context.Context) *exchange {
 func (p *Proxy) serveMetered(w http.ResponseWriter, r *http.Request, ep metering.Endpoint) {
 	x := &exchange{id: billing.NewID("req_"), start: p.opts.Now(), endpoint: ep, path: r.URL.Path, settings: p.opts.Settings()}
 	w.Header().Set(RequestIDHeader, x.id)
-	if aerr, reason := p.admit(w, r, x); aerr != nil || reason != "" {
-		status := http.StatusTooManyRequests
-		if aerr != nil {
-			writeError(w, aerr)
-			status = aerr.status
-		} else {
-			writeQuotaExceeded(w, reason)
-		}
-		p.logRejected(x, status, reason, aerr)
+	if aerr := p.admit(w, r, x); aerr != nil {
+		writeError(w, aerr)
+		p.logRejected(x, aerr)
 		p.opts.Observer.RequestDone(Report{Endpoint: x.path, Model: x.model, Stream: x.req != nil && x.req.Stream,
-			Status: status, Reason: reason, Latency: p.opts.Now().Sub(x.start)})
+			Status: aerr.status, Reason: aerr.reason, Latency: p.opts.Now().Sub(x.start)})
 		return
 	}
 	p.opts.Observer.HoldOpened()
@@ -94,11 +88,11 @@ func (p *Proxy) serveMetered(w http.ResponseWriter, r *http.Request, ep metering
 }
 
 // admit authenticates, parses, prices, reserves and prepares the outgoing body. It
-// returns an error to answer, or a 429 reason, or neither when the request may go.
-func (p *Proxy) admit(w http.ResponseWriter, r *http.Request, x *exchange) (*apiError, string) {
-	key, _, aerr := p.authenticate(r)
+// returns the error to answer (a 429 included), or nil when the request may go.
+func (p *Proxy) admit(w http.ResponseWriter, r *http.Request, x *exchange) *apiError {
+	key, hash, aerr := p.authenticate(r)
 	if aerr != nil {
-		return aerr, ""
+		return aerr
 	}
 	x.key = key
 
@@ -106,26 +100,26 @@ func (p *Proxy) admit(w http.ResponseWriter, r *http.Request, x *exchange) (*api
 	if err != nil {
 		var tooLarge *http.MaxBytesError
 		if errors.As(err, &tooLarge) {
-			return errTooLarge(p.opts.MaxBodyBytes), ""
+			return errTooLarge(p.opts.MaxBodyBytes)
 		}
-		return &apiError{status: http.StatusBadRequest, typ: typeInvalidRequest, message: "Could not read the request body."}, ""
+		return &apiError{status: http.StatusBadRequest, typ: typeInvalidRequest, message: "Could not read the request body."}
 	}
 	req, err := metering.ParseRequest(x.endpoint, body) // also refuses non-UTF-8
 	if err != nil {
 		var re *metering.RequestError
 		if errors.As(err, &re) {
-			return &apiError{status: http.StatusBadRequest, typ: typeInvalidRequest, param: re.Param, message: re.Message}, ""
+			return &apiError{status: http.StatusBadRequest, typ: typeInvalidRequest, param: re.Param, message: re.Message}
 		}
-		return &apiError{status: http.StatusBadRequest, typ: typeInvalidRequest, message: err.Error()}, ""
+		return &apiError{status: http.StatusBadRequest, typ: typeInvalidRequest, message: err.Error()}
 	}
 	x.req = req
 	if aerr := p.checkItems(req); aerr != nil {
-		return aerr, ""
+		return aerr
 	}
 	s := x.settings
 	name, price, ok := s.Pricing.Resolve(req.Model)
 	if !ok {
-		return errUnpriced(req.Model), ""
+		return errUnpriced(req.Model)
 	}
 	x.model, x.price = name, price
 	encoding := price.Encoding
@@ -135,7 +129,7 @@ func (p *Proxy) admit(w http.ResponseWriter, r *http.Request, x *exchange) (*api
 	tok, err := metering.TokenizerFor(encoding)
 	if err != nil {
 		p.log.Error("tokenizer unavailable", zap.String("encoding", encoding), zapErr(err))
-		return errInternal(), ""
+		return errInternal()
 	}
 	x.input = req.InputTokens(tok)
 	x.meter = metering.NewResponseMeter(req, tok, x.input)
@@ -162,17 +156,14 @@ func (p *Proxy) admit(w http.ResponseWriter, r *http.Request, x *exchange) (*api
 		Account: key.Account, HoldID: x.id, Estimate: x.estimate, Minimum: minimum,
 		Grace: s.Policy.Grace, TTL: s.Policy.HoldTTL,
 	})
-	switch {
-	case errors.Is(err, billing.ErrUnavailable):
-		return errStoreUnavailable(), ""
-	case errors.Is(err, billing.ErrAccountNotFound):
-		p.keys.forget(billing.HashKey(mustBearer(r)))
-		return errInvalidKey(), ""
-	case err != nil:
-		p.log.Error("reserve failed", zap.String("request_id", x.id), zapErr(err))
-		return errInternal(), ""
-	case !res.Admitted:
-		return nil, res.Reason
+	if err != nil {
+		if errors.Is(err, billing.ErrAccountNotFound) {
+			p.keys.forget(hash) // the key outlived its account
+		}
+		return p.storeError(err, "reserve failed", zap.String("request_id", x.id))
+	}
+	if !res.Admitted {
+		return errQuotaExceeded(res.Reason)
 	}
 	x.held = res.Held
 
@@ -183,7 +174,7 @@ func (p *Proxy) admit(w http.ResponseWriter, r *http.Request, x *exchange) (*api
 		newMax = price.MaxOutputFor(x.input, choices, x.held)
 		if newMax < minCap {
 			p.release(r.Context(), x, "hold too small for one output token")
-			return nil, billing.ReasonInsufficient
+			return errQuotaExceeded(billing.ReasonInsufficient)
 		}
 		x.clampedTo = newMax
 	}
@@ -193,16 +184,14 @@ func (p *Proxy) admit(w http.ResponseWriter, r *http.Request, x *exchange) (*api
 		if body, err = req.Rewrite(body, newMax, includeUsage); err != nil {
 			p.release(r.Context(), x, "request rewrite failed")
 			p.log.Error("request rewrite failed", zap.String("request_id", x.id), zapErr(err))
-			return errInternal(), ""
+			return errInternal()
 		}
 	}
 	r.Body = io.NopCloser(bytes.NewReader(body))
 	r.ContentLength = int64(len(body))
 	r.Header.Del("Content-Length")
-	return nil, ""
+	return nil
 }
-
-func mustBearer(r *http.Request) string { t, _ := bearer(r); return t }
 
 // checkItems enforces MaxMessages and MaxMessageBytes, in OpenAI's words for an
 // over-long array or string.
@@ -481,24 +470,24 @@ func (p *Proxy) logExchange(x *exchange, res Report, st billing.Settlement) {
 // during Write and keeps none of them afterwards.
 var logFields = sync.Pool{New: func() any { f := make([]zap.Field, 0, 32); return &f }}
 
-// logRejected logs a request answered without forwarding (401, 400, 413, 429, 503).
-func (p *Proxy) logRejected(x *exchange, status int, reason string, aerr *apiError) {
+// logRejected logs a request answered without forwarding (401, 400, 413, 429, 503):
+// a 429 with its reason, anything else with its error code.
+func (p *Proxy) logRejected(x *exchange, aerr *apiError) {
 	fields := []zap.Field{
 		zap.String("request_id", x.id),
 		zap.String("account", x.key.Account),
 		zap.String("key_id", x.key.ID),
 		zap.String("endpoint", x.path),
-		zap.Int("status", status),
+		zap.Int("status", aerr.status),
 		zap.Duration("latency", p.opts.Now().Sub(x.start)),
 	}
 	if x.req != nil {
 		fields = append(fields, zap.String("model", x.model), zap.String("requested_model", x.req.Model), zap.Bool("stream", x.req.Stream),
 			zap.Int64("local_prompt_tokens", x.input.Input), zap.Stringer("estimate", x.estimate))
 	}
-	if reason != "" {
-		fields = append(fields, zap.String("reason", reason))
-	}
-	if aerr != nil {
+	if aerr.reason != "" {
+		fields = append(fields, zap.String("reason", aerr.reason))
+	} else {
 		fields = append(fields, zap.String("error_code", aerr.code))
 		if aerr.param != "" {
 			fields = append(fields, zap.String("error_param", aerr.param))

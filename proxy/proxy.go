@@ -168,8 +168,6 @@ func NewTransport(timeout time.Duration) *http.Transport {
 	return t
 }
 
-func (p *Proxy) logger() *zap.Logger { return p.log }
-
 func zapErr(err error) zap.Field { return zap.Error(err) }
 
 // ServeHTTP routes an app's request.
