@@ -5,6 +5,8 @@ import (
 	"strconv"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/creditgate/creditgate/metering/internal/jsonscan"
 )
 
 // Request is a parsed, validated request body: what the proxy needs to estimate and
@@ -34,10 +36,10 @@ type Request struct {
 	ItemsParam  string
 
 	body    []byte
-	objEnd  int      // offset of the top-level '}'
-	empty   bool     // the top-level object has no members
-	caps    []member // the output-cap members present (values may be null)
-	opts    member   // stream_options, when hasOpts
+	objEnd  int               // offset of the top-level '}'
+	empty   bool              // the top-level object has no members
+	caps    []jsonscan.Member // the output-cap members present (values may be null)
+	opts    jsonscan.Member   // stream_options, when hasOpts
 	hasOpts bool
 
 	// What InputTokens counts: each text separately, plus fixed overheads (message
@@ -60,6 +62,7 @@ func (e *RequestError) Error() string { return e.Message }
 
 // Bounds on a request body, so parsing a hostile body costs at most linear time.
 const (
+	maxDepth     = 64        // nesting of arrays and objects
 	maxItems     = 100_000   // messages, input items, prompts, embedding inputs
 	maxN         = 128       // OpenAI's own limit on n
 	maxBestOf    = 20        // OpenAI's own limit on best_of
@@ -68,7 +71,7 @@ const (
 
 func badType(param, want string, b []byte, at int) *RequestError {
 	return &RequestError{
-		Message: fmt.Sprintf("Invalid type for '%s': expected %s, but got %s instead.", param, want, kindOf(b, at)),
+		Message: fmt.Sprintf("Invalid type for '%s': expected %s, but got %s instead.", param, want, jsonscan.KindOf(b, at)),
 		Param:   param,
 	}
 }
@@ -79,15 +82,15 @@ func badValue(param, format string, args ...any) *RequestError {
 
 // topFields are the top-level members ParseRequest reads.
 type topFields struct {
-	model, stream, streamOptions, n, bestOf         member
-	maxTokens, maxCompletionTokens, maxOutputTokens member
-	messages, tools, functions, prompt, input       member
-	instructions, responseFormat, text              member
+	model, stream, streamOptions, n, bestOf         jsonscan.Member
+	maxTokens, maxCompletionTokens, maxOutputTokens jsonscan.Member
+	messages, tools, functions, prompt, input       jsonscan.Member
+	instructions, responseFormat, text              jsonscan.Member
 	seen                                            uint32
 }
 
 // slot returns the member slot of a key ParseRequest reads and its bit, or nil.
-func (f *topFields) slot(key string) (*member, uint32) {
+func (f *topFields) slot(key string) (*jsonscan.Member, uint32) {
 	switch key {
 	case "model":
 		return &f.model, 1 << 0
@@ -142,20 +145,20 @@ func ParseRequest(ep Endpoint, body []byte) (*Request, error) {
 		// bill text the upstream reads differently.
 		return nil, &RequestError{Message: fmt.Sprintf("We could not parse the JSON body of your request: it is not valid UTF-8 (at byte offset %d). The API expects a JSON object encoded as UTF-8.", invalidUTF8At(body))}
 	}
-	if err := checkJSON(body, maxDepth); err != nil {
+	if err := jsonscan.Check(body, maxDepth); err != nil {
 		return nil, &RequestError{Message: "We could not parse the JSON body of your request: " + err.Error() + ". The API expects a JSON object."}
 	}
-	start := skipSpace(body, 0)
+	start := jsonscan.SkipSpace(body, 0)
 	if body[start] != '{' {
-		return nil, &RequestError{Message: "The request body must be a JSON object, not " + kindOf(body, start) + "."}
+		return nil, &RequestError{Message: "The request body must be a JSON object, not " + jsonscan.KindOf(body, start) + "."}
 	}
-	r := &Request{Endpoint: ep, body: body, Choices: 1, objEnd: skipValue(body, start) - 1, empty: true, texts: make([]string, 0, 16)}
+	r := &Request{Endpoint: ep, body: body, Choices: 1, objEnd: jsonscan.SkipValue(body, start) - 1, empty: true, texts: make([]string, 0, 16)}
 
 	var f topFields
-	it := iterObject(body, start)
-	for m, ok := it.next(); ok; m, ok = it.next() {
+	it := jsonscan.Members(body, start)
+	for m, ok := it.Next(); ok; m, ok = it.Next() {
 		r.empty = false
-		key := m.nameView()
+		key := m.NameView()
 		slot, bit := f.slot(key)
 		if slot == nil {
 			continue
@@ -203,12 +206,12 @@ func invalidUTF8At(b []byte) int {
 // parseCommon reads model, stream, stream_options and the output caps.
 func (r *Request) parseCommon(f *topFields) error {
 	b := r.body
-	if !f.model.present() || b[f.model.start] == 'n' {
+	if !f.model.Present() || b[f.model.Start] == 'n' {
 		return &RequestError{Message: "you must provide a model parameter", Param: "model"}
 	}
-	model, ok := textAt(b, f.model.start, f.model.end)
+	model, ok := jsonscan.TextAt(b, f.model.Start, f.model.End)
 	if !ok {
-		return badType("model", "a string", b, f.model.start)
+		return badType("model", "a string", b, f.model.Start)
 	}
 	if model == "" {
 		return badValue("model", "expected a model name, but got an empty string.")
@@ -218,50 +221,50 @@ func (r *Request) parseCommon(f *topFields) error {
 	if r.Endpoint == Embeddings {
 		return nil // embeddings have no stream, n or output cap
 	}
-	if f.stream.present() {
-		switch b[f.stream.start] {
+	if f.stream.Present() {
+		switch b[f.stream.Start] {
 		case 't':
 			r.Stream = true
 		case 'f', 'n':
 		default:
-			return badType("stream", "a boolean", b, f.stream.start)
+			return badType("stream", "a boolean", b, f.stream.Start)
 		}
 	}
-	if f.streamOptions.present() {
-		switch b[f.streamOptions.start] {
+	if f.streamOptions.Present() {
+		switch b[f.streamOptions.Start] {
 		case '{':
 			r.opts, r.hasOpts = f.streamOptions, true
 			var seen bool
-			it := iterObject(b, f.streamOptions.start)
-			for m, ok := it.next(); ok; m, ok = it.next() {
-				if !m.is("include_usage") {
+			it := jsonscan.Members(b, f.streamOptions.Start)
+			for m, ok := it.Next(); ok; m, ok = it.Next() {
+				if !m.Is("include_usage") {
 					continue
 				}
 				if seen {
 					return &RequestError{Message: "Duplicate key 'include_usage' in 'stream_options'.", Param: "stream_options.include_usage"}
 				}
 				seen = true
-				switch b[m.start] {
+				switch b[m.Start] {
 				case 't':
 					r.IncludeUsage = true
 				case 'f', 'n':
 				default:
-					return badType("stream_options.include_usage", "a boolean", b, m.start)
+					return badType("stream_options.include_usage", "a boolean", b, m.Start)
 				}
 			}
 		case 'n':
 			r.opts, r.hasOpts = f.streamOptions, true
 		default:
-			return badType("stream_options", "an object", b, f.streamOptions.start)
+			return badType("stream_options", "an object", b, f.streamOptions.Start)
 		}
 	}
 
 	capNames := [...]struct {
-		m    *member
+		m    *jsonscan.Member
 		name string
 	}{{&f.maxCompletionTokens, "max_completion_tokens"}, {&f.maxTokens, "max_tokens"}, {&f.maxOutputTokens, "max_output_tokens"}}
 	for _, c := range capNames {
-		if !c.m.present() || !r.usesCap(c.name) {
+		if !c.m.Present() || !r.usesCap(c.name) {
 			continue
 		}
 		r.caps = append(r.caps, *c.m)
@@ -311,26 +314,26 @@ func snippet(v []byte) string {
 }
 
 // positiveInt reads an optional integer parameter in [1, limit]; null is absent.
-func positiveInt(b []byte, m member, param string, limit int64) (v int64, present bool, err error) {
-	if b[m.start] == 'n' {
+func positiveInt(b []byte, m jsonscan.Member, param string, limit int64) (v int64, present bool, err error) {
+	if b[m.Start] == 'n' {
 		return 0, false, nil
 	}
-	v, res := intAt(b, m.start, m.end)
+	v, res := jsonscan.IntAt(b, m.Start, m.End)
 	switch {
-	case res == intNotNumber:
-		return 0, false, badType(param, "an integer", b, m.start)
-	case res == intNotInteger:
-		return 0, false, badValue(param, "expected an integer, but got %s.", snippet(b[m.start:m.end]))
-	case res == intTooLarge || v > limit:
-		return 0, false, badValue(param, "integer above maximum value. Expected a value <= %d, but got %s instead.", limit, snippet(b[m.start:m.end]))
-	case res == intNegative || v < 1:
-		return 0, false, badValue(param, "expected a positive integer, but got %s.", snippet(b[m.start:m.end]))
+	case res == jsonscan.IntNotNumber:
+		return 0, false, badType(param, "an integer", b, m.Start)
+	case res == jsonscan.IntNotInteger:
+		return 0, false, badValue(param, "expected an integer, but got %s.", snippet(b[m.Start:m.End]))
+	case res == jsonscan.IntTooLarge || v > limit:
+		return 0, false, badValue(param, "integer above maximum value. Expected a value <= %d, but got %s instead.", limit, snippet(b[m.Start:m.End]))
+	case res == jsonscan.IntNegative || v < 1:
+		return 0, false, badValue(param, "expected a positive integer, but got %s.", snippet(b[m.Start:m.End]))
 	}
 	return v, true, nil
 }
 
 func (r *Request) parseN(f *topFields) error {
-	if !f.n.present() {
+	if !f.n.Present() {
 		return nil
 	}
 	n, present, err := positiveInt(r.body, f.n, "n", maxN)
@@ -348,16 +351,16 @@ func (r *Request) parseChat(f *topFields) error {
 	if err := r.parseN(f); err != nil {
 		return err
 	}
-	if !f.messages.present() {
+	if !f.messages.Present() {
 		return &RequestError{Message: "Missing required parameter: 'messages'.", Param: "messages"}
 	}
-	if b[f.messages.start] != '[' {
-		return badType("messages", "an array", b, f.messages.start)
+	if b[f.messages.Start] != '[' {
+		return badType("messages", "an array", b, f.messages.Start)
 	}
 	count := 0
-	it := iterArray(b, f.messages.start)
+	it := jsonscan.Elements(b, f.messages.Start)
 	r.ItemsParam = "messages"
-	for s, e, ok := it.next(); ok; s, e, ok = it.next() {
+	for s, e, ok := it.Next(); ok; s, e, ok = it.Next() {
 		if count == maxItems {
 			return badValue("messages", "more than %d messages.", maxItems)
 		}
@@ -382,21 +385,21 @@ func (r *Request) parseChat(f *topFields) error {
 // response_format.json_schema, the Responses API's text.format — as prompt text:
 // the model reads the schema, though OpenAI documents no exact overhead, so its JSON
 // text as sent is the estimate. Other formats (text, json_object) count nothing.
-func (r *Request) parseSchema(m member, param, schemaKey string) error {
+func (r *Request) parseSchema(m jsonscan.Member, param, schemaKey string) error {
 	b := r.body
-	if !m.present() || b[m.start] == 'n' {
+	if !m.Present() || b[m.Start] == 'n' {
 		return nil
 	}
-	if b[m.start] != '{' {
-		return badType(param, "an object", b, m.start)
+	if b[m.Start] != '{' {
+		return badType(param, "an object", b, m.Start)
 	}
-	it := iterObject(b, m.start)
-	for f, ok := it.next(); ok; f, ok = it.next() {
-		if f.is(schemaKey) && b[f.start] == '{' {
+	it := jsonscan.Members(b, m.Start)
+	for f, ok := it.Next(); ok; f, ok = it.Next() {
+		if f.Is(schemaKey) && b[f.Start] == '{' {
 			if schemaKey == "format" { // text.format is the schema object itself
 				return r.parseSchema(f, param+".format", "schema")
 			}
-			r.texts = append(r.texts, string(b[f.start:f.end]))
+			r.texts = append(r.texts, string(b[f.Start:f.End]))
 		}
 	}
 	return nil
@@ -421,12 +424,12 @@ func (r *Request) parseMessage(s int, list string, i int) error {
 	}
 	r.fixed += tokensPerMessage
 	hasRole := false
-	it := iterObject(b, s)
-	for m, ok := it.next(); ok; m, ok = it.next() {
-		name := m.nameView()
-		switch b[m.start] {
+	it := jsonscan.Members(b, s)
+	for m, ok := it.Next(); ok; m, ok = it.Next() {
+		name := m.NameView()
+		switch b[m.Start] {
 		case '"':
-			text, _ := textAt(b, m.start, m.end)
+			text, _ := jsonscan.TextAt(b, m.Start, m.End)
 			r.texts = append(r.texts, text)
 			switch name {
 			case "name":
@@ -438,19 +441,19 @@ func (r *Request) parseMessage(s int, list string, i int) error {
 		case '[':
 			switch name {
 			case "content":
-				if err := r.parseParts(m.start, itemParam(list, i)+".content"); err != nil {
+				if err := r.parseParts(m.Start, itemParam(list, i)+".content"); err != nil {
 					return err
 				}
 				continue
 			case "tool_calls":
-				if err := r.parseToolCalls(m.start, itemParam(list, i)+".tool_calls"); err != nil {
+				if err := r.parseToolCalls(m.Start, itemParam(list, i)+".tool_calls"); err != nil {
 					return err
 				}
 				continue
 			}
 		case '{':
 			if name == "function_call" {
-				r.collectStrings(m.start, "name", "arguments")
+				r.collectStrings(m.Start, "name", "arguments")
 				continue
 			}
 		case 'n':
@@ -460,9 +463,9 @@ func (r *Request) parseMessage(s int, list string, i int) error {
 		}
 		switch name {
 		case "role":
-			return badType(itemParam(list, i)+".role", "a string", b, m.start)
+			return badType(itemParam(list, i)+".role", "a string", b, m.Start)
 		case "content":
-			return badType(itemParam(list, i)+".content", "a string or an array of content parts", b, m.start)
+			return badType(itemParam(list, i)+".content", "a string or an array of content parts", b, m.Start)
 		}
 	}
 	if !hasRole {
@@ -474,14 +477,14 @@ func (r *Request) parseMessage(s int, list string, i int) error {
 // collectStrings counts the named string members of the object at b[s].
 func (r *Request) collectStrings(s int, names ...string) {
 	b := r.body
-	it := iterObject(b, s)
-	for m, ok := it.next(); ok; m, ok = it.next() {
-		if b[m.start] != '"' {
+	it := jsonscan.Members(b, s)
+	for m, ok := it.Next(); ok; m, ok = it.Next() {
+		if b[m.Start] != '"' {
 			continue
 		}
 		for _, n := range names {
-			if m.is(n) {
-				text, _ := textAt(b, m.start, m.end)
+			if m.Is(n) {
+				text, _ := jsonscan.TextAt(b, m.Start, m.End)
 				r.texts = append(r.texts, text)
 				break
 			}
@@ -495,12 +498,12 @@ func (r *Request) collectStrings(s int, names ...string) {
 func (r *Request) parseParts(s int, param string) error {
 	b := r.body
 	i := 0
-	it := iterArray(b, s)
-	for ps, _, ok := it.next(); ok; ps, _, ok = it.next() {
+	it := jsonscan.Elements(b, s)
+	for ps, _, ok := it.Next(); ok; ps, _, ok = it.Next() {
 		p := itemParam(param, i)
 		i++
 		if b[ps] == '"' { // a bare string part (Responses' function_call_output may hold one)
-			text, _ := textAt(b, ps, skipValue(b, ps))
+			text, _ := jsonscan.TextAt(b, ps, jsonscan.SkipValue(b, ps))
 			r.texts = append(r.texts, text)
 			continue
 		}
@@ -508,27 +511,27 @@ func (r *Request) parseParts(s int, param string) error {
 			return badType(p, "an object", b, ps)
 		}
 		var typ string
-		var text, image, detail member
-		pt := iterObject(b, ps)
-		for m, ok := pt.next(); ok; m, ok = pt.next() {
+		var text, image, detail jsonscan.Member
+		pt := jsonscan.Members(b, ps)
+		for m, ok := pt.Next(); ok; m, ok = pt.Next() {
 			switch {
-			case m.is("type"):
-				t, ok := textAt(b, m.start, m.end)
+			case m.Is("type"):
+				t, ok := jsonscan.TextAt(b, m.Start, m.End)
 				if !ok {
-					return badType(p+".type", "a string", b, m.start)
+					return badType(p+".type", "a string", b, m.Start)
 				}
 				typ = t
-			case m.is("text"), m.is("refusal"):
+			case m.Is("text"), m.Is("refusal"):
 				text = m
-			case m.is("image_url"):
+			case m.Is("image_url"):
 				image = m
-			case m.is("detail"):
+			case m.Is("detail"):
 				detail = m
 			}
 		}
 		switch typ {
 		case "image_url", "input_image":
-			if image.end > image.start {
+			if image.End > image.Start {
 				r.fixed += imageTokensAt(b, image, detail)
 			} else if typ == "image_url" {
 				return &RequestError{Message: fmt.Sprintf("Missing required parameter: '%s.image_url'.", p), Param: p + ".image_url"}
@@ -539,10 +542,10 @@ func (r *Request) parseParts(s int, param string) error {
 		case "input_audio", "input_file", "file":
 			continue
 		}
-		if text.end > text.start {
-			t, ok := textAt(b, text.start, text.end)
+		if text.End > text.Start {
+			t, ok := jsonscan.TextAt(b, text.Start, text.End)
 			if !ok {
-				return badType(p+".text", "a string", b, text.start)
+				return badType(p+".text", "a string", b, text.Start)
 			}
 			r.texts = append(r.texts, t)
 		}
@@ -555,16 +558,16 @@ func (r *Request) parseParts(s int, param string) error {
 func (r *Request) parseToolCalls(s int, param string) error {
 	b := r.body
 	i := 0
-	it := iterArray(b, s)
-	for cs, _, ok := it.next(); ok; cs, _, ok = it.next() {
+	it := jsonscan.Elements(b, s)
+	for cs, _, ok := it.Next(); ok; cs, _, ok = it.Next() {
 		if b[cs] != '{' {
 			return badType(itemParam(param, i), "an object", b, cs)
 		}
 		i++
-		ct := iterObject(b, cs)
-		for m, ok := ct.next(); ok; m, ok = ct.next() {
-			if b[m.start] == '{' && (m.is("function") || m.is("custom")) {
-				r.collectStrings(m.start, "name", "arguments", "input")
+		ct := jsonscan.Members(b, cs)
+		for m, ok := ct.Next(); ok; m, ok = ct.Next() {
+			if b[m.Start] == '{' && (m.Is("function") || m.Is("custom")) {
+				r.collectStrings(m.Start, "name", "arguments", "input")
 			}
 		}
 	}
@@ -591,18 +594,18 @@ func (r *Request) parseTools(f *topFields) error {
 	b := r.body
 	funcs := r.funcs
 	for _, list := range [...]struct {
-		m    *member
+		m    *jsonscan.Member
 		name string
 	}{{&f.tools, "tools"}, {&f.functions, "functions"}} {
-		if !list.m.present() || b[list.m.start] == 'n' {
+		if !list.m.Present() || b[list.m.Start] == 'n' {
 			continue
 		}
-		if b[list.m.start] != '[' {
-			return badType(list.name, "an array", b, list.m.start)
+		if b[list.m.Start] != '[' {
+			return badType(list.name, "an array", b, list.m.Start)
 		}
 		i := 0
-		it := iterArray(b, list.m.start)
-		for ts, _, ok := it.next(); ok; ts, _, ok = it.next() {
+		it := jsonscan.Elements(b, list.m.Start)
+		for ts, _, ok := it.Next(); ok; ts, _, ok = it.Next() {
 			if b[ts] != '{' {
 				return badType(itemParam(list.name, i), "an object", b, ts)
 			}
@@ -611,13 +614,13 @@ func (r *Request) parseTools(f *topFields) error {
 				return badValue(list.name, "more than %d tools.", maxItems)
 			}
 			def, isFunc := ts, list.name == "functions"
-			tt := iterObject(b, ts)
-			for m, ok := tt.next(); ok; m, ok = tt.next() {
+			tt := jsonscan.Members(b, ts)
+			for m, ok := tt.Next(); ok; m, ok = tt.Next() {
 				switch {
-				case m.is("function") && b[m.start] == '{':
-					def, isFunc = m.start, true
-				case m.is("type"):
-					if t, _ := textAt(b, m.start, m.end); t == "function" {
+				case m.Is("function") && b[m.Start] == '{':
+					def, isFunc = m.Start, true
+				case m.Is("type"):
+					if t, _ := jsonscan.TextAt(b, m.Start, m.End); t == "function" {
 						isFunc = true
 					}
 				}
@@ -641,15 +644,15 @@ func (r *Request) collectFunction(s int) {
 	r.funcs++
 	var name, desc string
 	params := -1
-	it := iterObject(b, s)
-	for m, ok := it.next(); ok; m, ok = it.next() {
+	it := jsonscan.Members(b, s)
+	for m, ok := it.Next(); ok; m, ok = it.Next() {
 		switch {
-		case m.is("name"):
-			name, _ = textAt(b, m.start, m.end)
-		case m.is("description"):
-			desc, _ = textAt(b, m.start, m.end)
-		case m.is("parameters") && b[m.start] == '{':
-			params = m.start
+		case m.Is("name"):
+			name, _ = jsonscan.TextAt(b, m.Start, m.End)
+		case m.Is("description"):
+			desc, _ = jsonscan.TextAt(b, m.Start, m.End)
+		case m.Is("parameters") && b[m.Start] == '{':
+			params = m.Start
 		}
 	}
 	r.texts = append(r.texts, name+":"+strings.TrimSuffix(desc, "."))
@@ -662,53 +665,53 @@ func (r *Request) collectFunction(s int) {
 func (r *Request) collectProperties(s int) {
 	b := r.body
 	props := -1
-	it := iterObject(b, s)
-	for m, ok := it.next(); ok; m, ok = it.next() {
-		if m.is("properties") && b[m.start] == '{' {
-			props = m.start
+	it := jsonscan.Members(b, s)
+	for m, ok := it.Next(); ok; m, ok = it.Next() {
+		if m.Is("properties") && b[m.Start] == '{' {
+			props = m.Start
 		}
 	}
 	if props < 0 {
 		return
 	}
-	pt := iterObject(b, props)
+	pt := jsonscan.Members(b, props)
 	first := true
-	for p, ok := pt.next(); ok; p, ok = pt.next() {
+	for p, ok := pt.Next(); ok; p, ok = pt.Next() {
 		if first {
 			r.fixed += propInit
 			first = false
 		}
 		r.fixed += propKey
 		var typ, desc string
-		it := iterObject(b, p.start)
-		for m, ok := it.next(); ok; m, ok = it.next() {
+		it := jsonscan.Members(b, p.Start)
+		for m, ok := it.Next(); ok; m, ok = it.Next() {
 			switch {
-			case m.is("type"):
-				if t, ok := textAt(b, m.start, m.end); ok {
+			case m.Is("type"):
+				if t, ok := jsonscan.TextAt(b, m.Start, m.End); ok {
 					typ = t
 				} else {
-					typ = string(b[m.start:m.end])
+					typ = string(b[m.Start:m.End])
 				}
-			case m.is("description"):
-				desc, _ = textAt(b, m.start, m.end)
-			case m.is("enum") && b[m.start] == '[':
+			case m.Is("description"):
+				desc, _ = jsonscan.TextAt(b, m.Start, m.End)
+			case m.Is("enum") && b[m.Start] == '[':
 				r.fixed += enumInit
-				et := iterArray(b, m.start)
-				for es, ee, ok := et.next(); ok; es, ee, ok = et.next() {
+				et := jsonscan.Elements(b, m.Start)
+				for es, ee, ok := et.Next(); ok; es, ee, ok = et.Next() {
 					r.fixed += enumItem
-					if t, ok := textAt(b, es, ee); ok {
+					if t, ok := jsonscan.TextAt(b, es, ee); ok {
 						r.texts = append(r.texts, t)
 					} else {
 						r.texts = append(r.texts, string(b[es:ee]))
 					}
 				}
-			case m.is("properties") && b[m.start] == '{':
-				r.collectProperties(p.start)
-			case m.is("items") && b[m.start] == '{':
-				r.collectProperties(m.start)
+			case m.Is("properties") && b[m.Start] == '{':
+				r.collectProperties(p.Start)
+			case m.Is("items") && b[m.Start] == '{':
+				r.collectProperties(m.Start)
 			}
 		}
-		r.texts = append(r.texts, p.name()+":"+typ+":"+strings.TrimSuffix(desc, "."))
+		r.texts = append(r.texts, p.Name()+":"+typ+":"+strings.TrimSuffix(desc, "."))
 	}
 }
 
@@ -717,7 +720,7 @@ func (r *Request) parseCompletions(f *topFields) error {
 	if err := r.parseN(f); err != nil {
 		return err
 	}
-	if f.bestOf.present() {
+	if f.bestOf.Present() {
 		bestOf, present, err := positiveInt(b, f.bestOf, "best_of", maxBestOf)
 		if err != nil {
 			return err
@@ -726,7 +729,7 @@ func (r *Request) parseCompletions(f *topFields) error {
 			r.Choices = bestOf // best_of candidates are generated and billed server-side
 		}
 	}
-	if !f.prompt.present() {
+	if !f.prompt.Present() {
 		return nil
 	}
 	prompts, err := r.parsePromptLike(f.prompt, "prompt")
@@ -738,7 +741,7 @@ func (r *Request) parseCompletions(f *topFields) error {
 }
 
 func (r *Request) parseEmbeddings(f *topFields) error {
-	if !f.input.present() {
+	if !f.input.Present() {
 		return &RequestError{Message: "Missing required parameter: 'input'.", Param: "input"}
 	}
 	items, err := r.parsePromptLike(f.input, "input")
@@ -754,13 +757,13 @@ func (r *Request) parseEmbeddings(f *topFields) error {
 // parsePromptLike collects a completions prompt or an embeddings input: a string, an
 // array of strings, an array of token ids, or an array of token-id arrays (token
 // arrays count by their length). It returns the number of prompts.
-func (r *Request) parsePromptLike(m member, param string) (int64, error) {
+func (r *Request) parsePromptLike(m jsonscan.Member, param string) (int64, error) {
 	b := r.body
-	switch b[m.start] {
+	switch b[m.Start] {
 	case '"':
-		text, _ := textAt(b, m.start, m.end)
+		text, _ := jsonscan.TextAt(b, m.Start, m.End)
 		r.texts = append(r.texts, text)
-		r.ItemsParam, r.Items, r.LargestItem = param, 1, m.end-m.start
+		r.ItemsParam, r.Items, r.LargestItem = param, 1, m.End-m.Start
 		return 1, nil
 	case 'n':
 		if param == "prompt" {
@@ -774,9 +777,9 @@ func (r *Request) parsePromptLike(m member, param string) (int64, error) {
 			idArrays
 		)
 		kind, count, idx := unknown, int64(0), 0
-		it := iterArray(b, m.start)
+		it := jsonscan.Elements(b, m.Start)
 		r.ItemsParam = param
-		for s, e, ok := it.next(); ok; s, e, ok = it.next() {
+		for s, e, ok := it.Next(); ok; s, e, ok = it.Next() {
 			p := itemParam(param, idx)
 			idx++
 			if count == maxItems {
@@ -802,19 +805,19 @@ func (r *Request) parsePromptLike(m member, param string) (int64, error) {
 			}
 			switch k {
 			case strs:
-				text, _ := textAt(b, s, e)
+				text, _ := jsonscan.TextAt(b, s, e)
 				r.texts = append(r.texts, text)
 			case ids:
-				if _, res := intAt(b, s, e); res != intOK {
+				if _, res := jsonscan.IntAt(b, s, e); res != jsonscan.IntOK {
 					return 0, badType(p, "a string, an integer token id or an array of token ids", b, s)
 				}
 				r.fixed++
 				count-- // one token array is one prompt
 			case idArrays:
 				n := int64(0)
-				et := iterArray(b, s)
-				for es, ee, ok := et.next(); ok; es, ee, ok = et.next() {
-					if _, res := intAt(b, es, ee); res != intOK {
+				et := jsonscan.Elements(b, s)
+				for es, ee, ok := et.Next(); ok; es, ee, ok = et.Next() {
+					if _, res := jsonscan.IntAt(b, es, ee); res != jsonscan.IntOK {
 						return 0, badType(itemParam(p, int(n)), "an integer token id", b, es)
 					}
 					n++
@@ -823,43 +826,43 @@ func (r *Request) parsePromptLike(m member, param string) (int64, error) {
 			}
 		}
 		if kind == ids {
-			r.Items, r.LargestItem = 1, m.end-m.start
+			r.Items, r.LargestItem = 1, m.End-m.Start
 			return 1, nil
 		}
 		r.Items = int(count)
 		return count, nil
 	}
-	return 0, badType(param, "a string, an array of strings, or an array of token ids", b, m.start)
+	return 0, badType(param, "a string, an array of strings, or an array of token ids", b, m.Start)
 }
 
 func (r *Request) parseResponses(f *topFields) error {
 	b := r.body
 	counted := false
-	if f.instructions.present() {
-		switch b[f.instructions.start] {
+	if f.instructions.Present() {
+		switch b[f.instructions.Start] {
 		case '"':
-			text, _ := textAt(b, f.instructions.start, f.instructions.end)
+			text, _ := jsonscan.TextAt(b, f.instructions.Start, f.instructions.End)
 			r.texts = append(r.texts, "system", text)
 			r.fixed += tokensPerMessage
 			counted = true
 		case 'n':
 		default:
-			return badType("instructions", "a string", b, f.instructions.start)
+			return badType("instructions", "a string", b, f.instructions.Start)
 		}
 	}
-	if f.input.present() {
-		switch b[f.input.start] {
+	if f.input.Present() {
+		switch b[f.input.Start] {
 		case '"':
-			text, _ := textAt(b, f.input.start, f.input.end)
+			text, _ := jsonscan.TextAt(b, f.input.Start, f.input.End)
 			r.texts = append(r.texts, "user", text)
 			r.fixed += tokensPerMessage
-			r.ItemsParam, r.Items, r.LargestItem = "input", 1, f.input.end-f.input.start
+			r.ItemsParam, r.Items, r.LargestItem = "input", 1, f.input.End-f.input.Start
 			counted = true
 		case '[':
 			count := 0
-			it := iterArray(b, f.input.start)
+			it := jsonscan.Elements(b, f.input.Start)
 			r.ItemsParam = "input"
-			for s, e, ok := it.next(); ok; s, e, ok = it.next() {
+			for s, e, ok := it.Next(); ok; s, e, ok = it.Next() {
 				if count == maxItems {
 					return badValue("input", "more than %d items.", maxItems)
 				}
@@ -873,7 +876,7 @@ func (r *Request) parseResponses(f *topFields) error {
 			r.Items = count
 		case 'n':
 		default:
-			return badType("input", "a string or an array of input items", b, f.input.start)
+			return badType("input", "a string or an array of input items", b, f.input.Start)
 		}
 	}
 	if counted {
@@ -895,44 +898,44 @@ func (r *Request) parseInputItem(s, i int) error {
 		return badType(p, "an object", b, s)
 	}
 	typ := "message"
-	var role, content, output member
-	it := iterObject(b, s)
-	for m, ok := it.next(); ok; m, ok = it.next() {
+	var role, content, output jsonscan.Member
+	it := jsonscan.Members(b, s)
+	for m, ok := it.Next(); ok; m, ok = it.Next() {
 		switch {
-		case m.is("type"):
-			t, ok := textAt(b, m.start, m.end)
+		case m.Is("type"):
+			t, ok := jsonscan.TextAt(b, m.Start, m.End)
 			if !ok {
-				return badType(p+".type", "a string", b, m.start)
+				return badType(p+".type", "a string", b, m.Start)
 			}
 			typ = t
-		case m.is("role"):
+		case m.Is("role"):
 			role = m
-		case m.is("content"):
+		case m.Is("content"):
 			content = m
-		case m.is("output"):
+		case m.Is("output"):
 			output = m
 		}
 	}
 	switch typ {
 	case "message":
-		if role.end == role.start {
+		if role.End == role.Start {
 			return &RequestError{Message: fmt.Sprintf("Missing required parameter: '%s.role'.", p), Param: p + ".role"}
 		}
-		rs, ok := textAt(b, role.start, role.end)
+		rs, ok := jsonscan.TextAt(b, role.Start, role.End)
 		if !ok {
-			return badType(p+".role", "a string", b, role.start)
+			return badType(p+".role", "a string", b, role.Start)
 		}
 		r.texts = append(r.texts, rs)
 		r.fixed += tokensPerMessage
-		if content.end > content.start {
-			switch b[content.start] {
+		if content.End > content.Start {
+			switch b[content.Start] {
 			case '"':
-				text, _ := textAt(b, content.start, content.end)
+				text, _ := jsonscan.TextAt(b, content.Start, content.End)
 				r.texts = append(r.texts, text)
 			case '[':
-				return r.parseParts(content.start, p+".content")
+				return r.parseParts(content.Start, p+".content")
 			default:
-				return badType(p+".content", "a string or an array of content parts", b, content.start)
+				return badType(p+".content", "a string or an array of content parts", b, content.Start)
 			}
 		}
 	case "function_call", "custom_tool_call":
@@ -940,13 +943,13 @@ func (r *Request) parseInputItem(s, i int) error {
 		r.collectStrings(s, "name", "arguments", "input")
 	case "function_call_output", "custom_tool_call_output":
 		r.fixed += tokensPerMessage
-		if output.end > output.start {
-			switch b[output.start] {
+		if output.End > output.Start {
+			switch b[output.Start] {
 			case '"':
-				text, _ := textAt(b, output.start, output.end)
+				text, _ := jsonscan.TextAt(b, output.Start, output.End)
 				r.texts = append(r.texts, text)
 			case '[':
-				return r.parseParts(output.start, p+".output")
+				return r.parseParts(output.Start, p+".output")
 			}
 		}
 	}

@@ -3,6 +3,8 @@ package metering
 import (
 	"bytes"
 	"math"
+
+	"github.com/creditgate/creditgate/metering/internal/jsonscan"
 )
 
 // Token sources of a Result.
@@ -97,10 +99,10 @@ func (m *ResponseMeter) Body(body []byte) {
 			return
 		}
 	}
-	if checkJSON(body, maxBodyDepth) != nil {
+	if jsonscan.Check(body, maxBodyDepth) != nil {
 		return
 	}
-	s := skipSpace(body, 0)
+	s := jsonscan.SkipSpace(body, 0)
 	if body[s] != '{' {
 		return
 	}
@@ -132,7 +134,7 @@ func (m *ResponseMeter) Event(data []byte) (forward bool) {
 			return !usageOnly || m.includeUsage
 		}
 	}
-	if checkJSON(d, maxBodyDepth) != nil {
+	if jsonscan.Check(d, maxBodyDepth) != nil {
 		return true
 	}
 	if m.ep == Responses {
@@ -150,27 +152,27 @@ func (m *ResponseMeter) noteUnmetered() { m.unmetered++ }
 // reports whether the object is a usage-only chunk (empty choices, usage set).
 func (m *ResponseMeter) chunk(b []byte, s int, stream bool) (usageOnly bool) {
 	emptyChoices, hasUsage := false, false
-	it := iterObject(b, s)
-	for f, ok := it.next(); ok; f, ok = it.next() {
+	it := jsonscan.Members(b, s)
+	for f, ok := it.Next(); ok; f, ok = it.Next() {
 		switch {
-		case f.is("usage"):
-			if b[f.start] == '{' {
+		case f.Is("usage"):
+			if b[f.Start] == '{' {
 				hasUsage = true
-				m.readUsage(b, f.start)
+				m.readUsage(b, f.Start)
 			}
-		case f.is("choices"):
-			if b[f.start] != '[' {
+		case f.Is("choices"):
+			if b[f.Start] != '[' {
 				continue
 			}
 			n := 0
-			ct := iterArray(b, f.start)
-			for cs, _, ok := ct.next(); ok; cs, _, ok = ct.next() {
+			ct := jsonscan.Elements(b, f.Start)
+			for cs, _, ok := ct.Next(); ok; cs, _, ok = ct.Next() {
 				n++
 				m.choice(b, cs, stream)
 			}
 			emptyChoices = n == 0
-		case f.is("error"):
-			if b[f.start] == '{' {
+		case f.Is("error"):
+			if b[f.Start] == '{' {
 				m.status = "error"
 			}
 		}
@@ -187,62 +189,62 @@ func (m *ResponseMeter) choice(b []byte, s int, stream bool) {
 	// members are read before any text is attributed.
 	index := int64(0)
 	msg := -1
-	var text member
-	it := iterObject(b, s)
-	for f, ok := it.next(); ok; f, ok = it.next() {
+	var text jsonscan.Member
+	it := jsonscan.Members(b, s)
+	for f, ok := it.Next(); ok; f, ok = it.Next() {
 		switch {
-		case f.is("index"):
-			if v, res := intAt(b, f.start, f.end); res == intOK {
+		case f.Is("index"):
+			if v, res := jsonscan.IntAt(b, f.Start, f.End); res == jsonscan.IntOK {
 				index = v
 			}
-		case f.is("finish_reason"):
-			if r, ok := stringAt(b, f.start, f.end); ok && r != "" {
+		case f.Is("finish_reason"):
+			if r, ok := jsonscan.StringAt(b, f.Start, f.End); ok && r != "" {
 				m.finish(r)
 			}
-		case f.is("text"): // completions
+		case f.Is("text"): // completions
 			text = f
-		case (stream && f.is("delta")) || (!stream && f.is("message")):
-			msg = f.start
+		case (stream && f.Is("delta")) || (!stream && f.Is("message")):
+			msg = f.Start
 		}
 	}
-	if text.end > text.start {
+	if text.End > text.Start {
 		m.appendString(index, partContent, b, text)
 	}
 	if msg < 0 || b[msg] != '{' {
 		return
 	}
-	it = iterObject(b, msg)
-	for f, ok := it.next(); ok; f, ok = it.next() {
+	it = jsonscan.Members(b, msg)
+	for f, ok := it.Next(); ok; f, ok = it.Next() {
 		switch {
-		case f.is("content"):
+		case f.Is("content"):
 			m.appendString(index, partContent, b, f)
-		case f.is("refusal"):
+		case f.Is("refusal"):
 			m.appendString(index, partRefusal, b, f)
-		case f.is("reasoning_content"), f.is("reasoning"): // OpenAI-compatible reasoning models
+		case f.Is("reasoning_content"), f.Is("reasoning"): // OpenAI-compatible reasoning models
 			m.appendString(index, partReasoning, b, f)
-		case f.is("function_call") && b[f.start] == '{':
-			m.toolCall(b, f.start, index, partFunctionCall)
-		case f.is("tool_calls") && b[f.start] == '[':
+		case f.Is("function_call") && b[f.Start] == '{':
+			m.toolCall(b, f.Start, index, partFunctionCall)
+		case f.Is("tool_calls") && b[f.Start] == '[':
 			i := int64(0)
-			ct := iterArray(b, f.start)
-			for cs, _, ok := ct.next(); ok; cs, _, ok = ct.next() {
+			ct := jsonscan.Elements(b, f.Start)
+			for cs, _, ok := ct.Next(); ok; cs, _, ok = ct.Next() {
 				ti := i
 				i++
 				if b[cs] != '{' {
 					continue
 				}
-				tt := iterObject(b, cs)
-				for g, ok := tt.next(); ok; g, ok = tt.next() {
-					if g.is("index") {
-						if v, res := intAt(b, g.start, g.end); res == intOK {
+				tt := jsonscan.Members(b, cs)
+				for g, ok := tt.Next(); ok; g, ok = tt.Next() {
+					if g.Is("index") {
+						if v, res := jsonscan.IntAt(b, g.Start, g.End); res == jsonscan.IntOK {
 							ti = v
 						}
 					}
 				}
-				tt = iterObject(b, cs)
-				for g, ok := tt.next(); ok; g, ok = tt.next() {
-					if (g.is("function") || g.is("custom")) && b[g.start] == '{' {
-						m.toolCall(b, g.start, index, partToolCalls+min(max(ti, 0), maxOutputTexts))
+				tt = jsonscan.Members(b, cs)
+				for g, ok := tt.Next(); ok; g, ok = tt.Next() {
+					if (g.Is("function") || g.Is("custom")) && b[g.Start] == '{' {
+						m.toolCall(b, g.Start, index, partToolCalls+min(max(ti, 0), maxOutputTexts))
 					}
 				}
 			}
@@ -253,14 +255,14 @@ func (m *ResponseMeter) choice(b []byte, s int, stream bool) {
 // toolCall meters a function call object: its name at once, its arguments (or a
 // custom tool's input) buffered, since streams send them in pieces.
 func (m *ResponseMeter) toolCall(b []byte, s int, index, part int64) {
-	it := iterObject(b, s)
-	for f, ok := it.next(); ok; f, ok = it.next() {
+	it := jsonscan.Members(b, s)
+	for f, ok := it.Next(); ok; f, ok = it.Next() {
 		switch {
-		case f.is("name"):
-			if name, ok := stringAt(b, f.start, f.end); ok {
+		case f.Is("name"):
+			if name, ok := jsonscan.StringAt(b, f.Start, f.End); ok {
 				m.countNow(name)
 			}
-		case f.is("arguments"), f.is("input"):
+		case f.Is("arguments"), f.Is("input"):
 			m.appendString(index, part, b, f)
 		}
 	}
@@ -276,37 +278,37 @@ func (m *ResponseMeter) finish(reason string) {
 // responseEvent meters one Responses stream event.
 func (m *ResponseMeter) responseEvent(b []byte) {
 	var typ string
-	var delta, item, resp member
+	var delta, item, resp jsonscan.Member
 	outIndex, partIndex := int64(0), int64(0)
-	it := iterObject(b, 0)
-	for f, ok := it.next(); ok; f, ok = it.next() {
+	it := jsonscan.Members(b, 0)
+	for f, ok := it.Next(); ok; f, ok = it.Next() {
 		switch {
-		case f.is("type"):
-			typ, _ = stringAt(b, f.start, f.end)
-		case f.is("delta"):
+		case f.Is("type"):
+			typ, _ = jsonscan.StringAt(b, f.Start, f.End)
+		case f.Is("delta"):
 			delta = f
-		case f.is("item"):
+		case f.Is("item"):
 			item = f
-		case f.is("response"):
+		case f.Is("response"):
 			resp = f
-		case f.is("output_index"):
-			outIndex, _ = intAt(b, f.start, f.end)
-		case f.is("content_index"), f.is("summary_index"):
-			partIndex, _ = intAt(b, f.start, f.end)
+		case f.Is("output_index"):
+			outIndex, _ = jsonscan.IntAt(b, f.Start, f.End)
+		case f.Is("content_index"), f.Is("summary_index"):
+			partIndex, _ = jsonscan.IntAt(b, f.Start, f.End)
 		}
 	}
 	switch typ {
 	case "response.output_text.delta", "response.refusal.delta", "response.function_call_arguments.delta",
 		"response.custom_tool_call_input.delta", "response.reasoning_summary_text.delta":
-		if delta.end > delta.start {
+		if delta.End > delta.Start {
 			m.appendString(outIndex, min(max(partIndex, 0), maxOutputTexts), b, delta)
 		}
 	case "response.output_item.added":
-		if item.end > item.start && b[item.start] == '{' {
-			it := iterObject(b, item.start)
-			for f, ok := it.next(); ok; f, ok = it.next() {
-				if f.is("name") {
-					if name, ok := stringAt(b, f.start, f.end); ok {
+		if item.End > item.Start && b[item.Start] == '{' {
+			it := jsonscan.Members(b, item.Start)
+			for f, ok := it.Next(); ok; f, ok = it.Next() {
+				if f.Is("name") {
+					if name, ok := jsonscan.StringAt(b, f.Start, f.End); ok {
 						m.countNow(name)
 					}
 				}
@@ -314,8 +316,8 @@ func (m *ResponseMeter) responseEvent(b []byte) {
 		}
 	case "response.completed", "response.incomplete", "response.failed":
 		m.done = true
-		if resp.end > resp.start && b[resp.start] == '{' {
-			m.responseObject(b, resp.start, false)
+		if resp.End > resp.Start && b[resp.Start] == '{' {
+			m.responseObject(b, resp.Start, false)
 		}
 	case "error":
 		m.status = "error"
@@ -325,25 +327,25 @@ func (m *ResponseMeter) responseEvent(b []byte) {
 // responseObject meters a Responses response object: its status and usage, and, for
 // a plain body, its output (a stream's output was counted from its deltas).
 func (m *ResponseMeter) responseObject(b []byte, s int, withOutput bool) {
-	it := iterObject(b, s)
-	for f, ok := it.next(); ok; f, ok = it.next() {
+	it := jsonscan.Members(b, s)
+	for f, ok := it.Next(); ok; f, ok = it.Next() {
 		switch {
-		case f.is("status"):
-			if st, ok := stringAt(b, f.start, f.end); ok && st != "" {
+		case f.Is("status"):
+			if st, ok := jsonscan.StringAt(b, f.Start, f.End); ok && st != "" {
 				m.status = st
 			}
-		case f.is("usage"):
-			if b[f.start] == '{' {
-				m.readUsage(b, f.start)
+		case f.Is("usage"):
+			if b[f.Start] == '{' {
+				m.readUsage(b, f.Start)
 			}
-		case f.is("error"):
-			if b[f.start] == '{' && m.status == "" {
+		case f.Is("error"):
+			if b[f.Start] == '{' && m.status == "" {
 				m.status = "error"
 			}
-		case f.is("output") && withOutput && b[f.start] == '[':
+		case f.Is("output") && withOutput && b[f.Start] == '[':
 			i := int64(0)
-			ot := iterArray(b, f.start)
-			for os, _, ok := ot.next(); ok; os, _, ok = ot.next() {
+			ot := jsonscan.Elements(b, f.Start)
+			for os, _, ok := ot.Next(); ok; os, _, ok = ot.Next() {
 				m.outputItem(b, os, i)
 				i++
 			}
@@ -356,26 +358,26 @@ func (m *ResponseMeter) outputItem(b []byte, s int, index int64) {
 	if b[s] != '{' {
 		return
 	}
-	it := iterObject(b, s)
-	for f, ok := it.next(); ok; f, ok = it.next() {
+	it := jsonscan.Members(b, s)
+	for f, ok := it.Next(); ok; f, ok = it.Next() {
 		switch {
-		case f.is("name"):
-			if name, ok := stringAt(b, f.start, f.end); ok {
+		case f.Is("name"):
+			if name, ok := jsonscan.StringAt(b, f.Start, f.End); ok {
 				m.countNow(name)
 			}
-		case f.is("arguments"), f.is("input"):
+		case f.Is("arguments"), f.Is("input"):
 			m.appendString(index, 0, b, f)
-		case (f.is("content") || f.is("summary")) && b[f.start] == '[':
+		case (f.Is("content") || f.Is("summary")) && b[f.Start] == '[':
 			part := int64(0)
-			pt := iterArray(b, f.start)
-			for ps, _, ok := pt.next(); ok; ps, _, ok = pt.next() {
+			pt := jsonscan.Elements(b, f.Start)
+			for ps, _, ok := pt.Next(); ok; ps, _, ok = pt.Next() {
 				part++
 				if b[ps] != '{' {
 					continue
 				}
-				it := iterObject(b, ps)
-				for g, ok := it.next(); ok; g, ok = it.next() {
-					if g.is("text") || g.is("refusal") {
+				it := jsonscan.Members(b, ps)
+				for g, ok := it.Next(); ok; g, ok = it.Next() {
+					if g.Is("text") || g.Is("refusal") {
 						m.appendString(index, part, b, g)
 					}
 				}
@@ -391,32 +393,32 @@ func (m *ResponseMeter) readUsage(b []byte, s int) {
 	const unset = -1
 	in, out, total := int64(unset), int64(unset), int64(unset)
 	var t Tokens
-	it := iterObject(b, s)
-	for f, ok := it.next(); ok; f, ok = it.next() {
+	it := jsonscan.Members(b, s)
+	for f, ok := it.Next(); ok; f, ok = it.Next() {
 		switch {
-		case f.is("prompt_tokens"), f.is("input_tokens"):
+		case f.Is("prompt_tokens"), f.Is("input_tokens"):
 			in = saneCount(b, f)
-		case f.is("completion_tokens"), f.is("output_tokens"):
+		case f.Is("completion_tokens"), f.Is("output_tokens"):
 			out = saneCount(b, f)
-		case f.is("total_tokens"):
+		case f.Is("total_tokens"):
 			total = saneCount(b, f)
-		case (f.is("prompt_tokens_details") || f.is("input_tokens_details")) && b[f.start] == '{':
-			dt := iterObject(b, f.start)
-			for g, ok := dt.next(); ok; g, ok = dt.next() {
+		case (f.Is("prompt_tokens_details") || f.Is("input_tokens_details")) && b[f.Start] == '{':
+			dt := jsonscan.Members(b, f.Start)
+			for g, ok := dt.Next(); ok; g, ok = dt.Next() {
 				switch {
-				case g.is("cached_tokens"):
+				case g.Is("cached_tokens"):
 					t.CachedInput = max(saneCount(b, g), 0)
-				case g.is("audio_tokens"):
+				case g.Is("audio_tokens"):
 					t.AudioInput = max(saneCount(b, g), 0)
 				}
 			}
-		case (f.is("completion_tokens_details") || f.is("output_tokens_details")) && b[f.start] == '{':
-			dt := iterObject(b, f.start)
-			for g, ok := dt.next(); ok; g, ok = dt.next() {
+		case (f.Is("completion_tokens_details") || f.Is("output_tokens_details")) && b[f.Start] == '{':
+			dt := jsonscan.Members(b, f.Start)
+			for g, ok := dt.Next(); ok; g, ok = dt.Next() {
 				switch {
-				case g.is("reasoning_tokens"):
+				case g.Is("reasoning_tokens"):
 					t.Reasoning = max(saneCount(b, g), 0)
-				case g.is("audio_tokens"):
+				case g.Is("audio_tokens"):
 					t.AudioOutput = max(saneCount(b, g), 0)
 				}
 			}
@@ -438,23 +440,23 @@ func (m *ResponseMeter) readUsage(b []byte, s int) {
 }
 
 // saneCount reads a token count: an integer in [0, maxUpstreamTokens], else -1.
-func saneCount(b []byte, f member) int64 {
-	v, res := intAt(b, f.start, f.end)
-	if res != intOK || v > maxUpstreamTokens {
+func saneCount(b []byte, f jsonscan.Member) int64 {
+	v, res := jsonscan.IntAt(b, f.Start, f.End)
+	if res != jsonscan.IntOK || v > maxUpstreamTokens {
 		return -1
 	}
 	return v
 }
 
 // appendString buffers the string value f as output text of (a, part).
-func (m *ResponseMeter) appendString(a, part int64, b []byte, f member) {
-	raw, escaped, ok := rawStringAt(b, f.start, f.end)
+func (m *ResponseMeter) appendString(a, part int64, b []byte, f jsonscan.Member) {
+	raw, escaped, ok := jsonscan.RawStringAt(b, f.Start, f.End)
 	if !ok || len(raw) == 0 {
 		return
 	}
 	t := m.text(a, part)
 	if escaped {
-		t.buf = append(t.buf, unquoteBytes(raw)...)
+		t.buf = append(t.buf, jsonscan.Unquote(raw)...)
 	} else {
 		t.buf = append(t.buf, raw...)
 	}
@@ -487,7 +489,7 @@ func (m *ResponseMeter) flush(t *outputText) {
 			break
 		}
 	}
-	m.countNow(view(t.buf[:cut])) // counted at once: a view of the buffer is enough
+	m.countNow(jsonscan.View(t.buf[:cut])) // counted at once: a view of the buffer is enough
 	t.buf = append(t.buf[:0], t.buf[cut:]...)
 }
 
@@ -509,7 +511,7 @@ func (m *ResponseMeter) Result() Result {
 		m.localOut = m.counted
 		if m.tok != nil {
 			for _, t := range m.texts {
-				m.localOut += int64(m.tok.Count(view(t.buf))) // Count does not keep its text
+				m.localOut += int64(m.tok.Count(jsonscan.View(t.buf))) // Count does not keep its text
 			}
 		}
 		m.cached = true
