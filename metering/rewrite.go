@@ -46,7 +46,7 @@ func (r *Request) Rewrite(body []byte, maxOutput int64, includeUsage bool) ([]by
 			edits = append(edits, edit{c.Start, c.End, value})
 		}
 	}
-	if includeUsage && r.Stream && (r.Endpoint == ChatCompletions || r.Endpoint == Completions) && !r.IncludeUsage {
+	if includeUsage && r.Stream && r.spec.usageOnRequest && !r.IncludeUsage {
 		if e, ok := r.includeUsageEdit(); ok {
 			edits = append(edits, e)
 		} else {
