@@ -12,7 +12,7 @@ const ChatCompletions Endpoint = "chat.completions"
 
 var chatEndpoint = endpointSpec{
 	name: ChatCompletions, path: "/v1/chat/completions", parse: (*Request).parseChat,
-	streams: true, usageOnRequest: true, caps: []string{"max_completion_tokens", "max_tokens"},
+	streams: true, usageOnRequest: true, caps: []string{"max_completion_tokens", "max_tokens"}, minCap: 1,
 	body: (*ResponseMeter).chunkBody, event: (*ResponseMeter).chunkEvent,
 }
 

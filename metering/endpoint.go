@@ -22,6 +22,9 @@ type endpointSpec struct {
 	// caps are the output-cap parameters the endpoint reads; Rewrite adds the first
 	// when the client set none. An endpoint without caps generates no output.
 	caps []string
+	// minCap is the smallest output cap the upstream accepts: a clamp below it would
+	// turn a 429 into the upstream's 400.
+	minCap int64
 	// body meters a complete 2xx response body; event meters one SSE event's data
 	// (white space trimmed) and reports whether it is forwarded to the client.
 	body  func(m *ResponseMeter, body []byte)

@@ -12,7 +12,7 @@ const (
 
 var completionsEndpoint = endpointSpec{
 	name: Completions, path: "/v1/completions", parse: (*Request).parseCompletions,
-	streams: true, usageOnRequest: true, caps: []string{"max_tokens"},
+	streams: true, usageOnRequest: true, caps: []string{"max_tokens"}, minCap: 1,
 	body: (*ResponseMeter).chunkBody, event: (*ResponseMeter).chunkEvent,
 }
 

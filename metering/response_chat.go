@@ -42,10 +42,6 @@ func (m *ResponseMeter) chunkEvent(d []byte) (forward bool) {
 	return m.forwardChunk(m.chunk(d, 0, true))
 }
 
-// forwardChunk reports whether a chunk reaches the client: a usage-only chunk does
-// only when the client asked for usage itself; otherwise the proxy asked for it.
-func (m *ResponseMeter) forwardChunk(usageOnly bool) bool { return !usageOnly || m.includeUsage }
-
 // Part numbers of outputText.b for chat choices.
 const (
 	partContent = iota

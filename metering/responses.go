@@ -14,7 +14,8 @@ const Responses Endpoint = "responses"
 var responsesEndpoint = endpointSpec{
 	name: Responses, path: "/v1/responses", parse: (*Request).parseResponses,
 	streams: true, caps: []string{"max_output_tokens"},
-	body: (*ResponseMeter).responsesBody, event: (*ResponseMeter).responsesEvent,
+	minCap: 16, // the API refuses a smaller max_output_tokens
+	body:   (*ResponseMeter).responsesBody, event: (*ResponseMeter).responsesEvent,
 }
 
 // parseResponses reads the instructions (counted as a system message), the input

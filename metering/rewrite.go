@@ -20,14 +20,13 @@ type edit struct {
 //     client used (chat: max_completion_tokens and/or max_tokens; completions:
 //     max_tokens; responses: max_output_tokens), or that endpoint's parameter added
 //     when the client set none. Embeddings have no cap.
-//   - when includeUsage, stream_options.include_usage set to true for a streamed chat
-//     or completions request, keeping the other stream_options. Responses streams
-//     always report usage, and the API rejects stream_options on unstreamed requests,
-//     so nothing is added then.
+//   - when r NeedsStreamUsage, stream_options.include_usage set to true, keeping the
+//     other stream_options. Responses streams always report usage, and the API
+//     rejects stream_options on unstreamed requests, so nothing is added then.
 //
 // body must be the body r was parsed from; if it is not (its length differs), it is
 // parsed again. With nothing to change, body itself is returned.
-func (r *Request) Rewrite(body []byte, maxOutput int64, includeUsage bool) ([]byte, error) {
+func (r *Request) Rewrite(body []byte, maxOutput int64) ([]byte, error) {
 	if len(body) != len(r.body) || (len(body) > 0 && &body[0] != &r.body[0]) {
 		fresh, err := ParseRequest(r.Endpoint, body)
 		if err != nil {
@@ -46,7 +45,7 @@ func (r *Request) Rewrite(body []byte, maxOutput int64, includeUsage bool) ([]by
 			edits = append(edits, edit{c.Start, c.End, value})
 		}
 	}
-	if includeUsage && r.Stream && r.spec.usageOnRequest && !r.IncludeUsage {
+	if r.NeedsStreamUsage() {
 		if e, ok := r.includeUsageEdit(); ok {
 			edits = append(edits, e)
 		} else {

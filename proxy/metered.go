@@ -35,7 +35,6 @@ type exchange struct {
 	estimate  money.Micros
 	held      money.Micros
 	clampedTo int64 // the output cap the proxy set, 0 if untouched
-	hideUsage bool  // the proxy asked for stream usage the app did not ask for
 
 	// Filled while forwarding.
 	forwardAt      time.Time
@@ -134,22 +133,10 @@ func (p *Proxy) admit(w http.ResponseWriter, r *http.Request, x *exchange) *apiE
 	x.input = req.InputTokens(tok)
 	x.meter = metering.NewResponseMeter(req, tok, x.input)
 
-	// The estimate assumes the most output the request allows, at the dearest output
-	// rate; the minimum is the prompt plus one token per choice.
-	hasOutput := x.endpoint != metering.Embeddings
-	maxOut := int64(0)
-	if hasOutput {
-		maxOut = req.MaxOutput
-		if maxOut <= 0 {
-			maxOut = price.MaxOutput()
-		}
-	}
-	choices := max(req.Choices, 1)
-	x.estimate = worstCaseCost(price, x.input, maxOut*choices)
+	x.estimate = req.Estimate(price, x.input)
 	minimum := x.estimate
-	minCap := minOutputCap(x.endpoint)
-	if hasOutput && s.ClampMaxTokens {
-		minimum = min(x.estimate, worstCaseCost(price, x.input, minCap*choices))
+	if s.ClampMaxTokens {
+		minimum = req.ClampFloor(price, x.input)
 	}
 
 	res, err := p.opts.Ledger.Reserve(r.Context(), billing.ReserveRequest{
@@ -169,23 +156,18 @@ func (p *Proxy) admit(w http.ResponseWriter, r *http.Request, x *exchange) *apiE
 
 	// Rewrite the body when the output cap must shrink to the hold, or when the
 	// proxy needs stream usage the app did not ask for.
-	newMax := int64(0)
 	if x.held < x.estimate {
-		newMax = price.MaxOutputFor(x.input, choices, x.held)
-		if newMax < minCap {
+		newMax, ok := req.CapFor(price, x.input, x.held)
+		if !ok {
 			p.release(r.Context(), x, "hold too small for one output token")
 			return errQuotaExceeded(billing.ReasonInsufficient)
 		}
 		x.clampedTo = newMax
 	}
-	includeUsage := req.Stream && !req.IncludeUsage && (x.endpoint == metering.ChatCompletions || x.endpoint == metering.Completions)
-	x.hideUsage = includeUsage
-	if newMax > 0 || includeUsage {
-		if body, err = req.Rewrite(body, newMax, includeUsage); err != nil {
-			p.release(r.Context(), x, "request rewrite failed")
-			p.log.Error("request rewrite failed", zap.String("request_id", x.id), zapErr(err))
-			return errInternal()
-		}
+	if body, err = req.Rewrite(body, x.clampedTo); err != nil {
+		p.release(r.Context(), x, "request rewrite failed")
+		p.log.Error("request rewrite failed", zap.String("request_id", x.id), zapErr(err))
+		return errInternal()
 	}
 	r.Body = io.NopCloser(bytes.NewReader(body))
 	r.ContentLength = int64(len(body))
@@ -228,26 +210,6 @@ func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, erro
 	// Longer than announced: read the rest through the limit.
 	rest, err := io.ReadAll(rd)
 	return append(buf[:n], rest...), err
-}
-
-// minOutputCap is the smallest output cap the upstream accepts on an endpoint: a
-// clamp below it would turn a 429 into the upstream's 400 (OpenAI's Responses API
-// refuses max_output_tokens below 16).
-func minOutputCap(ep metering.Endpoint) int64 {
-	if ep == metering.Responses {
-		return 16
-	}
-	return 1
-}
-
-// worstCaseCost prices input plus n output tokens, every output token at the
-// dearest output class (reasoning or audio may cost more than text).
-func worstCaseCost(p metering.Price, input metering.Tokens, n int64) money.Micros {
-	rate := max(p.Output, p.Reasoning, p.AudioOutput)
-	p.Output, p.Reasoning, p.AudioOutput = rate, rate, rate
-	t := input
-	t.Output = n
-	return p.Cost(t)
 }
 
 // modifyResponse wraps a 2xx body with the meter. Error statuses pass through
