@@ -67,6 +67,13 @@ func (c *keyCache) forget(h billing.KeyHash) {
 	c.mu.Unlock()
 }
 
+// forgetKey drops the request's key from the cache.
+func (p *Proxy) forgetKey(r *http.Request) {
+	if tok, ok := bearer(r); ok {
+		p.keys.forget(billing.HashKey(tok))
+	}
+}
+
 // bearer extracts the token of an "Authorization: Bearer <token>" header.
 func bearer(r *http.Request) (string, bool) {
 	v := r.Header.Get("Authorization")
