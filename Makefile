@@ -22,7 +22,7 @@ fuzz:           ## every fuzz target for FUZZTIME each
 	go test -run '^$$' -fuzz '^FuzzLoadBytes$$' -fuzztime $(FUZZTIME) ./config
 	go test -run '^$$' -fuzz '^FuzzParseRequest$$' -fuzztime $(FUZZTIME) ./metering
 	go test -run '^$$' -fuzz '^FuzzStreamFilter$$' -fuzztime $(FUZZTIME) ./metering
-	go test -run '^$$' -fuzz '^FuzzCheckJSON$$' -fuzztime $(FUZZTIME) ./metering
+	go test -run '^$$' -fuzz '^FuzzCheck$$' -fuzztime $(FUZZTIME) ./metering/internal/jsonscan
 	go test -run '^$$' -fuzz '^FuzzCountMatchesTiktoken$$' -fuzztime $(FUZZTIME) ./metering/bpe
 	go test -run '^$$' -fuzz '^FuzzDashboardRequest$$' -fuzztime $(FUZZTIME) ./admin
 

@@ -131,7 +131,7 @@ func BenchmarkRewrite(b *testing.B) {
 	}
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, err := r.Rewrite(body, 100, true); err != nil {
+		if _, err := r.Rewrite(body, 100); err != nil {
 			b.Fatal(err)
 		}
 	}

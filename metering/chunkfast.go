@@ -1,11 +1,13 @@
 package metering
 
+import "github.com/creditgate/creditgate/metering/internal/jsonscan"
+
 // A one-pass reader for the usual chat and completions chunk: it validates the
-// document as checkJSON does and, in the same pass, notes where the members the
-// meter reads are, then applies them as chunk() would. The general path (checkJSON,
-// then the walkers of response.go) reads each nested byte three to five times; this
-// one reads it once, which is most of the metering cost of a streamed answer (one
-// chunk per token).
+// document as jsonscan.Check does and, in the same pass, notes where the members
+// the meter reads are, then applies them as chunk() would. The general path
+// (jsonscan.Check, then the walkers of response.go) reads each nested byte three to
+// five times; this one reads it once, which is most of the metering cost of a
+// streamed answer (one chunk per token).
 //
 // It covers what upstreams send token by token: an object whose "choices" hold
 // objects with "index", "finish_reason", "text" and one "delta" (or "message")
@@ -20,7 +22,7 @@ const (
 	fastMaxChoices  = 4   // elements of one "choices"
 	fastMaxFinishes = 2   // "finish_reason" members of one choice
 	fastMaxTexts    = 4   // text members of one delta or message
-	fastDepth       = 511 // checkValue's depth for a top-level member (maxBodyDepth − 1)
+	fastDepth       = 511 // jsonscan.CheckValue's depth for a top-level member (maxBodyDepth − 1)
 )
 
 // Kinds of fastOp.
@@ -40,7 +42,7 @@ type fastOp struct {
 // since they are cleared for every chunk.
 type span struct{ start, end int32 }
 
-func (s span) member() member { return member{start: int(s.start), end: int(s.end)} }
+func (s span) member() jsonscan.Member { return jsonscan.Member{Start: int(s.start), End: int(s.end)} }
 
 type fastText struct {
 	part int32
@@ -102,7 +104,7 @@ func (m *ResponseMeter) applyChoice(b []byte, c *fastChoice) {
 		return
 	}
 	for _, f := range c.finishes[:c.nFinishes] {
-		if r, ok := stringAt(b, int(f.start), int(f.end)); ok && r != "" {
+		if r, ok := jsonscan.StringAt(b, int(f.start), int(f.end)); ok && r != "" {
 			m.finish(r)
 		}
 	}
@@ -121,20 +123,20 @@ func (m *ResponseMeter) applyChoice(b []byte, c *fastChoice) {
 // gives up (not the usual shape, or not valid JSON).
 func (sc *fastScan) scan() bool {
 	b := sc.b
-	i := skipSpace(b, 0)
+	i := jsonscan.SkipSpace(b, 0)
 	if i >= len(b) || b[i] != '{' {
 		return false
 	}
 	end, ok := sc.object(i, fastDepth, sc.topMember)
-	return ok && skipSpace(b, end) == len(b)
+	return ok && jsonscan.SkipSpace(b, end) == len(b)
 }
 
-// object walks the object at b[i], checking its syntax as checkContainer does, and
+// object walks the object at b[i], checking its syntax as jsonscan.Check does, and
 // hands each member to f, which returns the value's end (or false to give up).
-// depth is checkValue's depth for the member values.
+// depth is jsonscan.CheckValue's depth for the member values.
 func (sc *fastScan) object(i, depth int, f func(key []byte, v, depth int) (int, bool)) (int, bool) {
 	b := sc.b
-	i = skipSpace(b, i+1)
+	i = jsonscan.SkipSpace(b, i+1)
 	if i < len(b) && b[i] == '}' {
 		return i + 1, true
 	}
@@ -142,29 +144,29 @@ func (sc *fastScan) object(i, depth int, f func(key []byte, v, depth int) (int, 
 		if i >= len(b) || b[i] != '"' {
 			return i, false
 		}
-		keyEnd, err := checkString(b, i)
+		keyEnd, err := jsonscan.CheckString(b, i)
 		if err != nil {
 			return i, false
 		}
 		key := b[i+1 : keyEnd-1]
 		for _, c := range key {
 			if c == '\\' {
-				return i, false // an escaped key: member.is() would unescape it
+				return i, false // an escaped key: Member.Is would unescape it
 			}
 		}
-		if i = skipSpace(b, keyEnd); i >= len(b) || b[i] != ':' {
+		if i = jsonscan.SkipSpace(b, keyEnd); i >= len(b) || b[i] != ':' {
 			return i, false
 		}
 		var ok bool
-		if i, ok = f(key, skipSpace(b, i+1), depth); !ok {
+		if i, ok = f(key, jsonscan.SkipSpace(b, i+1), depth); !ok {
 			return i, false
 		}
-		if i = skipSpace(b, i); i >= len(b) {
+		if i = jsonscan.SkipSpace(b, i); i >= len(b) {
 			return i, false
 		}
 		switch b[i] {
 		case ',':
-			i = skipSpace(b, i+1)
+			i = jsonscan.SkipSpace(b, i+1)
 		case '}':
 			return i + 1, true
 		default:
@@ -175,7 +177,7 @@ func (sc *fastScan) object(i, depth int, f func(key []byte, v, depth int) (int, 
 
 // skip checks a value the meter does not read.
 func (sc *fastScan) skip(v, depth int) (int, bool) {
-	end, err := checkValue(sc.b, v, depth)
+	end, err := jsonscan.CheckValue(sc.b, v, depth)
 	return end, err == nil
 }
 
@@ -220,7 +222,7 @@ func (sc *fastScan) op(o fastOp) bool {
 func (sc *fastScan) choiceArray(i, depth int) (int, bool) {
 	b := sc.b
 	op := fastOp{kind: fastChoices, first: sc.nChoices}
-	i = skipSpace(b, i+1)
+	i = jsonscan.SkipSpace(b, i+1)
 	if i < len(b) && b[i] == ']' {
 		return i + 1, sc.op(op)
 	}
@@ -244,12 +246,12 @@ func (sc *fastScan) choiceArray(i, depth int) (int, bool) {
 		if !ok {
 			return i, false
 		}
-		if i = skipSpace(b, i); i >= len(b) {
+		if i = jsonscan.SkipSpace(b, i); i >= len(b) {
 			return i, false
 		}
 		switch b[i] {
 		case ',':
-			i = skipSpace(b, i+1)
+			i = jsonscan.SkipSpace(b, i+1)
 		case ']':
 			return i + 1, sc.op(op)
 		default:
@@ -265,7 +267,7 @@ func (sc *fastScan) choiceMember(c *fastChoice, key []byte, v, depth int) (int, 
 	switch k := string(key); {
 	case k == "index":
 		if end, ok = sc.skip(v, depth); ok {
-			if n, res := intAt(b, v, end); res == intOK {
+			if n, res := jsonscan.IntAt(b, v, end); res == jsonscan.IntOK {
 				c.index = n
 			}
 		}

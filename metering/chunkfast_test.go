@@ -142,7 +142,7 @@ func genChunk(t *rapid.T) []byte {
 	return b
 }
 
-// fastChunk has exactly the effects of the general path (checkJSON, then chunk) on
+// fastChunk has exactly the effects of the general path (jsonscan.Check, then chunk) on
 // every document, valid or not, whether it handles it or gives up.
 func TestFastChunkMatchesGeneralPath(t *testing.T) {
 	rapid.Check(t, func(t *rapid.T) {

@@ -2,53 +2,61 @@ package metering
 
 import "strings"
 
-// Endpoint names a metered API endpoint.
+// Endpoint names a metered API endpoint. Each endpoint has its own file, which
+// declares its Endpoint constant, its endpointSpec and its request parser.
 type Endpoint string
 
-// The metered endpoints.
-const (
-	ChatCompletions Endpoint = "chat.completions"
-	Completions     Endpoint = "completions"
-	Embeddings      Endpoint = "embeddings"
-	Responses       Endpoint = "responses"
-)
+// An endpointSpec is what metering knows of one endpoint: how its requests are
+// parsed and capped, and how its responses are metered.
+type endpointSpec struct {
+	name Endpoint
+	path string // the request path it is served at, e.g. "/v1/chat/completions"
+	// parse reads the endpoint's own members of a request, after ParseRequest has
+	// read the common ones (model, stream, stream_options and the output caps).
+	parse func(r *Request, f *topFields) error
+	// streams says whether the endpoint reads stream and stream_options.
+	streams bool
+	// usageOnRequest says whether its streams report usage only when asked to
+	// (stream_options.include_usage); see NeedsStreamUsage.
+	usageOnRequest bool
+	// caps are the output-cap parameters the endpoint reads; Rewrite adds the first
+	// when the client set none. An endpoint without caps generates no output.
+	caps []string
+	// minCap is the smallest output cap the upstream accepts: a clamp below it would
+	// turn a 429 into the upstream's 400.
+	minCap int64
+	// body meters a complete 2xx response body; event meters one SSE event's data
+	// (white space trimmed) and reports whether it is forwarded to the client.
+	body  func(m *ResponseMeter, body []byte)
+	event func(m *ResponseMeter, data []byte) (forward bool)
+}
+
+// endpoints are the metered endpoints.
+var endpoints = [...]*endpointSpec{&chatEndpoint, &completionsEndpoint, &embeddingsEndpoint, &responsesEndpoint}
+
+// specOf returns the spec of ep, or nil for an endpoint that is not metered.
+func specOf(ep Endpoint) *endpointSpec {
+	for _, s := range endpoints {
+		if s.name == ep {
+			return s
+		}
+	}
+	return nil
+}
+
+// hasOutput reports whether the endpoint generates output (it has an output cap).
+func (s *endpointSpec) hasOutput() bool { return len(s.caps) > 0 }
 
 // EndpointForPath maps a request path to its endpoint: "/v1/chat/completions" →
 // ChatCompletions, "/v1/completions" → Completions, "/v1/embeddings" → Embeddings,
 // "/v1/responses" → Responses. A trailing slash is tolerated; anything else (including
 // sub-paths such as "/v1/responses/{id}") is not metered.
 func EndpointForPath(path string) (Endpoint, bool) {
-	switch strings.TrimSuffix(path, "/") {
-	case "/v1/chat/completions":
-		return ChatCompletions, true
-	case "/v1/completions":
-		return Completions, true
-	case "/v1/embeddings":
-		return Embeddings, true
-	case "/v1/responses":
-		return Responses, true
-	}
-	return "", false
-}
-
-// EncodingForModel returns the tiktoken encoding of a model: o200k_base for the
-// gpt-4o, chatgpt-4o, gpt-4.1, gpt-4.5, gpt-5 and o-series families; cl100k_base for
-// gpt-4 (not 4o), gpt-3.5, the text-embedding models and davinci-002/babbage-002;
-// o200k_base for anything else. A fine-tuned model ("ft:gpt-4o-mini:org::id") uses
-// its base model's encoding.
-func EncodingForModel(model string) string {
-	m := strings.ToLower(strings.TrimPrefix(model, "ft:"))
-	for _, p := range [...]string{"gpt-4o", "chatgpt-4o", "gpt-4.1", "gpt-4.5", "o1", "o3", "o4", "gpt-5"} {
-		if strings.HasPrefix(m, p) {
-			return O200kBase
+	path = strings.TrimSuffix(path, "/")
+	for _, s := range endpoints {
+		if s.path == path {
+			return s.name, true
 		}
 	}
-	switch {
-	case m == "gpt-4" || strings.HasPrefix(m, "gpt-4-"),
-		strings.HasPrefix(m, "gpt-3.5"),
-		strings.HasPrefix(m, "text-embedding-"),
-		strings.HasPrefix(m, "davinci-002"), strings.HasPrefix(m, "babbage-002"):
-		return CL100kBase
-	}
-	return O200kBase
+	return "", false
 }

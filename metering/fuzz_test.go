@@ -39,7 +39,7 @@ func FuzzParseRequest(f *testing.F) {
 		if in := r.InputTokens(wordTokenizer); in.Input < 0 {
 			t.Fatalf("negative input count %d", in.Input)
 		}
-		out, err := r.Rewrite(body, 7, true)
+		out, err := r.Rewrite(body, 7)
 		if err != nil {
 			t.Fatalf("Rewrite: %v", err)
 		}

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"encoding/base64"
 	"encoding/binary"
+
+	"github.com/creditgate/creditgate/metering/internal/jsonscan"
 )
 
 // Image input tokens, by OpenAI's rule for its vision models: detail "low" costs 85
@@ -20,35 +22,35 @@ const (
 
 // imageTokensAt prices an image part: image is the image_url member (a URL string or
 // an object with "url" and "detail"), detail the part's own "detail" member, if any.
-func imageTokensAt(b []byte, image, detail member) int64 {
-	url := member{start: -1}
-	if b[image.start] == '{' {
-		it := iterObject(b, image.start)
-		for m, ok := it.next(); ok; m, ok = it.next() {
+func imageTokensAt(b []byte, image, detail jsonscan.Member) int64 {
+	url := jsonscan.Member{Start: -1}
+	if b[image.Start] == '{' {
+		it := jsonscan.Members(b, image.Start)
+		for m, ok := it.Next(); ok; m, ok = it.Next() {
 			switch {
-			case m.is("url"):
+			case m.Is("url"):
 				url = m
-			case m.is("detail"):
+			case m.Is("detail"):
 				detail = m
 			}
 		}
 	} else {
 		url = image
 	}
-	if detail.end > detail.start {
-		if d, _ := stringAt(b, detail.start, detail.end); d == "low" {
+	if detail.End > detail.Start {
+		if d, _ := jsonscan.StringAt(b, detail.Start, detail.End); d == "low" {
 			return imageBaseTokens
 		}
 	}
-	if url.start < 0 {
+	if url.Start < 0 {
 		return imageDefaultTokens
 	}
-	raw, escaped, ok := rawStringAt(b, url.start, url.end)
+	raw, escaped, ok := jsonscan.RawStringAt(b, url.Start, url.End)
 	if !ok {
 		return imageDefaultTokens
 	}
 	if escaped { // rare: e.g. "\/" from an encoder that escapes slashes
-		raw = []byte(unquoteBytes(raw))
+		raw = []byte(jsonscan.Unquote(raw))
 	}
 	w, h, ok := dataURLImageSize(raw)
 	if !ok {

@@ -2,7 +2,6 @@ package metering
 
 import (
 	"fmt"
-	"math"
 	"math/bits"
 	"regexp"
 	"sort"
@@ -106,47 +105,6 @@ func (p Price) Cost(t Tokens) money.Micros {
 		return money.MaxAmount
 	}
 	return money.Micros(q)
-}
-
-// MaxOutputFor returns the largest number of output tokens n such that a request
-// with the given input tokens and n output tokens in each of `choices` choices
-// costs at most budget (priced at the Output rate, the class an unknown output
-// falls in; reasoning and audio output are assumed no dearer). It returns 0 when
-// even the input alone does not fit.
-func (p Price) MaxOutputFor(input Tokens, choices int64, budget money.Micros) int64 {
-	if choices < 1 {
-		choices = 1
-	}
-	if p.Cost(input) > budget {
-		return 0
-	}
-	outRate := max(p.Output, p.Reasoning, p.AudioOutput)
-	if outRate <= 0 {
-		return p.MaxOutput()
-	}
-	// Binary search: Cost is monotone in the output count.
-	lo, hi := int64(0), p.MaxOutput()
-	for lo < hi {
-		mid := lo + (hi-lo+1)/2
-		t := input
-		t.Output = mid * choices
-		if mid > math.MaxInt64/choices { // the product would wrap negative and look free
-			t.Output = math.MaxInt64
-		}
-		if p.costAtRate(t, outRate) <= budget {
-			lo = mid
-		} else {
-			hi = mid - 1
-		}
-	}
-	return lo
-}
-
-// costAtRate is Cost with every output token at rate.
-func (p Price) costAtRate(t Tokens, rate money.Micros) money.Micros {
-	q := p
-	q.Output, q.Reasoning, q.AudioOutput = rate, rate, rate
-	return q.Cost(t)
 }
 
 func nonNeg(n int64) int64 {

@@ -5,6 +5,8 @@ import (
 	"strconv"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/creditgate/creditgate/metering/internal/jsonscan"
 )
 
 // Request is a parsed, validated request body: what the proxy needs to estimate and
@@ -33,11 +35,12 @@ type Request struct {
 	LargestItem int
 	ItemsParam  string
 
+	spec    *endpointSpec // the endpoint's parser, output caps and meters
 	body    []byte
-	objEnd  int      // offset of the top-level '}'
-	empty   bool     // the top-level object has no members
-	caps    []member // the output-cap members present (values may be null)
-	opts    member   // stream_options, when hasOpts
+	objEnd  int               // offset of the top-level '}'
+	empty   bool              // the top-level object has no members
+	caps    []jsonscan.Member // the output-cap members present (values may be null)
+	opts    jsonscan.Member   // stream_options, when hasOpts
 	hasOpts bool
 
 	// What InputTokens counts: each text separately, plus fixed overheads (message
@@ -60,6 +63,7 @@ func (e *RequestError) Error() string { return e.Message }
 
 // Bounds on a request body, so parsing a hostile body costs at most linear time.
 const (
+	maxDepth     = 64        // nesting of arrays and objects
 	maxItems     = 100_000   // messages, input items, prompts, embedding inputs
 	maxN         = 128       // OpenAI's own limit on n
 	maxBestOf    = 20        // OpenAI's own limit on best_of
@@ -68,7 +72,7 @@ const (
 
 func badType(param, want string, b []byte, at int) *RequestError {
 	return &RequestError{
-		Message: fmt.Sprintf("Invalid type for '%s': expected %s, but got %s instead.", param, want, kindOf(b, at)),
+		Message: fmt.Sprintf("Invalid type for '%s': expected %s, but got %s instead.", param, want, jsonscan.KindOf(b, at)),
 		Param:   param,
 	}
 }
@@ -77,17 +81,19 @@ func badValue(param, format string, args ...any) *RequestError {
 	return &RequestError{Message: fmt.Sprintf("Invalid value for '%s': ", param) + fmt.Sprintf(format, args...), Param: param}
 }
 
-// topFields are the top-level members ParseRequest reads.
+// topFields are the top-level members ParseRequest reads, for all endpoints: a key
+// given twice is refused whichever endpoint reads it. An endpoint that reads a new
+// top-level key adds it here.
 type topFields struct {
-	model, stream, streamOptions, n, bestOf         member
-	maxTokens, maxCompletionTokens, maxOutputTokens member
-	messages, tools, functions, prompt, input       member
-	instructions, responseFormat, text              member
+	model, stream, streamOptions, n, bestOf         jsonscan.Member
+	maxTokens, maxCompletionTokens, maxOutputTokens jsonscan.Member
+	messages, tools, functions, prompt, input       jsonscan.Member
+	instructions, responseFormat, text              jsonscan.Member
 	seen                                            uint32
 }
 
 // slot returns the member slot of a key ParseRequest reads and its bit, or nil.
-func (f *topFields) slot(key string) (*member, uint32) {
+func (f *topFields) slot(key string) (*jsonscan.Member, uint32) {
 	switch key {
 	case "model":
 		return &f.model, 1 << 0
@@ -132,9 +138,8 @@ func (f *topFields) slot(key string) (*member, uint32) {
 // A known top-level key given twice is rejected (the upstream would read the last
 // one, which could smuggle an output cap past Rewrite); keys are compared unescaped.
 func ParseRequest(ep Endpoint, body []byte) (*Request, error) {
-	switch ep {
-	case ChatCompletions, Completions, Embeddings, Responses:
-	default:
+	spec := specOf(ep)
+	if spec == nil {
 		return nil, &RequestError{Message: fmt.Sprintf("metering: unknown endpoint %q", ep)}
 	}
 	if !utf8.Valid(body) {
@@ -142,20 +147,20 @@ func ParseRequest(ep Endpoint, body []byte) (*Request, error) {
 		// bill text the upstream reads differently.
 		return nil, &RequestError{Message: fmt.Sprintf("We could not parse the JSON body of your request: it is not valid UTF-8 (at byte offset %d). The API expects a JSON object encoded as UTF-8.", invalidUTF8At(body))}
 	}
-	if err := checkJSON(body, maxDepth); err != nil {
+	if err := jsonscan.Check(body, maxDepth); err != nil {
 		return nil, &RequestError{Message: "We could not parse the JSON body of your request: " + err.Error() + ". The API expects a JSON object."}
 	}
-	start := skipSpace(body, 0)
+	start := jsonscan.SkipSpace(body, 0)
 	if body[start] != '{' {
-		return nil, &RequestError{Message: "The request body must be a JSON object, not " + kindOf(body, start) + "."}
+		return nil, &RequestError{Message: "The request body must be a JSON object, not " + jsonscan.KindOf(body, start) + "."}
 	}
-	r := &Request{Endpoint: ep, body: body, Choices: 1, objEnd: skipValue(body, start) - 1, empty: true, texts: make([]string, 0, 16)}
+	r := &Request{Endpoint: ep, spec: spec, body: body, Choices: 1, objEnd: jsonscan.SkipValue(body, start) - 1, empty: true, texts: make([]string, 0, 16)}
 
 	var f topFields
-	it := iterObject(body, start)
-	for m, ok := it.next(); ok; m, ok = it.next() {
+	it := jsonscan.Members(body, start)
+	for m, ok := it.Next(); ok; m, ok = it.Next() {
 		r.empty = false
-		key := m.nameView()
+		key := m.NameView()
 		slot, bit := f.slot(key)
 		if slot == nil {
 			continue
@@ -170,18 +175,7 @@ func ParseRequest(ep Endpoint, body []byte) (*Request, error) {
 	if err := r.parseCommon(&f); err != nil {
 		return nil, err
 	}
-	var err error
-	switch ep {
-	case ChatCompletions:
-		err = r.parseChat(&f)
-	case Completions:
-		err = r.parseCompletions(&f)
-	case Embeddings:
-		err = r.parseEmbeddings(&f)
-	case Responses:
-		err = r.parseResponses(&f)
-	}
-	if err != nil {
+	if err := spec.parse(r, &f); err != nil {
 		return nil, err
 	}
 	return r, nil
@@ -200,72 +194,70 @@ func invalidUTF8At(b []byte) int {
 	return len(b)
 }
 
-// parseCommon reads model, stream, stream_options and the output caps.
+// parseCommon reads model, stream, stream_options and the output caps, those the
+// endpoint reads.
 func (r *Request) parseCommon(f *topFields) error {
 	b := r.body
-	if !f.model.present() || b[f.model.start] == 'n' {
+	if !f.model.Present() || b[f.model.Start] == 'n' {
 		return &RequestError{Message: "you must provide a model parameter", Param: "model"}
 	}
-	model, ok := textAt(b, f.model.start, f.model.end)
+	model, ok := jsonscan.TextAt(b, f.model.Start, f.model.End)
 	if !ok {
-		return badType("model", "a string", b, f.model.start)
+		return badType("model", "a string", b, f.model.Start)
 	}
 	if model == "" {
 		return badValue("model", "expected a model name, but got an empty string.")
 	}
 	r.Model = strings.Clone(model) // outlives the body in logs
 
-	if r.Endpoint == Embeddings {
-		return nil // embeddings have no stream, n or output cap
+	if !r.spec.streams {
+		return nil // nor has it an output cap (embeddings)
 	}
-	if f.stream.present() {
-		switch b[f.stream.start] {
+	if f.stream.Present() {
+		switch b[f.stream.Start] {
 		case 't':
 			r.Stream = true
 		case 'f', 'n':
 		default:
-			return badType("stream", "a boolean", b, f.stream.start)
+			return badType("stream", "a boolean", b, f.stream.Start)
 		}
 	}
-	if f.streamOptions.present() {
-		switch b[f.streamOptions.start] {
+	if f.streamOptions.Present() {
+		switch b[f.streamOptions.Start] {
 		case '{':
 			r.opts, r.hasOpts = f.streamOptions, true
 			var seen bool
-			it := iterObject(b, f.streamOptions.start)
-			for m, ok := it.next(); ok; m, ok = it.next() {
-				if !m.is("include_usage") {
+			it := jsonscan.Members(b, f.streamOptions.Start)
+			for m, ok := it.Next(); ok; m, ok = it.Next() {
+				if !m.Is("include_usage") {
 					continue
 				}
 				if seen {
 					return &RequestError{Message: "Duplicate key 'include_usage' in 'stream_options'.", Param: "stream_options.include_usage"}
 				}
 				seen = true
-				switch b[m.start] {
+				switch b[m.Start] {
 				case 't':
 					r.IncludeUsage = true
 				case 'f', 'n':
 				default:
-					return badType("stream_options.include_usage", "a boolean", b, m.start)
+					return badType("stream_options.include_usage", "a boolean", b, m.Start)
 				}
 			}
 		case 'n':
 			r.opts, r.hasOpts = f.streamOptions, true
 		default:
-			return badType("stream_options", "an object", b, f.streamOptions.start)
+			return badType("stream_options", "an object", b, f.streamOptions.Start)
 		}
 	}
 
-	capNames := [...]struct {
-		m    *member
-		name string
-	}{{&f.maxCompletionTokens, "max_completion_tokens"}, {&f.maxTokens, "max_tokens"}, {&f.maxOutputTokens, "max_output_tokens"}}
-	for _, c := range capNames {
-		if !c.m.present() || !r.usesCap(c.name) {
+	for _, name := range r.spec.caps {
+		m, _ := f.slot(name)
+		if !m.Present() {
 			continue
 		}
-		r.caps = append(r.caps, *c.m)
-		v, present, err := positiveInt(b, *c.m, c.name, maxOutputCap)
+		r.caps = append(r.caps, *m)
+		v, present, err := positiveInt(b, *m, name, maxOutputCap)
 		if err != nil {
 			return err
 		}
@@ -276,30 +268,13 @@ func (r *Request) parseCommon(f *topFields) error {
 	return nil
 }
 
-// usesCap reports whether the endpoint reads the output-cap parameter name.
-func (r *Request) usesCap(name string) bool {
-	switch r.Endpoint {
-	case ChatCompletions:
-		return name == "max_completion_tokens" || name == "max_tokens"
-	case Completions:
-		return name == "max_tokens"
-	case Responses:
-		return name == "max_output_tokens"
-	}
-	return false
-}
-
-// capField is the output-cap parameter Rewrite adds when the client set none.
+// capField is the output-cap parameter Rewrite adds when the client set none, ""
+// for an endpoint without one.
 func (r *Request) capField() string {
-	switch r.Endpoint {
-	case ChatCompletions:
-		return "max_completion_tokens"
-	case Completions:
-		return "max_tokens"
-	case Responses:
-		return "max_output_tokens"
+	if !r.spec.hasOutput() {
+		return ""
 	}
-	return ""
+	return r.spec.caps[0]
 }
 
 // snippet quotes a value in an error message, shortened: it may be megabytes long.
@@ -311,26 +286,26 @@ func snippet(v []byte) string {
 }
 
 // positiveInt reads an optional integer parameter in [1, limit]; null is absent.
-func positiveInt(b []byte, m member, param string, limit int64) (v int64, present bool, err error) {
-	if b[m.start] == 'n' {
+func positiveInt(b []byte, m jsonscan.Member, param string, limit int64) (v int64, present bool, err error) {
+	if b[m.Start] == 'n' {
 		return 0, false, nil
 	}
-	v, res := intAt(b, m.start, m.end)
+	v, res := jsonscan.IntAt(b, m.Start, m.End)
 	switch {
-	case res == intNotNumber:
-		return 0, false, badType(param, "an integer", b, m.start)
-	case res == intNotInteger:
-		return 0, false, badValue(param, "expected an integer, but got %s.", snippet(b[m.start:m.end]))
-	case res == intTooLarge || v > limit:
-		return 0, false, badValue(param, "integer above maximum value. Expected a value <= %d, but got %s instead.", limit, snippet(b[m.start:m.end]))
-	case res == intNegative || v < 1:
-		return 0, false, badValue(param, "expected a positive integer, but got %s.", snippet(b[m.start:m.end]))
+	case res == jsonscan.IntNotNumber:
+		return 0, false, badType(param, "an integer", b, m.Start)
+	case res == jsonscan.IntNotInteger:
+		return 0, false, badValue(param, "expected an integer, but got %s.", snippet(b[m.Start:m.End]))
+	case res == jsonscan.IntTooLarge || v > limit:
+		return 0, false, badValue(param, "integer above maximum value. Expected a value <= %d, but got %s instead.", limit, snippet(b[m.Start:m.End]))
+	case res == jsonscan.IntNegative || v < 1:
+		return 0, false, badValue(param, "expected a positive integer, but got %s.", snippet(b[m.Start:m.End]))
 	}
 	return v, true, nil
 }
 
 func (r *Request) parseN(f *topFields) error {
-	if !f.n.present() {
+	if !f.n.Present() {
 		return nil
 	}
 	n, present, err := positiveInt(r.body, f.n, "n", maxN)
@@ -343,652 +318,22 @@ func (r *Request) parseN(f *topFields) error {
 	return nil
 }
 
-func (r *Request) parseChat(f *topFields) error {
-	b := r.body
-	if err := r.parseN(f); err != nil {
-		return err
-	}
-	if !f.messages.present() {
-		return &RequestError{Message: "Missing required parameter: 'messages'.", Param: "messages"}
-	}
-	if b[f.messages.start] != '[' {
-		return badType("messages", "an array", b, f.messages.start)
-	}
-	count := 0
-	it := iterArray(b, f.messages.start)
-	r.ItemsParam = "messages"
-	for s, e, ok := it.next(); ok; s, e, ok = it.next() {
-		if count == maxItems {
-			return badValue("messages", "more than %d messages.", maxItems)
-		}
-		if err := r.parseMessage(s, "messages", count); err != nil {
-			return err
-		}
-		count++
-		r.LargestItem = max(r.LargestItem, e-s)
-	}
-	r.Items = count
-	if count == 0 {
-		return badValue("messages", "empty array. Expected an array with minimum length 1, but got an empty array instead.")
-	}
-	r.fixed += replyPriming
-	if err := r.parseSchema(f.responseFormat, "response_format", "json_schema"); err != nil {
-		return err
-	}
-	return r.parseTools(f)
-}
-
-// parseSchema counts a structured-output JSON schema — chat's
-// response_format.json_schema, the Responses API's text.format — as prompt text:
-// the model reads the schema, though OpenAI documents no exact overhead, so its JSON
-// text as sent is the estimate. Other formats (text, json_object) count nothing.
-func (r *Request) parseSchema(m member, param, schemaKey string) error {
-	b := r.body
-	if !m.present() || b[m.start] == 'n' {
-		return nil
-	}
-	if b[m.start] != '{' {
-		return badType(param, "an object", b, m.start)
-	}
-	it := iterObject(b, m.start)
-	for f, ok := it.next(); ok; f, ok = it.next() {
-		if f.is(schemaKey) && b[f.start] == '{' {
-			if schemaKey == "format" { // text.format is the schema object itself
-				return r.parseSchema(f, param+".format", "schema")
-			}
-			r.texts = append(r.texts, string(b[f.start:f.end]))
-		}
-	}
-	return nil
-}
-
-// The chat format's overheads, from OpenAI's cookbook "How to count tokens with
-// tiktoken": every message is framed as <|start|>{role/name}\n{content}<|end|>\n.
-const (
-	tokensPerMessage = 3
-	tokensPerName    = 1
-	replyPriming     = 3 // every reply is primed with <|start|>assistant<|message|>
-)
-
 func itemParam(list string, i int) string { return list + "[" + strconv.Itoa(i) + "]" }
-
-// parseMessage collects one chat message: every string member (role, content, name,
-// tool_call_id…) is counted, plus content parts, tool calls and function calls.
-func (r *Request) parseMessage(s int, list string, i int) error {
-	b := r.body
-	if b[s] != '{' {
-		return badType(itemParam(list, i), "an object", b, s)
-	}
-	r.fixed += tokensPerMessage
-	hasRole := false
-	it := iterObject(b, s)
-	for m, ok := it.next(); ok; m, ok = it.next() {
-		name := m.nameView()
-		switch b[m.start] {
-		case '"':
-			text, _ := textAt(b, m.start, m.end)
-			r.texts = append(r.texts, text)
-			switch name {
-			case "name":
-				r.fixed += tokensPerName
-			case "role":
-				hasRole = true
-			}
-			continue
-		case '[':
-			switch name {
-			case "content":
-				if err := r.parseParts(m.start, itemParam(list, i)+".content"); err != nil {
-					return err
-				}
-				continue
-			case "tool_calls":
-				if err := r.parseToolCalls(m.start, itemParam(list, i)+".tool_calls"); err != nil {
-					return err
-				}
-				continue
-			}
-		case '{':
-			if name == "function_call" {
-				r.collectStrings(m.start, "name", "arguments")
-				continue
-			}
-		case 'n':
-			if name != "role" {
-				continue
-			}
-		}
-		switch name {
-		case "role":
-			return badType(itemParam(list, i)+".role", "a string", b, m.start)
-		case "content":
-			return badType(itemParam(list, i)+".content", "a string or an array of content parts", b, m.start)
-		}
-	}
-	if !hasRole {
-		return &RequestError{Message: fmt.Sprintf("Missing required parameter: '%s.role'.", itemParam(list, i)), Param: itemParam(list, i) + ".role"}
-	}
-	return nil
-}
 
 // collectStrings counts the named string members of the object at b[s].
 func (r *Request) collectStrings(s int, names ...string) {
 	b := r.body
-	it := iterObject(b, s)
-	for m, ok := it.next(); ok; m, ok = it.next() {
-		if b[m.start] != '"' {
+	it := jsonscan.Members(b, s)
+	for m, ok := it.Next(); ok; m, ok = it.Next() {
+		if b[m.Start] != '"' {
 			continue
 		}
 		for _, n := range names {
-			if m.is(n) {
-				text, _ := textAt(b, m.start, m.end)
+			if m.Is(n) {
+				text, _ := jsonscan.TextAt(b, m.Start, m.End)
 				r.texts = append(r.texts, text)
 				break
 			}
 		}
 	}
-}
-
-// parseParts collects an array of content parts (chat and Responses shapes): text
-// parts by their text, images by OpenAI's tile rule; audio and file parts are not
-// counted locally (the upstream's usage covers them).
-func (r *Request) parseParts(s int, param string) error {
-	b := r.body
-	i := 0
-	it := iterArray(b, s)
-	for ps, _, ok := it.next(); ok; ps, _, ok = it.next() {
-		p := itemParam(param, i)
-		i++
-		if b[ps] == '"' { // a bare string part (Responses' function_call_output may hold one)
-			text, _ := textAt(b, ps, skipValue(b, ps))
-			r.texts = append(r.texts, text)
-			continue
-		}
-		if b[ps] != '{' {
-			return badType(p, "an object", b, ps)
-		}
-		var typ string
-		var text, image, detail member
-		pt := iterObject(b, ps)
-		for m, ok := pt.next(); ok; m, ok = pt.next() {
-			switch {
-			case m.is("type"):
-				t, ok := textAt(b, m.start, m.end)
-				if !ok {
-					return badType(p+".type", "a string", b, m.start)
-				}
-				typ = t
-			case m.is("text"), m.is("refusal"):
-				text = m
-			case m.is("image_url"):
-				image = m
-			case m.is("detail"):
-				detail = m
-			}
-		}
-		switch typ {
-		case "image_url", "input_image":
-			if image.end > image.start {
-				r.fixed += imageTokensAt(b, image, detail)
-			} else if typ == "image_url" {
-				return &RequestError{Message: fmt.Sprintf("Missing required parameter: '%s.image_url'.", p), Param: p + ".image_url"}
-			} else {
-				r.fixed += imageDefaultTokens // an input_image by file_id
-			}
-			continue
-		case "input_audio", "input_file", "file":
-			continue
-		}
-		if text.end > text.start {
-			t, ok := textAt(b, text.start, text.end)
-			if !ok {
-				return badType(p+".text", "a string", b, text.start)
-			}
-			r.texts = append(r.texts, t)
-		}
-	}
-	return nil
-}
-
-// parseToolCalls collects the function names and arguments of an assistant message's
-// tool calls.
-func (r *Request) parseToolCalls(s int, param string) error {
-	b := r.body
-	i := 0
-	it := iterArray(b, s)
-	for cs, _, ok := it.next(); ok; cs, _, ok = it.next() {
-		if b[cs] != '{' {
-			return badType(itemParam(param, i), "an object", b, cs)
-		}
-		i++
-		ct := iterObject(b, cs)
-		for m, ok := ct.next(); ok; m, ok = ct.next() {
-			if b[m.start] == '{' && (m.is("function") || m.is("custom")) {
-				r.collectStrings(m.start, "name", "arguments", "input")
-			}
-		}
-	}
-	return nil
-}
-
-// The tool-definition overheads of OpenAI's cookbook ("How to count tokens with
-// tiktoken", section 7): per function 7 tokens (o200k models) or 10 (cl100k), 3 to
-// open the properties, 3 per property, -3 for an enum plus 3 per enum item, and 12 to
-// close the list.
-const (
-	funcInitO200k = 7
-	funcInitCL100 = 10
-	propInit      = 3
-	propKey       = 3
-	enumInit      = -3
-	enumItem      = 3
-	funcEnd       = 12
-)
-
-// parseTools collects the tool (and legacy function) definitions by the cookbook's
-// formula.
-func (r *Request) parseTools(f *topFields) error {
-	b := r.body
-	funcs := r.funcs
-	for _, list := range [...]struct {
-		m    *member
-		name string
-	}{{&f.tools, "tools"}, {&f.functions, "functions"}} {
-		if !list.m.present() || b[list.m.start] == 'n' {
-			continue
-		}
-		if b[list.m.start] != '[' {
-			return badType(list.name, "an array", b, list.m.start)
-		}
-		i := 0
-		it := iterArray(b, list.m.start)
-		for ts, _, ok := it.next(); ok; ts, _, ok = it.next() {
-			if b[ts] != '{' {
-				return badType(itemParam(list.name, i), "an object", b, ts)
-			}
-			i++
-			if i > maxItems {
-				return badValue(list.name, "more than %d tools.", maxItems)
-			}
-			def, isFunc := ts, list.name == "functions"
-			tt := iterObject(b, ts)
-			for m, ok := tt.next(); ok; m, ok = tt.next() {
-				switch {
-				case m.is("function") && b[m.start] == '{':
-					def, isFunc = m.start, true
-				case m.is("type"):
-					if t, _ := textAt(b, m.start, m.end); t == "function" {
-						isFunc = true
-					}
-				}
-			}
-			if isFunc {
-				r.collectFunction(def)
-			}
-		}
-	}
-	if r.funcs > funcs {
-		r.fixed += funcEnd
-	}
-	return nil
-}
-
-// collectFunction counts one function definition: "name:description", then each
-// property as "key:type:description" plus its enum items. Nested object properties
-// are counted the same way (an extension of the cookbook's flat formula).
-func (r *Request) collectFunction(s int) {
-	b := r.body
-	r.funcs++
-	var name, desc string
-	params := -1
-	it := iterObject(b, s)
-	for m, ok := it.next(); ok; m, ok = it.next() {
-		switch {
-		case m.is("name"):
-			name, _ = textAt(b, m.start, m.end)
-		case m.is("description"):
-			desc, _ = textAt(b, m.start, m.end)
-		case m.is("parameters") && b[m.start] == '{':
-			params = m.start
-		}
-	}
-	r.texts = append(r.texts, name+":"+strings.TrimSuffix(desc, "."))
-	if params >= 0 {
-		r.collectProperties(params)
-	}
-}
-
-// collectProperties counts the "properties" of the schema object at b[s].
-func (r *Request) collectProperties(s int) {
-	b := r.body
-	props := -1
-	it := iterObject(b, s)
-	for m, ok := it.next(); ok; m, ok = it.next() {
-		if m.is("properties") && b[m.start] == '{' {
-			props = m.start
-		}
-	}
-	if props < 0 {
-		return
-	}
-	pt := iterObject(b, props)
-	first := true
-	for p, ok := pt.next(); ok; p, ok = pt.next() {
-		if first {
-			r.fixed += propInit
-			first = false
-		}
-		r.fixed += propKey
-		var typ, desc string
-		it := iterObject(b, p.start)
-		for m, ok := it.next(); ok; m, ok = it.next() {
-			switch {
-			case m.is("type"):
-				if t, ok := textAt(b, m.start, m.end); ok {
-					typ = t
-				} else {
-					typ = string(b[m.start:m.end])
-				}
-			case m.is("description"):
-				desc, _ = textAt(b, m.start, m.end)
-			case m.is("enum") && b[m.start] == '[':
-				r.fixed += enumInit
-				et := iterArray(b, m.start)
-				for es, ee, ok := et.next(); ok; es, ee, ok = et.next() {
-					r.fixed += enumItem
-					if t, ok := textAt(b, es, ee); ok {
-						r.texts = append(r.texts, t)
-					} else {
-						r.texts = append(r.texts, string(b[es:ee]))
-					}
-				}
-			case m.is("properties") && b[m.start] == '{':
-				r.collectProperties(p.start)
-			case m.is("items") && b[m.start] == '{':
-				r.collectProperties(m.start)
-			}
-		}
-		r.texts = append(r.texts, p.name()+":"+typ+":"+strings.TrimSuffix(desc, "."))
-	}
-}
-
-func (r *Request) parseCompletions(f *topFields) error {
-	b := r.body
-	if err := r.parseN(f); err != nil {
-		return err
-	}
-	if f.bestOf.present() {
-		bestOf, present, err := positiveInt(b, f.bestOf, "best_of", maxBestOf)
-		if err != nil {
-			return err
-		}
-		if present && bestOf > r.Choices {
-			r.Choices = bestOf // best_of candidates are generated and billed server-side
-		}
-	}
-	if !f.prompt.present() {
-		return nil
-	}
-	prompts, err := r.parsePromptLike(f.prompt, "prompt")
-	if err != nil {
-		return err
-	}
-	r.Choices *= max(prompts, 1) // each prompt gets its own completions
-	return nil
-}
-
-func (r *Request) parseEmbeddings(f *topFields) error {
-	if !f.input.present() {
-		return &RequestError{Message: "Missing required parameter: 'input'.", Param: "input"}
-	}
-	items, err := r.parsePromptLike(f.input, "input")
-	if err != nil {
-		return err
-	}
-	if items == 0 {
-		return badValue("input", "expected a non-empty string or array, but got an empty array.")
-	}
-	return nil
-}
-
-// parsePromptLike collects a completions prompt or an embeddings input: a string, an
-// array of strings, an array of token ids, or an array of token-id arrays (token
-// arrays count by their length). It returns the number of prompts.
-func (r *Request) parsePromptLike(m member, param string) (int64, error) {
-	b := r.body
-	switch b[m.start] {
-	case '"':
-		text, _ := textAt(b, m.start, m.end)
-		r.texts = append(r.texts, text)
-		r.ItemsParam, r.Items, r.LargestItem = param, 1, m.end-m.start
-		return 1, nil
-	case 'n':
-		if param == "prompt" {
-			return 0, nil
-		}
-	case '[':
-		const (
-			unknown = iota
-			strs
-			ids
-			idArrays
-		)
-		kind, count, idx := unknown, int64(0), 0
-		it := iterArray(b, m.start)
-		r.ItemsParam = param
-		for s, e, ok := it.next(); ok; s, e, ok = it.next() {
-			p := itemParam(param, idx)
-			idx++
-			if count == maxItems {
-				return 0, badValue(param, "more than %d items.", maxItems)
-			}
-			count++
-			k := unknown
-			switch b[s] {
-			case '"':
-				k = strs
-			case '[':
-				k = idArrays
-			default:
-				k = ids
-			}
-			if kind == unknown {
-				kind = k
-			} else if k != kind {
-				return 0, badType(p, "the same type as the other items", b, s)
-			}
-			if k != ids {
-				r.LargestItem = max(r.LargestItem, e-s)
-			}
-			switch k {
-			case strs:
-				text, _ := textAt(b, s, e)
-				r.texts = append(r.texts, text)
-			case ids:
-				if _, res := intAt(b, s, e); res != intOK {
-					return 0, badType(p, "a string, an integer token id or an array of token ids", b, s)
-				}
-				r.fixed++
-				count-- // one token array is one prompt
-			case idArrays:
-				n := int64(0)
-				et := iterArray(b, s)
-				for es, ee, ok := et.next(); ok; es, ee, ok = et.next() {
-					if _, res := intAt(b, es, ee); res != intOK {
-						return 0, badType(itemParam(p, int(n)), "an integer token id", b, es)
-					}
-					n++
-				}
-				r.fixed += n
-			}
-		}
-		if kind == ids {
-			r.Items, r.LargestItem = 1, m.end-m.start
-			return 1, nil
-		}
-		r.Items = int(count)
-		return count, nil
-	}
-	return 0, badType(param, "a string, an array of strings, or an array of token ids", b, m.start)
-}
-
-func (r *Request) parseResponses(f *topFields) error {
-	b := r.body
-	counted := false
-	if f.instructions.present() {
-		switch b[f.instructions.start] {
-		case '"':
-			text, _ := textAt(b, f.instructions.start, f.instructions.end)
-			r.texts = append(r.texts, "system", text)
-			r.fixed += tokensPerMessage
-			counted = true
-		case 'n':
-		default:
-			return badType("instructions", "a string", b, f.instructions.start)
-		}
-	}
-	if f.input.present() {
-		switch b[f.input.start] {
-		case '"':
-			text, _ := textAt(b, f.input.start, f.input.end)
-			r.texts = append(r.texts, "user", text)
-			r.fixed += tokensPerMessage
-			r.ItemsParam, r.Items, r.LargestItem = "input", 1, f.input.end-f.input.start
-			counted = true
-		case '[':
-			count := 0
-			it := iterArray(b, f.input.start)
-			r.ItemsParam = "input"
-			for s, e, ok := it.next(); ok; s, e, ok = it.next() {
-				if count == maxItems {
-					return badValue("input", "more than %d items.", maxItems)
-				}
-				if err := r.parseInputItem(s, count); err != nil {
-					return err
-				}
-				count++
-				r.LargestItem = max(r.LargestItem, e-s)
-				counted = true
-			}
-			r.Items = count
-		case 'n':
-		default:
-			return badType("input", "a string or an array of input items", b, f.input.start)
-		}
-	}
-	if counted {
-		r.fixed += replyPriming
-	}
-	if err := r.parseSchema(f.text, "text", "format"); err != nil {
-		return err
-	}
-	return r.parseTools(f)
-}
-
-// parseInputItem collects one Responses input item: a message (role + content), a
-// function or custom tool call (name + arguments/input) or its output. Other items
-// (reasoning, item references, built-in tool calls) are not counted locally.
-func (r *Request) parseInputItem(s, i int) error {
-	b := r.body
-	p := itemParam("input", i)
-	if b[s] != '{' {
-		return badType(p, "an object", b, s)
-	}
-	typ := "message"
-	var role, content, output member
-	it := iterObject(b, s)
-	for m, ok := it.next(); ok; m, ok = it.next() {
-		switch {
-		case m.is("type"):
-			t, ok := textAt(b, m.start, m.end)
-			if !ok {
-				return badType(p+".type", "a string", b, m.start)
-			}
-			typ = t
-		case m.is("role"):
-			role = m
-		case m.is("content"):
-			content = m
-		case m.is("output"):
-			output = m
-		}
-	}
-	switch typ {
-	case "message":
-		if role.end == role.start {
-			return &RequestError{Message: fmt.Sprintf("Missing required parameter: '%s.role'.", p), Param: p + ".role"}
-		}
-		rs, ok := textAt(b, role.start, role.end)
-		if !ok {
-			return badType(p+".role", "a string", b, role.start)
-		}
-		r.texts = append(r.texts, rs)
-		r.fixed += tokensPerMessage
-		if content.end > content.start {
-			switch b[content.start] {
-			case '"':
-				text, _ := textAt(b, content.start, content.end)
-				r.texts = append(r.texts, text)
-			case '[':
-				return r.parseParts(content.start, p+".content")
-			default:
-				return badType(p+".content", "a string or an array of content parts", b, content.start)
-			}
-		}
-	case "function_call", "custom_tool_call":
-		r.fixed += tokensPerMessage
-		r.collectStrings(s, "name", "arguments", "input")
-	case "function_call_output", "custom_tool_call_output":
-		r.fixed += tokensPerMessage
-		if output.end > output.start {
-			switch b[output.start] {
-			case '"':
-				text, _ := textAt(b, output.start, output.end)
-				r.texts = append(r.texts, text)
-			case '[':
-				return r.parseParts(output.start, p+".output")
-			}
-		}
-	}
-	return nil
-}
-
-// InputTokens is the local count of the request's input tokens, the estimate made
-// before the request is forwarded and the fallback when the upstream reports no usage:
-//   - chat: OpenAI's message formula (cookbook "How to count tokens with tiktoken"):
-//     3 tokens per message, every string member counted (role, content, name,
-//     tool_call_id…), +1 per name, +3 to prime the reply; content parts by their
-//     text; tool calls by function name and arguments; images by the tile rule (see
-//     imageTokens); audio and file parts are not counted locally.
-//   - tools and legacy functions: the cookbook's formula — per function 7 (o200k) or
-//     10 (cl100k) tokens plus "name:description", per property 3 plus
-//     "key:type:description", enums -3 plus 3 and the item per item, 12 to close.
-//   - completions and embeddings: each prompt or input string; token arrays count
-//     by their length.
-//   - responses: instructions as a system message and input items as messages
-//     (function calls by name and arguments, their outputs by text), +3 to prime
-//     the reply; items that are not text (reasoning, references) are not counted.
-//
-// tok counts text in the model's encoding; if it reports its encoding (an
-// Encoding() string method, as TokenizerFor's do), that picks the tool overhead,
-// else EncodingForModel(r.Model) does.
-func (r *Request) InputTokens(tok Tokenizer) Tokens {
-	n := r.fixed
-	if tok != nil {
-		for _, t := range r.texts {
-			n += int64(tok.Count(t))
-		}
-	}
-	if r.funcs > 0 {
-		enc := EncodingForModel(r.Model)
-		if e, ok := tok.(encoder); ok {
-			enc = e.Encoding()
-		}
-		init := int64(funcInitO200k)
-		if enc == CL100kBase {
-			init = funcInitCL100
-		}
-		n += r.funcs * init
-	}
-	return Tokens{Input: max(n, 0)}
 }

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
+
+	"github.com/creditgate/creditgate/metering/internal/jsonscan"
 )
 
 // edit replaces body[start:end] with text.
@@ -18,14 +20,13 @@ type edit struct {
 //     client used (chat: max_completion_tokens and/or max_tokens; completions:
 //     max_tokens; responses: max_output_tokens), or that endpoint's parameter added
 //     when the client set none. Embeddings have no cap.
-//   - when includeUsage, stream_options.include_usage set to true for a streamed chat
-//     or completions request, keeping the other stream_options. Responses streams
-//     always report usage, and the API rejects stream_options on unstreamed requests,
-//     so nothing is added then.
+//   - when r NeedsStreamUsage, stream_options.include_usage set to true, keeping the
+//     other stream_options. Responses streams always report usage, and the API
+//     rejects stream_options on unstreamed requests, so nothing is added then.
 //
 // body must be the body r was parsed from; if it is not (its length differs), it is
 // parsed again. With nothing to change, body itself is returned.
-func (r *Request) Rewrite(body []byte, maxOutput int64, includeUsage bool) ([]byte, error) {
+func (r *Request) Rewrite(body []byte, maxOutput int64) ([]byte, error) {
 	if len(body) != len(r.body) || (len(body) > 0 && &body[0] != &r.body[0]) {
 		fresh, err := ParseRequest(r.Endpoint, body)
 		if err != nil {
@@ -41,10 +42,10 @@ func (r *Request) Rewrite(body []byte, maxOutput int64, includeUsage bool) ([]by
 			added = append(added, member_(r.capField(), value))
 		}
 		for _, c := range r.caps {
-			edits = append(edits, edit{c.start, c.end, value})
+			edits = append(edits, edit{c.Start, c.End, value})
 		}
 	}
-	if includeUsage && r.Stream && (r.Endpoint == ChatCompletions || r.Endpoint == Completions) && !r.IncludeUsage {
+	if r.NeedsStreamUsage() {
 		if e, ok := r.includeUsageEdit(); ok {
 			edits = append(edits, e)
 		} else {
@@ -90,19 +91,19 @@ func (r *Request) includeUsageEdit() (e edit, ok bool) {
 	if !r.hasOpts {
 		return edit{}, false
 	}
-	if r.body[r.opts.start] == 'n' {
-		return edit{r.opts.start, r.opts.end, []byte(`{"include_usage":true}`)}, true
+	if r.body[r.opts.Start] == 'n' {
+		return edit{r.opts.Start, r.opts.End, []byte(`{"include_usage":true}`)}, true
 	}
-	it := iterObject(r.body, r.opts.start)
-	for m, ok := it.next(); ok; m, ok = it.next() {
-		if m.is("include_usage") { // false or null
-			return edit{m.start, m.end, []byte("true")}, true
+	it := jsonscan.Members(r.body, r.opts.Start)
+	for m, ok := it.Next(); ok; m, ok = it.Next() {
+		if m.Is("include_usage") { // false or null
+			return edit{m.Start, m.End, []byte("true")}, true
 		}
 	}
 	// Insert as the first member, right after the '{'.
 	text := []byte(`"include_usage":true`)
-	if inner := r.body[r.opts.start+1 : r.opts.end-1]; len(bytes.Trim(inner, " \t\r\n")) != 0 {
+	if inner := r.body[r.opts.Start+1 : r.opts.End-1]; len(bytes.Trim(inner, " \t\r\n")) != 0 {
 		text = append(text, ',')
 	}
-	return edit{r.opts.start + 1, r.opts.start + 1, text}, true
+	return edit{r.opts.Start + 1, r.opts.Start + 1, text}, true
 }

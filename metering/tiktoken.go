@@ -2,6 +2,7 @@ package metering
 
 import (
 	"fmt"
+	"strings"
 	"sync"
 	"unicode"
 	"unicode/utf8"
@@ -26,6 +27,28 @@ const (
 	O200kBase  = "o200k_base"
 	CL100kBase = "cl100k_base"
 )
+
+// EncodingForModel returns the tiktoken encoding of a model: o200k_base for the
+// gpt-4o, chatgpt-4o, gpt-4.1, gpt-4.5, gpt-5 and o-series families; cl100k_base for
+// gpt-4 (not 4o), gpt-3.5, the text-embedding models and davinci-002/babbage-002;
+// o200k_base for anything else. A fine-tuned model ("ft:gpt-4o-mini:org::id") uses
+// its base model's encoding.
+func EncodingForModel(model string) string {
+	m := strings.ToLower(strings.TrimPrefix(model, "ft:"))
+	for _, p := range [...]string{"gpt-4o", "chatgpt-4o", "gpt-4.1", "gpt-4.5", "o1", "o3", "o4", "gpt-5"} {
+		if strings.HasPrefix(m, p) {
+			return O200kBase
+		}
+	}
+	switch {
+	case m == "gpt-4" || strings.HasPrefix(m, "gpt-4-"),
+		strings.HasPrefix(m, "gpt-3.5"),
+		strings.HasPrefix(m, "text-embedding-"),
+		strings.HasPrefix(m, "davinci-002"), strings.HasPrefix(m, "babbage-002"):
+		return CL100kBase
+	}
+	return O200kBase
+}
 
 // encoder is the optional interface of a Tokenizer that knows its encoding; the
 // tool-definition overhead differs between encodings.

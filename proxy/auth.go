@@ -2,7 +2,6 @@ package proxy
 
 import (
 	"context"
-	"errors"
 	"net/http"
 	"strings"
 	"sync"
@@ -68,6 +67,13 @@ func (c *keyCache) forget(h billing.KeyHash) {
 	c.mu.Unlock()
 }
 
+// forgetKey drops the request's key from the cache.
+func (p *Proxy) forgetKey(r *http.Request) {
+	if tok, ok := bearer(r); ok {
+		p.keys.forget(billing.HashKey(tok))
+	}
+}
+
 // bearer extracts the token of an "Authorization: Bearer <token>" header.
 func bearer(r *http.Request) (string, bool) {
 	v := r.Header.Get("Authorization")
@@ -92,15 +98,8 @@ func (p *Proxy) authenticate(r *http.Request) (billing.APIKey, billing.KeyHash, 
 	}
 	h := billing.HashKey(tok)
 	k, err := p.keys.lookup(r.Context(), h)
-	switch {
-	case err == nil:
-		return k, h, nil
-	case errors.Is(err, billing.ErrKeyNotFound):
-		return billing.APIKey{}, h, errInvalidKey()
-	case errors.Is(err, billing.ErrUnavailable):
-		return billing.APIKey{}, h, errStoreUnavailable()
-	default:
-		p.logger().Error("key lookup failed", zapErr(err))
-		return billing.APIKey{}, h, errInternal()
+	if err != nil {
+		return billing.APIKey{}, h, p.storeError(err, "key lookup failed")
 	}
+	return k, h, nil
 }

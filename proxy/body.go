@@ -81,9 +81,10 @@ func usageFromTail(tail []byte) []byte {
 }
 
 // recorder notes the status and the time of the first body byte sent to the app
-// (time to first token, for streams).
+// (time to first token, for streams), on the proxy's clock.
 type recorder struct {
 	http.ResponseWriter
+	now        func() time.Time
 	status     int
 	firstWrite time.Time
 }
@@ -100,7 +101,7 @@ func (r *recorder) Write(b []byte) (int, error) {
 		r.status = http.StatusOK
 	}
 	if r.firstWrite.IsZero() && len(b) > 0 {
-		r.firstWrite = time.Now()
+		r.firstWrite = r.now()
 	}
 	return r.ResponseWriter.Write(b)
 }

@@ -139,7 +139,7 @@ func TestClampRespectsResponsesMinimum(t *testing.T) {
 			tok, _ := metering.TokenizerFor(metering.O200kBase)
 			price := mustPrice(t, h, "dear")
 			// Spend the balance down so that it pays for exactly tc.affordable tokens.
-			spend := usd("5.00") - worstCaseCost(price, req.InputTokens(tok), tc.affordable)
+			spend := usd("5.00") - price.WorstCase(req.InputTokens(tok), tc.affordable)
 			if r, err := h.store.Reserve(h.ctx, billing.ReserveRequest{Account: "acme", HoldID: "drain", Estimate: spend, TTL: time.Minute}); err != nil || !r.Admitted {
 				t.Fatalf("draining %s: %+v %v", spend, r, err)
 			}

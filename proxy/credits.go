@@ -2,7 +2,6 @@ package proxy
 
 import (
 	"encoding/json"
-	"errors"
 	"net/http"
 	"time"
 
@@ -44,18 +43,11 @@ func (p *Proxy) callerAccount(w http.ResponseWriter, r *http.Request) (billing.A
 	}
 	noteCaller(w, key)
 	a, err := p.opts.Ledger.GetAccount(r.Context(), key.Account)
-	switch {
-	case errors.Is(err, billing.ErrUnavailable):
-		writeError(w, errStoreUnavailable())
-	case errors.Is(err, billing.ErrAccountNotFound):
-		writeError(w, errInvalidKey())
-	case err != nil:
-		p.log.Error("account lookup failed", zap.String("path", r.URL.Path), zapErr(err))
-		writeError(w, errInternal())
-	default:
-		return a, true
+	if err != nil {
+		writeError(w, p.storeError(err, "account lookup failed", zap.String("path", r.URL.Path)))
+		return billing.Account{}, false
 	}
-	return billing.Account{}, false
+	return a, true
 }
 
 // serveCredits answers GET /v1/credits for the app key's account: live grants only.

@@ -3,9 +3,14 @@ package proxy
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"strconv"
 	"strings"
+
+	"go.uber.org/zap"
+
+	"github.com/creditgate/creditgate/billing"
 )
 
 // QuotaExceededMessage is OpenAI's message for an empty or expired balance.
@@ -36,15 +41,27 @@ type apiError struct {
 	typ     string
 	param   string // "" → null
 	code    string // "" → null
+	// reason says why a 429 insufficient_quota happened (billing.ReasonEmpty,
+	// ReasonExpired, ReasonInsufficient); it goes out in ReasonHeader.
+	reason string
 }
 
 func (e *apiError) Error() string { return e.message }
 
 // Error types and the errors the proxy answers.
 const (
-	typeInvalidRequest = "invalid_request_error"
-	typeServer         = "server_error"
+	typeInvalidRequest    = "invalid_request_error"
+	typeServer            = "server_error"
+	typeInsufficientQuota = "insufficient_quota"
 )
+
+// errQuotaExceeded is the 429 for an empty or expired balance, or one that pays for
+// less than the request may cost: OpenAI's body (QuotaExceededBody), with the reason
+// in ReasonHeader.
+func errQuotaExceeded(reason string) *apiError {
+	return &apiError{status: http.StatusTooManyRequests, typ: typeInsufficientQuota, code: typeInsufficientQuota,
+		message: QuotaExceededMessage, reason: reason}
+}
 
 func errInvalidKey() *apiError {
 	return &apiError{status: http.StatusUnauthorized, typ: typeInvalidRequest, code: "invalid_api_key",
@@ -91,7 +108,23 @@ func errUpstreamTimeout() *apiError {
 		message: "The upstream API did not answer in time. You were not charged."}
 }
 
-// writeError answers e in OpenAI's error shape (indented like OpenAI's).
+// storeError maps an error of the billing store to its answer, for every store call
+// the proxy makes: an unreachable store is 503 (fail closed: nothing is forwarded);
+// an unknown key, or a key whose account is gone, is 401 like any unknown key;
+// anything else is logged as msg with fields and answered 500.
+func (p *Proxy) storeError(err error, msg string, fields ...zap.Field) *apiError {
+	switch {
+	case errors.Is(err, billing.ErrUnavailable):
+		return errStoreUnavailable()
+	case errors.Is(err, billing.ErrKeyNotFound), errors.Is(err, billing.ErrAccountNotFound):
+		return errInvalidKey()
+	}
+	p.log.Error(msg, append(fields, zapErr(err))...)
+	return errInternal()
+}
+
+// writeError answers e in OpenAI's error shape (indented like OpenAI's). Like
+// OpenAI's, a 429 has no Retry-After: waiting does not help, buying credit does.
 func writeError(w http.ResponseWriter, e *apiError) {
 	var b strings.Builder
 	b.Grow(len(e.message) + 160)
@@ -107,19 +140,11 @@ func writeError(w http.ResponseWriter, e *apiError) {
 	h := w.Header()
 	h.Set("Content-Type", "application/json")
 	h.Set("Content-Length", strconv.Itoa(b.Len()))
+	if e.reason != "" {
+		h.Set(ReasonHeader, e.reason)
+	}
 	w.WriteHeader(e.status)
 	_, _ = w.Write([]byte(b.String()))
-}
-
-// writeQuotaExceeded answers the 429 for an empty or expired balance. Like OpenAI,
-// no Retry-After: waiting does not help, buying credit does.
-func writeQuotaExceeded(w http.ResponseWriter, reason string) {
-	h := w.Header()
-	h.Set("Content-Type", "application/json")
-	h.Set("Content-Length", strconv.Itoa(len(QuotaExceededBody)))
-	h.Set(ReasonHeader, reason)
-	w.WriteHeader(http.StatusTooManyRequests)
-	_, _ = w.Write([]byte(QuotaExceededBody))
 }
 
 func nullable(s string) string {

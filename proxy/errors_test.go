@@ -2,10 +2,17 @@ package proxy
 
 import (
 	"encoding/json"
+	"errors"
+	"fmt"
 	"net/http"
+	"net/http/httptest"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/creditgate/creditgate/billing"
 )
@@ -129,5 +136,68 @@ func TestRequestErrors(t *testing.T) {
 	}
 	if a := h.get("acme"); a.Balance() != usd("5.00") || a.Reserved != 0 {
 		t.Fatalf("rejected requests changed the account: %+v", a)
+	}
+}
+
+// The 429 is an apiError like any other, and writeError answers it with OpenAI's
+// body byte for byte, the reason header and no Retry-After.
+func TestQuotaExceededErrorIsOpenAIsBody(t *testing.T) {
+	for _, reason := range []string{billing.ReasonEmpty, billing.ReasonExpired, billing.ReasonInsufficient} {
+		t.Run(reason, func(t *testing.T) {
+			rec := httptest.NewRecorder()
+			writeError(rec, errQuotaExceeded(reason))
+			if rec.Code != http.StatusTooManyRequests || rec.Body.String() != openAIQuotaBody || QuotaExceededBody != openAIQuotaBody {
+				t.Fatalf("status %d body:\n%s", rec.Code, rec.Body)
+			}
+			h := rec.Header()
+			if h.Get(ReasonHeader) != reason || h.Get("Retry-After") != "" || h.Get("Content-Type") != "application/json" ||
+				h.Get("Content-Length") != strconv.Itoa(len(openAIQuotaBody)) {
+				t.Fatalf("headers %v", h)
+			}
+		})
+	}
+	rec := httptest.NewRecorder()
+	writeError(rec, errInvalidKey())
+	if rec.Header().Get(ReasonHeader) != "" {
+		t.Fatalf("a 401 carries %s: %v", ReasonHeader, rec.Header())
+	}
+}
+
+// storeError is the one map from store errors to answers: 503 for an outage (fail
+// closed), 401 for a key or account that is gone, 500 (logged, without the key)
+// for anything else.
+func TestStoreError(t *testing.T) {
+	tests := []struct {
+		name       string
+		err        error
+		wantStatus int
+		wantCode   string
+		wantLogged bool
+	}{
+		{name: "unavailable", err: fmt.Errorf("reserve: %w", billing.ErrUnavailable), wantStatus: 503, wantCode: "billing_unavailable"},
+		{name: "key not found", err: billing.ErrKeyNotFound, wantStatus: 401, wantCode: "invalid_api_key"},
+		{name: "account not found", err: fmt.Errorf("get: %w", billing.ErrAccountNotFound), wantStatus: 401, wantCode: "invalid_api_key"},
+		{name: "anything else", err: errors.New("WRONGTYPE"), wantStatus: 500, wantLogged: true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			core, logs := observer.New(zap.DebugLevel)
+			p := &Proxy{log: zap.New(core)}
+			aerr := p.storeError(tc.err, "reserve failed", zap.String("request_id", "req_1"))
+			if aerr.status != tc.wantStatus || aerr.code != tc.wantCode {
+				t.Fatalf("got %d %q, want %d %q", aerr.status, aerr.code, tc.wantStatus, tc.wantCode)
+			}
+			got := logs.All()
+			if !tc.wantLogged {
+				if len(got) != 0 {
+					t.Fatalf("logged %v", got)
+				}
+				return
+			}
+			if len(got) != 1 || got[0].Message != "reserve failed" || got[0].Level != zap.ErrorLevel ||
+				got[0].ContextMap()["request_id"] != "req_1" || got[0].ContextMap()["error"] != "WRONGTYPE" {
+				t.Fatalf("logs %v", got)
+			}
+		})
 	}
 }

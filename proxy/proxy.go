@@ -1,10 +1,12 @@
 // Package proxy is creditgate's data plane: an http.Handler in front of an
-// OpenAI-compatible API. For each metered request it authenticates the app key,
-// counts the prompt, reserves the worst-case cost on the account (a hold), clamps the
-// output cap to what the balance pays for, forwards the request with the operator's
+// OpenAI-compatible API. For each metered request, admission's named rules
+// (admit.go, in the README's order) authenticate the app key, count the prompt,
+// reserve the worst-case cost on the account (a hold) and clamp the output cap to
+// what the balance pays for; the proxy then forwards the request with the operator's
 // upstream key, meters the response (plain JSON or SSE, flushed event by event) and
-// settles the actual cost — or releases the hold when the upstream failed. Every
-// error is answered in OpenAI's shape, and every request is one structured log line.
+// settles the actual cost (settle.go) — or releases the hold when the upstream
+// failed. Every error is answered in OpenAI's shape (errors.go), and every request
+// is one structured log line (requestlog.go).
 //
 // Forwarding is done by a single httputil.ReverseProxy configured through Rewrite,
 // ModifyResponse and ErrorHandler; per-request state travels in the request context.
@@ -167,8 +169,6 @@ func NewTransport(timeout time.Duration) *http.Transport {
 	t.WriteBufferSize = 8 << 10
 	return t
 }
-
-func (p *Proxy) logger() *zap.Logger { return p.log }
 
 func zapErr(err error) zap.Field { return zap.Error(err) }
 

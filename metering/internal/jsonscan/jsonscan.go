@@ -1,4 +1,12 @@
-package metering
+// Package jsonscan is the small JSON scanner metering reads requests and responses
+// with. Check validates a document (syntax and nesting depth) in one pass without
+// allocating and rejects nothing encoding/json accepts; the walkers (Members,
+// Elements and the value readers) then read it by byte offsets, so the request
+// parser learns where each member's bytes are (the rewrite splices them, and a
+// parser can reject a duplicate key by comparing keys unescaped) and a response chunk
+// is read without being unmarshalled, allocating nothing per chunk. The walkers
+// expect a document that Check accepted, but never index out of bounds on any input.
+package jsonscan
 
 import (
 	"bytes"
@@ -9,15 +17,7 @@ import (
 	"unsafe"
 )
 
-// A small JSON scanner. checkJSON validates a document (syntax and nesting depth) in
-// one pass without allocating; the walkers below then read it by byte offsets, so
-// the request parser learns where each field's bytes are (Rewrite splices them) and
-// response chunks are read without unmarshalling them. The walkers expect a document
-// that checkJSON accepted but never index out of bounds on any input.
-
-// maxDepth bounds the nesting of arrays and objects in a request body.
-const maxDepth = 64
-
+// jsonError is a syntax error at byte offset off.
 type jsonError struct {
 	off int
 	msg string
@@ -25,20 +25,29 @@ type jsonError struct {
 
 func (e *jsonError) Error() string { return e.msg + " at byte offset " + strconv.Itoa(e.off) }
 
-// checkJSON reports whether b holds exactly one JSON value nested at most depth deep.
-func checkJSON(b []byte, depth int) error {
-	i := skipSpace(b, 0)
-	end, err := checkValue(b, i, depth)
+// tooDeep is CheckValue's message for nesting beyond its depth; Check, which knows
+// the limit, names it.
+const tooDeep = "JSON nested too deeply"
+
+// Check reports whether b holds exactly one JSON value nested at most depth deep.
+func Check(b []byte, depth int) error {
+	i := SkipSpace(b, 0)
+	end, err := CheckValue(b, i, depth)
 	if err != nil {
+		if e, ok := err.(*jsonError); ok && e.msg == tooDeep {
+			e.msg = "JSON nested deeper than " + strconv.Itoa(depth) + " levels"
+		}
 		return err
 	}
-	if end = skipSpace(b, end); end != len(b) {
+	if end = SkipSpace(b, end); end != len(b) {
 		return &jsonError{end, "unexpected data after the JSON value"}
 	}
 	return nil
 }
 
-func skipSpace(b []byte, i int) int {
+// SkipSpace returns the offset of the first byte at or after b[i] that is not JSON
+// white space.
+func SkipSpace(b []byte, i int) int {
 	for i < len(b) {
 		switch b[i] {
 		case ' ', '\t', '\n', '\r':
@@ -50,18 +59,20 @@ func skipSpace(b []byte, i int) int {
 	return i
 }
 
-func checkValue(b []byte, i, depth int) (int, error) {
+// CheckValue checks the value starting at b[i], nested at most depth deep, and
+// returns its end.
+func CheckValue(b []byte, i, depth int) (int, error) {
 	if i >= len(b) {
 		return i, &jsonError{i, "unexpected end of JSON input"}
 	}
 	switch c := b[i]; c {
 	case '{', '[':
 		if depth <= 0 {
-			return i, &jsonError{i, "JSON nested deeper than " + strconv.Itoa(maxDepth) + " levels"}
+			return i, &jsonError{i, tooDeep}
 		}
 		return checkContainer(b, i, depth-1)
 	case '"':
-		return checkString(b, i)
+		return CheckString(b, i)
 	case 't':
 		return checkLiteral(b, i, "true")
 	case 'f':
@@ -82,7 +93,7 @@ func checkContainer(b []byte, i, depth int) (int, error) {
 	if isObject {
 		closer = '}'
 	}
-	i = skipSpace(b, i+1)
+	i = SkipSpace(b, i+1)
 	if i < len(b) && b[i] == closer {
 		return i + 1, nil
 	}
@@ -92,24 +103,24 @@ func checkContainer(b []byte, i, depth int) (int, error) {
 			if i >= len(b) || b[i] != '"' {
 				return i, &jsonError{i, "expected a string object key"}
 			}
-			if i, err = checkString(b, i); err != nil {
+			if i, err = CheckString(b, i); err != nil {
 				return i, err
 			}
-			if i = skipSpace(b, i); i >= len(b) || b[i] != ':' {
+			if i = SkipSpace(b, i); i >= len(b) || b[i] != ':' {
 				return i, &jsonError{i, "expected ':' after an object key"}
 			}
-			i = skipSpace(b, i+1)
+			i = SkipSpace(b, i+1)
 		}
-		if i, err = checkValue(b, i, depth); err != nil {
+		if i, err = CheckValue(b, i, depth); err != nil {
 			return i, err
 		}
-		i = skipSpace(b, i)
+		i = SkipSpace(b, i)
 		if i >= len(b) {
 			return i, &jsonError{i, "unexpected end of JSON input"}
 		}
 		switch b[i] {
 		case ',':
-			i = skipSpace(b, i+1)
+			i = SkipSpace(b, i+1)
 		case closer:
 			return i + 1, nil
 		default:
@@ -118,7 +129,8 @@ func checkContainer(b []byte, i, depth int) (int, error) {
 	}
 }
 
-func checkString(b []byte, i int) (int, error) {
+// CheckString checks the string whose quote is b[i] and returns its end.
+func CheckString(b []byte, i int) (int, error) {
 	start := i
 	i++
 	for {
@@ -226,8 +238,8 @@ func skipDigits(b []byte, i int) int {
 	return i
 }
 
-// skipValue returns the end of the value starting at b[i] (i past any space).
-func skipValue(b []byte, i int) int {
+// SkipValue returns the end of the value starting at b[i] (i past any space).
+func SkipValue(b []byte, i int) int {
 	if i >= len(b) {
 		return len(b)
 	}
@@ -285,60 +297,62 @@ func skipString(b []byte, i int) int {
 	return len(b)
 }
 
-// A member is one object member: the raw key (between its quotes) and the value's
+// A Member is one object member: the raw key (between its quotes) and the value's
 // offsets in the document.
-type member struct {
-	key        []byte
-	keyEscaped bool
-	start, end int // value
+type Member struct {
+	Key        []byte
+	KeyEscaped bool
+	Start, End int // value
 }
 
-// present reports whether the member was found (its value is not empty).
-func (m *member) present() bool { return m.end > m.start }
+// Present reports whether the member was found (its value is not empty).
+func (m *Member) Present() bool { return m.End > m.Start }
 
-// is reports whether the member's key, unescaped, equals name.
-func (m *member) is(name string) bool {
-	if !m.keyEscaped {
-		return string(m.key) == name
+// Is reports whether the member's key, unescaped, equals name.
+func (m *Member) Is(name string) bool {
+	if !m.KeyEscaped {
+		return string(m.Key) == name
 	}
-	return unquoteBytes(m.key) == name
+	return Unquote(m.Key) == name
 }
 
-// name returns the unescaped key.
-func (m *member) name() string {
-	if !m.keyEscaped {
-		return string(m.key)
+// Name returns the unescaped key.
+func (m *Member) Name() string {
+	if !m.KeyEscaped {
+		return string(m.Key)
 	}
-	return unquoteBytes(m.key)
+	return Unquote(m.Key)
 }
 
-// nameView is name without a copy when the key has no escapes: it shares the
+// NameView is Name without a copy when the key has no escapes: it shares the
 // document's memory (see textAt).
-func (m *member) nameView() string {
-	if !m.keyEscaped {
-		return view(m.key)
+func (m *Member) NameView() string {
+	if !m.KeyEscaped {
+		return View(m.Key)
 	}
-	return unquoteBytes(m.key)
+	return Unquote(m.Key)
 }
 
-// objectIter walks the members of the object whose '{' is at b[start].
-type objectIter struct {
+// MemberIter walks the members of the object whose '{' is at b[start].
+type MemberIter struct {
 	b []byte
 	i int
 }
 
-func iterObject(b []byte, start int) objectIter {
+// Members walks the object whose '{' is at b[start]; anything else has no members.
+func Members(b []byte, start int) MemberIter {
 	if start >= len(b) || b[start] != '{' {
-		return objectIter{b: b, i: len(b)}
+		return MemberIter{b: b, i: len(b)}
 	}
-	return objectIter{b: b, i: start + 1}
+	return MemberIter{b: b, i: start + 1}
 }
 
-func (it *objectIter) next() (m member, ok bool) {
+// Next returns the next member; ok is false after the last.
+func (it *MemberIter) Next() (m Member, ok bool) {
 	b := it.b
-	i := skipSpace(b, it.i)
+	i := SkipSpace(b, it.i)
 	if i < len(b) && b[i] == ',' {
-		i = skipSpace(b, i+1)
+		i = SkipSpace(b, i+1)
 	}
 	if i >= len(b) || b[i] != '"' {
 		it.i = len(b)
@@ -349,47 +363,49 @@ func (it *objectIter) next() (m member, ok bool) {
 		it.i = len(b)
 		return m, false
 	}
-	m.key = b[i+1 : keyEnd-1]
-	for _, c := range m.key {
+	m.Key = b[i+1 : keyEnd-1]
+	for _, c := range m.Key {
 		if c == '\\' {
-			m.keyEscaped = true
+			m.KeyEscaped = true
 			break
 		}
 	}
-	i = skipSpace(b, keyEnd)
+	i = SkipSpace(b, keyEnd)
 	if i < len(b) && b[i] == ':' {
 		i++
 	}
-	m.start = skipSpace(b, i)
-	m.end = skipValue(b, m.start)
-	it.i = m.end
-	return m, m.start < len(b)
+	m.Start = SkipSpace(b, i)
+	m.End = SkipValue(b, m.Start)
+	it.i = m.End
+	return m, m.Start < len(b)
 }
 
-// arrayIter walks the elements of the array whose '[' is at b[start].
-type arrayIter struct {
+// ElementIter walks the elements of the array whose '[' is at b[start].
+type ElementIter struct {
 	b []byte
 	i int
 }
 
-func iterArray(b []byte, start int) arrayIter {
+// Elements walks the array whose '[' is at b[start]; anything else has no elements.
+func Elements(b []byte, start int) ElementIter {
 	if start >= len(b) || b[start] != '[' {
-		return arrayIter{b: b, i: len(b)}
+		return ElementIter{b: b, i: len(b)}
 	}
-	return arrayIter{b: b, i: start + 1}
+	return ElementIter{b: b, i: start + 1}
 }
 
-func (it *arrayIter) next() (start, end int, ok bool) {
+// Next returns the offsets of the next element; ok is false after the last.
+func (it *ElementIter) Next() (start, end int, ok bool) {
 	b := it.b
-	i := skipSpace(b, it.i)
+	i := SkipSpace(b, it.i)
 	if i < len(b) && b[i] == ',' {
-		i = skipSpace(b, i+1)
+		i = SkipSpace(b, i+1)
 	}
 	if i >= len(b) || b[i] == ']' {
 		it.i = len(b)
 		return 0, 0, false
 	}
-	end = skipValue(b, i)
+	end = SkipValue(b, i)
 	if end <= i {
 		it.i = len(b)
 		return 0, 0, false
@@ -398,8 +414,8 @@ func (it *arrayIter) next() (start, end int, ok bool) {
 	return i, end, true
 }
 
-// kindOf names the JSON type of the value starting at b[i], for error messages.
-func kindOf(b []byte, i int) string {
+// KindOf names the JSON type of the value starting at b[i], for error messages.
+func KindOf(b []byte, i int) string {
 	if i >= len(b) {
 		return "nothing"
 	}
@@ -418,41 +434,41 @@ func kindOf(b []byte, i int) string {
 	return "a number"
 }
 
-// stringAt decodes the string value at b[start:end] (quotes included); ok is false
+// StringAt decodes the string value at b[start:end] (quotes included); ok is false
 // when the value is not a string.
-func stringAt(b []byte, start, end int) (string, bool) {
+func StringAt(b []byte, start, end int) (string, bool) {
 	if start >= end || end > len(b) || b[start] != '"' || end-start < 2 {
 		return "", false
 	}
-	return unquoteBytes(b[start+1 : end-1]), true
+	return Unquote(b[start+1 : end-1]), true
 }
 
-// textAt is stringAt without a copy when the string has no escapes (most texts): the
+// TextAt is StringAt without a copy when the string has no escapes (most texts): the
 // result then shares b's memory, so b must not change while the string is in use. The
-// request parser uses it for the texts a Request keeps, whose body is immutable.
-func textAt(b []byte, start, end int) (string, bool) {
-	raw, escaped, ok := rawStringAt(b, start, end)
+// metering's request parser uses it for the texts a Request keeps, whose body is immutable.
+func TextAt(b []byte, start, end int) (string, bool) {
+	raw, escaped, ok := RawStringAt(b, start, end)
 	switch {
 	case !ok:
 		return "", false
 	case escaped:
-		return unquoteBytes(raw), true
+		return Unquote(raw), true
 	}
-	return view(raw), true
+	return View(raw), true
 }
 
-// view returns b's bytes as a string without copying them; b must not change while
+// View returns b's bytes as a string without copying them; b must not change while
 // the string is in use.
-func view(b []byte) string {
+func View(b []byte) string {
 	if len(b) == 0 {
 		return ""
 	}
 	return unsafe.String(&b[0], len(b))
 }
 
-// rawStringAt returns the undecoded content of the string at b[start:end] and
+// RawStringAt returns the undecoded content of the string at b[start:end] and
 // whether it contains escapes.
-func rawStringAt(b []byte, start, end int) (raw []byte, escaped, ok bool) {
+func RawStringAt(b []byte, start, end int) (raw []byte, escaped, ok bool) {
 	if start >= end || end > len(b) || b[start] != '"' || end-start < 2 {
 		return nil, false, false
 	}
@@ -460,9 +476,9 @@ func rawStringAt(b []byte, start, end int) (raw []byte, escaped, ok bool) {
 	return raw, bytes.IndexByte(raw, '\\') >= 0, true
 }
 
-// unquoteBytes decodes the content of a JSON string. Invalid escapes and unpaired
+// Unquote decodes the content of a JSON string. Invalid escapes and unpaired
 // surrogates become U+FFFD, as encoding/json does; it never fails.
-func unquoteBytes(s []byte) string {
+func Unquote(s []byte) string {
 	i := 0
 	for i < len(s) && s[i] != '\\' {
 		i++
@@ -545,47 +561,47 @@ func hex4(s []byte, i int) (rune, int) {
 	return r, 4
 }
 
-// Results of intAt.
+// Results of IntAt.
 const (
-	intOK = iota
-	intNotNumber
-	intNotInteger
-	intNegative
-	intTooLarge
+	IntOK         = iota // an integer in [0, 2^63)
+	IntNotNumber         // not a number at all
+	IntNotInteger        // a number with a fraction or an exponent
+	IntNegative          // an integer below zero
+	IntTooLarge          // an integer of 2^63 or more
 )
 
-// intAt reads the integer literal at b[start:end]. Only plain integer literals count
+// IntAt reads the integer literal at b[start:end]. Only plain integer literals count
 // ("3", not "3.0" or "3e0"): numbers are never round-tripped through float64.
-func intAt(b []byte, start, end int) (int64, int) {
+func IntAt(b []byte, start, end int) (int64, int) {
 	if start >= end || end > len(b) {
-		return 0, intNotNumber
+		return 0, IntNotNumber
 	}
 	s := b[start:end]
 	if c := s[0]; c != '-' && (c < '0' || c > '9') {
-		return 0, intNotNumber
+		return 0, IntNotNumber
 	}
 	neg := s[0] == '-'
 	if neg {
 		s = s[1:]
 	}
 	if len(s) == 0 {
-		return 0, intNotNumber
+		return 0, IntNotNumber
 	}
 	var n int64
 	for _, c := range s {
 		if c < '0' || c > '9' {
-			return 0, intNotInteger
+			return 0, IntNotInteger
 		}
 		if n > (1<<63-1-9)/10 {
 			if neg {
-				return 0, intNegative
+				return 0, IntNegative
 			}
-			return 0, intTooLarge
+			return 0, IntTooLarge
 		}
 		n = n*10 + int64(c-'0')
 	}
 	if neg && n != 0 {
-		return 0, intNegative
+		return 0, IntNegative
 	}
-	return n, intOK
+	return n, IntOK
 }

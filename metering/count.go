@@ -1,0 +1,79 @@
+package metering
+
+import "github.com/creditgate/creditgate/metering/internal/jsonscan"
+
+// The local count of a request's input: the counting formulas of OpenAI's cookbook
+// ("How to count tokens with tiktoken") applied to what the endpoint parsers
+// collected. Tool definitions have their own formula, in tools.go.
+
+// The chat format's overheads, from OpenAI's cookbook "How to count tokens with
+// tiktoken": every message is framed as <|start|>{role/name}\n{content}<|end|>\n.
+const (
+	tokensPerMessage = 3
+	tokensPerName    = 1
+	replyPriming     = 3 // every reply is primed with <|start|>assistant<|message|>
+)
+
+// parseSchema counts a structured-output JSON schema — chat's
+// response_format.json_schema, the Responses API's text.format — as prompt text:
+// the model reads the schema, though OpenAI documents no exact overhead, so its JSON
+// text as sent is the estimate. Other formats (text, json_object) count nothing.
+func (r *Request) parseSchema(m jsonscan.Member, param, schemaKey string) error {
+	b := r.body
+	if !m.Present() || b[m.Start] == 'n' {
+		return nil
+	}
+	if b[m.Start] != '{' {
+		return badType(param, "an object", b, m.Start)
+	}
+	it := jsonscan.Members(b, m.Start)
+	for f, ok := it.Next(); ok; f, ok = it.Next() {
+		if f.Is(schemaKey) && b[f.Start] == '{' {
+			if schemaKey == "format" { // text.format is the schema object itself
+				return r.parseSchema(f, param+".format", "schema")
+			}
+			r.texts = append(r.texts, string(b[f.Start:f.End]))
+		}
+	}
+	return nil
+}
+
+// InputTokens is the local count of the request's input tokens, the estimate made
+// before the request is forwarded and the fallback when the upstream reports no usage:
+//   - chat: OpenAI's message formula (cookbook "How to count tokens with tiktoken"):
+//     3 tokens per message, every string member counted (role, content, name,
+//     tool_call_id…), +1 per name, +3 to prime the reply; content parts by their
+//     text; tool calls by function name and arguments; images by the tile rule (see
+//     imageTokens); audio and file parts are not counted locally.
+//   - tools and legacy functions: the cookbook's formula — per function 7 (o200k) or
+//     10 (cl100k) tokens plus "name:description", per property 3 plus
+//     "key:type:description", enums -3 plus 3 and the item per item, 12 to close.
+//   - completions and embeddings: each prompt or input string; token arrays count
+//     by their length.
+//   - responses: instructions as a system message and input items as messages
+//     (function calls by name and arguments, their outputs by text), +3 to prime
+//     the reply; items that are not text (reasoning, references) are not counted.
+//
+// tok counts text in the model's encoding; if it reports its encoding (an
+// Encoding() string method, as TokenizerFor's do), that picks the tool overhead,
+// else EncodingForModel(r.Model) does.
+func (r *Request) InputTokens(tok Tokenizer) Tokens {
+	n := r.fixed
+	if tok != nil {
+		for _, t := range r.texts {
+			n += int64(tok.Count(t))
+		}
+	}
+	if r.funcs > 0 {
+		enc := EncodingForModel(r.Model)
+		if e, ok := tok.(encoder); ok {
+			enc = e.Encoding()
+		}
+		init := int64(funcInitO200k)
+		if enc == CL100kBase {
+			init = funcInitCL100
+		}
+		n += r.funcs * init
+	}
+	return Tokens{Input: max(n, 0)}
+}

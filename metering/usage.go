@@ -1,0 +1,72 @@
+package metering
+
+import "github.com/creditgate/creditgate/metering/internal/jsonscan"
+
+// The upstream's usage object, authoritative when present: the same reader serves
+// every endpoint and both namings (prompt/completion and input/output tokens).
+
+// maxUpstreamTokens bounds a believable usage count; larger or negative values are
+// ignored in favour of the local count.
+const maxUpstreamTokens = 100_000_000
+
+// readUsage reads a usage object in either naming (prompt/completion or
+// input/output). A usage object whose totals are missing or absurd is ignored; an
+// absurd detail count reads as 0.
+func (m *ResponseMeter) readUsage(b []byte, s int) {
+	const unset = -1
+	in, out, total := int64(unset), int64(unset), int64(unset)
+	var t Tokens
+	it := jsonscan.Members(b, s)
+	for f, ok := it.Next(); ok; f, ok = it.Next() {
+		switch {
+		case f.Is("prompt_tokens"), f.Is("input_tokens"):
+			in = saneCount(b, f)
+		case f.Is("completion_tokens"), f.Is("output_tokens"):
+			out = saneCount(b, f)
+		case f.Is("total_tokens"):
+			total = saneCount(b, f)
+		case (f.Is("prompt_tokens_details") || f.Is("input_tokens_details")) && b[f.Start] == '{':
+			dt := jsonscan.Members(b, f.Start)
+			for g, ok := dt.Next(); ok; g, ok = dt.Next() {
+				switch {
+				case g.Is("cached_tokens"):
+					t.CachedInput = max(saneCount(b, g), 0)
+				case g.Is("audio_tokens"):
+					t.AudioInput = max(saneCount(b, g), 0)
+				}
+			}
+		case (f.Is("completion_tokens_details") || f.Is("output_tokens_details")) && b[f.Start] == '{':
+			dt := jsonscan.Members(b, f.Start)
+			for g, ok := dt.Next(); ok; g, ok = dt.Next() {
+				switch {
+				case g.Is("reasoning_tokens"):
+					t.Reasoning = max(saneCount(b, g), 0)
+				case g.Is("audio_tokens"):
+					t.AudioOutput = max(saneCount(b, g), 0)
+				}
+			}
+		}
+	}
+	if out == unset && in >= 0 {
+		switch {
+		case !m.spec.hasOutput():
+			out = 0
+		case total >= in:
+			out = total - in
+		}
+	}
+	if in < 0 || out < 0 {
+		return
+	}
+	t.Input, t.Output = in, out
+	m.usage, m.hasUsage = t, true
+}
+
+// saneCount reads a token count: an integer in [0, maxUpstreamTokens], else -1.
+func saneCount(b []byte, f jsonscan.Member) int64 {
+	v, res := jsonscan.IntAt(b, f.Start, f.End)
+	if res != jsonscan.IntOK || v > maxUpstreamTokens {
+		return -1
+	}
+	return v
+}

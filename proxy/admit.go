@@ -1,0 +1,205 @@
+package proxy
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+
+	"go.uber.org/zap"
+
+	"github.com/creditgate/creditgate/billing"
+	"github.com/creditgate/creditgate/metering"
+)
+
+// admit takes a metered request through the README's steps 1 to 5 ("How requests
+// are metered and billed"), one named rule each, and leaves x.in ready to forward.
+// It returns the error to answer (a 429 included), or nil when the request may go;
+// step 6, settling, is finish's. A new rule is one named function and one line here:
+// a rule that refuses belongs before reserve, which holds money (after it, a refusal
+// must release the hold).
+func (p *Proxy) admit(x *exchange) *apiError {
+	rules := [...]func(*Proxy, *exchange) *apiError{
+		(*Proxy).authenticateKey, // 1. the sk-cg- key, looked up by its hash
+		(*Proxy).readBody,        // 2. the body, within limits.max_body_bytes,
+		(*Proxy).parseBody,       //    valid for its endpoint,
+		(*Proxy).checkItems,      //    within limits.max_messages and max_message_bytes,
+		(*Proxy).priceModel,      //    for a model that has a price,
+		(*Proxy).countPrompt,     //    its prompt counted locally
+		(*Proxy).estimate,        // 3. the worst case
+		(*Proxy).reserve,         // 4. held on the account, the output cap lowered to the hold
+		(*Proxy).prepareForward,  // 5. the body the upstream gets
+	}
+	for _, rule := range rules {
+		if aerr := rule(p, x); aerr != nil {
+			return aerr
+		}
+	}
+	return nil
+}
+
+// authenticateKey resolves the app key; unknown and revoked keys get the same 401.
+func (p *Proxy) authenticateKey(x *exchange) *apiError {
+	key, _, aerr := p.authenticate(x.in)
+	x.key = key
+	return aerr
+}
+
+// readBody reads the body, answering 413 beyond MaxBodyBytes.
+func (p *Proxy) readBody(x *exchange) *apiError {
+	body, err := readLimited(x.w, x.in, p.opts.MaxBodyBytes)
+	if err != nil {
+		var tooLarge *http.MaxBytesError
+		if errors.As(err, &tooLarge) {
+			return errTooLarge(p.opts.MaxBodyBytes)
+		}
+		return &apiError{status: http.StatusBadRequest, typ: typeInvalidRequest, message: "Could not read the request body."}
+	}
+	x.body = body
+	return nil
+}
+
+// parseBody parses the body for its endpoint (metering.ParseRequest: JSON in UTF-8,
+// each parameter's type and bounds, no key given twice), answering 400 with the
+// parameter at fault.
+func (p *Proxy) parseBody(x *exchange) *apiError {
+	req, err := metering.ParseRequest(x.endpoint, x.body)
+	if err != nil {
+		var re *metering.RequestError
+		if errors.As(err, &re) {
+			return &apiError{status: http.StatusBadRequest, typ: typeInvalidRequest, param: re.Param, message: re.Message}
+		}
+		return &apiError{status: http.StatusBadRequest, typ: typeInvalidRequest, message: err.Error()}
+	}
+	x.req = req
+	return nil
+}
+
+// checkItems enforces MaxMessages and MaxMessageBytes, in OpenAI's words for an
+// over-long array or string.
+func (p *Proxy) checkItems(x *exchange) *apiError {
+	req := x.req
+	if p.opts.MaxMessages > 0 && req.Items > p.opts.MaxMessages {
+		return &apiError{status: http.StatusBadRequest, typ: typeInvalidRequest, param: req.ItemsParam, code: "array_above_max_length",
+			message: fmt.Sprintf("Invalid '%s': array too long. Expected an array with maximum length %d, but got an array with length %d instead.", req.ItemsParam, p.opts.MaxMessages, req.Items)}
+	}
+	if p.opts.MaxMessageBytes > 0 && int64(req.LargestItem) > p.opts.MaxMessageBytes {
+		return &apiError{status: http.StatusBadRequest, typ: typeInvalidRequest, param: req.ItemsParam, code: "string_above_max_length",
+			message: fmt.Sprintf("Invalid '%s': an item is too long. Expected at most %d bytes per item, but got %d bytes instead.", req.ItemsParam, p.opts.MaxMessageBytes, req.LargestItem)}
+	}
+	return nil
+}
+
+// priceModel resolves the model to the priced name it is billed as (metering's
+// Pricing.Resolve); a model without a price gets 400 and is never forwarded.
+func (p *Proxy) priceModel(x *exchange) *apiError {
+	name, price, ok := x.settings.Pricing.Resolve(x.req.Model)
+	if !ok {
+		return errUnpriced(x.req.Model)
+	}
+	x.model, x.price = name, price
+	return nil
+}
+
+// countPrompt counts the prompt locally in the model's encoding (the price's, else
+// the model family's), and starts the meter that counts the output in it too.
+func (p *Proxy) countPrompt(x *exchange) *apiError {
+	encoding := x.price.Encoding
+	if encoding == "" {
+		encoding = metering.EncodingForModel(x.req.Model)
+	}
+	tok, err := metering.TokenizerFor(encoding)
+	if err != nil {
+		p.log.Error("tokenizer unavailable", zap.String("encoding", encoding), zapErr(err))
+		return errInternal()
+	}
+	x.input = x.req.InputTokens(tok)
+	x.meter = metering.NewResponseMeter(x.req, tok, x.input)
+	return nil
+}
+
+// estimate sets the worst-case cost E (metering's Request.Estimate): the prompt plus
+// the most output the request allows, at the dearest output rate.
+func (p *Proxy) estimate(x *exchange) *apiError {
+	x.estimate = x.req.Estimate(x.price, x.input)
+	return nil
+}
+
+// reserve holds E on the account: the grace/clamp rule. The ledger admits the
+// request iff available > 0 and E ≤ available + grace (available = credit − debt −
+// reserved), in one atomic script. With ClampMaxTokens, a request whose E does not
+// fit may still go when its clamp floor does (the prompt plus the endpoint's
+// smallest output cap per choice: 1 token, 16 on Responses): the ledger then holds
+// everything available plus grace, and the output cap is lowered to what that hold
+// pays for. Otherwise the answer is the 429.
+func (p *Proxy) reserve(x *exchange) *apiError {
+	ctx, s := x.in.Context(), x.settings
+	minimum := x.estimate
+	if s.ClampMaxTokens {
+		minimum = x.req.ClampFloor(x.price, x.input)
+	}
+	res, err := p.opts.Ledger.Reserve(ctx, billing.ReserveRequest{
+		Account: x.key.Account, HoldID: x.id, Estimate: x.estimate, Minimum: minimum,
+		Grace: s.Policy.Grace, TTL: s.Policy.HoldTTL,
+	})
+	if err != nil {
+		if errors.Is(err, billing.ErrAccountNotFound) {
+			p.forgetKey(x.in) // the key outlived its account
+		}
+		return p.storeError(err, "reserve failed", zap.String("request_id", x.id))
+	}
+	if !res.Admitted {
+		return errQuotaExceeded(res.Reason)
+	}
+	x.held = res.Held
+	if x.held < x.estimate {
+		maxOutput, ok := x.req.CapFor(x.price, x.input, x.held)
+		if !ok {
+			p.release(ctx, x, "hold too small for one output token")
+			return errQuotaExceeded(billing.ReasonInsufficient)
+		}
+		x.clampedTo = maxOutput
+	}
+	return nil
+}
+
+// prepareForward sets the body the upstream gets: the app's, byte for byte, but for
+// the output cap lowered to the hold and the stream usage the proxy needs
+// (metering's Request.Rewrite).
+func (p *Proxy) prepareForward(x *exchange) *apiError {
+	body, err := x.req.Rewrite(x.body, x.clampedTo)
+	if err != nil {
+		p.release(x.in.Context(), x, "request rewrite failed")
+		p.log.Error("request rewrite failed", zap.String("request_id", x.id), zapErr(err))
+		return errInternal()
+	}
+	r := x.in
+	r.Body = io.NopCloser(bytes.NewReader(body))
+	r.ContentLength = int64(len(body))
+	r.Header.Del("Content-Length")
+	return nil
+}
+
+// readLimited reads the request body up to limit bytes (a larger body is an
+// *http.MaxBytesError), in one allocation when the client sent a Content-Length.
+func readLimited(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, error) {
+	if r.ContentLength > limit {
+		return nil, &http.MaxBytesError{Limit: limit}
+	}
+	rd := http.MaxBytesReader(w, r.Body, limit)
+	if r.ContentLength <= 0 {
+		return io.ReadAll(rd)
+	}
+	buf := make([]byte, r.ContentLength+1) // +1 to see EOF without growing
+	n, err := io.ReadFull(rd, buf)
+	switch {
+	case err == io.ErrUnexpectedEOF || err == io.EOF:
+		return buf[:n], nil // shorter than announced: the server reports a truncated body itself
+	case err != nil:
+		return nil, err
+	}
+	// Longer than announced: read the rest through the limit.
+	rest, err := io.ReadAll(rd)
+	return append(buf[:n], rest...), err
+}
