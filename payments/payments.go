@@ -56,6 +56,10 @@ type Provider interface {
 	// ChargeSaved (Card.ID), or nil when none is saved.
 	PaymentMethod(ctx context.Context, customerID string) (*Card, error)
 
+	// ReceiptURL returns the provider's receipt page of a payment (an Event's or a
+	// ChargeResult's PaymentRef) for the purchase history, or "" when there is none.
+	ReceiptURL(ctx context.Context, paymentRef string) (string, error)
+
 	// ParseWebhook verifies a webhook request (its headers and raw body) at time now
 	// and decodes it into a normalized Event. A missing, malformed, wrong or stale
 	// signature gives an error wrapping ErrBadSignature (answer 400, credit nothing);

@@ -26,6 +26,7 @@ type Provider struct {
 	EnsureCustomerFunc func(ctx context.Context, account, email string) (string, error)
 	ChargeSavedFunc    func(ctx context.Context, c payments.Charge) (payments.ChargeResult, error)
 	PaymentMethodFunc  func(ctx context.Context, customerID string) (*payments.Card, error)
+	ReceiptURLFunc     func(ctx context.Context, paymentRef string) (string, error)
 	ParseWebhookFunc   func(header http.Header, body []byte, now time.Time) (payments.Event, error)
 }
 
@@ -62,6 +63,13 @@ func (f *Provider) PaymentMethod(ctx context.Context, customerID string) (*payme
 		return nil, ErrNotSet
 	}
 	return f.PaymentMethodFunc(ctx, customerID)
+}
+
+func (f *Provider) ReceiptURL(ctx context.Context, paymentRef string) (string, error) {
+	if f.ReceiptURLFunc == nil {
+		return "", ErrNotSet
+	}
+	return f.ReceiptURLFunc(ctx, paymentRef)
 }
 
 func (f *Provider) ParseWebhook(header http.Header, body []byte, now time.Time) (payments.Event, error) {

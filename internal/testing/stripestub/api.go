@@ -1,6 +1,7 @@
 package stripestub
 
 import (
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"regexp"
@@ -491,7 +492,22 @@ func (s *Server) retrievePaymentIntent(p params, id string) *result {
 	if !found {
 		return missing("payment_intent", "intent", id)
 	}
-	return ok(*pi)
+	expand := p.list("expand")
+	if len(expand) == 0 {
+		return ok(*pi)
+	}
+	raw, _ := json.Marshal(pi)
+	var out map[string]any
+	_ = json.Unmarshal(raw, &out)
+	for _, e := range expand {
+		if e != "latest_charge" {
+			return paramError("expand", "This property cannot be expanded (%s).", e)
+		}
+		if pi.LatestCharge != nil {
+			out["latest_charge"] = *s.charges[*pi.LatestCharge]
+		}
+	}
+	return ok(out)
 }
 
 // ChargeOutcome is what the bank answers to the next off-session charge.
