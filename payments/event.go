@@ -11,7 +11,8 @@ type EventKind string
 
 // The event kinds. The caller acts on each idempotently (by Event.ID and by the
 // purchase or recharge id), because providers deliver events at least once and in
-// any order.
+// any order: a CheckoutPending or CheckoutExpired after a CheckoutPaid changes
+// nothing, and a purchase is credited once however many CheckoutPaid arrive.
 const (
 	// CheckoutPaid: the purchase is paid; credit Amount once per PurchaseID.
 	// Stripe: checkout.session.completed with payment_status "paid", or
@@ -26,7 +27,9 @@ const (
 	CheckoutExpired EventKind = "checkout_expired"
 	// CardSaved: a purchase's payment saved the card (the customer consented);
 	// CustomerID and PaymentMethodID are the account's card for auto-recharge.
-	// Stripe: payment_intent.succeeded of a checkout with setup_future_usage.
+	// Stripe: payment_intent.succeeded of a checkout with setup_future_usage. It
+	// may come before or after the purchase's CheckoutPaid. (The demo provider
+	// sends none: its CheckoutPaid carries PaymentMethodID.)
 	CardSaved EventKind = "card_saved"
 	// RechargeSucceeded: an off-session charge (RechargeID) succeeded; credit it
 	// once. It repeats a synchronous ChargeSucceeded, or settles a ChargeProcessing.
@@ -35,10 +38,15 @@ const (
 	RechargeFailed EventKind = "recharge_failed"
 	// Refunded: money of a payment (PaymentRef) was given back; Amount is the
 	// cumulative amount refunded so far (not this refund's), Total the payment's.
-	// Take back what is left of that payment's grant up to Amount, once per level.
+	// Take back what is left of that payment's grant up to Amount: events may
+	// arrive out of order, so one whose Amount is not above the highest seen for
+	// the payment changes nothing. Account and PurchaseID or RechargeID are set
+	// when the charge carries creditgate's metadata; match on PaymentRef, and
+	// ignore a PaymentRef creditgate does not know (another integration's).
 	Refunded EventKind = "refunded"
 	// Disputed: the cardholder disputed a payment (PaymentRef) for Amount; Reason is
-	// the network's reason ("fraudulent", …).
+	// the network's reason ("fraudulent", …). A dispute carries no metadata:
+	// match on PaymentRef.
 	Disputed EventKind = "disputed"
 	// Ignored: an event creditgate does not act on (another integration's, or a
 	// type it does not use). Answer 2xx.
@@ -75,8 +83,11 @@ type Event struct {
 	PaymentRef string
 	ChargeID   string // the provider's charge (Refunded, Disputed)
 
-	CustomerID      string
-	PaymentMethodID string // CardSaved (and CheckoutPaid when the provider knows it)
+	CustomerID string
+	// PaymentMethodID is the saved card: CardSaved, and CheckoutPaid when the
+	// provider knows it there (the demo always; Stripe only when the event
+	// carries an expanded PaymentIntent). Keep it from either.
+	PaymentMethodID string
 
 	DeclineCode string // RechargeFailed
 	Reason      string // RechargeFailed (human), Disputed (the dispute reason)

@@ -29,8 +29,9 @@ import (
 const (
 	DefaultAPIBase     = "https://api.stripe.com"
 	DefaultProductName = "creditgate credit"
-	// DefaultNetworkRetries is how often the library resends a request that got no
-	// answer, a 409 or a 5xx, with the same Idempotency-Key.
+	// DefaultNetworkRetries is how often the library resends, with the same
+	// Idempotency-Key, a request that got no answer (or a 429 lock_timeout); a 5xx
+	// carrying a Stripe error comes back as an error for the caller to resend.
 	DefaultNetworkRetries = 2
 )
 
