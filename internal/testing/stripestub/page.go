@@ -10,7 +10,8 @@ import (
 // The hosted checkout page at a session's url, for browser tests that follow
 // Stripe's redirect: it shows the amount, "Pay" completes the session (Pay{}) and
 // "Pay by bank" completes it pending (Pay{Async: true}), then both redirect to
-// success_url; "Cancel" goes to cancel_url.
+// success_url; "Cancel" goes to cancel_url. The events are delivered before the
+// redirect; real Stripe may redirect first.
 
 var pageTemplate = template.Must(template.New("pay").Parse(`<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>stripestub checkout</title></head>
