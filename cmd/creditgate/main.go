@@ -32,6 +32,7 @@ func newRootCommand() *cobra.Command {
 		SilenceErrors: false,
 	}
 	root.AddCommand(serveCommand(), quickstartCommand(), checkConfigCommand(), mockUpstreamCommand(), versionCommand())
+	root.AddCommand(healthcheckCommand())
 	addClientCommands(root)
 	addReportCommands(root)
 	addDemoCommand(root)
