@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/creditgate/creditgate/metering"
 )
 
@@ -246,6 +248,28 @@ func TestReplayUpstream(t *testing.T) {
 	for _, a := range u.answers {
 		if ct := a.header.Get("Content-Type"); strings.HasPrefix(ct, "text/event-stream") && (!a.flushed || len(a.segments) < 11) {
 			t.Errorf("stream recorded in %d segments (flushed %v)", len(a.segments), a.flushed)
+		}
+	}
+}
+
+// Both tables show a target's Redis cells the same way: "–" without Redis.
+func TestRedisCells(t *testing.T) {
+	withRedis := &target{redis: redis.NewClient(&redis.Options{Addr: "127.0.0.1:0"})}
+	defer withRedis.redis.Close()
+	for _, tt := range []struct {
+		name              string
+		t                 *target
+		time              time.Duration
+		calls             float64
+		wantTime, wantCnt string
+	}{
+		{"no redis", &target{}, 1500 * time.Microsecond, 2, "–", "–"},
+		{"redis", withRedis, 1500 * time.Microsecond, 2, "1500", "2.00"},
+		{"redis, rounded", withRedis, 2499 * time.Nanosecond, 2.004, "2", "2.00"},
+	} {
+		gotTime, gotCnt := redisCells(tt.t, tt.time, tt.calls)
+		if gotTime != tt.wantTime || gotCnt != tt.wantCnt {
+			t.Errorf("%s: redisCells = %q, %q, want %q, %q", tt.name, gotTime, gotCnt, tt.wantTime, tt.wantCnt)
 		}
 	}
 }

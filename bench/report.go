@@ -148,6 +148,15 @@ func ratio(a, b float64) string {
 	return fmt.Sprintf("%.2f", a/b)
 }
 
+// redisCells are a row's "Redis µs/req" and "scripts/req": the ledger scripts' time
+// and number per request, "–" for a target that uses no Redis.
+func redisCells(t *target, perRequest time.Duration, scripts float64) (string, string) {
+	if t.redis == nil {
+		return "–", "–"
+	}
+	return us(perRequest), fmt.Sprintf("%.2f", scripts)
+}
+
 func check(ok bool) string {
 	if ok {
 		return "met"
@@ -261,13 +270,11 @@ func renderReport(m machine, o options, pin pinning, cells []cell, targets []*ta
 	p("| workload | prompt | target | req/s | × bare | × bare by CPU | p50 ms | p99 ms | CPU/req µs | CPU use | load CPU use | mock CPU/req µs | load gen CPU/req µs | Redis µs/req | scripts/req | allocs/req | KB/req | peak RSS MB | errors |\n")
 	p("|---|--:|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n")
 	eachRow(func(c cell, t *target, s, bare summary) {
-		mockCPU, redisTime, redisCalls := "–", "–", "–"
+		mockCPU := "–"
 		if t.upstream != nil {
 			mockCPU = us(s.cpuMock)
 		}
-		if t.redis != nil {
-			redisTime, redisCalls = us(s.redisTime), fmt.Sprintf("%.2f", s.redisCalls)
-		}
+		redisTime, redisCalls := redisCells(t, s.redisTime, s.redisCalls)
 		p("| %s | %d tok, %.1f KB | %s | %.0f | %s | %s | %s | %s | %s | %.2f | %.2f | %s | %s | %s | %s | %.0f | %.1f | %.0f | %d |\n",
 			c.name(), c.work.tokens, float64(c.work.bodyBytes)/1024, t.name, s.rps, ratio(s.rps, bare.rps),
 			ratio(float64(bare.cpuTarget), float64(s.cpuTarget)), ms(s.p50), ms(s.p99), us(s.cpuTarget), s.targetUse, s.loadUse,
@@ -292,10 +299,7 @@ func renderReport(m machine, o options, pin pinning, cells []cell, targets []*ta
 		if c.stream {
 			ttft50, ttft99 = ms(s.ttft50), ms(s.ttft99)
 		}
-		redisTime, redisCalls := "–", "–"
-		if t.redis != nil {
-			redisTime, redisCalls = us(s.latRedisTime), fmt.Sprintf("%.2f", s.latRedisCalls)
-		}
+		redisTime, redisCalls := redisCells(t, s.latRedisTime, s.latRedisCalls)
 		p("| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", c.name(), t.name, ms(s.lat50), ms(s.lat99), addP50, addP99, ttft50, ttft99, addTTFT, redisTime, redisCalls)
 	})
 	p("\n")

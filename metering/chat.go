@@ -1,10 +1,6 @@
 package metering
 
-import (
-	"fmt"
-
-	"github.com/creditgate/creditgate/metering/internal/jsonscan"
-)
+import "github.com/creditgate/creditgate/metering/internal/jsonscan"
 
 // ChatCompletions is POST /v1/chat/completions: messages in, choices of messages
 // out, streamed as chat.completion.chunk events.
@@ -24,26 +20,15 @@ func (r *Request) parseChat(f *topFields) error {
 		return err
 	}
 	if !f.messages.Present() {
-		return &RequestError{Message: "Missing required parameter: 'messages'.", Param: "messages"}
+		return missingParam("messages")
 	}
 	if b[f.messages.Start] != '[' {
 		return badType("messages", "an array", b, f.messages.Start)
 	}
-	count := 0
-	it := jsonscan.Elements(b, f.messages.Start)
-	r.ItemsParam = "messages"
-	for s, e, ok := it.Next(); ok; s, e, ok = it.Next() {
-		if count == maxItems {
-			return badValue("messages", "more than %d messages.", maxItems)
-		}
-		if err := r.parseMessage(s, "messages", count); err != nil {
-			return err
-		}
-		count++
-		r.LargestItem = max(r.LargestItem, e-s)
+	if err := r.parseItems(f.messages.Start, "messages", "messages", (*Request).parseMessage); err != nil {
+		return err
 	}
-	r.Items = count
-	if count == 0 {
+	if r.Items == 0 {
 		return badValue("messages", "empty array. Expected an array with minimum length 1, but got an empty array instead.")
 	}
 	r.fixed += replyPriming
@@ -53,9 +38,10 @@ func (r *Request) parseChat(f *topFields) error {
 	return r.parseTools(f)
 }
 
-// parseMessage collects one chat message: every string member (role, content, name,
+// parseMessage collects messages[i]: every string member (role, content, name,
 // tool_call_id…) is counted, plus content parts, tool calls and function calls.
-func (r *Request) parseMessage(s int, list string, i int) error {
+func (r *Request) parseMessage(s, i int) error {
+	const list = "messages"
 	b := r.body
 	if b[s] != '{' {
 		return badType(itemParam(list, i), "an object", b, s)
@@ -107,7 +93,7 @@ func (r *Request) parseMessage(s int, list string, i int) error {
 		}
 	}
 	if !hasRole {
-		return &RequestError{Message: fmt.Sprintf("Missing required parameter: '%s.role'.", itemParam(list, i)), Param: itemParam(list, i) + ".role"}
+		return missingParam(itemParam(list, i) + ".role")
 	}
 	return nil
 }
@@ -136,9 +122,9 @@ func (r *Request) parseParts(s int, param string) error {
 		for m, ok := pt.Next(); ok; m, ok = pt.Next() {
 			switch {
 			case m.Is("type"):
-				t, ok := jsonscan.TextAt(b, m.Start, m.End)
-				if !ok {
-					return badType(p+".type", "a string", b, m.Start)
+				t, err := stringParam(b, m, p, ".type")
+				if err != nil {
+					return err
 				}
 				typ = t
 			case m.Is("text"), m.Is("refusal"):
@@ -154,7 +140,7 @@ func (r *Request) parseParts(s int, param string) error {
 			if image.End > image.Start {
 				r.fixed += imageTokensAt(b, image, detail)
 			} else if typ == "image_url" {
-				return &RequestError{Message: fmt.Sprintf("Missing required parameter: '%s.image_url'.", p), Param: p + ".image_url"}
+				return missingParam(p + ".image_url")
 			} else {
 				r.fixed += imageDefaultTokens // an input_image by file_id
 			}
@@ -163,9 +149,9 @@ func (r *Request) parseParts(s int, param string) error {
 			continue
 		}
 		if text.End > text.Start {
-			t, ok := jsonscan.TextAt(b, text.Start, text.End)
-			if !ok {
-				return badType(p+".text", "a string", b, text.Start)
+			t, err := stringParam(b, text, p, ".text")
+			if err != nil {
+				return err
 			}
 			r.texts = append(r.texts, t)
 		}

@@ -157,22 +157,30 @@ func (sc *fastScan) object(i, depth int, f func(key []byte, v, depth int) (int, 
 		if i = jsonscan.SkipSpace(b, keyEnd); i >= len(b) || b[i] != ':' {
 			return i, false
 		}
-		var ok bool
+		var ok, more bool
 		if i, ok = f(key, jsonscan.SkipSpace(b, i+1), depth); !ok {
 			return i, false
 		}
-		if i = jsonscan.SkipSpace(b, i); i >= len(b) {
-			return i, false
-		}
-		switch b[i] {
-		case ',':
-			i = jsonscan.SkipSpace(b, i+1)
-		case '}':
-			return i + 1, true
-		default:
-			return i, false
+		if i, more, ok = separator(b, i, '}'); !more {
+			return i, ok
 		}
 	}
+}
+
+// separator reads what follows a member or element that ends at b[i]: a comma (more:
+// i is then the next one's start) or close (i is then past the object or array);
+// anything else gives up.
+func separator(b []byte, i int, close byte) (next int, more, ok bool) {
+	if i = jsonscan.SkipSpace(b, i); i >= len(b) {
+		return i, false, false
+	}
+	switch b[i] {
+	case ',':
+		return jsonscan.SkipSpace(b, i+1), true, true
+	case close:
+		return i + 1, false, true
+	}
+	return i, false, false
 }
 
 // skip checks a value the meter does not read.
@@ -246,16 +254,9 @@ func (sc *fastScan) choiceArray(i, depth int) (int, bool) {
 		if !ok {
 			return i, false
 		}
-		if i = jsonscan.SkipSpace(b, i); i >= len(b) {
-			return i, false
-		}
-		switch b[i] {
-		case ',':
-			i = jsonscan.SkipSpace(b, i+1)
-		case ']':
-			return i + 1, sc.op(op)
-		default:
-			return i, false
+		var more bool
+		if i, more, ok = separator(b, i, ']'); !more {
+			return i, ok && sc.op(op)
 		}
 	}
 }

@@ -51,7 +51,7 @@ func (r *Request) parseCompletions(f *topFields) error {
 // parseEmbeddings reads the inputs, at least one.
 func (r *Request) parseEmbeddings(f *topFields) error {
 	if !f.input.Present() {
-		return &RequestError{Message: "Missing required parameter: 'input'.", Param: "input"}
+		return missingParam("input")
 	}
 	items, err := r.parsePromptLike(f.input, "input")
 	if err != nil {

@@ -81,6 +81,20 @@ func badValue(param, format string, args ...any) *RequestError {
 	return &RequestError{Message: fmt.Sprintf("Invalid value for '%s': ", param) + fmt.Sprintf(format, args...), Param: param}
 }
 
+func missingParam(param string) *RequestError {
+	return &RequestError{Message: "Missing required parameter: '" + param + "'.", Param: param}
+}
+
+// stringParam reads the member m of p that must be a string, such as a part's or an
+// item's type; its error names p+field, joined only then.
+func stringParam(b []byte, m jsonscan.Member, p, field string) (string, error) {
+	text, ok := jsonscan.TextAt(b, m.Start, m.End)
+	if !ok {
+		return "", badType(p+field, "a string", b, m.Start)
+	}
+	return text, nil
+}
+
 // topFields are the top-level members ParseRequest reads, for all endpoints: a key
 // given twice is refused whichever endpoint reads it. An endpoint that reads a new
 // top-level key adds it here.
@@ -319,6 +333,27 @@ func (r *Request) parseN(f *topFields) error {
 }
 
 func itemParam(list string, i int) string { return list + "[" + strconv.Itoa(i) + "]" }
+
+// parseItems walks the array at b[s] of chat messages or Responses input items (at
+// most maxItems; noun names them in the error), parses each with parse, and records
+// Items, ItemsParam and LargestItem.
+func (r *Request) parseItems(s int, param, noun string, parse func(r *Request, s, i int) error) error {
+	count := 0
+	it := jsonscan.Elements(r.body, s)
+	r.ItemsParam = param
+	for s, e, ok := it.Next(); ok; s, e, ok = it.Next() {
+		if count == maxItems {
+			return badValue(param, "more than %d %s.", maxItems, noun)
+		}
+		if err := parse(r, s, count); err != nil {
+			return err
+		}
+		count++
+		r.LargestItem = max(r.LargestItem, e-s)
+	}
+	r.Items = count
+	return nil
+}
 
 // collectStrings counts the named string members of the object at b[s].
 func (r *Request) collectStrings(s int, names ...string) {

@@ -155,20 +155,30 @@ func (m *ResponseMeter) choice(b []byte, s int, stream bool) {
 	}
 }
 
-// toolCall meters a function call object: its name at once, its arguments (or a
-// custom tool's input) buffered, since streams send them in pieces.
+// toolCall meters a function call object.
 func (m *ResponseMeter) toolCall(b []byte, s int, index, part int64) {
 	it := jsonscan.Members(b, s)
 	for f, ok := it.Next(); ok; f, ok = it.Next() {
-		switch {
-		case f.Is("name"):
-			if name, ok := jsonscan.StringAt(b, f.Start, f.End); ok {
-				m.countNow(name)
-			}
-		case f.Is("arguments"), f.Is("input"):
-			m.appendString(index, part, b, f)
-		}
+		m.callMember(b, f, index, part)
 	}
+}
+
+// callMember meters a member of a function or custom tool call (a chat tool call's
+// function, a Responses output item): its name at once, its arguments (or a custom
+// tool's input) buffered, since streams send them in pieces. It reports whether f
+// was one of those.
+func (m *ResponseMeter) callMember(b []byte, f jsonscan.Member, index, part int64) bool {
+	switch {
+	case f.Is("name"):
+		if name, ok := jsonscan.StringAt(b, f.Start, f.End); ok {
+			m.countNow(name)
+		}
+	case f.Is("arguments"), f.Is("input"):
+		m.appendString(index, part, b, f)
+	default:
+		return false
+	}
+	return true
 }
 
 // finish records a finish reason; one other than "stop" is kept over "stop".

@@ -109,14 +109,10 @@ func (m *ResponseMeter) outputItem(b []byte, s int, index int64) {
 	}
 	it := jsonscan.Members(b, s)
 	for f, ok := it.Next(); ok; f, ok = it.Next() {
-		switch {
-		case f.Is("name"):
-			if name, ok := jsonscan.StringAt(b, f.Start, f.End); ok {
-				m.countNow(name)
-			}
-		case f.Is("arguments"), f.Is("input"):
-			m.appendString(index, 0, b, f)
-		case (f.Is("content") || f.Is("summary")) && b[f.Start] == '[':
+		if m.callMember(b, f, index, 0) { // a function or custom tool call item
+			continue
+		}
+		if (f.Is("content") || f.Is("summary")) && b[f.Start] == '[' {
 			part := int64(0)
 			pt := jsonscan.Elements(b, f.Start)
 			for ps, _, ok := pt.Next(); ok; ps, _, ok = pt.Next() {

@@ -223,6 +223,10 @@ func TestUsageParsing(t *testing.T) {
 		{"absurd detail reads 0", ChatCompletions, `{"usage":{"prompt_tokens":10,"completion_tokens":5,"prompt_tokens_details":{"cached_tokens":-4},"completion_tokens_details":{"reasoning_tokens":1e9}}}`,
 			Tokens{Input: 10, Output: 5}, true},
 		{"null usage", ChatCompletions, `{"usage":null}`, Tokens{}, false},
+		{"details not objects are ignored", ChatCompletions, `{"usage":{"prompt_tokens":10,"completion_tokens":5,"prompt_tokens_details":null,"completion_tokens_details":[{"reasoning_tokens":3}]}}`,
+			Tokens{Input: 10, Output: 5}, true},
+		{"detail names stay in their object", Responses, `{"usage":{"input_tokens":10,"output_tokens":5,"input_tokens_details":{"reasoning_tokens":3,"audio_tokens":2},"output_tokens_details":{"cached_tokens":4,"audio_tokens":1}}}`,
+			Tokens{Input: 10, AudioInput: 2, Output: 5, AudioOutput: 1}, true},
 	}
 	for _, tt := range tests {
 		m := NewResponseMeter(requestFor(t, tt.ep, false), nil, Tokens{})

@@ -1,10 +1,6 @@
 package metering
 
-import (
-	"fmt"
-
-	"github.com/creditgate/creditgate/metering/internal/jsonscan"
-)
+import "github.com/creditgate/creditgate/metering/internal/jsonscan"
 
 // Responses is POST /v1/responses: instructions and input items in, output items
 // out, streamed as typed events whose last (response.completed and its kin) always
@@ -26,9 +22,7 @@ func (r *Request) parseResponses(f *topFields) error {
 	if f.instructions.Present() {
 		switch b[f.instructions.Start] {
 		case '"':
-			text, _ := jsonscan.TextAt(b, f.instructions.Start, f.instructions.End)
-			r.texts = append(r.texts, "system", text)
-			r.fixed += tokensPerMessage
+			r.stringMessage("system", f.instructions)
 			counted = true
 		case 'n':
 		default:
@@ -38,27 +32,14 @@ func (r *Request) parseResponses(f *topFields) error {
 	if f.input.Present() {
 		switch b[f.input.Start] {
 		case '"':
-			text, _ := jsonscan.TextAt(b, f.input.Start, f.input.End)
-			r.texts = append(r.texts, "user", text)
-			r.fixed += tokensPerMessage
+			r.stringMessage("user", f.input)
 			r.ItemsParam, r.Items, r.LargestItem = "input", 1, f.input.End-f.input.Start
 			counted = true
 		case '[':
-			count := 0
-			it := jsonscan.Elements(b, f.input.Start)
-			r.ItemsParam = "input"
-			for s, e, ok := it.Next(); ok; s, e, ok = it.Next() {
-				if count == maxItems {
-					return badValue("input", "more than %d items.", maxItems)
-				}
-				if err := r.parseInputItem(s, count); err != nil {
-					return err
-				}
-				count++
-				r.LargestItem = max(r.LargestItem, e-s)
-				counted = true
+			if err := r.parseItems(f.input.Start, "input", "items", (*Request).parseInputItem); err != nil {
+				return err
 			}
-			r.Items = count
+			counted = r.Items > 0
 		case 'n':
 		default:
 			return badType("input", "a string or an array of input items", b, f.input.Start)
@@ -71,6 +52,14 @@ func (r *Request) parseResponses(f *topFields) error {
 		return err
 	}
 	return r.parseTools(f)
+}
+
+// stringMessage counts the string m as one message of the role: the instructions
+// are a system message, an input string a user message.
+func (r *Request) stringMessage(role string, m jsonscan.Member) {
+	text, _ := jsonscan.TextAt(r.body, m.Start, m.End)
+	r.texts = append(r.texts, role, text)
+	r.fixed += tokensPerMessage
 }
 
 // parseInputItem collects one Responses input item: a message (role + content), a
@@ -88,9 +77,9 @@ func (r *Request) parseInputItem(s, i int) error {
 	for m, ok := it.Next(); ok; m, ok = it.Next() {
 		switch {
 		case m.Is("type"):
-			t, ok := jsonscan.TextAt(b, m.Start, m.End)
-			if !ok {
-				return badType(p+".type", "a string", b, m.Start)
+			t, err := stringParam(b, m, p, ".type")
+			if err != nil {
+				return err
 			}
 			typ = t
 		case m.Is("role"):
@@ -103,24 +92,20 @@ func (r *Request) parseInputItem(s, i int) error {
 	}
 	switch typ {
 	case "message":
-		if role.End == role.Start {
-			return &RequestError{Message: fmt.Sprintf("Missing required parameter: '%s.role'.", p), Param: p + ".role"}
+		if !role.Present() {
+			return missingParam(p + ".role")
 		}
-		rs, ok := jsonscan.TextAt(b, role.Start, role.End)
-		if !ok {
-			return badType(p+".role", "a string", b, role.Start)
+		rs, err := stringParam(b, role, p, ".role")
+		if err != nil {
+			return err
 		}
 		r.texts = append(r.texts, rs)
 		r.fixed += tokensPerMessage
-		if content.End > content.Start {
-			switch b[content.Start] {
-			case '"':
-				text, _ := jsonscan.TextAt(b, content.Start, content.End)
-				r.texts = append(r.texts, text)
-			case '[':
-				return r.parseParts(content.Start, p+".content")
-			default:
+		if content.Present() {
+			if ok, err := r.parseTextOrParts(content, p, ".content"); !ok {
 				return badType(p+".content", "a string or an array of content parts", b, content.Start)
+			} else if err != nil {
+				return err
 			}
 		}
 	case "function_call", "custom_tool_call":
@@ -128,15 +113,26 @@ func (r *Request) parseInputItem(s, i int) error {
 		r.collectStrings(s, "name", "arguments", "input")
 	case "function_call_output", "custom_tool_call_output":
 		r.fixed += tokensPerMessage
-		if output.End > output.Start {
-			switch b[output.Start] {
-			case '"':
-				text, _ := jsonscan.TextAt(b, output.Start, output.End)
-				r.texts = append(r.texts, text)
-			case '[':
-				return r.parseParts(output.Start, p+".output")
-			}
+		if output.Present() {
+			_, err := r.parseTextOrParts(output, p, ".output") // other outputs count nothing
+			return err
 		}
 	}
 	return nil
+}
+
+// parseTextOrParts collects the member m of item p that is a string or an array of
+// content parts (param p+field); it reports false, collecting nothing, for any other
+// value.
+func (r *Request) parseTextOrParts(m jsonscan.Member, p, field string) (bool, error) {
+	b := r.body
+	switch b[m.Start] {
+	case '"':
+		text, _ := jsonscan.TextAt(b, m.Start, m.End)
+		r.texts = append(r.texts, text)
+		return true, nil
+	case '[':
+		return true, r.parseParts(m.Start, p+field)
+	}
+	return false, nil
 }

@@ -25,26 +25,10 @@ func (m *ResponseMeter) readUsage(b []byte, s int) {
 			out = saneCount(b, f)
 		case f.Is("total_tokens"):
 			total = saneCount(b, f)
-		case (f.Is("prompt_tokens_details") || f.Is("input_tokens_details")) && b[f.Start] == '{':
-			dt := jsonscan.Members(b, f.Start)
-			for g, ok := dt.Next(); ok; g, ok = dt.Next() {
-				switch {
-				case g.Is("cached_tokens"):
-					t.CachedInput = max(saneCount(b, g), 0)
-				case g.Is("audio_tokens"):
-					t.AudioInput = max(saneCount(b, g), 0)
-				}
-			}
-		case (f.Is("completion_tokens_details") || f.Is("output_tokens_details")) && b[f.Start] == '{':
-			dt := jsonscan.Members(b, f.Start)
-			for g, ok := dt.Next(); ok; g, ok = dt.Next() {
-				switch {
-				case g.Is("reasoning_tokens"):
-					t.Reasoning = max(saneCount(b, g), 0)
-				case g.Is("audio_tokens"):
-					t.AudioOutput = max(saneCount(b, g), 0)
-				}
-			}
+		case f.Is("prompt_tokens_details"), f.Is("input_tokens_details"):
+			readDetails(b, f, "cached_tokens", &t.CachedInput, &t.AudioInput)
+		case f.Is("completion_tokens_details"), f.Is("output_tokens_details"):
+			readDetails(b, f, "reasoning_tokens", &t.Reasoning, &t.AudioOutput)
 		}
 	}
 	if out == unset && in >= 0 {
@@ -60,6 +44,24 @@ func (m *ResponseMeter) readUsage(b []byte, s int) {
 	}
 	t.Input, t.Output = in, out
 	m.usage, m.hasUsage = t, true
+}
+
+// readDetails reads a *_tokens_details object: the count called name into *named
+// and audio_tokens into *audio; an absurd count reads as 0, anything but an object
+// as nothing.
+func readDetails(b []byte, f jsonscan.Member, name string, named, audio *int64) {
+	if b[f.Start] != '{' {
+		return
+	}
+	it := jsonscan.Members(b, f.Start)
+	for g, ok := it.Next(); ok; g, ok = it.Next() {
+		switch {
+		case g.Is(name):
+			*named = max(saneCount(b, g), 0)
+		case g.Is("audio_tokens"):
+			*audio = max(saneCount(b, g), 0)
+		}
+	}
 }
 
 // saneCount reads a token count: an integer in [0, maxUpstreamTokens], else -1.

@@ -56,38 +56,28 @@ func hasMockHeader(h http.Header) bool {
 	return false
 }
 
-// overriddenBy returns b with the non-zero fields of o.
+// overriddenBy returns b with the non-zero fields of o (a true flag sets it).
 func (b Behavior) overriddenBy(o Behavior) Behavior {
-	if o.Status != 0 {
-		b.Status = o.Status
-	}
-	if o.Delay != 0 {
-		b.Delay = o.Delay
-	}
-	if o.EventDelay != 0 {
-		b.EventDelay = o.EventDelay
-	}
-	if o.DropAfter != 0 {
-		b.DropAfter = o.DropAfter
-	}
-	if o.StallAfter != 0 {
-		b.StallAfter = o.StallAfter
-	}
-	b.NoUsage = b.NoUsage || o.NoUsage
-	b.NoDone = b.NoDone || o.NoDone
-	if o.CachedTokens != 0 {
-		b.CachedTokens = o.CachedTokens
-	}
-	if o.ReasoningTokens != 0 {
-		b.ReasoningTokens = o.ReasoningTokens
-	}
-	if o.PromptTokens != 0 {
-		b.PromptTokens = o.PromptTokens
-	}
-	if o.CompletionTokens != 0 {
-		b.CompletionTokens = o.CompletionTokens
-	}
+	override(&b.Status, o.Status)
+	override(&b.Delay, o.Delay)
+	override(&b.EventDelay, o.EventDelay)
+	override(&b.DropAfter, o.DropAfter)
+	override(&b.StallAfter, o.StallAfter)
+	override(&b.NoUsage, o.NoUsage)
+	override(&b.NoDone, o.NoDone)
+	override(&b.CachedTokens, o.CachedTokens)
+	override(&b.ReasoningTokens, o.ReasoningTokens)
+	override(&b.PromptTokens, o.PromptTokens)
+	override(&b.CompletionTokens, o.CompletionTokens)
 	return b
+}
+
+// override sets *dst to v unless v is the zero value.
+func override[T comparable](dst *T, v T) {
+	var zero T
+	if v != zero {
+		*dst = v
+	}
 }
 
 func parseStatus(v string) (int, error) {

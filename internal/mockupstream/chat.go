@@ -95,6 +95,15 @@ func (g generation) usage(b Behavior) usage {
 	}
 }
 
+// reportedUsage is the usage an answer carries, or nil when b leaves it out.
+func (g generation) reportedUsage(b Behavior) *usage {
+	if b.NoUsage {
+		return nil
+	}
+	u := g.usage(b)
+	return &u
+}
+
 // usageField is the "usage" of a stream's final chunk, or nil when it is left out.
 func (g generation) usageField(x *exchange, include bool) json.RawMessage {
 	if !include || x.b.NoUsage {
@@ -114,9 +123,7 @@ func (s *Server) chatCompletions(x *exchange) error {
 		return x.writeError(http.StatusBadRequest, *e)
 	}
 	if e := firstError(
-		missingModel(req.Model),
-		outOfRange("n", req.N, 1, 128),
-		outOfRange("max_tokens", req.MaxTokens, 1, 0),
+		checkChoices(req.Model, req.N, req.MaxTokens),
 		outOfRange("max_completion_tokens", req.MaxCompletionTokens, 1, 0),
 	); e != nil {
 		return x.writeError(http.StatusBadRequest, *e)
@@ -134,7 +141,7 @@ func (s *Server) chatCompletions(x *exchange) error {
 	}
 	g := x.generate(s, "chatcmpl-", req.Model, prompt, []uint64{seed}, valueOr(req.N, 1), limit)
 	if req.Stream {
-		return streamChat(x, g, req.StreamOptions != nil && req.StreamOptions.IncludeUsage)
+		return streamChat(x, g, req.StreamOptions.includeUsage())
 	}
 	type assistantMessage struct {
 		Role        string    `json:"role"`
@@ -166,15 +173,11 @@ func (s *Server) chatCompletions(x *exchange) error {
 			Index: i, Message: assistantMessage{Role: "assistant", Content: t.String()}, FinishReason: g.finish,
 		})
 	}
-	if !x.b.NoUsage {
-		u := g.usage(x.b)
-		resp.Usage = &u
-	}
+	resp.Usage = g.reportedUsage(x.b)
 	return x.answer(resp)
 }
 
-// streamChat sends a role chunk per choice, one chunk per word (choices taking turns),
-// a finish chunk per choice, the usage chunk when asked, then [DONE].
+// streamChat streams chat.completion.chunk events, opening each choice with its role.
 func streamChat(x *exchange, g generation, includeUsage bool) error {
 	type delta struct {
 		Role    string          `json:"role,omitempty"`
@@ -203,42 +206,16 @@ func streamChat(x *exchange, g generation, includeUsage bool) error {
 	if includeUsage {
 		chunk.Usage = jsonNull
 	}
-	if err := x.startStream(); err != nil {
-		return err
-	}
-	empty := ""
-	for i := range g.texts {
-		chunk.Choices[0] = choice{Index: i, Delta: delta{Role: "assistant", Content: &empty, Refusal: jsonNull}}
-		if err := x.event("", &chunk); err != nil {
-			return err
-		}
-	}
-	templates := make([]wordTemplate, len(g.texts))
-	placeholder := wordPlaceholder
-	for i := range templates {
-		chunk.Choices[0] = choice{Index: i, Delta: delta{Content: &placeholder}}
-		templates[i] = newWordTemplate(&chunk)
-	}
-	for k := range g.texts[0].n {
-		for i, t := range g.texts {
-			if err := x.wordEvent(templates[i], t.delta(k)); err != nil {
-				return err
-			}
-		}
-	}
-	for i := range g.texts {
-		chunk.Choices[0] = choice{Index: i, FinishReason: &g.finish}
-		if err := x.event("", &chunk); err != nil {
-			return err
-		}
-	}
-	if u := g.usageField(x, includeUsage); u != nil {
-		chunk.Choices, chunk.Usage = []choice{}, u
-		if err := x.event("", &chunk); err != nil {
-			return err
-		}
-	}
-	return x.done()
+	empty, placeholder := "", wordPlaceholder
+	return x.streamChoices(g, includeUsage, choiceChunks{
+		chunk: &chunk,
+		role: func(i int) {
+			chunk.Choices[0] = choice{Index: i, Delta: delta{Role: "assistant", Content: &empty, Refusal: jsonNull}}
+		},
+		word:   func(i int) { chunk.Choices[0] = choice{Index: i, Delta: delta{Content: &placeholder}} },
+		finish: func(i int, reason *string) { chunk.Choices[0] = choice{Index: i, FinishReason: reason} },
+		usage:  func(u json.RawMessage) { chunk.Choices, chunk.Usage = []choice{}, u },
+	})
 }
 
 func (s *Server) completions(x *exchange) error {
@@ -246,11 +223,7 @@ func (s *Server) completions(x *exchange) error {
 	if e := decodeRequest(x.body, &req); e != nil {
 		return x.writeError(http.StatusBadRequest, *e)
 	}
-	if e := firstError(
-		missingModel(req.Model),
-		outOfRange("n", req.N, 1, 128),
-		outOfRange("max_tokens", req.MaxTokens, 1, 0),
-	); e != nil {
+	if e := checkChoices(req.Model, req.N, req.MaxTokens); e != nil {
 		return x.writeError(http.StatusBadRequest, *e)
 	}
 	if len(req.Prompt) == 0 {
@@ -270,7 +243,7 @@ func (s *Server) completions(x *exchange) error {
 	}
 	g := x.generate(s, "cmpl-", req.Model, prompt, seeds, valueOr(req.N, 1), req.MaxTokens)
 	if req.Stream {
-		return streamCompletion(x, g, req.StreamOptions != nil && req.StreamOptions.IncludeUsage)
+		return streamCompletion(x, g, req.StreamOptions.includeUsage())
 	}
 	type choice struct {
 		Text         string    `json:"text"`
@@ -290,15 +263,12 @@ func (s *Server) completions(x *exchange) error {
 	for i, t := range g.texts {
 		resp.Choices = append(resp.Choices, choice{Text: t.String(), Index: i, FinishReason: g.finish})
 	}
-	if !x.b.NoUsage {
-		u := g.usage(x.b)
-		resp.Usage = &u
-	}
+	resp.Usage = g.reportedUsage(x.b)
 	return x.answer(resp)
 }
 
-// streamCompletion sends one chunk per word (choices taking turns), an empty chunk with
-// the finish reason per choice, the usage chunk when asked, then [DONE].
+// streamCompletion streams text_completion chunks; a choice's finish chunk has an
+// empty text.
 func streamCompletion(x *exchange, g generation, includeUsage bool) error {
 	type choice struct {
 		Text         string    `json:"text"`
@@ -321,13 +291,43 @@ func streamCompletion(x *exchange, g generation, includeUsage bool) error {
 	if includeUsage {
 		chunk.Usage = jsonNull
 	}
+	return x.streamChoices(g, includeUsage, choiceChunks{
+		chunk:  &chunk,
+		word:   func(i int) { chunk.Choices[0] = choice{Text: wordPlaceholder, Index: i} },
+		finish: func(i int, reason *string) { chunk.Choices[0] = choice{Index: i, FinishReason: reason} },
+		usage:  func(u json.RawMessage) { chunk.Choices, chunk.Usage = []choice{}, u },
+	})
+}
+
+// choiceChunks is what differs between a chat and a completion stream: the chunk
+// every event encodes, and how to set its one choice (or its usage) for each event.
+type choiceChunks struct {
+	chunk  any                         // a pointer to the chunk struct
+	role   func(i int)                 // choice i's opening chunk (chat's role); nil: none
+	word   func(i int)                 // choice i with wordPlaceholder as its text
+	finish func(i int, reason *string) // choice i with its finish reason
+	usage  func(u json.RawMessage)     // no choices and the usage
+}
+
+// streamChoices sends a chat or completion stream: the opening chunk per choice when
+// there is one, one chunk per word (choices taking turns), a finish chunk per choice,
+// the usage chunk when asked, then [DONE].
+func (x *exchange) streamChoices(g generation, includeUsage bool, c choiceChunks) error {
 	if err := x.startStream(); err != nil {
 		return err
 	}
+	if c.role != nil {
+		for i := range g.texts {
+			c.role(i)
+			if err := x.event("", c.chunk); err != nil {
+				return err
+			}
+		}
+	}
 	templates := make([]wordTemplate, len(g.texts))
 	for i := range templates {
-		chunk.Choices[0] = choice{Text: wordPlaceholder, Index: i}
-		templates[i] = newWordTemplate(&chunk)
+		c.word(i)
+		templates[i] = newWordTemplate(c.chunk)
 	}
 	for k := range g.texts[0].n {
 		for i, t := range g.texts {
@@ -337,14 +337,14 @@ func streamCompletion(x *exchange, g generation, includeUsage bool) error {
 		}
 	}
 	for i := range g.texts {
-		chunk.Choices[0] = choice{Index: i, FinishReason: &g.finish}
-		if err := x.event("", &chunk); err != nil {
+		c.finish(i, &g.finish)
+		if err := x.event("", c.chunk); err != nil {
 			return err
 		}
 	}
 	if u := g.usageField(x, includeUsage); u != nil {
-		chunk.Choices, chunk.Usage = []choice{}, u
-		if err := x.event("", &chunk); err != nil {
+		c.usage(u)
+		if err := x.event("", c.chunk); err != nil {
 			return err
 		}
 	}

@@ -51,6 +51,19 @@ type (
 	}
 )
 
+// checkChoices checks the parameters chat completions and completions share, in the
+// order OpenAI reports them.
+func checkChoices(model string, n, maxTokens *int) *apiError {
+	return firstError(
+		missingModel(model),
+		outOfRange("n", n, 1, 128),
+		outOfRange("max_tokens", maxTokens, 1, 0),
+	)
+}
+
+// includeUsage reports whether a stream is to end with a usage chunk (o may be nil).
+func (o *streamOptions) includeUsage() bool { return o != nil && o.IncludeUsage }
+
 // content is a message's text: a string, or the text of each part of an array.
 type content []string
 

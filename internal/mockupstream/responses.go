@@ -169,8 +169,7 @@ func (s *Server) responses(x *exchange) error {
 			resp.Output = append(resp.Output, reasoning)
 		}
 		resp.Output = append(resp.Output, msg)
-		if !x.b.NoUsage {
-			u := g.usage(x.b)
+		if u := g.reportedUsage(x.b); u != nil {
 			resp.Usage = &responseUsage{
 				InputTokens:         u.PromptTokens,
 				InputTokensDetails:  inputTokensDetails{CachedTokens: u.PromptTokensDetails.CachedTokens},

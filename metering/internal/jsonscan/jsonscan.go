@@ -333,27 +333,41 @@ func (m *Member) NameView() string {
 	return Unquote(m.Key)
 }
 
-// MemberIter walks the members of the object whose '{' is at b[start].
-type MemberIter struct {
+// cursor is where an iterator resumes: just inside its object or array, then after
+// each value it returned; at len(b) it is done.
+type cursor struct {
 	b []byte
 	i int
 }
 
-// Members walks the object whose '{' is at b[start]; anything else has no members.
-func Members(b []byte, start int) MemberIter {
-	if start >= len(b) || b[start] != '{' {
-		return MemberIter{b: b, i: len(b)}
+// open is a cursor inside the object or array whose bracket is at b[start]; anything
+// else gives a cursor that is done.
+func open(b []byte, start int, bracket byte) cursor {
+	if start >= len(b) || b[start] != bracket {
+		return cursor{b: b, i: len(b)}
 	}
-	return MemberIter{b: b, i: start + 1}
+	return cursor{b: b, i: start + 1}
 }
+
+// next is where the next member or element starts, past the comma before it.
+func (c *cursor) next() int {
+	i := SkipSpace(c.b, c.i)
+	if i < len(c.b) && c.b[i] == ',' {
+		i = SkipSpace(c.b, i+1)
+	}
+	return i
+}
+
+// MemberIter walks the members of the object whose '{' is at b[start].
+type MemberIter struct{ cursor }
+
+// Members walks the object whose '{' is at b[start]; anything else has no members.
+func Members(b []byte, start int) MemberIter { return MemberIter{open(b, start, '{')} }
 
 // Next returns the next member; ok is false after the last.
 func (it *MemberIter) Next() (m Member, ok bool) {
 	b := it.b
-	i := SkipSpace(b, it.i)
-	if i < len(b) && b[i] == ',' {
-		i = SkipSpace(b, i+1)
-	}
+	i := it.next()
 	if i >= len(b) || b[i] != '"' {
 		it.i = len(b)
 		return m, false
@@ -381,26 +395,15 @@ func (it *MemberIter) Next() (m Member, ok bool) {
 }
 
 // ElementIter walks the elements of the array whose '[' is at b[start].
-type ElementIter struct {
-	b []byte
-	i int
-}
+type ElementIter struct{ cursor }
 
 // Elements walks the array whose '[' is at b[start]; anything else has no elements.
-func Elements(b []byte, start int) ElementIter {
-	if start >= len(b) || b[start] != '[' {
-		return ElementIter{b: b, i: len(b)}
-	}
-	return ElementIter{b: b, i: start + 1}
-}
+func Elements(b []byte, start int) ElementIter { return ElementIter{open(b, start, '[')} }
 
 // Next returns the offsets of the next element; ok is false after the last.
 func (it *ElementIter) Next() (start, end int, ok bool) {
 	b := it.b
-	i := SkipSpace(b, it.i)
-	if i < len(b) && b[i] == ',' {
-		i = SkipSpace(b, i+1)
-	}
+	i := it.next()
 	if i >= len(b) || b[i] == ']' {
 		it.i = len(b)
 		return 0, 0, false
