@@ -55,7 +55,10 @@ func TestExpiredHoldIsBookedOnceByWhicheverScriptSweeps(t *testing.T) {
 		name  string
 		sweep func(t *testing.T, e *env) (reported int)
 	}{
-		{"a reserve", func(t *testing.T, e *env) int { e.reserveFor(t, "a", "next", usd("0.10"), testPolicy.HoldTTL); return 0 }},
+		{"a reserve", func(t *testing.T, e *env) int {
+			e.reserveFor(t, "a", "next", usd("0.10"), testPolicy.HoldTTL)
+			return 0
+		}},
 		{"reading the account", func(t *testing.T, e *env) int { e.get(t, "a"); return 0 }},
 		{"the periodic sweep", func(t *testing.T, e *env) int { return e.sweepHoldsExpired(t, "a") }},
 		{"the release of another hold", func(t *testing.T, e *env) int {
