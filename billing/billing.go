@@ -425,7 +425,39 @@ type Ledger interface {
 	// AdjustRequest); p gives the default grant lifetime.
 	Adjust(ctx context.Context, p Policy, account string, r AdjustRequest) (AdjustResult, error)
 	Events(ctx context.Context, account, after string, limit int) (EventPage, error)
+	// HoldOutcome tells how hold holdID of account ended, for a caller that must
+	// not book it twice (a spool replaying a settlement): from the hold's record
+	// while the store keeps it, else from the ledger's events since since (no
+	// later than the hold's reservation, by the caller's clock; zero searches the
+	// whole ledger). HoldUnknown means neither knows the hold: it was never
+	// reserved here, or its record and events were lost together (Redis restored
+	// from an older state), and settling it books it.
+	HoldOutcome(ctx context.Context, account, holdID string, since time.Time) (HoldOutcome, error)
 }
+
+// HoldState is how far a hold got, as the ledger knows it.
+type HoldState string
+
+// Hold states (HoldOutcome.State).
+const (
+	HoldUnknown  HoldState = ""         // neither a record nor an event of the hold (since the time asked)
+	HoldLive     HoldState = "held"     // reserved, and not settled, released or ended by a sweep yet
+	HoldExpired  HoldState = "expired"  // a sweep ended it unsettled (hold_expired): a settle still charges it, a release books nothing
+	HoldSettled  HoldState = "settled"  // charged (usage)
+	HoldReleased HoldState = "released" // released (release), or released after it expired (nothing booked)
+)
+
+// HoldOutcome is what the ledger knows of one hold (Ledger.HoldOutcome).
+type HoldOutcome struct {
+	State HoldState
+	// EventID is the event that ended the hold: its usage, release or
+	// hold_expired ("" while it is live or unknown).
+	EventID string
+}
+
+// Booked reports whether the hold was settled or released: a settle or a
+// release of it must book nothing more.
+func (o HoldOutcome) Booked() bool { return o.State == HoldSettled || o.State == HoldReleased }
 
 // Errors of the ledger. Callers test with errors.Is; the wrapped message adds detail.
 var (

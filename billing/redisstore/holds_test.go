@@ -311,3 +311,111 @@ func TestManyExpiredHoldsEachBookedOnce(t *testing.T) {
 		}
 	})
 }
+
+// HoldOutcome answers from the hold's record, and from the ledger when the
+// record is gone, for every way a hold can end; the event it names is the one
+// that ended the hold.
+func TestHoldOutcome(t *testing.T) {
+	cases := []struct {
+		name string
+		// end brings hold "h" (reserved for 2.00, TTL testPolicy.HoldTTL) to its end.
+		end func(t *testing.T, e *env)
+		// want is the state from the record; wantLedger from the ledger alone.
+		want, wantLedger billing.HoldState
+		// event is the type of the event the outcome names ("" for none).
+		event, eventLedger billing.EventType
+	}{
+		{"live", func(*testing.T, *env) {}, billing.HoldLive, billing.HoldUnknown, "", ""},
+		{"settled", func(t *testing.T, e *env) { e.settle(t, "a", "h", usd("1.00")) },
+			billing.HoldSettled, billing.HoldSettled, billing.EventUsage, billing.EventUsage},
+		{"released", func(t *testing.T, e *env) {
+			if _, err := e.Release(e.ctx, "a", "h", billing.Usage{}); err != nil {
+				t.Fatal(err)
+			}
+		}, billing.HoldReleased, billing.HoldReleased, billing.EventRelease, billing.EventRelease},
+		{"expired", func(t *testing.T, e *env) { e.clock.Advance(testPolicy.HoldTTL); e.get(t, "a") },
+			billing.HoldExpired, billing.HoldExpired, billing.EventHoldExpired, billing.EventHoldExpired},
+		{"expired, then settled late", func(t *testing.T, e *env) {
+			e.clock.Advance(testPolicy.HoldTTL)
+			e.get(t, "a")
+			e.settle(t, "a", "h", usd("1.00"))
+		}, billing.HoldSettled, billing.HoldSettled, billing.EventUsage, billing.EventUsage},
+		{"expired, then released", func(t *testing.T, e *env) {
+			e.clock.Advance(testPolicy.HoldTTL)
+			e.get(t, "a")
+			if _, err := e.Release(e.ctx, "a", "h", billing.Usage{}); err != nil {
+				t.Fatal(err)
+			}
+		}, billing.HoldReleased, billing.HoldExpired, billing.EventHoldExpired, billing.EventHoldExpired},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			eachStore(t, func(t *testing.T, e *env) {
+				e.account(t, "a", "10.00")
+				since := time.Now().Add(-time.Minute) // stream ids carry Redis's clock
+				// For one case, more than a page of other events before the hold,
+				// so that the search pages.
+				for i := range (holdScanPage + 20) * btoi(c.name == "settled") {
+					e.reserveFor(t, "a", fmt.Sprintf("x%d", i), 1, 100*testPolicy.HoldTTL)
+					e.settle(t, "a", fmt.Sprintf("x%d", i), 0)
+				}
+				e.reserveFor(t, "a", "h", usd("2.00"), testPolicy.HoldTTL)
+				c.end(t, e)
+				eventOf := func(id string) billing.EventType {
+					for _, ev := range e.holdEvents(t, "a", "h") {
+						if ev.ID == id {
+							return ev.Type
+						}
+					}
+					return ""
+				}
+				o, err := e.HoldOutcome(e.ctx, "a", "h", since)
+				if err != nil || o.State != c.want || eventOf(o.EventID) != c.event {
+					t.Fatalf("from the record: %+v %v; want %q with its %q event", o, err, c.want, c.event)
+				}
+				if o.Booked() != (c.want == billing.HoldSettled || c.want == billing.HoldReleased) {
+					t.Fatalf("Booked() = %v for %q", o.Booked(), c.want)
+				}
+				if err := e.redis.Client.Del(e.ctx, e.holdKey("a", "h")).Err(); err != nil {
+					t.Fatal(err)
+				}
+				for _, from := range []time.Time{since, {}} {
+					o, err = e.HoldOutcome(e.ctx, "a", "h", from)
+					if err != nil || o.State != c.wantLedger || eventOf(o.EventID) != c.eventLedger {
+						t.Fatalf("from the ledger since %v: %+v %v; want %q with its %q event", from, o, err, c.wantLedger, c.eventLedger)
+					}
+				}
+				// Searched from after the events, the ledger knows nothing.
+				if o, err := e.HoldOutcome(e.ctx, "a", "h", time.Now().Add(time.Hour)); err != nil || o != (billing.HoldOutcome{}) {
+					t.Fatalf("since after the events: %+v %v", o, err)
+				}
+			})
+		})
+	}
+	eachStore(t, func(t *testing.T, e *env) {
+		e.account(t, "a", "10.00")
+		if o, err := e.HoldOutcome(e.ctx, "a", "never", time.Time{}); err != nil || o.State != billing.HoldUnknown || o.Booked() {
+			t.Fatalf("a hold never reserved: %+v %v", o, err)
+		}
+		if o, err := e.HoldOutcome(e.ctx, "nobody", "h", time.Time{}); err != nil || o.State != billing.HoldUnknown {
+			t.Fatalf("an account that does not exist: %+v %v", o, err)
+		}
+		if _, err := e.HoldOutcome(e.ctx, "a", "bad id", time.Time{}); !errors.Is(err, billing.ErrInvalid) {
+			t.Fatalf("a malformed hold id: %v", err)
+		}
+		if err := e.redis.Client.HSet(e.ctx, e.holdKey("a", "odd"), "state", "lost").Err(); err != nil {
+			t.Fatal(err)
+		}
+		var m *malformedError
+		if _, err := e.HoldOutcome(e.ctx, "a", "odd", time.Time{}); !errors.As(err, &m) {
+			t.Fatalf("a record in an unknown state: %v", err)
+		}
+	})
+}
+
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}

@@ -3,8 +3,10 @@
 // (or release its hold); it hands a billing.PendingSettlement to Save, which
 // appends it to a file and fsyncs it before returning, so an acknowledged
 // settlement survives a crash of the process. Replay applies the spooled
-// settlements through the ledger once Redis answers again — Settle and Release are
-// idempotent by hold id, so applying one twice books it once — and the app replays
+// settlements through the ledger once Redis answers again — each after asking the
+// ledger whether its hold is already booked (Ledger.HoldOutcome, which reads the
+// hold's record or, without one, the ledger), and Settle and Release are
+// idempotent by hold id besides, so applying one twice books it once — and the app replays
 // the spool first thing at start-up, before it serves. Run retries in the
 // background while the spool is not empty; Depth is exposed for metrics.
 //
@@ -42,17 +44,15 @@ import (
 type Ledger interface {
 	Settle(ctx context.Context, s billing.SettleRequest) (billing.Settlement, error)
 	Release(ctx context.Context, account, holdID string, u billing.Usage) (billing.Settlement, error)
-	Events(ctx context.Context, account, after string, limit int) (billing.EventPage, error)
+	HoldOutcome(ctx context.Context, account, holdID string, since time.Time) (billing.HoldOutcome, error)
 }
 
 // Options adjust a Spool.
 type Options struct {
-	// RecordRetention is how long the store remembers a settled or released hold
-	// (redisstore.Options.HoldRecordRetention), which is what makes a replayed
-	// settlement idempotent. A spooled settlement older than half of it may have
-	// been applied and forgotten since (the store applied it but its reply was
-	// lost), so the ledger is searched for its hold id before it is replayed.
-	// Default 1h.
+	// RecordRetention is not used any more: a replay asks the ledger about every
+	// spooled settlement (Ledger.HoldOutcome), whatever its age, because the
+	// store's hold record may be gone long before its retention (a Redis restore,
+	// a failover). Kept so that callers setting it still build.
 	RecordRetention time.Duration
 	// Logger receives replay progress and problems; never keys or prompts (a
 	// settlement holds none). Default: none.
@@ -63,11 +63,10 @@ type Options struct {
 
 // Spool is an open spool directory. It is safe for concurrent use.
 type Spool struct {
-	dir       string
-	retention time.Duration
-	log       *zap.Logger
-	now       func() time.Time
-	lock      *os.File
+	dir  string
+	log  *zap.Logger
+	now  func() time.Time
+	lock *os.File
 
 	mu        sync.Mutex // guards active, activeSeq, activeN, nextSeq, closed
 	active    *os.File
@@ -98,7 +97,7 @@ const (
 	recordVersion = 1
 	// searchMargin is how far before a settlement's spooling time the ledger is
 	// searched for it: the store may have applied it up to a settle timeout
-	// earlier, and the store's clock may differ from ours.
+	// earlier, and the store's clock (stream ids) may differ from ours.
 	searchMargin = 10 * time.Minute
 )
 
@@ -113,9 +112,6 @@ func Open(dir string, o Options) (*Spool, error) {
 	if dir == "" {
 		return nil, errors.New("spool: no directory")
 	}
-	if o.RecordRetention <= 0 {
-		o.RecordRetention = time.Hour
-	}
 	if o.Logger == nil {
 		o.Logger = zap.NewNop()
 	}
@@ -129,7 +125,7 @@ func Open(dir string, o Options) (*Spool, error) {
 	if err != nil {
 		return nil, fmt.Errorf("spool: %s: %w", dir, err)
 	}
-	s := &Spool{dir: dir, retention: o.RecordRetention, log: o.Logger, now: o.Now, lock: lock}
+	s := &Spool{dir: dir, log: o.Logger, now: o.Now, lock: lock}
 	segs, err := s.segments()
 	if err != nil {
 		s.unlock()
@@ -372,20 +368,23 @@ const (
 	replayed
 )
 
-// apply books one settlement. Old ones are first looked up in the ledger: past
-// the store's record retention, only the ledger knows whether it was booked.
+// apply books one settlement, unless the ledger says its hold is booked
+// already: the store applied it before and its reply was lost, or a replay
+// crashed before noting it done. The ledger is asked every time, whatever the
+// settlement's age: Settle and Release are idempotent by hold id only while the
+// store keeps the hold's record, and a restore, a failover or eviction can lose
+// the record of a hold whose usage event is still there. A release of a hold that
+// expired unsettled books nothing either (its hold_expired already ended it); a
+// settle of one books its late usage.
 func (s *Spool) apply(ctx context.Context, l Ledger, p billing.PendingSettlement) (outcome, error) {
-	if s.now().Sub(p.At) > s.retention/2 {
-		found, err := s.booked(ctx, l, p)
-		if err != nil {
-			return applied, err
-		}
-		if found {
-			return replayed, nil
-		}
+	o, err := l.HoldOutcome(ctx, p.Settle.Account, p.Settle.HoldID, p.At.Add(-searchMargin))
+	if err != nil {
+		return applied, err
+	}
+	if o.Booked() || (p.Release && o.State == billing.HoldExpired) {
+		return replayed, nil
 	}
 	var st billing.Settlement
-	var err error
 	if p.Release {
 		st, err = l.Release(ctx, p.Settle.Account, p.Settle.HoldID, p.Settle.Usage)
 	} else {
@@ -398,34 +397,6 @@ func (s *Spool) apply(ctx context.Context, l Ledger, p billing.PendingSettlement
 		return replayed, nil
 	}
 	return applied, nil
-}
-
-// booked searches the account's ledger, from a little before p was spooled, for
-// a usage or release event of p's hold.
-func (s *Spool) booked(ctx context.Context, l Ledger, p billing.PendingSettlement) (bool, error) {
-	// Event ids of the Redis ledger are stream ids, "<ms>-<seq>": starting the
-	// search at a time skips the account's older history. Another ledger may not
-	// accept such a cursor; the whole ledger is searched then.
-	after := strconv.FormatInt(p.At.Add(-searchMargin).UnixMilli(), 10) + "-0"
-	for {
-		page, err := l.Events(ctx, p.Settle.Account, after, 500)
-		if errors.Is(err, billing.ErrInvalid) && after != "" {
-			after = ""
-			continue
-		}
-		if err != nil {
-			return false, err
-		}
-		for _, ev := range page.Events {
-			if ev.HoldID == p.Settle.HoldID && (ev.Type == billing.EventUsage || ev.Type == billing.EventRelease) {
-				return true, nil
-			}
-		}
-		if page.Next == "" {
-			return false, nil
-		}
-		after = page.Next
-	}
 }
 
 // reject records a settlement the ledger refused for good.
