@@ -10,12 +10,17 @@
 // the spool first thing at start-up, before it serves. Run retries in the
 // background while the spool is not empty; Depth is exposed for metrics.
 //
+// The spool also keeps a durable record of every request in flight (Begin,
+// Progress, End; inflight.go), so that when the process dies mid-request the
+// next one, at Open, spools a settlement for what each request relayed.
+//
 // On disk, a spool is a directory holding a lock file (one process per spool),
 // numbered segment files of checksummed JSON lines, a ".done" file next to a
 // segment that is being replayed (the hold ids already applied, so a crash during
-// a replay does not apply them again long after the store forgot them), and
+// a replay does not apply them again long after the store forgot them),
 // rejected.log for settlements the ledger refused for good (an account deleted
-// meanwhile), kept for an operator to book by hand.
+// meanwhile), kept for an operator to book by hand, and the in-flight log
+// (inflight-<n>.log).
 package spool
 
 import (
@@ -59,6 +64,19 @@ type Options struct {
 	Logger *zap.Logger
 	// Now is the clock (default time.Now).
 	Now func() time.Time
+
+	// ProgressInterval and ProgressTokens bound how often Progress writes to the
+	// in-flight log: when this long passed since the hold's last write, or this
+	// many more output tokens were relayed (defaults 250ms and 64 tokens).
+	ProgressInterval time.Duration
+	ProgressTokens   int64
+	// SyncInterval is how often the in-flight log is fsynced (default 1s; below
+	// zero: never, for benchmarks of the write path alone). Its writes survive
+	// a crash of the process without it; this bounds what a machine crash loses.
+	SyncInterval time.Duration
+	// CompactAfter is the in-flight log's size in bytes that triggers its
+	// compaction (default 4 MiB).
+	CompactAfter int64
 }
 
 // Spool is an open spool directory. It is safe for concurrent use.
@@ -77,6 +95,21 @@ type Spool struct {
 
 	replayMu sync.Mutex // one replay at a time
 	depth    atomic.Int64
+
+	// The in-flight log (inflight.go). fmu guards what follows it.
+	fmu               sync.Mutex
+	flights           map[string]*flight // hold id → open record
+	fl                *os.File           // the log appended to (nil until the first Begin)
+	flSeq, flNext     uint64             // fl's number, the next log's
+	flSize, compactAt int64
+	fdirty, fclosed   bool   // written since the last fsync; closed
+	fbuf              []byte // reused for P and E lines
+	progressInterval  time.Duration
+	progressTokens    int64
+	compactAfter      int64
+	stopSync          chan struct{} // closing it stops syncLoop, which then closes syncDone
+	syncDone          chan struct{}
+	recovered         int // in-flight records of a dead process that Open spooled
 }
 
 // Result counts what one Replay did.
@@ -118,6 +151,18 @@ func Open(dir string, o Options) (*Spool, error) {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
+	if o.ProgressInterval <= 0 {
+		o.ProgressInterval = DefaultProgressInterval
+	}
+	if o.ProgressTokens <= 0 {
+		o.ProgressTokens = DefaultProgressTokens
+	}
+	if o.SyncInterval == 0 {
+		o.SyncInterval = DefaultSyncInterval
+	}
+	if o.CompactAfter <= 0 {
+		o.CompactAfter = DefaultCompactAfter
+	}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("spool: %w", err)
 	}
@@ -125,13 +170,15 @@ func Open(dir string, o Options) (*Spool, error) {
 	if err != nil {
 		return nil, fmt.Errorf("spool: %s: %w", dir, err)
 	}
-	s := &Spool{dir: dir, log: o.Logger, now: o.Now, lock: lock}
+	s := &Spool{dir: dir, log: o.Logger, now: o.Now, lock: lock, flights: map[string]*flight{}, flNext: 1,
+		progressInterval: o.ProgressInterval, progressTokens: o.ProgressTokens, compactAfter: o.CompactAfter}
 	segs, err := s.segments()
 	if err != nil {
 		s.unlock()
 		return nil, err
 	}
 	pending := 0
+	spooled := map[string]bool{} // "account hold" of each pending settlement
 	for _, seq := range segs {
 		recs, _, err := s.readSegment(seq)
 		if err != nil {
@@ -146,6 +193,7 @@ func Open(dir string, o Options) (*Spool, error) {
 		for _, r := range recs {
 			if !done[r.key()] {
 				pending++
+				spooled[r.P.Settle.Account+" "+r.P.Settle.HoldID] = true
 			}
 		}
 		s.nextSeq = seq + 1
@@ -153,6 +201,14 @@ func Open(dir string, o Options) (*Spool, error) {
 	s.depth.Store(int64(pending))
 	if s.nextSeq == 0 {
 		s.nextSeq = 1
+	}
+	if err := s.recoverInFlight(spooled); err != nil {
+		s.unlock()
+		return nil, err
+	}
+	if o.SyncInterval > 0 {
+		s.stopSync, s.syncDone = make(chan struct{}), make(chan struct{})
+		go s.syncLoop(o.SyncInterval, s.stopSync, s.syncDone)
 	}
 	return s, nil
 }
@@ -166,10 +222,17 @@ func (s *Spool) Depth() int { return int(s.depth.Load()) }
 // Save appends p to the spool and syncs it to disk: when Save returns nil, p
 // survives a crash of the process (and of the machine, if the disk keeps what it
 // acknowledged). It implements proxy.Spool.
-func (s *Spool) Save(p billing.PendingSettlement) error {
-	line, err := encode(p)
-	if err != nil {
-		return err
+func (s *Spool) Save(p billing.PendingSettlement) error { return s.save(p) }
+
+// save appends ps with one write and one fsync.
+func (s *Spool) save(ps ...billing.PendingSettlement) error {
+	var lines []byte
+	for _, p := range ps {
+		line, err := encode(p)
+		if err != nil {
+			return err
+		}
+		lines = append(lines, line...)
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -181,7 +244,7 @@ func (s *Spool) Save(p billing.PendingSettlement) error {
 			return err
 		}
 	}
-	if _, err := s.active.Write(line); err != nil {
+	if _, err := s.active.Write(lines); err != nil {
 		// A partial line fails its checksum on reading; start a clean segment so
 		// later records do not follow a torn one.
 		s.sealActive()
@@ -191,8 +254,8 @@ func (s *Spool) Save(p billing.PendingSettlement) error {
 		s.sealActive()
 		return fmt.Errorf("spool: syncing: %w", err)
 	}
-	s.activeN++
-	s.depth.Add(1)
+	s.activeN += len(ps)
+	s.depth.Add(int64(len(ps)))
 	return nil
 }
 
@@ -221,8 +284,10 @@ func (s *Spool) sealActive() {
 	}
 }
 
-// Close releases the spool. What it holds stays on disk for the next Open.
+// Close releases the spool. What it holds stays on disk for the next Open,
+// open in-flight records included: the next Open settles them.
 func (s *Spool) Close() error {
+	s.closeInFlight()
 	s.mu.Lock()
 	s.closed = true
 	s.sealActive()

@@ -30,6 +30,8 @@ type fakeLedger struct {
 	records   map[string]time.Time // hold id → when it was booked
 	booked    map[string]int       // hold id → times it was booked (must stay ≤ 1)
 	cost      map[string]money.Micros
+	settles   map[string]billing.SettleRequest // hold id → the settle that booked it
+	releases  map[string]billing.Usage         // hold id → the usage of the release that booked it
 	events    []billing.Event
 	// down, when it returns true, makes the next call fail as an outage before
 	// anything is applied.
@@ -46,7 +48,8 @@ type fakeLedger struct {
 
 func newFakeLedger(now func() time.Time) *fakeLedger {
 	return &fakeLedger{now: now, retention: time.Hour, records: map[string]time.Time{}, booked: map[string]int{},
-		cost: map[string]money.Micros{}, refuse: map[string]error{}}
+		cost: map[string]money.Micros{}, settles: map[string]billing.SettleRequest{}, releases: map[string]billing.Usage{},
+		refuse: map[string]error{}}
 }
 
 func (f *fakeLedger) book(account, hold string, cost money.Micros, typ billing.EventType) (billing.Settlement, error) {
@@ -75,11 +78,23 @@ func (f *fakeLedger) book(account, hold string, cost money.Micros, typ billing.E
 }
 
 func (f *fakeLedger) Settle(_ context.Context, s billing.SettleRequest) (billing.Settlement, error) {
-	return f.book(s.Account, s.HoldID, s.Cost, billing.EventUsage)
+	st, err := f.book(s.Account, s.HoldID, s.Cost, billing.EventUsage)
+	if err == nil && !st.Replayed {
+		f.mu.Lock()
+		f.settles[s.HoldID] = s
+		f.mu.Unlock()
+	}
+	return st, err
 }
 
-func (f *fakeLedger) Release(_ context.Context, account, hold string, _ billing.Usage) (billing.Settlement, error) {
-	return f.book(account, hold, 0, billing.EventRelease)
+func (f *fakeLedger) Release(_ context.Context, account, hold string, u billing.Usage) (billing.Settlement, error) {
+	st, err := f.book(account, hold, 0, billing.EventRelease)
+	if err == nil && !st.Replayed {
+		f.mu.Lock()
+		f.releases[hold] = u
+		f.mu.Unlock()
+	}
+	return st, err
 }
 
 // HoldOutcome answers like redisstore: from the hold's record while the fake
