@@ -12,8 +12,9 @@ import (
 
 // An Audit replays one account's ledger and checks the SPEC's invariants against
 // the account's stored state. Feed it the events of a snapshot in order (Event),
-// then call Finish. It keeps O(grants) memory plus 8 bytes per usage event (to
-// catch a hold settled twice), so a ledger of any length streams through it.
+// then call Finish. It keeps O(grants) memory plus one small map entry per hold
+// (an 8-byte hash and what ended it, to catch a hold settled twice or ended two
+// ways), so a ledger of any length streams through it.
 //
 // What it checks, by name:
 //   - amounts: every amount is non-negative, except an adjustment's, which is
@@ -30,6 +31,11 @@ import (
 //     credit), and only adjustments credit grants of source adjustment; every
 //     stored grant has its event; expiry never forfeits more than a grant held.
 //   - usage: no hold is settled twice (no double debit).
+//   - holds: each hold ends in exactly one of usage, release or hold_expired, or
+//     in hold_expired then usage (a late settle): no release after a usage, a
+//     release or a hold_expired, no usage after a release, no hold_expired after
+//     any of them or twice; a hold_expired event names its hold and leaves the
+//     balance, credit and debt as they were.
 //   - state: the replay's balance, credit, debt and totals equal the stored ones;
 //     Σ granted = Σ consumed + Σ debt repaid + Σ expired + Σ adjusted out + credit;
 //     Σ usage − Σ consumed = debt + Σ debt repaid; the grants' remaining amounts
@@ -48,7 +54,7 @@ type Audit struct {
 	pendingGrant   string
 	grantEvents    map[string]int
 	expiredByGrant map[string]money.Micros
-	holds          map[uint64]struct{}
+	holds          map[uint64]holdEnd
 	problems       []AuditProblem
 	done           bool
 }
@@ -83,7 +89,7 @@ func NewAudit(a Account) *Audit {
 		acct:           a,
 		grantEvents:    map[string]int{},
 		expiredByGrant: map[string]money.Micros{},
-		holds:          map[uint64]struct{}{},
+		holds:          map[uint64]holdEnd{},
 		done:           a.LastEventID == "",
 	}
 }
@@ -136,13 +142,7 @@ func (au *Audit) Event(ev Event) {
 		au.credit -= ev.FromCredit
 		au.debt += ev.ToDebt
 		if ev.HoldID != "" {
-			h := fnv.New64a()
-			h.Write([]byte(ev.HoldID))
-			k := h.Sum64()
-			if _, dup := au.holds[k]; dup {
-				au.fail("usage", ev.ID, "hold %s is settled a second time (double debit)", ev.HoldID)
-			}
-			au.holds[k] = struct{}{}
+			au.holdEnded(ev, endUsage)
 		}
 	case EventExpire:
 		au.balance -= ev.Amount
@@ -170,7 +170,19 @@ func (au *Audit) Event(ev Event) {
 		default:
 			au.fail("amounts", ev.ID, "adjustment of zero")
 		}
-	case EventRelease, EventAutoRechargeFailed, EventAutoRechargeSkipped:
+	case EventRelease:
+		// no effect on the balance
+		if ev.HoldID != "" {
+			au.holdEnded(ev, endRelease)
+		}
+	case EventHoldExpired:
+		// no effect on the balance (the checks below hold it to that)
+		if ev.HoldID == "" {
+			au.fail("holds", ev.ID, "hold_expired event names no hold")
+		} else {
+			au.holdEnded(ev, endExpired)
+		}
+	case EventAutoRechargeFailed, EventAutoRechargeSkipped:
 		// no effect on the balance
 	default:
 		au.fail("amounts", ev.ID, "unknown event type %q", ev.Type)
@@ -183,6 +195,49 @@ func (au *Audit) Event(ev Event) {
 		au.fail("debt", ev.ID, "%s event says credit %s, debt %s; the replay says credit %s, debt %s", ev.Type, ev.CreditAfter, ev.DebtAfter, au.credit, au.debt)
 		au.credit, au.debt = ev.CreditAfter, ev.DebtAfter
 	}
+}
+
+// holdEnd records which events ended a hold (a set of bits).
+type holdEnd uint8
+
+const (
+	endUsage holdEnd = 1 << iota
+	endRelease
+	endExpired
+)
+
+func (e holdEnd) String() string {
+	switch {
+	case e&endUsage != 0:
+		return "usage"
+	case e&endRelease != 0:
+		return "release"
+	case e&endExpired != 0:
+		return "hold_expired"
+	}
+	return "none"
+}
+
+// holdEnded checks that ev (usage, release or hold_expired) may end its hold
+// after what already did, and records it. Holds are keyed by a 64-bit hash of
+// their id: a collision (about 1 in 10^9 for 10^5 holds) could only report a
+// problem that is not there, never hide one.
+func (au *Audit) holdEnded(ev Event, end holdEnd) {
+	h := fnv.New64a()
+	h.Write([]byte(ev.HoldID))
+	k := h.Sum64()
+	before := au.holds[k]
+	switch {
+	case end == endUsage && before&endUsage != 0:
+		au.fail("usage", ev.ID, "hold %s is settled a second time (double debit)", ev.HoldID)
+	case end == endUsage && before&endRelease != 0:
+		au.fail("holds", ev.ID, "hold %s is settled after its release", ev.HoldID)
+	case end == endRelease && before != 0:
+		au.fail("holds", ev.ID, "hold %s is released after its %s", ev.HoldID, before)
+	case end == endExpired && before != 0:
+		au.fail("holds", ev.ID, "hold %s expires after its %s", ev.HoldID, before)
+	}
+	au.holds[k] = before | end
 }
 
 // grantEvent replays an event that credits a grant (topup, auto_recharge, a

@@ -181,3 +181,65 @@ func expectAudit(t *testing.T, r AuditReport, events int, check, event, msg stri
 		t.Fatalf("first problem %+v; want %s at %q containing %q", p, check, event, msg)
 	}
 }
+
+// Every hold ends in exactly one of usage, release or hold_expired, or in
+// hold_expired then a late usage. The cases append hold events to sampleLedger
+// (which settled h1 and released h2; balance 3.00) and audit the result.
+func TestAuditHoldEnds(t *testing.T) {
+	// ev is an event of type typ for hold at id that leaves the balance at 3.00
+	// (usage of cost 0: a late settle of nothing keeps the arithmetic out of it).
+	ev := func(id string, typ EventType, hold string) Event {
+		return Event{ID: id, Type: typ, HoldID: hold, Amount: 0, BalanceAfter: usd("3"), CreditAfter: usd("3"),
+			RequestID: hold, Model: "gpt-4o-mini", Endpoint: "/v1/chat/completions"}
+	}
+	expired := func(id, hold string) Event {
+		e := ev(id, EventHoldExpired, hold)
+		e.Amount = usd("0.40") // the hold; the balance does not move
+		return e
+	}
+	tests := []struct {
+		name   string
+		events []Event
+		check  string // "" = passes
+		event  string
+		msg    string
+	}{
+		{name: "hold_expired alone", events: []Event{expired("6-0", "h3")}},
+		{name: "hold_expired, then a late usage", events: []Event{expired("6-0", "h3"), ev("7-0", EventUsage, "h3")}},
+		{name: "two holds expire in one sweep", events: []Event{expired("6-0", "h3"), expired("6-1", "h4"), ev("7-0", EventUsage, "h4")}},
+		{name: "hold_expired after the usage", check: "holds", event: "6-0", msg: "h1 expires after its usage",
+			events: []Event{expired("6-0", "h1")}},
+		{name: "hold_expired after the release", check: "holds", event: "6-0", msg: "h2 expires after its release",
+			events: []Event{expired("6-0", "h2")}},
+		{name: "hold_expired twice", check: "holds", event: "7-0", msg: "h3 expires after its hold_expired",
+			events: []Event{expired("6-0", "h3"), expired("7-0", "h3")}},
+		{name: "release after hold_expired", check: "holds", event: "7-0", msg: "h3 is released after its hold_expired",
+			events: []Event{expired("6-0", "h3"), ev("7-0", EventRelease, "h3")}},
+		{name: "release after the usage", check: "holds", event: "6-0", msg: "h1 is released after its usage",
+			events: []Event{ev("6-0", EventRelease, "h1")}},
+		{name: "release twice", check: "holds", event: "6-0", msg: "h2 is released after its release",
+			events: []Event{ev("6-0", EventRelease, "h2")}},
+		{name: "usage after the release", check: "holds", event: "6-0", msg: "h2 is settled after its release",
+			events: []Event{ev("6-0", EventUsage, "h2")}},
+		{name: "two late usages after hold_expired", check: "usage", event: "8-0", msg: "h3 is settled a second time",
+			events: []Event{expired("6-0", "h3"), ev("7-0", EventUsage, "h3"), ev("8-0", EventUsage, "h3")}},
+		{name: "hold_expired naming no hold", check: "holds", event: "6-0", msg: "names no hold",
+			events: []Event{expired("6-0", "")}},
+		{name: "hold_expired that moves the balance", check: "balance", event: "6-0", msg: "hold_expired event says balance 2.6",
+			events: []Event{func() Event {
+				e := expired("6-0", "h3")
+				e.BalanceAfter, e.CreditAfter = usd("2.60"), usd("2.60")
+				return e
+			}()}},
+		{name: "hold_expired of a negative amount", check: "amounts", event: "6-0", msg: "negative",
+			events: []Event{func() Event { e := expired("6-0", "h3"); e.Amount = -1; return e }()}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			a, evs := sampleLedger()
+			evs = append(evs, tc.events...)
+			a.LastEventID = evs[len(evs)-1].ID
+			expectAudit(t, runAudit(a, evs), len(evs), tc.check, tc.event, tc.msg)
+		})
+	}
+}

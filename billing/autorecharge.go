@@ -108,6 +108,11 @@ type SweepRequest struct {
 type SweepResult struct {
 	// Expired is the credit forfeited by this sweep.
 	Expired money.Micros
+	// HoldsExpired is how many holds expired unsettled (each with its
+	// hold_expired event) since a sweep last reported them, whichever operation
+	// on the account ended them: summed over sweeps, every expired hold is counted
+	// once, whichever proxy swept.
+	HoldsExpired int
 	// RechargeID is the account's pending recharge, new or left over ("" when none).
 	RechargeID string
 	// Notices are the ids of the notices waiting in the outbox.

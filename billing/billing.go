@@ -29,6 +29,7 @@ type EventType string
 //	usage                 −amount  a settled request; amount = cost
 //	expire                −amount  an expired grant's remaining credit was forfeited
 //	release                0       a hold was released unused; amount = the hold
+//	hold_expired           0       a hold reached its TTL unsettled (its proxy crashed or lost Redis); amount = the hold
 //	debt_repaid            0       amount of a new grant went to pay debt
 //	adjustment            ±amount  an operator's correction (see Event.Amount sign)
 //	auto_recharge_failed   0       the charger declined (or never answered) a recharge; amount = the recharge
@@ -44,7 +45,22 @@ const (
 
 	EventAutoRechargeFailed  EventType = "auto_recharge_failed"
 	EventAutoRechargeSkipped EventType = "auto_recharge_skipped"
+
+	EventHoldExpired EventType = "hold_expired"
 )
+
+// How a hold ends. Every admitted request's hold ends in exactly one of:
+//
+//	usage                  settled: the request is charged
+//	release                released: the upstream failed, nothing is charged
+//	hold_expired           it reached its TTL unsettled and a sweep ended it
+//	hold_expired, usage    the same, then a late settle: a request served is still
+//	                       charged when its settlement comes (a stream longer than
+//	                       the hold's TTL, a spool replay, a crash recovery)
+//
+// A release after hold_expired books nothing (the hold already ended uncharged);
+// a settle or release after usage or release books nothing (idempotent by hold
+// id). The audit holds the ledger to this (check "holds").
 
 // Grant sources.
 const (
@@ -140,8 +156,9 @@ type Event struct {
 	DebtAfter    money.Micros
 	GrantID      string // topup, auto_recharge, expire, debt_repaid, positive adjustment
 	Source       string // topup, auto_recharge, positive adjustment: the grant's source
-	HoldID       string // usage, release
-	// Usage details (type usage; RequestID/KeyID/Model/Endpoint also on release).
+	HoldID       string // usage, release, hold_expired
+	// Usage details (type usage; RequestID/KeyID/Model/Endpoint also on release
+	// and hold_expired).
 	RequestID        string
 	KeyID            string
 	Model            string
@@ -202,6 +219,13 @@ type ReserveRequest struct {
 	Minimum money.Micros
 	Grace   money.Micros
 	TTL     time.Duration
+	// RequestID, KeyID, Model and Endpoint describe the request, as its usage event
+	// will. The hold keeps them so that, should it expire unsettled, its
+	// hold_expired event says which request it was. Optional (empty: left out).
+	RequestID string
+	KeyID     string
+	Model     string
+	Endpoint  string
 }
 
 // Denial reasons, for the 429 and for metrics.
@@ -401,7 +425,39 @@ type Ledger interface {
 	// AdjustRequest); p gives the default grant lifetime.
 	Adjust(ctx context.Context, p Policy, account string, r AdjustRequest) (AdjustResult, error)
 	Events(ctx context.Context, account, after string, limit int) (EventPage, error)
+	// HoldOutcome tells how hold holdID of account ended, for a caller that must
+	// not book it twice (a spool replaying a settlement): from the hold's record
+	// while the store keeps it, else from the ledger's events since since (no
+	// later than the hold's reservation, by the caller's clock; zero searches the
+	// whole ledger). HoldUnknown means neither knows the hold: it was never
+	// reserved here, or its record and events were lost together (Redis restored
+	// from an older state), and settling it books it.
+	HoldOutcome(ctx context.Context, account, holdID string, since time.Time) (HoldOutcome, error)
 }
+
+// HoldState is how far a hold got, as the ledger knows it.
+type HoldState string
+
+// Hold states (HoldOutcome.State).
+const (
+	HoldUnknown  HoldState = ""         // neither a record nor an event of the hold (since the time asked)
+	HoldLive     HoldState = "held"     // reserved, and not settled, released or ended by a sweep yet
+	HoldExpired  HoldState = "expired"  // a sweep ended it unsettled (hold_expired): a settle still charges it, a release books nothing
+	HoldSettled  HoldState = "settled"  // charged (usage)
+	HoldReleased HoldState = "released" // released (release), or released after it expired (nothing booked)
+)
+
+// HoldOutcome is what the ledger knows of one hold (Ledger.HoldOutcome).
+type HoldOutcome struct {
+	State HoldState
+	// EventID is the event that ended the hold: its usage, release or
+	// hold_expired ("" while it is live or unknown).
+	EventID string
+}
+
+// Booked reports whether the hold was settled or released: a settle or a
+// release of it must book nothing more.
+func (o HoldOutcome) Booked() bool { return o.State == HoldSettled || o.State == HoldReleased }
 
 // Errors of the ledger. Callers test with errors.Is; the wrapped message adds detail.
 var (

@@ -3,12 +3,13 @@
 // not collide). Metrics implements proxy.Observer for the data plane (requests,
 // tokens, spend, 429s by reason, open holds, latencies, token drift), provides a
 // go-redis hook for Redis latency and errors, a gauge for the settlement spool's
-// depth and a counter of configuration reloads, and serves all of it in the
-// Prometheus text format. Label values are bounded: models come from the
-// configured price list (anything else is "other"), endpoints from the metered
-// paths, and reasons and token classes from fixed sets, so a client sending
-// made-up model names cannot blow up the number of series. Money is counted in
-// integer micro-USD, which float64 counters hold exactly up to $9 billion.
+// depth, counters of configuration reloads and of holds that expired unsettled,
+// and serves all of it in the Prometheus text format. Label values are bounded:
+// models come from the configured price list (anything else is "other"),
+// endpoints from the metered paths, and reasons and token classes from fixed
+// sets, so a client sending made-up model names cannot blow up the number of
+// series. Money is counted in integer micro-USD, which float64 counters hold
+// exactly up to $9 billion.
 package metrics
 
 import (
@@ -84,6 +85,7 @@ type Metrics struct {
 	clamped         *prometheus.CounterVec
 	drift           *prometheus.CounterVec
 	holdsOpen       prometheus.Gauge
+	holdsExpired    prometheus.Counter
 	requestDuration *prometheus.HistogramVec
 	upstreamLatency *prometheus.HistogramVec
 	ttft            *prometheus.HistogramVec
@@ -126,6 +128,8 @@ func New(o Options) (*Metrics, error) {
 		"model")
 	m.holdsOpen = prometheus.NewGauge(prometheus.GaugeOpts{Namespace: Namespace, Name: "holds_open",
 		Help: "Holds (reservations) this process has open: requests admitted and not yet settled or released."})
+	m.holdsExpired = prometheus.NewCounter(prometheus.CounterOpts{Namespace: Namespace, Name: "holds_expired_total",
+		Help: "Holds that reached billing.hold_ttl unsettled (each has its hold_expired ledger event): requests admitted whose proxy died, or lost Redis without a spool, before settling. Counted by the proxy whose sweep reported them; sum over instances."})
 	m.requestDuration = histogram("request_duration_seconds",
 		"Whole data-plane requests, from arrival to settlement, by endpoint.",
 		upstreamBuckets, "endpoint")
@@ -154,7 +158,7 @@ func New(o Options) (*Metrics, error) {
 		})
 
 	cs := []prometheus.Collector{m.requests, m.tokens, m.localTokens, m.spend, m.quotaExceeded, m.clamped, m.drift,
-		m.holdsOpen, m.requestDuration, m.upstreamLatency, m.ttft, m.redisLatency, m.redisErrors, m.reloads, spoolDepth}
+		m.holdsOpen, m.holdsExpired, m.requestDuration, m.upstreamLatency, m.ttft, m.redisLatency, m.redisErrors, m.reloads, spoolDepth}
 	if !o.NoProcessMetrics {
 		cs = append(cs, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	}
@@ -202,6 +206,14 @@ func (m *Metrics) ConfigReloaded(err error) {
 		return
 	}
 	m.reloads.WithLabelValues(ReloadOK).Inc()
+}
+
+// HoldsExpired counts n holds that expired unsettled, as a sweep reported them
+// (recharge.Options.OnHoldsExpired).
+func (m *Metrics) HoldsExpired(n int) {
+	if n > 0 {
+		m.holdsExpired.Add(float64(n))
+	}
 }
 
 // HoldOpened implements proxy.Observer.

@@ -262,12 +262,13 @@ func TestHoldsOpen(t *testing.T) {
 	}
 }
 
-func TestConfigReloadsAndSpoolDepth(t *testing.T) {
+func TestConfigReloadsSpoolDepthAndExpiredHolds(t *testing.T) {
 	m := newMetrics(t, nil)
 	for _, s := range []series{
 		{"creditgate_config_reloads_total", map[string]string{"result": "ok"}, 0},
 		{"creditgate_config_reloads_total", map[string]string{"result": "failed"}, 0},
 		{"creditgate_spool_depth", nil, 0},
+		{"creditgate_holds_expired_total", nil, 0},
 	} {
 		if got := sample(t, m.Gatherer(), s.name, s.labels); got != s.want {
 			t.Errorf("before anything: %s%v = %v, want %v", s.name, s.labels, got, s.want)
@@ -286,6 +287,12 @@ func TestConfigReloadsAndSpoolDepth(t *testing.T) {
 		if got := sample(t, m.Gatherer(), s.name, s.labels); got != s.want {
 			t.Errorf("%s%v = %v, want %v", s.name, s.labels, got, s.want)
 		}
+	}
+	m.HoldsExpired(3)
+	m.HoldsExpired(0)
+	m.HoldsExpired(2)
+	if got := sample(t, m.Gatherer(), "creditgate_holds_expired_total", nil); got != 5 {
+		t.Errorf("holds expired = %v, want 5", got)
 	}
 	depth = 3 // read at each scrape
 	if got := sample(t, m.Gatherer(), "creditgate_spool_depth", nil); got != 3 {

@@ -6,6 +6,7 @@ package billingtest
 import (
 	"context"
 	"errors"
+	"time"
 
 	"github.com/creditgate/creditgate/billing"
 )
@@ -29,6 +30,7 @@ type Ledger struct {
 	TopUpFunc           func(ctx context.Context, p billing.Policy, r billing.TopUpRequest) (billing.TopUpResult, error)
 	AdjustFunc          func(ctx context.Context, p billing.Policy, account string, r billing.AdjustRequest) (billing.AdjustResult, error)
 	EventsFunc          func(ctx context.Context, account, after string, limit int) (billing.EventPage, error)
+	HoldOutcomeFunc     func(ctx context.Context, account, holdID string, since time.Time) (billing.HoldOutcome, error)
 }
 
 // ErrNotSet is returned by a method whose function field the test left nil.
@@ -109,6 +111,13 @@ func (f *Ledger) Events(ctx context.Context, account, after string, limit int) (
 		return billing.EventPage{}, ErrNotSet
 	}
 	return f.EventsFunc(ctx, account, after, limit)
+}
+
+func (f *Ledger) HoldOutcome(ctx context.Context, account, holdID string, since time.Time) (billing.HoldOutcome, error) {
+	if f.HoldOutcomeFunc == nil {
+		return billing.HoldOutcome{}, ErrNotSet
+	}
+	return f.HoldOutcomeFunc(ctx, account, holdID, since)
 }
 
 // Keys implements billing.KeyStore the same way.

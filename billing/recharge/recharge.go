@@ -115,6 +115,12 @@ type Options struct {
 	// NoticeAttempts is how many deliveries (each with the Sender's own retries) a
 	// notice gets before it is dropped with an error log (default 10).
 	NoticeAttempts int
+	// OnHoldsExpired, when set, is told after each account's sweep how many holds
+	// expired unsettled there since a sweep last reported them
+	// (billing.SweepResult.HoldsExpired; each is counted once over all proxies),
+	// for creditgate_holds_expired_total (metrics.Metrics.HoldsExpired). It must
+	// not block.
+	OnHoldsExpired func(n int)
 }
 
 // Worker performs recharges and delivers notices. Create it with New, feed it
@@ -239,12 +245,13 @@ func (w *Worker) do(ctx context.Context, j job) {
 
 // SweepStats summarise one sweep.
 type SweepStats struct {
-	Accounts  int
-	Expired   money.Micros // credit forfeited
-	Recharges int          // pending recharges found (new or left over)
-	Notices   int          // notices waiting for delivery
-	Errors    int
-	Skipped   bool // another proxy holds this round's lock
+	Accounts     int
+	Expired      money.Micros // credit forfeited
+	HoldsExpired int          // holds that expired unsettled (hold_expired events) since the last report
+	Recharges    int          // pending recharges found (new or left over)
+	Notices      int          // notices waiting for delivery
+	Errors       int
+	Skipped      bool // another proxy holds this round's lock
 }
 
 func (w *Worker) sweepRound(ctx context.Context) {
@@ -258,12 +265,17 @@ func (w *Worker) sweepRound(ctx context.Context) {
 	}
 	st, err := w.SweepOnce(ctx, true)
 	fields := []zap.Field{zap.Int("accounts", st.Accounts), zap.Stringer("expired", st.Expired),
-		zap.Int("recharges", st.Recharges), zap.Int("notices", st.Notices), zap.Int("errors", st.Errors)}
+		zap.Int("holds_expired", st.HoldsExpired), zap.Int("recharges", st.Recharges), zap.Int("notices", st.Notices),
+		zap.Int("errors", st.Errors)}
 	switch {
 	case err != nil && ctx.Err() == nil:
 		w.log.Error("recharge: sweep failed", append(fields, zap.Error(err))...)
 	case st.Errors > 0:
 		w.log.Warn("recharge: sweep done with errors", fields...)
+	case st.HoldsExpired > 0:
+		// Requests admitted and never settled: a proxy died with them in flight, or
+		// lost Redis without a spool. Each has its hold_expired event.
+		w.log.Warn("recharge: sweep done; holds expired unsettled", fields...)
 	case st.Expired > 0 || st.Recharges > 0 || st.Notices > 0:
 		w.log.Info("recharge: sweep done", fields...)
 	default:
@@ -277,7 +289,7 @@ func (w *Worker) lock(ctx context.Context) (bool, error) {
 	return w.o.Store.TryLock(sctx, "sweep", w.o.SweepInterval)
 }
 
-// SweepOnce visits every account once: forfeits expired credit, queues due
+// SweepOnce visits every account once: ends expired holds, forfeits expired credit, queues due
 // notices, starts due recharges, and performs the recharges and notice
 // deliveries it finds pending — through the queue when queue is true (Run), or
 // right away (tests, tools).
@@ -309,6 +321,12 @@ func (w *Worker) SweepOnce(ctx context.Context, queue bool) (SweepStats, error) 
 			continue
 		}
 		st.Expired += res.Expired
+		if res.HoldsExpired > 0 {
+			st.HoldsExpired += res.HoldsExpired
+			if w.o.OnHoldsExpired != nil {
+				w.o.OnHoldsExpired(res.HoldsExpired)
+			}
+		}
 		if res.RechargeID != "" {
 			st.Recharges++
 		}

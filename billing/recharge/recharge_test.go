@@ -605,3 +605,47 @@ func TestNewRequiresStoreAndSettings(t *testing.T) {
 		t.Fatal("New without settings succeeded")
 	}
 }
+
+// TestSweepReportsExpiredHoldsOnce: holds that expire unsettled (their proxy
+// died) are counted once each, through OnHoldsExpired and SweepStats, whether
+// the sweep itself ended them or a reserve did before it; the round logs a
+// warning naming how many.
+func TestSweepReportsExpiredHoldsOnce(t *testing.T) {
+	var hook atomic.Int64
+	e := newEnv(t, nil, func(o *Options) { o.OnHoldsExpired = func(n int) { hook.Add(int64(n)) } })
+	for _, id := range []string{"c1", "c2"} {
+		e.account(t, id, "20.00")
+	}
+	reserve := func(id, hold string) {
+		t.Helper()
+		if _, err := e.store.Reserve(e.ctx, billing.ReserveRequest{Account: id, HoldID: hold, Estimate: usd("1.00"), TTL: time.Minute,
+			RequestID: hold, Model: "gpt-4o-mini"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range 3 {
+		reserve("c1", fmt.Sprintf("c1-%d", i))
+	}
+	reserve("c2", "c2-0")
+	if st, err := e.worker.SweepOnce(e.ctx, false); err != nil || st.HoldsExpired != 0 || hook.Load() != 0 {
+		t.Fatalf("sweep while the holds are live: %+v %v, hook %d", st, err, hook.Load())
+	}
+	e.clock.Advance(2 * time.Minute)
+	reserve("c2", "c2-late") // this reserve's sweep ends c2-0 before the periodic sweep comes
+	st, err := e.worker.SweepOnce(e.ctx, false)
+	if err != nil || st.HoldsExpired != 4 || hook.Load() != 4 {
+		t.Fatalf("sweep after the expiry: %+v %v, hook %d; want 4", st, err, hook.Load())
+	}
+	if st, _ := e.worker.SweepOnce(e.ctx, false); st.HoldsExpired != 0 || hook.Load() != 4 {
+		t.Fatalf("a second sweep counted again: %+v, hook %d", st, hook.Load())
+	}
+	e.clock.Advance(2 * time.Minute)
+	e.worker.sweepRound(e.ctx) // c2-late expired: a round logs it (one round per lock period)
+	warned := e.logs.FilterMessage("recharge: sweep done; holds expired unsettled").All()
+	if len(warned) != 1 || warned[0].ContextMap()["holds_expired"] != int64(1) || hook.Load() != 5 {
+		t.Fatalf("warnings %+v, hook %d", warned, hook.Load())
+	}
+	for _, id := range []string{"c1", "c2"} {
+		e.audit(t, id)
+	}
+}

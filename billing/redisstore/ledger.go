@@ -255,9 +255,11 @@ func (s *Store) Reserve(ctx context.Context, q billing.ReserveRequest) (billing.
 	if q.Estimate < 0 || q.Minimum < 0 || q.Grace < 0 || q.Estimate > money.MaxAmount || q.TTL <= 0 {
 		return billing.Reservation{}, fmt.Errorf("%w: reserve estimate %s, minimum %s, grace %s, ttl %s", billing.ErrInvalid, q.Estimate, q.Minimum, q.Grace, q.TTL)
 	}
-	r, err := s.run(ctx, reserveScript, s.holdKeys(q.Account, q.HoldID),
-		msArg(s.now()), q.HoldID, amountArg(q.Estimate), amountArg(q.Minimum), amountArg(q.Grace),
+	args := make([]interface{}, 0, 15)
+	args = append(args, msArg(s.now()), q.HoldID, amountArg(q.Estimate), amountArg(q.Minimum), amountArg(q.Grace),
 		q.TTL.Milliseconds(), (q.TTL + s.retention).Milliseconds())
+	args = appendRequest(args, q.RequestID, q.KeyID, q.Model, q.Endpoint)
+	r, err := s.run(ctx, reserveScript, s.holdKeys(q.Account, q.HoldID), args...)
 	if err != nil {
 		return billing.Reservation{}, err
 	}
@@ -311,7 +313,7 @@ func decodeSettle(r reply, q billing.SettleRequest) (billing.Settlement, error) 
 		return decoded(&r, 7, billing.Settlement{EventID: r.str(1), Cost: q.Cost, FromCredit: r.micros(2), ToDebt: r.micros(3),
 			BalanceAfter: r.micros(4), RechargeID: r.str(5), Notices: fieldsOf(r.str(6))})
 	case "REPLAY":
-		st := replayed(&r)
+		st := replayed(&r, false)
 		st.RechargeID, st.Notices = r.str(7), fieldsOf(r.str(8))
 		return decoded(&r, 9, st)
 	case "NOACCOUNT":
@@ -341,7 +343,7 @@ func decodeRelease(r reply, account string) (billing.Settlement, error) {
 	case "OK":
 		return decoded(&r, 3, billing.Settlement{EventID: r.str(1), BalanceAfter: r.micros(2)})
 	case "REPLAY":
-		return decoded(&r, 7, replayed(&r))
+		return decoded(&r, 7, replayed(&r, true))
 	case "NOACCOUNT":
 		return billing.Settlement{}, r.refusal(1, notFound(account))
 	}
@@ -369,9 +371,13 @@ func fieldsOf(s string) []string {
 }
 
 // replayed decodes the head of a settle's or release's REPLAY reply: {'REPLAY',
-// state, event_id, cost, from_credit, to_debt, balance, …}.
-func replayed(r *reply) billing.Settlement {
-	if state := r.str(1); r.err == nil && state != "settled" && state != "released" {
+// state, event_id, cost, from_credit, to_debt, balance, …}. A release answers
+// state "expired" for a hold that already has its hold_expired event (release
+// is true for a release's reply).
+func replayed(r *reply, release bool) billing.Settlement {
+	switch state := r.str(1); {
+	case r.err != nil, state == "settled", state == "released", state == "expired" && release:
+	default:
 		r.fail("element 1 is %s, want \"settled\" or \"released\"", show(state))
 	}
 	return billing.Settlement{EventID: r.str(2), Cost: r.micros(3), FromCredit: r.micros(4), ToDebt: r.micros(5), BalanceAfter: r.micros(6), Replayed: true}
@@ -387,6 +393,17 @@ func checkHold(account, holdID string) error {
 	return nil
 }
 
+// appendRequest adds the fields that name a request (usage, release and
+// hold_expired events, hold records), skipping empty ones.
+func appendRequest(args []interface{}, requestID, keyID, model, endpoint string) []interface{} {
+	for _, kv := range [...][2]string{{"request_id", requestID}, {"key_id", keyID}, {"model", model}, {"endpoint", endpoint}} {
+		if kv[1] != "" {
+			args = append(args, kv[0], kv[1])
+		}
+	}
+	return args
+}
+
 // appendUsage adds the usage event's descriptive fields, skipping empty ones.
 func appendUsage(args []interface{}, u billing.Usage, tokens bool) []interface{} {
 	str := func(k, v string) {
@@ -394,10 +411,7 @@ func appendUsage(args []interface{}, u billing.Usage, tokens bool) []interface{}
 			args = append(args, k, v)
 		}
 	}
-	str("request_id", u.RequestID)
-	str("key_id", u.KeyID)
-	str("model", u.Model)
-	str("endpoint", u.Endpoint)
+	args = appendRequest(args, u.RequestID, u.KeyID, u.Model, u.Endpoint)
 	if tokens {
 		// int64s: go-redis writes them in decimal, without a string of their own.
 		args = append(args,

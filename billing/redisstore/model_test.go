@@ -38,7 +38,22 @@ type mGrant struct {
 type mHold struct {
 	amount  money.Micros
 	expires time.Time
-	done    bool
+	done    bool // settled or released
+	expired bool // a sweep ended it unsettled
+	// ends are the events that ended it, in order: one of usage, release or
+	// hold_expired, or hold_expired then usage.
+	ends []billing.EventType
+}
+
+// sweepHolds ends the holds that reached their TTL unsettled, as any sweep of
+// the store does (the test reads the account, which sweeps, after every step).
+func (m *model) sweepHolds() {
+	for _, h := range m.holds {
+		if !h.done && !h.expired && !m.now.Before(h.expires) {
+			h.expired = true
+			h.ends = append(h.ends, billing.EventHoldExpired)
+		}
+	}
 }
 
 func (m *model) sweep() {
@@ -126,11 +141,13 @@ func (m *model) adjust(id string, amount money.Micros, expires time.Time) bool {
 }
 
 func (m *model) settle(id string, cost money.Micros) {
-	if h, ok := m.holds[id]; ok && h.done {
+	h := m.holds[id]
+	if h.done {
 		return
 	}
 	m.sweep()
-	m.holds[id] = &mHold{done: true}
+	h.done = true
+	h.ends = append(h.ends, billing.EventUsage) // after hold_expired too: a late settle is charged
 	left := cost
 	for _, g := range m.live() {
 		take := min(g.remaining, left)
@@ -142,10 +159,14 @@ func (m *model) settle(id string, cost money.Micros) {
 }
 
 func (m *model) release(id string) {
-	if h, ok := m.holds[id]; ok && h.done {
+	h := m.holds[id]
+	if h.done {
 		return
 	}
-	m.holds[id] = &mHold{done: true}
+	h.done = true
+	if !h.expired { // an expired hold already ended uncharged: releasing it books nothing
+		h.ends = append(h.ends, billing.EventRelease)
+	}
 }
 
 func (m *model) topUp(id string, amount money.Micros, expires time.Time) {
@@ -159,7 +180,10 @@ func (m *model) topUp(id string, amount money.Micros, expires time.Time) {
 // TestLedgerMatchesModel runs random sequences of top-ups, reserves, settles,
 // releases, adjustments (both signs, refused ones, replays), retries and clock
 // jumps against the Lua ledger and the model, checking state equality and exact
-// conservation after every step, and a clean audit at the end of each sequence.
+// conservation after every step. At the end of each sequence the clock passes
+// every hold's TTL, and each admitted hold must have ended exactly as the model
+// says — usage, release, hold_expired, or hold_expired then a late usage, the
+// hold_expired naming its request and amount — and the audit must pass.
 func TestLedgerMatchesModel(t *testing.T) {
 	for _, kind := range []string{"redis", "miniredis"} {
 		t.Run(kind, func(t *testing.T) {
@@ -208,7 +232,8 @@ func TestLedgerMatchesModel(t *testing.T) {
 							minimum = money.Micros(rapid.Int64Range(0, int64(est)).Draw(rt, "minimum"))
 						}
 						wantOK, wantHeld := m.reserve(hid, est, minimum, testPolicy.Grace, testPolicy.HoldTTL)
-						res, err := e.Reserve(e.ctx, billing.ReserveRequest{Account: id, HoldID: hid, Estimate: est, Minimum: minimum, Grace: testPolicy.Grace, TTL: testPolicy.HoldTTL})
+						res, err := e.Reserve(e.ctx, billing.ReserveRequest{Account: id, HoldID: hid, Estimate: est, Minimum: minimum, Grace: testPolicy.Grace, TTL: testPolicy.HoldTTL,
+							RequestID: "req_" + hid, KeyID: "key_m", Model: "gpt-4o-mini", Endpoint: "/v1/chat/completions"})
 						if err != nil || res.Admitted != wantOK || res.Held != wantHeld {
 							rt.Fatalf("reserve est=%s min=%s: %+v %v; model admits=%v held=%s", est, minimum, res, err, wantOK, wantHeld)
 						}
@@ -285,6 +310,7 @@ func TestLedgerMatchesModel(t *testing.T) {
 						}
 					}
 					a := checkConservation(t, e, id)
+					m.sweepHolds()
 					if a.Credit != m.credit() || a.Debt != m.debt || a.Reserved != m.reserved() {
 						rt.Fatalf("step %d: store credit %s debt %s reserved %s; model %s %s %s",
 							step, a.Credit, a.Debt, a.Reserved, m.credit(), m.debt, m.reserved())
@@ -293,12 +319,58 @@ func TestLedgerMatchesModel(t *testing.T) {
 						rt.Fatalf("step %d: totals %+v; model granted %s usage %s expired %s adjusted out %s", step, a.Totals, m.granted, m.usage, m.expired, m.adjOut)
 					}
 				}
+				e.clock.Advance(testPolicy.HoldTTL)
+				m.now = m.now.Add(testPolicy.HoldTTL)
+				checkConservation(t, e, id)
+				m.sweepHolds()
+				checkHoldEnds(rt, e, id, m.holds)
 				if r := audit(t, e, id); !r.OK() {
 					rt.Fatalf("audit: %+v", r.Problems)
 				}
 				checks.Add(1)
 			})
 		})
+	}
+}
+
+// checkHoldEnds compares the events that ended each hold in the ledger with the
+// model's: the same types in the same order, a hold_expired of the held amount
+// that names its request (reserve kept it in the hold record).
+func checkHoldEnds(rt *rapid.T, e *env, account string, holds map[string]*mHold) {
+	got := map[string][]billing.Event{}
+	for after := ""; ; {
+		page, err := e.Events(e.ctx, account, after, 500)
+		if err != nil {
+			rt.Fatal(err)
+		}
+		for _, ev := range page.Events {
+			if ev.HoldID != "" {
+				got[ev.HoldID] = append(got[ev.HoldID], ev)
+			}
+		}
+		if after = page.Next; after == "" {
+			break
+		}
+	}
+	for hid, h := range holds {
+		evs := got[hid]
+		types := make([]billing.EventType, len(evs))
+		for i, ev := range evs {
+			types[i] = ev.Type
+		}
+		if fmt.Sprint(types) != fmt.Sprint(h.ends) {
+			rt.Fatalf("hold %s ended with %v; the model says %v", hid, types, h.ends)
+		}
+		for _, ev := range evs {
+			if ev.Type == billing.EventHoldExpired && (ev.Amount != h.amount || ev.RequestID != "req_"+hid || ev.KeyID != "key_m" ||
+				ev.Model != "gpt-4o-mini" || ev.Endpoint != "/v1/chat/completions") {
+				rt.Fatalf("hold %s of %s: hold_expired event %+v", hid, h.amount, ev)
+			}
+		}
+		delete(got, hid)
+	}
+	if len(got) > 0 {
+		rt.Fatalf("events of holds never admitted: %v", got)
 	}
 }
 

@@ -57,8 +57,8 @@ func (s *Store) Sweep(ctx context.Context, account string, q billing.SweepReques
 func decodeSweep(r reply, account string) (billing.SweepResult, error) {
 	switch r.status() {
 	case "OK":
-		res := billing.SweepResult{Expired: r.micros(1), RechargeID: r.str(2), Notices: r.strings(3)}
-		return decoded(&r, max(3, len(r.v)), res)
+		res := billing.SweepResult{Expired: r.micros(1), HoldsExpired: r.count(2), RechargeID: r.str(3), Notices: r.strings(4)}
+		return decoded(&r, max(4, len(r.v)), res)
 	case "NOACCOUNT":
 		return billing.SweepResult{}, r.refusal(1, notFound(account))
 	}

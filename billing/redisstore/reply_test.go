@@ -80,6 +80,7 @@ var replyCases = []replyCase{
 	{script: "settle.lua", valid: []any{"NOACCOUNT"}},
 	{script: "release.lua", valid: []any{"OK", "1-1", "5000000"}, numeric: []int{2}},
 	{script: "release.lua", valid: []any{"REPLAY", "released", "1-1", "0", "0", "0", "5000000"}, numeric: []int{3, 4, 5, 6}},
+	{script: "release.lua", valid: []any{"REPLAY", "expired", "1-1", "0", "0", "0", "5000000"}, numeric: []int{3, 4, 5, 6}},
 	{script: "top_up.lua", valid: []any{"OK", "g1", "5000000", "5000000", msNow, msLater, "purchase", "1-0", "0", "5000000", "0"},
 		numeric: []int{2, 3, 4, 5, 8, 9}, flags: []int{10}},
 	{script: "top_up.lua", valid: []any{"TIER", "free"}},
@@ -92,8 +93,8 @@ var replyCases = []replyCase{
 		numeric: []int{2, 5, 6, 7, 8, 9, 10}, flags: []int{11}},
 	{script: "adjust.lua", valid: []any{"INSUFFICIENT", "0", "100", "100"}, numeric: []int{1, 2, 3}},
 	{script: "adjust.lua", valid: []any{"CONFLICT"}},
-	{script: "sweep.lua", valid: []any{"OK", "0", ""}, numeric: []int{1}},
-	{script: "sweep.lua", valid: []any{"OK", "5000000", "rc_1", "ntc_acme_1"}, numeric: []int{1}, variadic: true},
+	{script: "sweep.lua", valid: []any{"OK", "0", "0", ""}, numeric: []int{1, 2}},
+	{script: "sweep.lua", valid: []any{"OK", "5000000", "3", "rc_1", "ntc_acme_1"}, numeric: []int{1, 2}, variadic: true},
 	{script: "sweep.lua", valid: []any{"NOACCOUNT"}},
 	{script: "claim_recharge.lua", valid: []any{"OK", rcRec, "1"}, numeric: []int{2}},
 	{script: "claim_recharge.lua", valid: []any{"GONE"}},
@@ -122,7 +123,9 @@ var malformedReplies = []struct {
 	{"state.lua", []any{[]any{"tier", "tier-1"}, []any{"g1", "5000000 5000000 " + msNow}, ""}},
 	{"state.lua", []any{[]any{"tier", "tier-1"}, []any{"g1", strings.Replace(grantRec, "5000000", "5e6", 1)}, ""}},
 	{"state.lua", []any{[]any{"tier", "tier-1"}, []any{"g1", strings.Replace(grantRec, msLater, "never", 1)}, ""}},
-	{"reserve.lua", []any{"DENY", "empty", "9007199254740993"}}, // beyond 2^53: not what a Lua number holds
+	{"reserve.lua", []any{"DENY", "empty", "9007199254740993"}},                             // beyond 2^53: not what a Lua number holds
+	{"settle.lua", []any{"REPLAY", "expired", "1-0", "100", "100", "0", "4999900", "", ""}}, // a settle charges an expired hold
+	{"sweep.lua", []any{"OK", "0", "-1", ""}},
 	{"claim_recharge.lua", []any{"OK", "pending 5000000 2026-03", "1"}},
 	{"claim_recharge.lua", []any{"OK", "pending x 2026-03 0 " + msNow, "1"}},
 	{"claim_recharge.lua", []any{"OK", rcRec, "-1"}},

@@ -3,17 +3,24 @@
 // (or release its hold); it hands a billing.PendingSettlement to Save, which
 // appends it to a file and fsyncs it before returning, so an acknowledged
 // settlement survives a crash of the process. Replay applies the spooled
-// settlements through the ledger once Redis answers again — Settle and Release are
-// idempotent by hold id, so applying one twice books it once — and the app replays
+// settlements through the ledger once Redis answers again — each after asking the
+// ledger whether its hold is already booked (Ledger.HoldOutcome, which reads the
+// hold's record or, without one, the ledger), and Settle and Release are
+// idempotent by hold id besides, so applying one twice books it once — and the app replays
 // the spool first thing at start-up, before it serves. Run retries in the
 // background while the spool is not empty; Depth is exposed for metrics.
+//
+// The spool also keeps a durable record of every request in flight (Begin,
+// Progress, End; inflight.go), so that when the process dies mid-request the
+// next one, at Open, spools a settlement for what each request relayed.
 //
 // On disk, a spool is a directory holding a lock file (one process per spool),
 // numbered segment files of checksummed JSON lines, a ".done" file next to a
 // segment that is being replayed (the hold ids already applied, so a crash during
-// a replay does not apply them again long after the store forgot them), and
+// a replay does not apply them again long after the store forgot them),
 // rejected.log for settlements the ledger refused for good (an account deleted
-// meanwhile), kept for an operator to book by hand.
+// meanwhile), kept for an operator to book by hand, and the in-flight log
+// (inflight-<n>.log).
 package spool
 
 import (
@@ -42,32 +49,42 @@ import (
 type Ledger interface {
 	Settle(ctx context.Context, s billing.SettleRequest) (billing.Settlement, error)
 	Release(ctx context.Context, account, holdID string, u billing.Usage) (billing.Settlement, error)
-	Events(ctx context.Context, account, after string, limit int) (billing.EventPage, error)
+	HoldOutcome(ctx context.Context, account, holdID string, since time.Time) (billing.HoldOutcome, error)
 }
 
 // Options adjust a Spool.
 type Options struct {
-	// RecordRetention is how long the store remembers a settled or released hold
-	// (redisstore.Options.HoldRecordRetention), which is what makes a replayed
-	// settlement idempotent. A spooled settlement older than half of it may have
-	// been applied and forgotten since (the store applied it but its reply was
-	// lost), so the ledger is searched for its hold id before it is replayed.
-	// Default 1h.
+	// RecordRetention is not used any more: a replay asks the ledger about every
+	// spooled settlement (Ledger.HoldOutcome), whatever its age, because the
+	// store's hold record may be gone long before its retention (a Redis restore,
+	// a failover). Kept so that callers setting it still build.
 	RecordRetention time.Duration
 	// Logger receives replay progress and problems; never keys or prompts (a
 	// settlement holds none). Default: none.
 	Logger *zap.Logger
 	// Now is the clock (default time.Now).
 	Now func() time.Time
+
+	// ProgressInterval and ProgressTokens bound how often Progress writes to the
+	// in-flight log: when this long passed since the hold's last write, or this
+	// many more output tokens were relayed (defaults 250ms and 64 tokens).
+	ProgressInterval time.Duration
+	ProgressTokens   int64
+	// SyncInterval is how often the in-flight log is fsynced (default 1s; below
+	// zero: never, for benchmarks of the write path alone). Its writes survive
+	// a crash of the process without it; this bounds what a machine crash loses.
+	SyncInterval time.Duration
+	// CompactAfter is the in-flight log's size in bytes that triggers its
+	// compaction (default 4 MiB).
+	CompactAfter int64
 }
 
 // Spool is an open spool directory. It is safe for concurrent use.
 type Spool struct {
-	dir       string
-	retention time.Duration
-	log       *zap.Logger
-	now       func() time.Time
-	lock      *os.File
+	dir  string
+	log  *zap.Logger
+	now  func() time.Time
+	lock *os.File
 
 	mu        sync.Mutex // guards active, activeSeq, activeN, nextSeq, closed
 	active    *os.File
@@ -78,6 +95,21 @@ type Spool struct {
 
 	replayMu sync.Mutex // one replay at a time
 	depth    atomic.Int64
+
+	// The in-flight log (inflight.go). fmu guards what follows it.
+	fmu               sync.Mutex
+	flights           map[string]*flight // hold id → open record
+	fl                *os.File           // the log appended to (nil until the first Begin)
+	flSeq, flNext     uint64             // fl's number, the next log's
+	flSize, compactAt int64
+	fdirty, fclosed   bool   // written since the last fsync; closed
+	fbuf              []byte // reused for P and E lines
+	progressInterval  time.Duration
+	progressTokens    int64
+	compactAfter      int64
+	stopSync          chan struct{} // closing it stops syncLoop, which then closes syncDone
+	syncDone          chan struct{}
+	recovered         int // in-flight records of a dead process that Open spooled
 }
 
 // Result counts what one Replay did.
@@ -98,7 +130,7 @@ const (
 	recordVersion = 1
 	// searchMargin is how far before a settlement's spooling time the ledger is
 	// searched for it: the store may have applied it up to a settle timeout
-	// earlier, and the store's clock may differ from ours.
+	// earlier, and the store's clock (stream ids) may differ from ours.
 	searchMargin = 10 * time.Minute
 )
 
@@ -113,14 +145,23 @@ func Open(dir string, o Options) (*Spool, error) {
 	if dir == "" {
 		return nil, errors.New("spool: no directory")
 	}
-	if o.RecordRetention <= 0 {
-		o.RecordRetention = time.Hour
-	}
 	if o.Logger == nil {
 		o.Logger = zap.NewNop()
 	}
 	if o.Now == nil {
 		o.Now = time.Now
+	}
+	if o.ProgressInterval <= 0 {
+		o.ProgressInterval = DefaultProgressInterval
+	}
+	if o.ProgressTokens <= 0 {
+		o.ProgressTokens = DefaultProgressTokens
+	}
+	if o.SyncInterval == 0 {
+		o.SyncInterval = DefaultSyncInterval
+	}
+	if o.CompactAfter <= 0 {
+		o.CompactAfter = DefaultCompactAfter
 	}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("spool: %w", err)
@@ -129,13 +170,15 @@ func Open(dir string, o Options) (*Spool, error) {
 	if err != nil {
 		return nil, fmt.Errorf("spool: %s: %w", dir, err)
 	}
-	s := &Spool{dir: dir, retention: o.RecordRetention, log: o.Logger, now: o.Now, lock: lock}
+	s := &Spool{dir: dir, log: o.Logger, now: o.Now, lock: lock, flights: map[string]*flight{}, flNext: 1,
+		progressInterval: o.ProgressInterval, progressTokens: o.ProgressTokens, compactAfter: o.CompactAfter}
 	segs, err := s.segments()
 	if err != nil {
 		s.unlock()
 		return nil, err
 	}
 	pending := 0
+	spooled := map[string]bool{} // "account hold" of each pending settlement
 	for _, seq := range segs {
 		recs, _, err := s.readSegment(seq)
 		if err != nil {
@@ -150,6 +193,7 @@ func Open(dir string, o Options) (*Spool, error) {
 		for _, r := range recs {
 			if !done[r.key()] {
 				pending++
+				spooled[r.P.Settle.Account+" "+r.P.Settle.HoldID] = true
 			}
 		}
 		s.nextSeq = seq + 1
@@ -157,6 +201,14 @@ func Open(dir string, o Options) (*Spool, error) {
 	s.depth.Store(int64(pending))
 	if s.nextSeq == 0 {
 		s.nextSeq = 1
+	}
+	if err := s.recoverInFlight(spooled); err != nil {
+		s.unlock()
+		return nil, err
+	}
+	if o.SyncInterval > 0 {
+		s.stopSync, s.syncDone = make(chan struct{}), make(chan struct{})
+		go s.syncLoop(o.SyncInterval, s.stopSync, s.syncDone)
 	}
 	return s, nil
 }
@@ -170,10 +222,17 @@ func (s *Spool) Depth() int { return int(s.depth.Load()) }
 // Save appends p to the spool and syncs it to disk: when Save returns nil, p
 // survives a crash of the process (and of the machine, if the disk keeps what it
 // acknowledged). It implements proxy.Spool.
-func (s *Spool) Save(p billing.PendingSettlement) error {
-	line, err := encode(p)
-	if err != nil {
-		return err
+func (s *Spool) Save(p billing.PendingSettlement) error { return s.save(p) }
+
+// save appends ps with one write and one fsync.
+func (s *Spool) save(ps ...billing.PendingSettlement) error {
+	var lines []byte
+	for _, p := range ps {
+		line, err := encode(p)
+		if err != nil {
+			return err
+		}
+		lines = append(lines, line...)
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -185,7 +244,7 @@ func (s *Spool) Save(p billing.PendingSettlement) error {
 			return err
 		}
 	}
-	if _, err := s.active.Write(line); err != nil {
+	if _, err := s.active.Write(lines); err != nil {
 		// A partial line fails its checksum on reading; start a clean segment so
 		// later records do not follow a torn one.
 		s.sealActive()
@@ -195,8 +254,8 @@ func (s *Spool) Save(p billing.PendingSettlement) error {
 		s.sealActive()
 		return fmt.Errorf("spool: syncing: %w", err)
 	}
-	s.activeN++
-	s.depth.Add(1)
+	s.activeN += len(ps)
+	s.depth.Add(int64(len(ps)))
 	return nil
 }
 
@@ -225,8 +284,10 @@ func (s *Spool) sealActive() {
 	}
 }
 
-// Close releases the spool. What it holds stays on disk for the next Open.
+// Close releases the spool. What it holds stays on disk for the next Open,
+// open in-flight records included: the next Open settles them.
 func (s *Spool) Close() error {
+	s.closeInFlight()
 	s.mu.Lock()
 	s.closed = true
 	s.sealActive()
@@ -372,20 +433,23 @@ const (
 	replayed
 )
 
-// apply books one settlement. Old ones are first looked up in the ledger: past
-// the store's record retention, only the ledger knows whether it was booked.
+// apply books one settlement, unless the ledger says its hold is booked
+// already: the store applied it before and its reply was lost, or a replay
+// crashed before noting it done. The ledger is asked every time, whatever the
+// settlement's age: Settle and Release are idempotent by hold id only while the
+// store keeps the hold's record, and a restore, a failover or eviction can lose
+// the record of a hold whose usage event is still there. A release of a hold that
+// expired unsettled books nothing either (its hold_expired already ended it); a
+// settle of one books its late usage.
 func (s *Spool) apply(ctx context.Context, l Ledger, p billing.PendingSettlement) (outcome, error) {
-	if s.now().Sub(p.At) > s.retention/2 {
-		found, err := s.booked(ctx, l, p)
-		if err != nil {
-			return applied, err
-		}
-		if found {
-			return replayed, nil
-		}
+	o, err := l.HoldOutcome(ctx, p.Settle.Account, p.Settle.HoldID, p.At.Add(-searchMargin))
+	if err != nil {
+		return applied, err
+	}
+	if o.Booked() || (p.Release && o.State == billing.HoldExpired) {
+		return replayed, nil
 	}
 	var st billing.Settlement
-	var err error
 	if p.Release {
 		st, err = l.Release(ctx, p.Settle.Account, p.Settle.HoldID, p.Settle.Usage)
 	} else {
@@ -398,34 +462,6 @@ func (s *Spool) apply(ctx context.Context, l Ledger, p billing.PendingSettlement
 		return replayed, nil
 	}
 	return applied, nil
-}
-
-// booked searches the account's ledger, from a little before p was spooled, for
-// a usage or release event of p's hold.
-func (s *Spool) booked(ctx context.Context, l Ledger, p billing.PendingSettlement) (bool, error) {
-	// Event ids of the Redis ledger are stream ids, "<ms>-<seq>": starting the
-	// search at a time skips the account's older history. Another ledger may not
-	// accept such a cursor; the whole ledger is searched then.
-	after := strconv.FormatInt(p.At.Add(-searchMargin).UnixMilli(), 10) + "-0"
-	for {
-		page, err := l.Events(ctx, p.Settle.Account, after, 500)
-		if errors.Is(err, billing.ErrInvalid) && after != "" {
-			after = ""
-			continue
-		}
-		if err != nil {
-			return false, err
-		}
-		for _, ev := range page.Events {
-			if ev.HoldID == p.Settle.HoldID && (ev.Type == billing.EventUsage || ev.Type == billing.EventRelease) {
-				return true, nil
-			}
-		}
-		if page.Next == "" {
-			return false, nil
-		}
-		after = page.Next
-	}
 }
 
 // reject records a settlement the ledger refused for good.

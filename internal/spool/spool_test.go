@@ -30,6 +30,8 @@ type fakeLedger struct {
 	records   map[string]time.Time // hold id → when it was booked
 	booked    map[string]int       // hold id → times it was booked (must stay ≤ 1)
 	cost      map[string]money.Micros
+	settles   map[string]billing.SettleRequest // hold id → the settle that booked it
+	releases  map[string]billing.Usage         // hold id → the usage of the release that booked it
 	events    []billing.Event
 	// down, when it returns true, makes the next call fail as an outage before
 	// anything is applied.
@@ -39,12 +41,15 @@ type fakeLedger struct {
 	loseReply func() bool
 	// refuse answers this error for an account (a permanent refusal).
 	refuse map[string]error
-	calls  int
+	calls  int // settles and releases
+	// outcomes counts HoldOutcome calls.
+	outcomes int
 }
 
 func newFakeLedger(now func() time.Time) *fakeLedger {
 	return &fakeLedger{now: now, retention: time.Hour, records: map[string]time.Time{}, booked: map[string]int{},
-		cost: map[string]money.Micros{}, refuse: map[string]error{}}
+		cost: map[string]money.Micros{}, settles: map[string]billing.SettleRequest{}, releases: map[string]billing.Usage{},
+		refuse: map[string]error{}}
 }
 
 func (f *fakeLedger) book(account, hold string, cost money.Micros, typ billing.EventType) (billing.Settlement, error) {
@@ -73,45 +78,51 @@ func (f *fakeLedger) book(account, hold string, cost money.Micros, typ billing.E
 }
 
 func (f *fakeLedger) Settle(_ context.Context, s billing.SettleRequest) (billing.Settlement, error) {
-	return f.book(s.Account, s.HoldID, s.Cost, billing.EventUsage)
+	st, err := f.book(s.Account, s.HoldID, s.Cost, billing.EventUsage)
+	if err == nil && !st.Replayed {
+		f.mu.Lock()
+		f.settles[s.HoldID] = s
+		f.mu.Unlock()
+	}
+	return st, err
 }
 
-func (f *fakeLedger) Release(_ context.Context, account, hold string, _ billing.Usage) (billing.Settlement, error) {
-	return f.book(account, hold, 0, billing.EventRelease)
+func (f *fakeLedger) Release(_ context.Context, account, hold string, u billing.Usage) (billing.Settlement, error) {
+	st, err := f.book(account, hold, 0, billing.EventRelease)
+	if err == nil && !st.Replayed {
+		f.mu.Lock()
+		f.releases[hold] = u
+		f.mu.Unlock()
+	}
+	return st, err
 }
 
-// Events pages through the events after the cursor like redisstore does: an id
-// "<ms>-<seq>" orders by time, then sequence.
-func (f *fakeLedger) Events(_ context.Context, _ string, after string, limit int) (billing.EventPage, error) {
+// HoldOutcome answers like redisstore: from the hold's record while the fake
+// remembers it, else from the events booked since since.
+func (f *fakeLedger) HoldOutcome(_ context.Context, _, hold string, since time.Time) (billing.HoldOutcome, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	f.outcomes++
 	if f.down != nil && f.down() {
-		return billing.EventPage{}, fmt.Errorf("%w: connection refused", billing.ErrUnavailable)
+		return billing.HoldOutcome{}, fmt.Errorf("%w: connection refused", billing.ErrUnavailable)
 	}
-	var page billing.EventPage
+	remembered := false
+	if at, ok := f.records[hold]; ok && f.now().Sub(at) < f.retention {
+		remembered = true
+	}
 	for _, ev := range f.events {
-		if after != "" && !idAfter(ev.ID, after) {
+		ms, _, _ := strings.Cut(ev.ID, "-")
+		at, _ := strconv.ParseInt(ms, 10, 64)
+		if ev.HoldID != hold || (!remembered && at < since.UnixMilli()) {
 			continue
 		}
-		if len(page.Events) == limit {
-			page.Next = page.Events[limit-1].ID
-			break
+		state := billing.HoldSettled
+		if ev.Type == billing.EventRelease {
+			state = billing.HoldReleased
 		}
-		page.Events = append(page.Events, ev)
+		return billing.HoldOutcome{State: state, EventID: ev.ID}, nil
 	}
-	return page, nil
-}
-
-func idAfter(id, cursor string) bool {
-	parse := func(s string) (int64, int64) {
-		a, b, _ := strings.Cut(s, "-")
-		x, _ := strconv.ParseInt(a, 10, 64)
-		y, _ := strconv.ParseInt(b, 10, 64)
-		return x, y
-	}
-	im, is := parse(id)
-	cm, cs := parse(cursor)
-	return im > cm || im == cm && is > cs
+	return billing.HoldOutcome{}, nil
 }
 
 func pending(hold string, cost money.Micros, at time.Time) billing.PendingSettlement {
@@ -194,7 +205,7 @@ func TestReplayStopsWhileTheStoreIsDownAndResumes(t *testing.T) {
 	}
 	l := newFakeLedger(clock)
 	calls := 0
-	l.down = func() bool { calls++; return calls > 2 } // two apply, then the store goes down
+	l.down = func() bool { calls++; return calls > 4 } // two apply (each a HoldOutcome and a Settle), then the store goes down
 	res, err := s.Replay(context.Background(), l)
 	if !errors.Is(err, billing.ErrUnavailable) || res.Applied != 2 || res.Left != 2 {
 		t.Fatalf("replay %+v, %v", res, err)
@@ -222,11 +233,21 @@ func TestReplayStopsWhileTheStoreIsDownAndResumes(t *testing.T) {
 }
 
 // A settlement the store applied but whose reply was lost stays spooled; the
-// replay after that gets the store's replay answer and books nothing more, even
-// when the store has forgotten the hold by then (the ledger is searched).
+// replay after that books nothing more, whether the store still has the hold's
+// record (it answers a replay), has forgotten it with time, or lost it young (a
+// Redis restore, a failover): the ledger is asked whatever the age.
 func TestLostReplyIsNotBookedTwice(t *testing.T) {
-	for _, wait := range []time.Duration{time.Minute, 3 * time.Hour} {
-		t.Run(wait.String(), func(t *testing.T) {
+	cases := []struct {
+		name       string
+		wait       time.Duration
+		loseRecord bool
+	}{
+		{"a minute later", time.Minute, false},
+		{"past the record retention", 3 * time.Hour, false},
+		{"a minute later, the record lost", time.Minute, true},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
 			now := time.Now()
 			clock := func() time.Time { return now }
 			s := open(t, t.TempDir(), clock)
@@ -239,7 +260,10 @@ func TestLostReplyIsNotBookedTwice(t *testing.T) {
 				t.Fatalf("lost reply: %v", err)
 			}
 			l.loseReply = nil
-			now = now.Add(wait) // past the store's record retention in the second case
+			if c.loseRecord {
+				delete(l.records, "req_1")
+			}
+			now = now.Add(c.wait)
 			res, err := s.Replay(context.Background(), l)
 			if err != nil || res.Replayed != 1 || res.Applied != 0 || l.booked["req_1"] != 1 {
 				t.Fatalf("replay %+v %v; booked %d times", res, err, l.booked["req_1"])

@@ -6,7 +6,11 @@
 --
 -- Conventions of the ledger scripts (docs/ARCHITECTURE.md has the key layout):
 --   - Each runs atomically on the one Redis node that owns the account's hash tag,
---     so every key it touches is passed in KEYS and shares the tag `{acct:<id>}`.
+--     so every key it touches shares the tag `{acct:<id>}` and is passed in KEYS,
+--     but for one exception: the sweep of expired holds reads and marks the
+--     records of the holds it ends, whose ids it only learns from the holds zset.
+--     It names them as the Go side does (hold_key: KEYS[1] with its last
+--     component replaced), so they share the tag and the slot.
 --   - KEYS[1..6] are always acct, grants, live, holds, holdamt, ledger; KEYS[7..]
 --     are the script's own (a hold record, an Idempotency-Key record…), if any.
 --   - Amounts are integer micro-USD carried as decimal strings. Lua numbers are
@@ -36,7 +40,10 @@
 local acct, grants, live, holds, holdamt, ledger = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
 local function fmt(x) return string.format('%d', x) end
 local S, S0 = {}, {}
-local COUNTERS = {'credit', 'debt', 'reserved', 'granted', 'usage', 'consumed', 'repaid', 'expired', 'adjusted_out'}
+-- hx_total counts the holds that ever expired unsettled (each has its hold_expired
+-- event); sweep.lua reports the ones not yet reported (hx_reported) for a metric.
+local COUNTERS = {'credit', 'debt', 'reserved', 'granted', 'usage', 'consumed', 'repaid', 'expired', 'adjusted_out',
+  'hx_total'}
 local ALL = {'tier', 'depleted', 'credit', 'debt', 'reserved', 'granted', 'usage', 'consumed', 'repaid', 'expired'}
 
 -- load reads the account in one HMGET of fields: 'tier' (to know the account
@@ -148,17 +155,49 @@ local function event(now, fields)
   return redis.call('XADD', ledger, '*', unpack(args))
 end
 
--- sweep_holds drops expired holds from reserved; sweep_grants forfeits the
--- remaining credit of expired grants (one expire event each). At most 1000 of each
--- per call keeps a script's run time bounded; the rest go on the next call. Each
--- returns whether it changed S; the caller saves.
-local function sweep_holds(now)
+-- hold_key is the record of hold hid: "<prefix>{acct:<id>}:hold:<hid>", as
+-- Store.holdKeys names it. acct ends in ":acct".
+local function hold_key(hid) return string.sub(acct, 1, -5) .. 'hold:' .. hid end
+
+-- The fields of a hold record that describe its request (reserve.lua writes them).
+local HOLD_INFO = {'request_id', 'key_id', 'model', 'endpoint'}
+
+-- sweep_holds ends the holds that expired unsettled: each leaves reserved and
+-- gets one hold_expired event (its held amount and, from its record, the request
+-- id, key id, model and endpoint; the balance does not change), and its record
+-- says 'expired', which a late settle still charges (a usage event follows) and a
+-- late release answers as done (nothing more is booked). A hold leaves the holds
+-- zset when it ends, by settle, release or here, so each gets its event once.
+-- keep, the calling script's own hold (or nil), is left for the script to end.
+-- sweep_grants forfeits the remaining credit of expired grants (one expire event
+-- each). At most 1000 of each per call keeps a script's run time bounded; the
+-- rest go on the next call. Each returns whether it changed S; the caller saves.
+local function sweep_holds(now, keep)
   local hs = redis.call('ZRANGEBYSCORE', holds, '-inf', now, 'LIMIT', 0, 1000)
-  if #hs == 0 then return false end
+  if #hs == 0 or (#hs == 1 and hs[1] == keep) then return false end
   local amts = redis.call('HMGET', holdamt, unpack(hs))
-  for i = 1, #hs do S.reserved = S.reserved - (tonumber(amts[i]) or 0) end
-  redis.call('ZREM', holds, unpack(hs))
-  redis.call('HDEL', holdamt, unpack(hs))
+  local ended = {}
+  for i, hid in ipairs(hs) do
+    if hid ~= keep then
+      local held = tonumber(amts[i]) or 0
+      S.reserved = S.reserved - held
+      local rk = hold_key(hid)
+      local rec = redis.call('HMGET', rk, 'state', unpack(HOLD_INFO))
+      local fields = {'type', 'hold_expired', 'amount', fmt(held), 'hold_id', hid}
+      for j, f in ipairs(HOLD_INFO) do
+        if rec[j + 1] then fields[#fields + 1] = f; fields[#fields + 1] = rec[j + 1] end
+      end
+      local id = event(now, fields)
+      if rec[1] == 'held' then
+        redis.call('HSET', rk, 'state', 'expired', 'event', id, 'balance', fmt(S.credit - S.debt))
+      end
+      ended[#ended + 1] = hid
+    end
+  end
+  redis.call('ZREM', holds, unpack(ended))
+  redis.call('HDEL', holdamt, unpack(ended))
+  need('hx_total')
+  S.hx_total = S.hx_total + #ended
   return true
 end
 
@@ -185,9 +224,10 @@ local function sweep_grants(now)
 end
 
 -- sweep runs both sweeps and saves what they changed: a complete transition on
--- its own, so a script may run it before its own reads and checks.
-local function sweep(now)
-  local h = sweep_holds(now)
+-- its own, so a script may run it before its own reads and checks. keep: see
+-- sweep_holds.
+local function sweep(now, keep)
+  local h = sweep_holds(now, keep)
   if sweep_grants(now) or h then save() end
 end
 

@@ -4,10 +4,12 @@
 --
 -- KEYS   1-6 the account's (prelude.lua), 7 the hold record.
 -- ARGV   1 now_ms, 2 hold_id, 3 estimate, 4 minimum, 5 grace (micros, each in
---        [0, money.MaxAmount]), 6 hold_ttl_ms, 7 record_ttl_ms (both > 0).
+--        [0, money.MaxAmount]), 6 hold_ttl_ms, 7 record_ttl_ms (both > 0), 8…
+--        field/value pairs describing the request (request_id, key_id, model,
+--        endpoint), kept in the hold record for its hold_expired event.
 -- Reply  {'OK', held, available_after, expires_ms}
 --      | {'DENY', reason ('empty' | 'expired' | 'insufficient'), available}
---      | {'DONE', state} (the hold id was already settled or released)
+--      | {'DONE', state} (the hold id was already settled, released or expired)
 --      | {'NOACCOUNT'}.
 --
 -- Admits iff available > 0 and estimate <= available + grace; when not, and
@@ -28,7 +30,6 @@ local now, hid = tonumber(ARGV[1]), ARGV[2]
 local x = load(RESERVE_FIELDS, 4)
 if not x then return {'NOACCOUNT'} end
 local h_next, g_next = x[7], x[8]
-local rec = redis.call('HMGET', KEYS[7], 'state', 'held', 'exp')
 local changed = false
 local hb = tonumber(h_next or '')
 if not hb or hb <= now then
@@ -43,6 +44,8 @@ if tonumber(gs or '') ~= S.granted or (gb ~= '-' and tonumber(gb) <= now) then
   if first[2] then gb = fmt(tonumber(first[2])) end
 end
 if changed then save() end
+-- Read after the sweep, which may just have expired this very hold (a retry).
+local rec = redis.call('HMGET', KEYS[7], 'state', 'held', 'exp')
 if rec[1] then
   if rec[1] ~= 'held' then return {'DONE', rec[1]} end
   return {'OK', rec[2], fmt(S.credit - S.debt - S.reserved), rec[3]}
@@ -68,7 +71,7 @@ local sheld, sexp = fmt(held), fmt(exp)
 S.reserved = S.reserved + held
 redis.call('ZADD', holds, exp, hid)
 redis.call('HSET', holdamt, hid, sheld)
-redis.call('HSET', KEYS[7], 'state', 'held', 'held', sheld, 'exp', sexp)
+redis.call('HSET', KEYS[7], 'state', 'held', 'held', sheld, 'exp', sexp, unpack(ARGV, 8))
 redis.call('PEXPIRE', KEYS[7], ARGV[7])
 local bounds = {}
 if not hb or exp < hb then hb = exp end

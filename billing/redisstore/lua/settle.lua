@@ -15,7 +15,9 @@
 --
 -- Releases the hold (if still live), consumes cost from live grants earliest
 -- expiry first, and books the rest as debt. A hold that already expired is still
--- charged: the request was served. Then, in the same transaction, queues the
+-- charged: the request was served. If a sweep ended it first (its record says
+-- 'expired', the ledger has its hold_expired event), the usage event follows
+-- that one. Then, in the same transaction, queues the
 -- balance notices this settle crossed and starts an auto-recharge when one is due
 -- (id "rc_<hold id>").
 

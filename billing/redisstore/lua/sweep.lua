@@ -7,12 +7,16 @@
 -- ARGV   1 now_ms, 2 month ("2006-01", UTC), 3 auto_recharge ("1"/"0"),
 --        4 low_balance (micros, "" = none), 5 notices ("1"/"0"),
 --        6 expiring_within_ms ("0" = none), 7 candidate recharge id.
--- Reply  {'OK', expired, recharge_id ('' for none), outbox ids…} | {'NOACCOUNT'}.
+-- Reply  {'OK', expired, holds_expired, recharge_id ('' for none), outbox ids…}
+--      | {'NOACCOUNT'}.
 --
--- Forfeits expired credit (expire events), queues the balance notices crossed
--- since the last check and a credits.expiring notice once per grant (at most 100
--- per visit), and starts an auto-recharge that is due (an account whose credit
--- expired gets no settle to start one).
+-- Ends expired holds (hold_expired events) and forfeits expired credit (expire
+-- events), queues the balance notices crossed since the last check and a
+-- credits.expiring notice once per grant (at most 100 per visit), and starts an
+-- auto-recharge that is due (an account whose credit expired gets no settle to
+-- start one). holds_expired counts the holds that expired since a sweep last
+-- reported, whichever script's sweep ended them (hx_total − hx_reported), so a
+-- metric fed from these replies counts each expired hold once across all proxies.
 
 local now = tonumber(ARGV[1])
 if not load() then return {'NOACCOUNT'} end
@@ -40,6 +44,12 @@ if outbox and within > 0 then
 end
 local rc = redis.call('HGET', acct, 'rc_id') or ''
 if rc == '' and ARGV[3] == '1' then rc = maybe_recharge(KEYS[8], now, ARGV[2], ARGV[7]) or '' end
-local out = {'OK', fmt(S.expired - expired0), rc}
+local hx = redis.call('HMGET', acct, 'hx_total', 'hx_reported')
+local hx_total, hx_new = tonumber(hx[1] or '') or 0, 0
+if hx_total > (tonumber(hx[2] or '') or 0) then
+  hx_new = hx_total - (tonumber(hx[2] or '') or 0)
+  redis.call('HSET', acct, 'hx_reported', fmt(hx_total))
+end
+local out = {'OK', fmt(S.expired - expired0), fmt(hx_new), rc}
 for _, id in ipairs(redis.call('HKEYS', KEYS[7])) do out[#out + 1] = id end
 return out
