@@ -156,7 +156,8 @@ let summary = null;
 let rechargeFilled = false;
 
 function drawSummary(s) {
-  const now = Date.now();
+  // Words ("expires in 12 days") count from the ledger's clock, as the server does.
+  const now = Date.parse(s.as_of) || Date.now();
   money($("#balance"), s.balance);
   for (const f of ["available", "reserved", "debt"]) money(document.querySelector(`dd[data-field="${f}"]`), s[f]);
   $("#as-of").textContent = "As of " + utcText(s.as_of);
