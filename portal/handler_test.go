@@ -3,6 +3,7 @@ package portal
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"net/url"
 	"strings"
@@ -415,6 +416,30 @@ func TestSecurityHeaders(t *testing.T) {
 			if h.Get("Cache-Control") != "no-store" {
 				t.Errorf("%s: Cache-Control %q", name, h.Get("Cache-Control"))
 			}
+		}
+	}
+}
+
+// TestNewLink: a minted link opens the account's page once.
+func TestNewLink(t *testing.T) {
+	e := newEnv(t)
+	e.account("acme")
+	ctx := context.Background()
+	link, err := NewLink(ctx, e.sessions, "https://billing.example.test/", billing.PortalLink{Account: "acme", ExpiresAt: time.Now().Add(time.Minute)})
+	if err != nil || !strings.HasPrefix(link, "https://billing.example.test/billing/login?token=") {
+		t.Fatalf("link %q %v", link, err)
+	}
+	u, _ := url.Parse(link)
+	target := u.RequestURI()
+	if rec := e.do(http.MethodGet, target, nil, nil, nil); rec.Code != http.StatusSeeOther {
+		t.Errorf("first open: %d", rec.Code)
+	}
+	if rec := e.do(http.MethodGet, target, nil, nil, nil); rec.Code != http.StatusGone {
+		t.Errorf("second open: %d", rec.Code)
+	}
+	for _, bad := range []struct{ base, account string }{{"billing.example.test", "acme"}, {"https://x.test", "a{b}"}} {
+		if _, err := NewLink(ctx, e.sessions, bad.base, billing.PortalLink{Account: bad.account}); !errors.Is(err, billing.ErrInvalid) {
+			t.Errorf("NewLink(%q, %q): %v, want ErrInvalid", bad.base, bad.account, err)
 		}
 	}
 }
