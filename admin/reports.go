@@ -1,7 +1,6 @@
 package admin
 
 import (
-	"cmp"
 	"encoding/csv"
 	"encoding/json"
 	"fmt"
@@ -15,28 +14,23 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/creditgate/creditgate/billing"
-	"github.com/creditgate/creditgate/money"
+	"github.com/creditgate/creditgate/billing/report"
 )
 
 // The reporting endpoints read an account's ledger: a usage report grouped by
 // model, day or key (or several of them at once); the newest events, newest
-// first, page by page towards older ones; the ledger exported as JSON Lines or CSV, streamed page by
-// page so a ledger of any length takes bounded memory; and an audit that replays
-// the ledger against the stored state (billing.Audit).
-//
-// Ranges are over each event's `at` (the time the proxy recorded it), half-open:
-// from ≤ at < to. Events are stored in commit order, which is `at` order as long as
-// the proxies' clocks agree, so a scan stops once events are clockSkewAllowance
-// past `to` instead of reading the ledger to its end. Event ids are Redis stream
-// ids ("<ms>-<seq>", see billing.CompareEventIDs) whose milliseconds are the
-// store's commit time, so a scan with a `from` also starts at the first event
-// committed clockSkewAllowance before `from` instead of at the ledger's start.
+// first, page by page towards older ones; the ledger exported as JSON Lines or
+// CSV, streamed page by page so a ledger of any length takes bounded memory; and
+// an audit that replays the ledger against the stored state (billing.Audit).
+// The reading itself (ranges, grouping, the newest-first probe) is package
+// billing/report, which the customer's Billing page shares; this file parses
+// queries and writes answers.
 
 // Usage report groupings.
 const (
-	GroupByModel = "model"
-	GroupByDay   = "day"
-	GroupByKey   = "key"
+	GroupByModel = report.ByModel
+	GroupByDay   = report.ByDay
+	GroupByKey   = report.ByKey
 )
 
 // Export formats.
@@ -45,12 +39,9 @@ const (
 	FormatCSV   = "csv"
 )
 
-// reportPageSize is how many events a report reads per store call.
-const reportPageSize = MaxLedgerLimit
-
-// clockSkewAllowance is how far proxies' clocks may disagree: a scan for events
-// before `to` stops at the first event this much later than `to`.
-const clockSkewAllowance = time.Hour
+// reportPageSize is how many events a report reads per store call (and how
+// many an export writes between flushes).
+const reportPageSize = report.PageSize
 
 // UsageReport is the answer of GET /admin/v1/accounts/{id}/usage: settled requests
 // (usage events) in [from, to), grouped.
@@ -67,33 +58,8 @@ type UsageReport struct {
 	Total UsageRow   `json:"total"` // Group is ""
 }
 
-// UsageRow sums the usage events of one group. Tokens are as the usage events
-// record them: CachedTokens is the part of PromptTokens served from the prompt
-// cache, ReasoningTokens the part of CompletionTokens spent on reasoning.
-type UsageRow struct {
-	// Group is the priced model name, the UTC day ("2006-01-02") or the key id
-	// ("" for usage recorded without one).
-	Group string `json:"group"`
-	// By is set only when the report groups by more than one field: the row's
-	// value for each of them, e.g. {"day":"2026-03-01","model":"gpt-4o"}. Group
-	// then joins those values with "/" in group_by's order, for display.
-	By               map[string]string `json:"by,omitempty"`
-	Requests         int64             `json:"requests"`
-	PromptTokens     int64             `json:"prompt_tokens"`
-	CachedTokens     int64             `json:"cached_tokens"`
-	CompletionTokens int64             `json:"completion_tokens"`
-	ReasoningTokens  int64             `json:"reasoning_tokens"`
-	Cost             money.Micros      `json:"cost"`
-}
-
-func (r *UsageRow) add(ev billing.Event) {
-	r.Requests++
-	r.PromptTokens += ev.PromptTokens
-	r.CachedTokens += ev.CachedTokens
-	r.CompletionTokens += ev.CompletionTokens
-	r.ReasoningTokens += ev.ReasoningTokens
-	r.Cost += ev.Cost
-}
+// UsageRow sums the usage events of one group (see report.Row).
+type UsageRow = report.Row
 
 // ExportedEvent is one line of a JSON Lines export: the ledger endpoint's event
 // plus the grant source of grant events.
@@ -171,7 +137,7 @@ func (s *Server) parseReportQuery(r *http.Request, allowed ...string) (reportQue
 		case "group_by":
 			// One grouping, or several separated by commas ("day,model").
 			for _, g := range strings.Split(v, ",") {
-				if g != GroupByModel && g != GroupByDay && g != GroupByKey {
+				if !report.ValidGrouping(g) {
 					return reportQuery{}, badRequest(CodeInvalidValue, "group_by", "group_by must be model, day or key, or several of them separated by commas (day,model), not %q", v)
 				}
 				if slices.Contains(out.groupBy, g) {
@@ -205,56 +171,8 @@ func parseReportTime(name, v string) (time.Time, bool, *apiError) {
 	return t.UTC(), false, nil
 }
 
-// inRange reports whether ev is in q's range, and whether the scan can stop
-// (ev is far enough past `to` that no later event can be in range).
-func (q reportQuery) inRange(ev billing.Event) (in, stop bool) {
-	if !ev.At.Before(q.to) {
-		return false, !ev.At.Before(q.to.Add(clockSkewAllowance))
-	}
-	return q.from.IsZero() || !ev.At.Before(q.from), false
-}
-
-// scanLedger calls f for each event of the snapshot a in q's range, oldest first,
-// reading the ledger one page at a time.
-func (s *Server) scanLedger(r *http.Request, ledger billing.Ledger, a billing.Account, q reportQuery, f func(billing.Event) error) error {
-	if a.LastEventID == "" {
-		return nil
-	}
-	after := ""
-	if _, ok := parseEventID(a.LastEventID); ok && !q.from.IsZero() {
-		// Skip what was committed well before `from`: see the top of this file.
-		if ms := q.from.Add(-clockSkewAllowance).UnixMilli(); ms > 0 {
-			after = startAfter(uint64(ms))
-		}
-	}
-	for {
-		page, err := ledger.Events(r.Context(), a.ID, after, reportPageSize)
-		if err != nil {
-			return err
-		}
-		for _, ev := range page.Events {
-			if billing.CompareEventIDs(ev.ID, a.LastEventID) > 0 {
-				return nil // after the snapshot
-			}
-			in, stop := q.inRange(ev)
-			if stop {
-				return nil
-			}
-			if in {
-				if err := f(ev); err != nil {
-					return err
-				}
-			}
-			if ev.ID == a.LastEventID {
-				return nil
-			}
-		}
-		if page.Next == "" {
-			return nil
-		}
-		after = page.Next
-	}
-}
+// rng is the query's range as the report package takes it.
+func (q reportQuery) rng() report.Range { return report.Range{From: q.from, To: q.to} }
 
 // snapshot validates the route's account and returns its state.
 func (s *Server) snapshot(r *http.Request) (billing.Ledger, billing.Account, *apiError) {
@@ -285,56 +203,15 @@ func (s *Server) usageReport(w http.ResponseWriter, r *http.Request) *apiError {
 	if e != nil {
 		return e
 	}
-	groups := map[string]*UsageRow{}
-	keys := map[*UsageRow][]string{} // each row's values, in group_by's order
-	report := UsageReport{Object: "usage_report", Account: a.ID, To: q.to, GroupBy: strings.Join(q.groupBy, ","), Data: []UsageRow{}}
-	if !q.from.IsZero() {
-		report.From = &q.from
-	}
-	err := s.scanLedger(r, ledger, a, q, func(ev billing.Event) error {
-		if ev.Type != billing.EventUsage {
-			return nil
-		}
-		values := make([]string, len(q.groupBy))
-		for i, g := range q.groupBy {
-			switch g {
-			case GroupByModel:
-				values[i] = ev.Model
-			case GroupByDay:
-				values[i] = ev.At.UTC().Format(time.DateOnly)
-			case GroupByKey:
-				values[i] = ev.KeyID
-			}
-		}
-		key := strings.Join(values, "\x00") // NUL never occurs in a model name, day or key id
-		row := groups[key]
-		if row == nil {
-			row = &UsageRow{Group: strings.Join(values, "/")}
-			if len(values) > 1 {
-				row.By = make(map[string]string, len(values))
-				for i, g := range q.groupBy {
-					row.By[g] = values[i]
-				}
-			}
-			groups[key] = row
-			keys[row] = values
-		}
-		row.add(ev)
-		report.Total.add(ev)
-		return nil
-	})
+	rep, err := report.Usage(r.Context(), ledger, report.SnapshotOf(a), q.rng(), q.groupBy...)
 	if err != nil {
 		return storeError(err)
 	}
-	rows := make([]*UsageRow, 0, len(groups))
-	for _, row := range groups {
-		rows = append(rows, row)
+	out := UsageReport{Object: "usage_report", Account: a.ID, To: q.to, GroupBy: strings.Join(q.groupBy, ","), Data: rep.Rows, Total: rep.Total}
+	if !q.from.IsZero() {
+		out.From = &q.from
 	}
-	slices.SortFunc(rows, func(a, b *UsageRow) int { return slices.Compare(keys[a], keys[b]) })
-	for _, row := range rows {
-		report.Data = append(report.Data, *row)
-	}
-	writeJSON(w, http.StatusOK, report)
+	writeJSON(w, http.StatusOK, out)
 	return nil
 }
 
@@ -398,7 +275,7 @@ func (s *Server) exportLedger(w http.ResponseWriter, r *http.Request) *apiError 
 		flush = func() error { return nil }
 	}
 	n := 0
-	err := s.scanLedger(r, ledger, a, q, func(ev billing.Event) error {
+	err := report.Scan(r.Context(), ledger, report.SnapshotOf(a), q.rng(), func(ev billing.Event) error {
 		if err := write(ev); err != nil {
 			return err
 		}
@@ -450,49 +327,22 @@ func (s *Server) auditAccount(w http.ResponseWriter, r *http.Request) *apiError 
 	return nil
 }
 
-// eventID is a parsed ledger event id, "<ms>-<seq>".
+// eventID is a parsed ledger event id, "<ms>-<seq>": the `before` cursor as
+// recentQuery checks it (report.EventID does the work).
 type eventID struct{ ms, seq uint64 }
 
-func (id eventID) String() string {
-	return strconv.FormatUint(id.ms, 10) + "-" + strconv.FormatUint(id.seq, 10)
-}
-
-func (id eventID) compare(o eventID) int {
-	if c := cmp.Compare(id.ms, o.ms); c != 0 {
-		return c
-	}
-	return cmp.Compare(id.seq, o.seq)
-}
+func (id eventID) String() string { return report.EventID{MS: id.ms, Seq: id.seq}.String() }
 
 // next is the smallest id after id.
 func (id eventID) next() eventID {
-	if id.seq == ^uint64(0) {
-		return eventID{id.ms + 1, 0}
-	}
-	return eventID{id.ms, id.seq + 1}
+	n := report.EventID{MS: id.ms, Seq: id.seq}.Next()
+	return eventID{n.MS, n.Seq}
 }
 
 // parseEventID parses "<ms>-<seq>" strictly (decimal digits only).
 func parseEventID(s string) (eventID, bool) {
-	msPart, seqPart, ok := strings.Cut(s, "-")
-	if !ok || msPart == "" || seqPart == "" || strings.Trim(msPart+seqPart, "0123456789") != "" {
-		return eventID{}, false
-	}
-	ms, err1 := strconv.ParseUint(msPart, 10, 64)
-	seq, err2 := strconv.ParseUint(seqPart, 10, 64)
-	if err1 != nil || err2 != nil {
-		return eventID{}, false
-	}
-	return eventID{ms, seq}, true
-}
-
-// startAfter is the `after` cursor whose page starts at the first event of
-// millisecond ms ("" for ms 0: the ledger's start).
-func startAfter(ms uint64) string {
-	if ms == 0 {
-		return ""
-	}
-	return eventID{ms - 1, ^uint64(0)}.String()
+	id, ok := report.ParseEventID(s)
+	return eventID{id.MS, id.Seq}, ok
 }
 
 // recentQuery reads ?limit=&before=; unknown or repeated parameters are errors.
@@ -532,14 +382,8 @@ func recentQuery(r *http.Request) (limit int, before eventID, hasBefore bool, _ 
 // whose data are the newest `limit` events (default DefaultLedgerLimit, at most
 // MaxLedgerLimit) with ids below `before` (all events when before is absent),
 // newest first. Next is the oldest event's id, to pass as ?before= for the
-// following, older page; "" once the ledger's first event is on the page.
-//
-// The store reads forward only (billing.Ledger.Events), so the newest page is
-// found by probing back from the end in windows of stream-id milliseconds that
-// double while they hold too few events and are halved while they hold too
-// many; each probe is one store call of at most limit+1 events. A page costs
-// O(log(span of the ledger in ms)) such calls, independently of the ledger's
-// length.
+// following, older page; "" once the ledger's first event is on the page. See
+// report.Recent for how a ledger that reads forward is read backwards.
 func (s *Server) recentEvents(w http.ResponseWriter, r *http.Request) *apiError {
 	limit, before, hasBefore, e := recentQuery(r)
 	if e != nil {
@@ -549,192 +393,18 @@ func (s *Server) recentEvents(w http.ResponseWriter, r *http.Request) *apiError 
 	if e != nil {
 		return e
 	}
-	list := EventList{Object: "list", Data: []Event{}}
-	var events []billing.Event
-	var err error
-	last, ok := parseEventID(a.LastEventID)
-	switch {
-	case a.LastEventID == "":
-		// An empty ledger.
-	case !ok:
-		// Ids this reader cannot seek by: read forward, keeping the newest.
-		events, err = newestByScan(r, ledger, a.ID, before, hasBefore, limit+1)
-	default:
-		hi := last.next() // the snapshot's events, and none committed since
-		if hasBefore && before.compare(hi) < 0 {
-			hi = before
-		}
-		rd := &reverseReader{r: r, ledger: ledger, account: a.ID}
-		events, err = rd.newest(hi, limit+1)
+	cursor := ""
+	if hasBefore {
+		cursor = before.String()
 	}
+	page, err := report.Recent(r.Context(), ledger, report.SnapshotOf(a), cursor, limit)
 	if err != nil {
 		return storeError(err)
 	}
-	if len(events) > limit { // one more than asked: older events remain
-		events = events[1:]
-		list.Next, list.HasMore = events[0].ID, true
-	}
-	for i := len(events) - 1; i >= 0; i-- {
-		list.Data = append(list.Data, eventFrom(events[i]))
+	list := EventList{Object: "list", Data: make([]Event, 0, len(page.Events)), Next: page.Next, HasMore: page.HasMore}
+	for _, ev := range page.Events {
+		list.Data = append(list.Data, eventFrom(ev))
 	}
 	writeJSON(w, http.StatusOK, list)
 	return nil
-}
-
-// newestByScan returns the newest n events (below before, if given) by reading
-// the whole ledger forward: the fallback for event ids that do not parse.
-func newestByScan(r *http.Request, ledger billing.Ledger, account string, before eventID, hasBefore bool, n int) ([]billing.Event, error) {
-	ring := newEventRing(n)
-	after := ""
-	for {
-		page, err := ledger.Events(r.Context(), account, after, reportPageSize)
-		if err != nil {
-			return nil, err
-		}
-		for _, ev := range page.Events {
-			if hasBefore {
-				if id, ok := parseEventID(ev.ID); ok && id.compare(before) >= 0 {
-					return ring.events(), nil
-				}
-			}
-			ring.push(ev)
-		}
-		if page.Next == "" {
-			return ring.events(), nil
-		}
-		after = page.Next
-	}
-}
-
-// reverseReader finds the newest events of a ledger that reads forward only.
-type reverseReader struct {
-	r       *http.Request
-	ledger  billing.Ledger
-	account string
-}
-
-// firstRecentWindow is the first window newest probes, in milliseconds.
-const firstRecentWindow = 1024
-
-// newest returns the newest n events with ids below hi, oldest first.
-func (rd *reverseReader) newest(hi eventID, n int) ([]billing.Event, error) {
-	// Grow a window [ms, top) back from hi. got holds every event in [top, hi).
-	var got []billing.Event
-	top, w := hi, uint64(firstRecentWindow)
-	for n > 0 {
-		ms := top.ms - min(w, top.ms)
-		evs, more, err := rd.first(ms, top, n)
-		if err != nil {
-			return nil, err
-		}
-		if more {
-			// [ms, top) holds at least n events: narrow down to the newest n.
-			rest, err := rd.newestIn(ms, top, n)
-			if err != nil {
-				return nil, err
-			}
-			return append(rest, got...), nil
-		}
-		got = append(evs, got...)
-		n -= len(evs)
-		if ms == 0 {
-			break // the ledger's start
-		}
-		top = eventID{ms, 0}
-		w = min(w*2, 1<<62)
-	}
-	return got, nil
-}
-
-// newestIn returns the newest n events of [ms, top), which holds at least n,
-// oldest first, by halving the window.
-func (rd *reverseReader) newestIn(ms uint64, top eventID, n int) ([]billing.Event, error) {
-	var got []billing.Event // every event in [top, the original top)
-	for {
-		if top.ms <= ms+1 {
-			// At most two milliseconds' worth: read it all, keeping the newest n.
-			evs, err := rd.all(ms, top, n)
-			if err != nil {
-				return nil, err
-			}
-			return append(evs, got...), nil
-		}
-		mid := ms + (top.ms-ms)/2 // ms < mid < top.ms
-		evs, more, err := rd.first(mid, top, n)
-		if err != nil {
-			return nil, err
-		}
-		if more {
-			ms = mid // the upper half has enough
-			continue
-		}
-		got = append(evs, got...)
-		n -= len(evs)
-		if n == 0 {
-			return got, nil
-		}
-		top = eventID{mid, 0} // the lower half has at least n more
-	}
-}
-
-// first reads the oldest n events of [ms, top) in one store call. more reports
-// whether there are n of them (and perhaps more); otherwise evs is all of them.
-func (rd *reverseReader) first(ms uint64, top eventID, n int) (evs []billing.Event, more bool, err error) {
-	page, err := rd.ledger.Events(rd.r.Context(), rd.account, startAfter(ms), n)
-	if err != nil {
-		return nil, false, err
-	}
-	for _, ev := range page.Events {
-		id, ok := parseEventID(ev.ID)
-		if ok && id.compare(top) >= 0 {
-			break
-		}
-		evs = append(evs, ev)
-	}
-	return evs, len(evs) >= n, nil
-}
-
-// all reads every event of [ms, top) and returns the newest n, oldest first.
-func (rd *reverseReader) all(ms uint64, top eventID, n int) ([]billing.Event, error) {
-	ring := newEventRing(n)
-	after := startAfter(ms)
-	for {
-		page, err := rd.ledger.Events(rd.r.Context(), rd.account, after, reportPageSize)
-		if err != nil {
-			return nil, err
-		}
-		for _, ev := range page.Events {
-			if id, ok := parseEventID(ev.ID); ok && id.compare(top) >= 0 {
-				return ring.events(), nil
-			}
-			ring.push(ev)
-		}
-		if page.Next == "" {
-			return ring.events(), nil
-		}
-		after = page.Next
-	}
-}
-
-// eventRing keeps the newest n events pushed.
-type eventRing struct {
-	buf   []billing.Event
-	n     int
-	start int // index of the oldest once full
-}
-
-func newEventRing(n int) *eventRing { return &eventRing{n: n} }
-
-func (r *eventRing) push(ev billing.Event) {
-	if len(r.buf) < r.n {
-		r.buf = append(r.buf, ev)
-		return
-	}
-	r.buf[r.start] = ev
-	r.start = (r.start + 1) % r.n
-}
-
-// events returns the kept events, oldest first.
-func (r *eventRing) events() []billing.Event {
-	return append(append([]billing.Event(nil), r.buf[r.start:]...), r.buf[:r.start]...)
 }

@@ -23,6 +23,7 @@ import (
 	"github.com/creditgate/creditgate/internal/app"
 	"github.com/creditgate/creditgate/internal/mockupstream"
 	"github.com/creditgate/creditgate/money"
+	"github.com/creditgate/creditgate/portal"
 )
 
 // Quickstart account and grant: fixed ids, so the top-up is idempotent.
@@ -116,8 +117,9 @@ It prints what to paste into curl, the OpenAI SDKs and the CLI.`,
 				if err != nil {
 					a.Logger().Warn("could not save the quickstart's address for `creditgate demo`; pass it --admin-url and --admin-token", zap.Error(err))
 				}
+				dataURL := "http://" + hostPort(a.DataAddr())
 				return printBanner(cmd.OutOrStdout(), banner{
-					DataURL:  "http://" + hostPort(a.DataAddr()),
+					DataURL: dataURL, BillingURL: demoBillingLink(cmd.Context(), a, dataURL),
 					AdminURL: "http://" + hostPort(a.AdminAddr()),
 					Key:      key, AdminToken: adminToken, Credit: credit,
 					Upstream: upstreamNote, Embedded: strings.HasPrefix(cfg.Redis.URL, "memory:"),
@@ -172,7 +174,29 @@ func startMock(addr string, outputTokens int) (string, func(), error) {
 
 type banner struct {
 	DataURL, AdminURL, Key, AdminToken, Credit, Upstream string
-	Embedded                                             bool
+	// BillingURL is a portal link to the demo account's Billing page ("" when
+	// the store keeps no portal sessions).
+	BillingURL string
+	Embedded   bool
+}
+
+// demoBillingLink mints a single-use link to the demo account's Billing page,
+// or "" (logged) when it cannot.
+func demoBillingLink(ctx context.Context, a *app.App, dataURL string) string {
+	sessions, ok := any(a.Store()).(billing.PortalStore)
+	if !ok {
+		return ""
+	}
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	link, err := portal.NewLink(ctx, sessions, dataURL, billing.PortalLink{Account: demoAccount,
+		ExpiresAt: time.Now().Add(portal.DefaultLinkTTL), Actor: "quickstart"})
+	if err != nil {
+		a.Logger().Warn("could not make a Billing page link for the banner", zap.Error(err))
+		return ""
+	}
+	return link
 }
 
 var bannerTemplate = template.Must(template.New("banner").Parse(`
@@ -191,7 +215,10 @@ Point any OpenAI client at it:
 
   curl {{.DataURL}}/v1/credits -H "Authorization: Bearer {{.Key}}"
 
-Watch the spend on the dashboard (sign in with the admin token below):
+{{if .BillingURL}}Open the demo account's Billing page (a single-use link, valid 10 minutes):
+  {{.BillingURL}}
+
+{{end}}Watch the spend on the dashboard (sign in with the admin token below):
   {{.AdminURL}}/dashboard/
 and spend the demo account's credit from another terminal, until the 429:
   make demo        # or: go run ./cmd/creditgate demo

@@ -203,6 +203,7 @@ func TestQuickstartCommand(t *testing.T) {
 			}
 			out := stdout.String()
 			b := parseBanner(t, out)
+			checkBillingLink(t, out, b)
 			if !strings.Contains(b.upstream, tc.upstream) {
 				t.Errorf("upstream line %q, want it to contain %q", b.upstream, tc.upstream)
 			}

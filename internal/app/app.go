@@ -202,7 +202,13 @@ func New(ctx context.Context, cfg *config.Config, o Options) (*App, error) {
 		Logger:  a.log.Named("admin"),
 		Metrics: a.metrics.Handler(),
 	}
-	a.data = &http.Server{Handler: a.inflight.wrap(p), TLSConfig: dataTLS, ReadHeaderTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute, ErrorLog: zap.NewStdLog(a.log.Named("http"))}
+	// The customer's Billing page (/billing/) beside the proxy, once the store
+	// keeps portal sessions (billing.PortalStore).
+	var dataHandler http.Handler = p
+	if sessions, ok := any(a.store).(billing.PortalStore); ok {
+		dataHandler = withPortal(p, a.newPortal(sessions))
+	}
+	a.data = &http.Server{Handler: a.inflight.wrap(dataHandler), TLSConfig: dataTLS, ReadHeaderTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute, ErrorLog: zap.NewStdLog(a.log.Named("http"))}
 	a.admin = &http.Server{Handler: adminSrv.Handler(), TLSConfig: adminTLS, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute, ErrorLog: zap.NewStdLog(a.log.Named("http"))}
 	a.dataTLS, a.adminTLS = dataTLS != nil, adminTLS != nil
 
