@@ -281,8 +281,10 @@ func (s *Server) revokeKey(w http.ResponseWriter, r *http.Request) *apiError {
 // addCreditsBody is AddCreditsRequest as the server reads it: the amount raw, so
 // its errors can name the field and a bare JSON number is read exactly.
 type addCreditsBody struct {
-	Amount    json.RawMessage `json:"amount"`
-	ExpiresAt *string         `json:"expires_at"`
+	Amount     json.RawMessage `json:"amount"`
+	ExpiresAt  *string         `json:"expires_at"`
+	ExternalID *string         `json:"external_id"`
+	Note       *string         `json:"note"`
 }
 
 func (s *Server) addCredits(w http.ResponseWriter, r *http.Request) *apiError {
@@ -305,10 +307,22 @@ func (s *Server) addCredits(w http.ResponseWriter, r *http.Request) *apiError {
 		}
 		req.Source = billing.SourcePromo
 	}
+	if body.ExternalID != nil {
+		if err := billing.ValidPaymentRef(*body.ExternalID); err != nil {
+			return badRequest(CodeInvalidValue, "external_id", "external_id: %s", strings.TrimPrefix(err.Error(), billing.ErrInvalid.Error()+": "))
+		}
+		req.PaymentRef = *body.ExternalID
+	}
+	if body.Note != nil {
+		if err := billing.ValidNote(*body.Note); err != nil {
+			return badRequest(CodeInvalidValue, "note", "note: %s", strings.TrimPrefix(err.Error(), billing.ErrInvalid.Error()+": "))
+		}
+		req.Note = *body.Note
+	}
 	if hasIdemKey {
 		req.GrantID = idempotentGrantID(id, idemKey)
 		req.IdempotencyKey = idemKey
-		req.Fingerprint = topUpFingerprint(amount, req.ExpiresAt)
+		req.Fingerprint = topUpFingerprint(amount, req.ExpiresAt, req.PaymentRef, req.Note)
 	} else {
 		// A fresh id per HTTP request: the store's retries of this call stay
 		// idempotent, while a second request is a second purchase.
@@ -460,13 +474,21 @@ func idempotentGrantID(account, key string) string {
 }
 
 // topUpFingerprint identifies a top-up request's meaning, not its spelling:
-// "25", "25.00" and 25 are the same request.
-func topUpFingerprint(amount money.Micros, expiresAt time.Time) string {
+// "25", "25.00" and 25 are the same request. The external id and the note are
+// part of it (a key reused with another reference is another request); a
+// request with neither has the fingerprint it had before they existed, so
+// Idempotency-Keys recorded then still replay.
+func topUpFingerprint(amount money.Micros, expiresAt time.Time, externalID, note string) string {
 	exp := ""
 	if !expiresAt.IsZero() {
 		exp = expiresAt.UTC().Format(time.RFC3339Nano)
 	}
-	sum := sha256.Sum256([]byte("amount=" + strconv.FormatInt(int64(amount), 10) + "\nexpires_at=" + exp))
+	text := "amount=" + strconv.FormatInt(int64(amount), 10) + "\nexpires_at=" + exp
+	if externalID != "" || note != "" {
+		// strconv.Quote keeps the encoding unambiguous whatever the texts hold
+		text += "\nexternal_id=" + strconv.Quote(externalID) + "\nnote=" + strconv.Quote(note)
+	}
+	sum := sha256.Sum256([]byte(text))
 	return hex.EncodeToString(sum[:])
 }
 

@@ -640,14 +640,15 @@ func TestSetAutoRechargeHonoursMinPurchase(t *testing.T) {
 func TestLedger(t *testing.T) {
 	at := time.Date(2025, 3, 1, 13, 0, 0, 0, cet)
 	events := []billing.Event{
-		{ID: "1-0", Type: billing.EventTopUp, At: at, Amount: 25 * money.Dollar, BalanceAfter: 25 * money.Dollar, CreditAfter: 25 * money.Dollar, GrantID: "grant_a"},
+		{ID: "1-0", Type: billing.EventTopUp, At: at, Amount: 25 * money.Dollar, BalanceAfter: 25 * money.Dollar, CreditAfter: 25 * money.Dollar, GrantID: "grant_a",
+			PaymentRef: "inv-2025-001", Note: "wire transfer"},
 		{ID: "2-0", Type: billing.EventUsage, At: at, Amount: 1234, BalanceAfter: 25*money.Dollar - 1234, CreditAfter: 25*money.Dollar - 1234,
 			HoldID: "hold_1", RequestID: "req_1", KeyID: "key_1", Model: "gpt-4o-mini", Endpoint: "/v1/chat/completions",
 			PromptTokens: 100, CompletionTokens: 0, TokenSource: billing.TokenSourceUpstream, Cost: 1234, FromCredit: 1234},
 		{ID: "3-0", Type: billing.EventAdjustment, At: at, Amount: -money.Dollar, BalanceAfter: 24*money.Dollar - 1234, CreditAfter: 24*money.Dollar - 1234, Note: "refund"},
 	}
 	const eventsJSON = `[
-		{"id":"1-0","type":"topup","at":"2025-03-01T12:00:00Z","amount":"25.000000","balance_after":"25.000000","credit_after":"25.000000","debt_after":"0.000000","grant_id":"grant_a"},
+		{"id":"1-0","type":"topup","at":"2025-03-01T12:00:00Z","amount":"25.000000","balance_after":"25.000000","credit_after":"25.000000","debt_after":"0.000000","grant_id":"grant_a","payment_ref":"inv-2025-001","note":"wire transfer"},
 		{"id":"2-0","type":"usage","at":"2025-03-01T12:00:00Z","amount":"0.001234","balance_after":"24.998766","credit_after":"24.998766","debt_after":"0.000000",
 		 "hold_id":"hold_1","request_id":"req_1","key_id":"key_1","model":"gpt-4o-mini","endpoint":"/v1/chat/completions",
 		 "prompt_tokens":100,"completion_tokens":0,"cached_tokens":0,"reasoning_tokens":0,"token_source":"upstream",

@@ -50,9 +50,14 @@ type CreateKeyRequest struct {
 
 // AddCreditsRequest is the body of POST /admin/v1/accounts/{id}/credits. Amount is
 // a decimal string ("25.00"); the server also accepts a bare JSON number.
+// ExternalID (the operator's own payment or invoice id, 1–255 bytes) and Note (at
+// most 500 bytes), both optional and without control characters, are kept on the
+// top-up event as payment_ref and note.
 type AddCreditsRequest struct {
-	Amount    string     `json:"amount"`
-	ExpiresAt *time.Time `json:"expires_at,omitempty"`
+	Amount     string     `json:"amount"`
+	ExpiresAt  *time.Time `json:"expires_at,omitempty"`
+	ExternalID string     `json:"external_id,omitempty"`
+	Note       string     `json:"note,omitempty"`
 }
 
 // AdjustmentRequest is the body of POST /admin/v1/accounts/{id}/adjustments.
@@ -189,6 +194,10 @@ type Event struct {
 
 	GrantID string `json:"grant_id,omitempty"`
 	HoldID  string `json:"hold_id,omitempty"`
+	// PaymentRef names the payment behind a credit or a take-back: a top-up's
+	// external_id, a purchase's or recharge's payment id, and the refunded or
+	// disputed payment on the adjustment that took its credit back.
+	PaymentRef string `json:"payment_ref,omitempty"`
 
 	RequestID        string `json:"request_id,omitempty"`
 	KeyID            string `json:"key_id,omitempty"`
@@ -342,6 +351,7 @@ func eventFrom(e billing.Event) Event {
 		Endpoint:     e.Endpoint,
 		TokenSource:  e.TokenSource,
 		Note:         e.Note,
+		PaymentRef:   e.PaymentRef,
 	}
 	// Token counts and costs are meaningful even when zero, so they are present
 	// exactly on usage events rather than omitted when zero.

@@ -1,7 +1,9 @@
 package admin
 
 import (
+	"crypto/sha256"
 	"crypto/subtle"
+	"encoding/hex"
 	"encoding/json"
 	"slices"
 	"testing"
@@ -147,11 +149,25 @@ func TestTopUpFingerprintProperty(t *testing.T) {
 			return time.Unix(rapid.Int64Range(0, 3).Draw(t, label), 0).In(time.FixedZone("z", 60*rapid.IntRange(0, 2).Draw(t, label+"zone")))
 		}
 		e1, e2 := pick("e1"), pick("e2")
-		same := a1 == a2 && e1.Equal(e2)
-		if got := topUpFingerprint(a1, e1) == topUpFingerprint(a2, e2); got != same {
-			t.Fatalf("fingerprints equal = %v for (%d, %v) and (%d, %v), want %v", got, a1, e1, a2, e2, same)
+		// External ids and notes, including ones that would run together if the
+		// encoding were naive.
+		texts := []string{"", "a", "b", "a\nnote=", `a"`, "a b"}
+		r1, r2 := rapid.SampledFrom(texts).Draw(t, "r1"), rapid.SampledFrom(texts).Draw(t, "r2")
+		n1, n2 := rapid.SampledFrom(texts).Draw(t, "n1"), rapid.SampledFrom(texts).Draw(t, "n2")
+		same := a1 == a2 && e1.Equal(e2) && r1 == r2 && n1 == n2
+		if got := topUpFingerprint(a1, e1, r1, n1) == topUpFingerprint(a2, e2, r2, n2); got != same {
+			t.Fatalf("fingerprints equal = %v for (%d, %v, %q, %q) and (%d, %v, %q, %q), want %v", got, a1, e1, r1, n1, a2, e2, r2, n2, same)
 		}
 	})
+}
+
+// A top-up without an external id or a note fingerprints as it did before they
+// existed, so Idempotency-Keys recorded by an earlier version still replay.
+func TestTopUpFingerprintOfPlainTopUpsIsUnchanged(t *testing.T) {
+	sum := sha256.Sum256([]byte("amount=25000000\nexpires_at="))
+	if got, want := topUpFingerprint(25*money.Dollar, time.Time{}, "", ""), hex.EncodeToString(sum[:]); got != want {
+		t.Fatalf("fingerprint %s, want the earlier %s", got, want)
+	}
 }
 
 func TestIdempotentGrantID(t *testing.T) {

@@ -30,6 +30,11 @@ import (
 //     a stored grant with the same amount and source, exactly once (no double
 //     credit), and only adjustments credit grants of source adjustment; every
 //     stored grant has its event; expiry never forfeits more than a grant held.
+//   - takebacks: a take-back (an adjustment with a payment_ref: a refunded or
+//     disputed payment's credit taken back, possibly 0) names the grant an
+//     earlier event credited with that same payment_ref, and what all take-backs
+//     and expiry took from a grant never exceeds what the grant credited (its
+//     amount less the debt it repaid); it is counted in adjusted out.
 //   - usage: no hold is settled twice (no double debit).
 //   - holds: each hold ends in exactly one of usage, release or hold_expired, or
 //     in hold_expired then usage (a late settle): no release after a usage, a
@@ -54,9 +59,18 @@ type Audit struct {
 	pendingGrant   string
 	grantEvents    map[string]int
 	expiredByGrant map[string]money.Micros
-	holds          map[uint64]holdEnd
-	problems       []AuditProblem
-	done           bool
+	// credited is what each grant event credited (for take-backs to check).
+	credited map[string]*creditedGrant
+	holds    map[uint64]holdEnd
+	problems []AuditProblem
+	done     bool
+}
+
+// creditedGrant is what a grant event credited: the grant's amount less the debt
+// it repaid, the payment that paid it, and what take-backs took from it since.
+type creditedGrant struct {
+	credit, takenBack money.Micros
+	paymentRef        string
 }
 
 // AuditProblem is one mismatch. EventID names the first event where it showed, or
@@ -89,6 +103,7 @@ func NewAudit(a Account) *Audit {
 		acct:           a,
 		grantEvents:    map[string]int{},
 		expiredByGrant: map[string]money.Micros{},
+		credited:       map[string]*creditedGrant{},
 		holds:          map[uint64]holdEnd{},
 		done:           a.LastEventID == "",
 	}
@@ -160,6 +175,8 @@ func (au *Audit) Event(ev Event) {
 		switch {
 		case ev.Amount > 0: // credits a grant of source adjustment, like a top-up
 			au.grantEvent(ev)
+		case ev.PaymentRef != "": // a take-back: a refunded or disputed payment's credit
+			au.takeBack(ev)
 		case ev.Amount < 0: // takes credit back; debt is untouched
 			au.balance += ev.Amount
 			au.credit += ev.Amount
@@ -260,6 +277,28 @@ func (au *Audit) grantEvent(ev Event) {
 	au.repaid += repay
 	au.pendingRepay, au.pendingGrant = repay, ev.GrantID
 	au.credit += ev.Amount - repay
+	au.credited[ev.GrantID] = &creditedGrant{credit: ev.Amount - repay, paymentRef: ev.PaymentRef}
+}
+
+// takeBack replays a take-back: like a negative adjustment it takes credit (not
+// debt), but from the one grant its payment credited, never more than that grant
+// credited.
+func (au *Audit) takeBack(ev Event) {
+	au.balance += ev.Amount
+	au.credit += ev.Amount
+	au.adjustedOut -= ev.Amount
+	g, ok := au.credited[ev.GrantID]
+	switch {
+	case !ok:
+		au.fail("takebacks", ev.ID, "take-back of payment %s names grant %q, which no earlier event credited", ev.PaymentRef, ev.GrantID)
+		return
+	case g.paymentRef != ev.PaymentRef:
+		au.fail("takebacks", ev.ID, "take-back of payment %s names grant %s, which payment %q credited", ev.PaymentRef, ev.GrantID, g.paymentRef)
+	}
+	g.takenBack -= ev.Amount
+	if lost := g.takenBack + au.expiredByGrant[ev.GrantID]; lost > g.credit {
+		au.fail("takebacks", ev.ID, "grant %s credited %s, but take-backs took %s and expiry %s of it", ev.GrantID, g.credit, g.takenBack, au.expiredByGrant[ev.GrantID])
+	}
 }
 
 func (au *Audit) grant(id string) (Grant, bool) {

@@ -31,7 +31,9 @@ type EventType string
 //	release                0       a hold was released unused; amount = the hold
 //	hold_expired           0       a hold reached its TTL unsettled (its proxy crashed or lost Redis); amount = the hold
 //	debt_repaid            0       amount of a new grant went to pay debt
-//	adjustment            ±amount  an operator's correction (see Event.Amount sign)
+//	adjustment            ±amount  an operator's correction (see Event.Amount sign), or a take-back:
+//	                               −amount (maybe 0) with payment_ref and grant_id, credit a refunded or
+//	                               disputed payment's grant still held (PurchaseStore.TakeBack)
 //	auto_recharge_failed   0       the charger declined (or never answered) a recharge; amount = the recharge
 //	auto_recharge_skipped  0       a recharge was not started: it would pass the monthly limit; amount = the recharge
 const (
@@ -64,7 +66,7 @@ const (
 
 // Grant sources.
 const (
-	SourcePurchase     = "purchase"      // a manual top-up through the admin API
+	SourcePurchase     = "purchase"      // a top-up through the admin API, or a purchase paid through a payment provider
 	SourceAutoRecharge = "auto_recharge" // paid by the auto-recharge charger
 	SourcePromo        = "promo"         // a top-up with an explicit expires_at
 	SourceAdjustment   = "adjustment"    // an operator's positive adjustment
@@ -177,7 +179,14 @@ type Event struct {
 	Cost                  money.Micros
 	FromCredit            money.Micros // part of Cost paid from grants
 	ToDebt                money.Micros // part of Cost that became debt
-	Note                  string       // adjustment reason, or why a usage was billed as it was
+	// Note is an adjustment's or take-back's reason, a top-up's note (the admin
+	// API's note), or why a usage was billed as it was.
+	Note string
+	// PaymentRef names the payment behind a credit or a take-back: a top-up's
+	// external_id, a purchase's or a provider-charged recharge's payment id
+	// (Stripe: the PaymentIntent), and the same id on the adjustment that took a
+	// refunded or disputed payment's credit back.
+	PaymentRef string
 }
 
 // Tier limits what an account may buy.
@@ -315,6 +324,12 @@ type TopUpRequest struct {
 	Fingerprint    string
 	// SkipLimits bypasses min purchase and tier limits (auto-recharge applies its own).
 	SkipLimits bool
+	// PaymentRef (the admin API's external_id) and Note, both optional, are kept
+	// on the top-up event (payment_ref, note) so an operator's own payment can be
+	// reconciled with the credit; see ValidPaymentRef and ValidNote. They are part
+	// of the request's meaning: the admin API puts them in its Fingerprint.
+	PaymentRef string
+	Note       string
 }
 
 // TopUpResult is the credited grant.
@@ -380,6 +395,42 @@ func ValidAdjustReason(reason string) error {
 		return fmt.Errorf("%w: the reason is not valid UTF-8", ErrInvalid)
 	case strings.ContainsFunc(reason, unicode.IsControl):
 		return fmt.Errorf("%w: the reason contains a control character", ErrInvalid)
+	}
+	return nil
+}
+
+// Bounds of a payment reference and of a top-up's note (bytes).
+const (
+	MaxPaymentRefLen = 255
+	MaxNoteLen       = MaxAdjustReasonLen
+)
+
+// ValidPaymentRef checks a payment reference (a top-up's external_id, a
+// provider's payment id): 1 to MaxPaymentRefLen bytes of valid UTF-8 without
+// control characters.
+func ValidPaymentRef(ref string) error {
+	return validText("payment reference", ref, MaxPaymentRefLen)
+}
+
+// ValidNote checks a top-up's note: like an adjustment's reason, one line of at
+// most MaxNoteLen bytes without control characters, but optional ("" is valid).
+func ValidNote(note string) error {
+	if note == "" {
+		return nil
+	}
+	return validText("note", note, MaxNoteLen)
+}
+
+func validText(what, s string, maxLen int) error {
+	switch {
+	case strings.TrimSpace(s) == "":
+		return fmt.Errorf("%w: the %s is empty", ErrInvalid, what)
+	case len(s) > maxLen:
+		return fmt.Errorf("%w: the %s is longer than %d bytes", ErrInvalid, what, maxLen)
+	case !utf8.ValidString(s):
+		return fmt.Errorf("%w: the %s is not valid UTF-8", ErrInvalid, what)
+	case strings.ContainsFunc(s, unicode.IsControl):
+		return fmt.Errorf("%w: the %s contains a control character", ErrInvalid, what)
 	}
 	return nil
 }

@@ -77,7 +77,10 @@ type PaymentReport struct {
 	EventID string
 	// Amount is what was paid; it is credited, even past the tier's limits: the
 	// customer has paid, and the limits were checked when the purchase started.
-	Amount     money.Micros
+	Amount money.Micros
+	// PaymentRef is the provider's payment id (optional): kept on the purchase
+	// and on the grant's topup event, and indexed so that a refund or a dispute
+	// naming only the payment finds the grant (TakeBack).
 	PaymentRef string
 	// CustomerID and PaymentMethodID, when set, become the account's payment
 	// profile (the card kept for auto-recharge, when the customer consented).
@@ -94,7 +97,8 @@ type TakeBackRequest struct {
 	// never more than is left of the payment's grant; a report whose Upto is not above
 	// the highest seen changes nothing, so replays and out-of-order events are harmless.
 	Upto money.Micros
-	// Reason is kept on the adjustment event ("refund", "dispute: fraudulent").
+	// Reason is kept on the adjustment event ("refund", "dispute: fraudulent"):
+	// required, one line, as an adjustment's reason (billing.ValidAdjustReason).
 	Reason string
 	// EventID is the provider event, for the log.
 	EventID string
@@ -106,9 +110,12 @@ type TakeBackResult struct {
 	// Taken is the credit taken back by this call (0 for a replay); Total is what has
 	// been taken back from the payment's grant in all.
 	Taken, Total money.Micros
-	// Short is what the provider took back that the grant no longer held (it was
-	// already spent): recorded on the event, never made into debt.
-	Short   money.Micros
+	// Short is what the provider took back by this call that the grant no longer
+	// held (it was already spent or expired): said in the event's note, never made
+	// into debt.
+	Short money.Micros
+	// EventID is the adjustment event this call recorded; "" when it recorded
+	// none (a replay, or an Upto past what was credited that takes nothing more).
 	EventID string
 }
 

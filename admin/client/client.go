@@ -131,13 +131,20 @@ func (c *Client) RevokeKey(ctx context.Context, account, keyID string) error {
 // Idempotency-Key header: repeating the call with the same key and arguments
 // credits nothing more and returns the original result with Replayed set.
 func (c *Client) AddCredits(ctx context.Context, account, amount string, expiresAt *time.Time, idemKey string) (admin.CreditResult, error) {
+	return c.AddCreditsWith(ctx, account, admin.AddCreditsRequest{Amount: amount, ExpiresAt: expiresAt}, idemKey)
+}
+
+// AddCreditsWith is AddCredits with the whole request: besides the amount and
+// expiry, the operator's own payment reference (ExternalID) and a Note, which the
+// ledger keeps on the top-up event (payment_ref, note) and which are part of
+// what an Idempotency-Key replays.
+func (c *Client) AddCreditsWith(ctx context.Context, account string, body admin.AddCreditsRequest, idemKey string) (admin.CreditResult, error) {
 	path, err := accountPath(account, "/credits")
 	if err != nil {
 		return admin.CreditResult{}, err
 	}
-	body := admin.AddCreditsRequest{Amount: amount}
-	if expiresAt != nil {
-		utc := expiresAt.UTC()
+	if body.ExpiresAt != nil {
+		utc := body.ExpiresAt.UTC()
 		body.ExpiresAt = &utc
 	}
 	var out admin.CreditResult

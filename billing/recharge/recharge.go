@@ -37,7 +37,9 @@ type Store interface {
 	AccountIDs(ctx context.Context) ([]string, error)
 	Sweep(ctx context.Context, account string, q billing.SweepRequest) (billing.SweepResult, error)
 	ClaimRecharge(ctx context.Context, account, id string, lease time.Duration) (billing.Recharge, error)
-	CompleteRecharge(ctx context.Context, account, id string, creditTTL time.Duration) (billing.TopUpResult, error)
+	// CompleteRecharge credits a paid recharge; paymentRef is the payment
+	// provider's id of the charge ("" for the webhook charger, which has none).
+	CompleteRecharge(ctx context.Context, account, id string, creditTTL time.Duration, paymentRef string) (billing.TopUpResult, error)
 	FailRecharge(ctx context.Context, account, id string, f billing.RechargeFailure) (string, error)
 	ClaimNotices(ctx context.Context, account string, ids []string, lease time.Duration, maxAttempts int) (claimed, dropped []billing.Notice, err error)
 	AckNotice(ctx context.Context, account, id string) error
@@ -436,7 +438,7 @@ func (w *Worker) complete(ctx context.Context, log *zap.Logger, rc billing.Recha
 	// Paid: credit even if ctx ended meanwhile (shutdown), within a bound.
 	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), storeTimeout)
 	defer cancel()
-	res, err := w.o.Store.CompleteRecharge(cctx, rc.Account, rc.ID, w.o.Settings().CreditTTL)
+	res, err := w.o.Store.CompleteRecharge(cctx, rc.Account, rc.ID, w.o.Settings().CreditTTL, "")
 	if err != nil {
 		log.Error("recharge: the charger was paid but the credit failed; the recharge stays pending and the next sweep credits it (the charger must answer the same recharge_id again with 2xx)",
 			zap.Stringer("amount", rc.Amount), zap.Error(err))

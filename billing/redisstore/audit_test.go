@@ -17,8 +17,9 @@ import (
 // randomHistory drives account id through n random operations: top-ups (some
 // promotional, some expiring soon), reserves, settles above and below the hold
 // (debt), releases, retried settles and top-ups, clock jumps (expiry, hold
-// expiry), auto-recharges completed twice or failed, sweeps, and adjustments of
-// both signs (some refused, some replayed).
+// expiry), auto-recharges completed twice or failed, sweeps, adjustments of
+// both signs (some refused, some replayed), purchases paid (some twice) and
+// refunds or disputes of them (cumulative, some replayed).
 func randomHistory(t testing.TB, e *env, id string, n int, seed uint64) {
 	t.Helper()
 	rng := rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
@@ -29,8 +30,13 @@ func randomHistory(t testing.TB, e *env, id string, n int, seed uint64) {
 	}
 	var holds []string
 	var lastSettle billing.SettleRequest
+	type paidPurchase struct {
+		ref    string
+		amount money.Micros
+	}
+	var paid []paidPurchase
 	for i := 0; i < n; i++ {
-		switch op := rng.IntN(13); op {
+		switch op := rng.IntN(15); op {
 		case 0: // top-up, maybe promotional
 			q := billing.TopUpRequest{Account: id, GrantID: fmt.Sprintf("g%d", i), Amount: amount("5.00", "10.00")}
 			if rng.IntN(3) == 0 {
@@ -117,6 +123,34 @@ func randomHistory(t testing.TB, e *env, id string, n int, seed uint64) {
 					t.Fatalf("replayed adjustment: %+v %v", again, err)
 				}
 			}
+		case 13: // a purchase, paid (sometimes reported twice); rarer than spending
+			if rng.IntN(3) != 0 {
+				continue
+			}
+			pid := fmt.Sprintf("pur_%s_%d", id, i)
+			amount := amount("5.00", "10.00")
+			if _, err := e.CreatePurchase(e.ctx, testPolicy, billing.NewPurchaseRequest{Account: id, ID: pid, Amount: amount, Provider: "stripe"}); err != nil {
+				if errors.Is(err, billing.ErrAboveMaxBalance) {
+					continue
+				}
+				t.Fatal(err)
+			}
+			ref := "pi_" + pid
+			for range 1 + rng.IntN(2) {
+				if _, err := e.CompletePurchase(e.ctx, testPolicy, id, pid, billing.PaymentReport{Amount: amount, PaymentRef: ref}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			paid = append(paid, paidPurchase{ref, amount})
+		case 14: // a refund or a dispute of a paid purchase, up to some amount
+			if len(paid) == 0 {
+				continue
+			}
+			p := paid[rng.IntN(len(paid))]
+			reason := []string{"refund", "dispute: fraudulent"}[rng.IntN(2)]
+			if _, err := e.TakeBack(e.ctx, billing.TakeBackRequest{PaymentRef: p.ref, Upto: amount("0.01", (p.amount + usd("1.00")).String()), Reason: reason}); err != nil {
+				t.Fatal(err)
+			}
 		}
 	}
 }
@@ -172,6 +206,18 @@ func TestAuditPassesOnLongRandomHistory(t *testing.T) {
 			}
 			if pos == 0 || neg == 0 {
 				t.Errorf("seed %d: %d positive and %d negative adjustments; want both", seed, pos, neg)
+			}
+			var refs, takeBacks int
+			for _, ev := range e.events(t, id) {
+				if ev.Type == billing.EventTopUp && ev.PaymentRef != "" {
+					refs++
+				}
+				if ev.Type == billing.EventAdjustment && ev.PaymentRef != "" {
+					takeBacks++
+				}
+			}
+			if refs == 0 || takeBacks == 0 {
+				t.Errorf("seed %d: %d paid purchases and %d take-backs; want both", seed, refs, takeBacks)
 			}
 		}
 		for _, typ := range []billing.EventType{billing.EventTopUp, billing.EventUsage, billing.EventExpire, billing.EventDebtRepaid, billing.EventAutoRecharge,
@@ -260,6 +306,43 @@ func TestAuditFailsOnTamperedState(t *testing.T) {
 			return r.EventID
 		}, true},
 	}
+	// takeBackOf finds a take-back event of the history and what its payment credited.
+	takeBackOf := func(t *testing.T, e *env, id string) billing.Event {
+		for _, ev := range e.events(t, id) {
+			if ev.Type == billing.EventAdjustment && ev.PaymentRef != "" {
+				return ev
+			}
+		}
+		t.Fatal("no take-back in the history")
+		return billing.Event{}
+	}
+	forgeTakeBack := func(t *testing.T, e *env, id string, tb billing.Event, amount money.Micros, ref string) string {
+		a := e.get(t, id)
+		return e.redis.Client.XAdd(e.ctx, &redis.XAddArgs{Stream: e.ledgerKey(id), Values: []any{
+			"type", "adjustment", "at", "1", "amount", fmt.Sprint(-int64(amount)), "grant_id", tb.GrantID, "payment_ref", ref, "note", "forged",
+			"balance_after", fmt.Sprint(int64(a.Balance() - amount)), "credit_after", fmt.Sprint(int64(a.Credit - amount)), "debt_after", fmt.Sprint(int64(a.Debt)),
+		}}).Val()
+	}
+	cases = append(cases,
+		struct {
+			name      string
+			check     string
+			tamper    tamper
+			wantEvent bool
+		}{"a take-back appended beyond what its grant credited", "takebacks", func(t *testing.T, e *env, id string) string {
+			tb := takeBackOf(t, e, id)
+			return forgeTakeBack(t, e, id, tb, usd("10.01"), tb.PaymentRef)
+		}, true},
+		struct {
+			name      string
+			check     string
+			tamper    tamper
+			wantEvent bool
+		}{"a take-back appended naming another payment's grant", "takebacks", func(t *testing.T, e *env, id string) string {
+			tb := takeBackOf(t, e, id)
+			return forgeTakeBack(t, e, id, tb, 0, "pi_someone_else")
+		}, true},
+	)
 	eachStore(t, func(t *testing.T, e *env) {
 		for i, tc := range cases {
 			t.Run(tc.name, func(t *testing.T) {

@@ -452,6 +452,14 @@ func (s *Store) TopUp(ctx context.Context, p billing.Policy, q billing.TopUpRequ
 	if strings.ContainsAny(source, " ") {
 		return billing.TopUpResult{}, fmt.Errorf("%w: source %q", billing.ErrInvalid, source)
 	}
+	if q.PaymentRef != "" {
+		if err := billing.ValidPaymentRef(q.PaymentRef); err != nil {
+			return billing.TopUpResult{}, err
+		}
+	}
+	if err := billing.ValidNote(q.Note); err != nil {
+		return billing.TopUpResult{}, err
+	}
 	evType := billing.EventTopUp
 	if source == billing.SourceAutoRecharge {
 		evType = billing.EventAutoRecharge
@@ -495,7 +503,7 @@ func (s *Store) TopUp(ctx context.Context, p billing.Policy, q billing.TopUpRequ
 		r, err := s.run(ctx, topUpScript, s.accountKeys(q.Account, idemKey),
 			ms(now), q.GrantID, amountArg(q.Amount), ms(expires), source, string(evType), tier,
 			amountArg(p.MinPurchase), amountArg(limits.MaxTopUp), amountArg(limits.MaxBalance),
-			skip, q.Fingerprint, s.idemTTL.Milliseconds(), explicitExpiry)
+			skip, q.Fingerprint, s.idemTTL.Milliseconds(), explicitExpiry, q.PaymentRef, q.Note)
 		if err != nil {
 			return billing.TopUpResult{}, err
 		}
@@ -640,6 +648,7 @@ func parseEvent(account string, m redis.XMessage) (billing.Event, error) {
 		ToDebt:                d.microsOf(f, "to_debt"),
 		Source:                f["source"],
 		Note:                  f["note"],
+		PaymentRef:            f["payment_ref"],
 	}
 	if d.err != nil {
 		return billing.Event{}, d.err

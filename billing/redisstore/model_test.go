@@ -169,6 +169,34 @@ func (m *model) release(id string) {
 	}
 }
 
+// mPayment is a paid purchase's payment, as take-backs see it.
+type mPayment struct {
+	grant               *mGrant
+	amount              money.Micros // credited
+	seen, claimed, took money.Micros
+}
+
+// takeBack applies a refund or dispute reported up to upto: what it adds to the
+// claim, up to what was credited, is taken from the payment's grant as far as the
+// grant still holds it. It returns what this call took.
+func (m *model) takeBack(p *mPayment, upto money.Micros) money.Micros {
+	if upto <= p.seen {
+		return 0
+	}
+	m.sweep()
+	p.seen = upto
+	add := min(upto, p.amount) - p.claimed
+	if add <= 0 {
+		return 0
+	}
+	take := min(add, p.grant.remaining)
+	p.grant.remaining -= take
+	p.claimed += add
+	p.took += take
+	m.adjOut += take
+	return take
+}
+
 func (m *model) topUp(id string, amount money.Micros, expires time.Time) {
 	m.sweep()
 	repay := min(m.debt, amount)
@@ -177,13 +205,16 @@ func (m *model) topUp(id string, amount money.Micros, expires time.Time) {
 	m.grants = append(m.grants, &mGrant{id: id, remaining: amount - repay, expires: expires})
 }
 
-// TestLedgerMatchesModel runs random sequences of top-ups, reserves, settles,
-// releases, adjustments (both signs, refused ones, replays), retries and clock
-// jumps against the Lua ledger and the model, checking state equality and exact
-// conservation after every step. At the end of each sequence the clock passes
-// every hold's TTL, and each admitted hold must have ended exactly as the model
-// says — usage, release, hold_expired, or hold_expired then a late usage, the
-// hold_expired naming its request and amount — and the audit must pass.
+// TestLedgerMatchesModel runs random sequences of top-ups (some carrying a
+// payment reference and a note), reserves, settles, releases, adjustments (both
+// signs, refused ones, replays), purchases (created, refused, completed, completed
+// again), take-backs of their payments (partial, cumulative, replayed, beyond what
+// is left), retries and clock jumps against the Lua ledger and the model, checking
+// state equality and exact conservation after every step. At the end of each
+// sequence the clock passes every hold's TTL, and each admitted hold must have
+// ended exactly as the model says — usage, release, hold_expired, or hold_expired
+// then a late usage, the hold_expired naming its request and amount — and the
+// audit must pass.
 func TestLedgerMatchesModel(t *testing.T) {
 	for _, kind := range []string{"redis", "miniredis"} {
 		t.Run(kind, func(t *testing.T) {
@@ -204,10 +235,13 @@ func TestLedgerMatchesModel(t *testing.T) {
 				m := &model{now: e.clock.Now(), holds: map[string]*mHold{}}
 				var holdIDs []string
 				var adjusts []billing.AdjustRequest
+				var purchases []string // created, in order
+				pending := map[string]money.Micros{}
+				payments := map[string]*mPayment{} // by purchase id, once paid
 				lastSettle := billing.SettleRequest{}
 				steps := rapid.IntRange(1, 40).Draw(rt, "steps")
 				for step := 0; step < steps; step++ {
-					switch op := rapid.IntRange(0, 8).Draw(rt, "op"); op {
+					switch op := rapid.IntRange(0, 12).Draw(rt, "op"); op {
 					case 0: // top-up
 						amount := money.Micros(rapid.Int64Range(int64(usd("5.00")), int64(usd("100.00"))).Draw(rt, "amount"))
 						gid := fmt.Sprintf("g%d", step)
@@ -307,6 +341,69 @@ func TestLedgerMatchesModel(t *testing.T) {
 						res, err := e.Adjust(e.ctx, testPolicy, id, q)
 						if err != nil || !res.Replayed {
 							rt.Fatalf("replayed adjustment: %+v %v", res, err)
+						}
+					case 9: // a purchase starts, checked as a top-up of its amount
+						amount := money.Micros(rapid.Int64Range(int64(usd("5.00")), int64(usd("100.00"))).Draw(rt, "purchase"))
+						pid := fmt.Sprintf("pur_%d", step)
+						wantErr := m.credit()+amount-min(m.debt, amount) > usd("1000.00")
+						_, err := e.CreatePurchase(e.ctx, testPolicy, billing.NewPurchaseRequest{Account: id, ID: pid, Amount: amount, Provider: "stripe"})
+						if wantErr != errors.Is(err, billing.ErrAboveMaxBalance) || (!wantErr && err != nil) {
+							rt.Fatalf("purchase %s: err %v, model expects error=%v", amount, err, wantErr)
+						}
+						if err == nil {
+							purchases = append(purchases, pid)
+							pending[pid] = amount
+						}
+					case 10: // the provider reports a purchase paid, maybe again
+						if len(purchases) == 0 {
+							continue
+						}
+						pid := rapid.SampledFrom(purchases).Draw(rt, "paid purchase")
+						amount, again := pending[pid], payments[pid] != nil
+						if again {
+							amount = payments[pid].amount
+						}
+						res, err := e.CompletePurchase(e.ctx, testPolicy, id, pid, billing.PaymentReport{Amount: amount, PaymentRef: "pi_" + id + "_" + pid})
+						if err != nil || res.Replayed != again || res.Grant.ID != pid || res.Grant.Amount != amount {
+							rt.Fatalf("complete %s (paid before: %v): %+v %v", pid, again, res, err)
+						}
+						if !again {
+							m.topUp(pid, amount, e.clock.Now().Add(testPolicy.CreditTTL).Truncate(time.Millisecond))
+							payments[pid] = &mPayment{grant: m.grants[len(m.grants)-1], amount: amount}
+							delete(pending, pid)
+						}
+					case 11: // a refund or dispute of a paid purchase, cumulative
+						if len(payments) == 0 {
+							continue
+						}
+						paid := make([]string, 0, len(payments))
+						for _, pid := range purchases {
+							if payments[pid] != nil {
+								paid = append(paid, pid)
+							}
+						}
+						pid := rapid.SampledFrom(paid).Draw(rt, "refunded purchase")
+						p := payments[pid]
+						upto := money.Micros(rapid.Int64Range(1, int64(p.amount+usd("2.00"))).Draw(rt, "refunded up to"))
+						want := m.takeBack(p, upto)
+						res, err := e.TakeBack(e.ctx, billing.TakeBackRequest{PaymentRef: "pi_" + id + "_" + pid, Upto: upto, Reason: "refund"})
+						if err != nil || res.Taken != want || res.Total != p.took {
+							rt.Fatalf("take back %s up to %s: %+v %v; model takes %s (%s in all)", pid, upto, res, err, want, p.took)
+						}
+					case 12: // a top-up carrying the operator's own payment reference and a note
+						amount := money.Micros(rapid.Int64Range(int64(usd("5.00")), int64(usd("50.00"))).Draw(rt, "referenced top-up"))
+						gid := fmt.Sprintf("gref%d", step)
+						ref := rapid.StringMatching(`[A-Za-z0-9][A-Za-z0-9 _./-]{0,39}`).Draw(rt, "external id")
+						wantErr := m.credit()+amount-min(m.debt, amount) > usd("1000.00")
+						res, err := e.TopUp(e.ctx, testPolicy, billing.TopUpRequest{Account: id, GrantID: gid, Amount: amount, PaymentRef: ref, Note: "wire " + ref})
+						if wantErr != errors.Is(err, billing.ErrAboveMaxBalance) || (!wantErr && err != nil) {
+							rt.Fatalf("top-up with ref %q: err %v, model expects error=%v", ref, err, wantErr)
+						}
+						if err == nil {
+							m.topUp(gid, amount, e.clock.Now().Add(testPolicy.CreditTTL).Truncate(time.Millisecond))
+							if evs := e.events(t, id); evs[len(evs)-1].ID == res.EventID && (evs[len(evs)-1].PaymentRef != ref || evs[len(evs)-1].Note != "wire "+ref) {
+								rt.Fatalf("top-up event %+v; want payment_ref %q", evs[len(evs)-1], ref)
+							}
 						}
 					}
 					a := checkConservation(t, e, id)

@@ -128,16 +128,25 @@ var completeRechargeScript = newScript("complete_recharge.lua")
 // CompleteRecharge credits a paid recharge: a grant of source auto_recharge whose
 // id is the recharge id, expiring after creditTTL, counted in the recharge's month.
 // Calling it again for the same recharge credits nothing and returns the grant with
-// Replayed set.
-func (s *Store) CompleteRecharge(ctx context.Context, account, id string, creditTTL time.Duration) (billing.TopUpResult, error) {
+// Replayed set. paymentRef, optional, is the payment provider's id of the charge
+// (Stripe: the PaymentIntent; "" from the webhook charger): it goes on the
+// auto_recharge event and is indexed, so that a refund or a dispute of that
+// payment takes the grant's credit back (TakeBack).
+func (s *Store) CompleteRecharge(ctx context.Context, account, id string, creditTTL time.Duration, paymentRef string) (billing.TopUpResult, error) {
 	if err := checkRecharge(account, id); err != nil {
 		return billing.TopUpResult{}, err
 	}
 	if creditTTL <= 0 {
 		return billing.TopUpResult{}, fmt.Errorf("%w: credit lifetime %s", billing.ErrInvalid, creditTTL)
 	}
+	if paymentRef != "" {
+		if err := s.indexPayment(ctx, paymentRef, account, id); err != nil {
+			return billing.TopUpResult{}, err
+		}
+	}
 	now := s.now()
-	r, err := s.run(ctx, completeRechargeScript, s.accountKeys(account, "recharges"), ms(now), id, ms(now.Add(creditTTL)))
+	r, err := s.moneyIn(ctx, completeRechargeScript, s.accountKeys(account, "recharges", paymentsKey),
+		ms(now), id, ms(now.Add(creditTTL)), paymentRef)
 	if err != nil {
 		return billing.TopUpResult{}, err
 	}
@@ -152,6 +161,8 @@ func decodeCompleteRecharge(r reply, account, id string) (billing.TopUpResult, e
 		return decoded(&r, 10, res)
 	case "UNKNOWN":
 		return billing.TopUpResult{}, r.refusal(1, fmt.Errorf("%w: no recharge %s on account %q", billing.ErrRechargeNotPending, id, account))
+	case "REF_TAKEN":
+		return billing.TopUpResult{}, r.refusal(2, refTaken(account, r.str(1)))
 	case "NOACCOUNT":
 		return billing.TopUpResult{}, r.refusal(1, notFound(account))
 	}

@@ -271,13 +271,14 @@ func keysCommand(o *clientOptions) *cobra.Command {
 func creditsCommand(o *clientOptions) *cobra.Command {
 	cmd := &cobra.Command{Use: "credits", Short: "Add or adjust prepaid credits"}
 
-	var expiresAt, idemKey string
+	var expiresAt, idemKey, externalID, note string
 	add := &cobra.Command{
 		Use:   "add ACCOUNT AMOUNT",
 		Short: "Add a credit grant of AMOUNT USD (e.g. 25.00)",
 		Long: "Add a credit grant of AMOUNT USD (a decimal such as 25.00, at most six decimals).\n" +
 			"With --idempotency-key, repeating the command with the same key credits nothing more\n" +
-			"and prints the original result.",
+			"and prints the original result. --external-id (your own payment or invoice id) and\n" +
+			"--note are kept on the ledger's top-up event as payment_ref and note.",
 		Args: cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			expires, err := parseExpiresAt(expiresAt)
@@ -288,7 +289,11 @@ func creditsCommand(o *clientOptions) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			res, err := c.AddCredits(cmd.Context(), args[0], args[1], expires, idemKey)
+			req := admin.AddCreditsRequest{Amount: args[1], ExpiresAt: expires, ExternalID: externalID, Note: note}
+			if cmd.Flags().Changed("external-id") && externalID == "" {
+				return fmt.Errorf("--external-id must not be empty")
+			}
+			res, err := c.AddCreditsWith(cmd.Context(), args[0], req, idemKey)
 			if err != nil {
 				return err
 			}
@@ -308,6 +313,8 @@ func creditsCommand(o *clientOptions) *cobra.Command {
 	}
 	add.Flags().StringVar(&expiresAt, "expires-at", "", "expiry of a promotional grant (RFC 3339); default: the configured credit lifetime")
 	add.Flags().StringVar(&idemKey, "idempotency-key", "", "makes retries safe: the same key and arguments credit once")
+	add.Flags().StringVar(&externalID, "external-id", "", "your own reference for the payment (kept on the ledger event as payment_ref)")
+	add.Flags().StringVar(&note, "note", "", "a note kept on the ledger event (one line, at most 500 bytes)")
 	cmd.AddCommand(add, creditsAdjustCommand(o))
 	return cmd
 }

@@ -2,19 +2,23 @@
 --
 -- complete_recharge.lua: the charger answered 2xx (paid).
 --
--- KEYS   1-6 the account's (prelude.lua), 7 the recharge records.
--- ARGV   1 now_ms, 2 recharge_id, 3 expires_ms.
+-- KEYS   1-6 the account's (prelude.lua), 7 the recharge records, 8 the
+--        account's payments (hash: payment_ref -> take-back record, see
+--        take_back.lua).
+-- ARGV   1 now_ms, 2 recharge_id, 3 expires_ms, 4 payment_ref (the payment
+--        provider's id of the charge; "" = none, as from the webhook charger).
 -- Reply  {'OK' | 'REPLAY', grant_id, amount, remaining, granted_ms, expires_ms,
 --         source, event_id, repaid, balance}
---      | {'UNKNOWN'} | {'NOACCOUNT'}.
+--      | {'UNKNOWN'} | {'NOACCOUNT'} | {'REF_TAKEN', grant_id}.
 --
 -- Credits the recharge as a grant of source auto_recharge whose id is the recharge
 -- id (so a second 2xx for the same recharge credits nothing), adds it to its
 -- month's auto-recharged total, and clears the pending recharge and any back-off.
 -- A recharge already recorded as failed is still credited: the charger says it
--- was paid.
+-- was paid. A payment_ref goes on the auto_recharge event and starts the
+-- payment's take-back record, so a refund or a dispute finds the grant.
 
-local now, gid = tonumber(ARGV[1]), ARGV[2]
+local now, gid, ref = tonumber(ARGV[1]), ARGV[2], ARGV[4]
 if not load() then return {'NOACCOUNT'} end
 local function result(status, raw) return grant_reply(status, gid, raw) end
 local existing = redis.call('HGET', grants, gid)
@@ -28,8 +32,15 @@ local raw = redis.call('HGET', KEYS[7], gid)
 if not raw then return {'UNKNOWN'} end
 local _, amount, month, total, started = string.match(raw, '^(%S+) (%S+) (%S+) (%S+) (%S+)$')
 amount = tonumber(amount)
+if ref ~= '' then
+  local taken = redis.call('HGET', KEYS[8], ref)
+  if taken then return {'REF_TAKEN', string.match(taken, '^(%S+)')} end
+end
 sweep(now)
-credit_grant(now, gid, amount, tonumber(ARGV[3]), 'auto_recharge', 'auto_recharge')
+local extra
+if ref ~= '' then extra = {'payment_ref', ref} end
+credit_grant(now, gid, amount, tonumber(ARGV[3]), 'auto_recharge', 'auto_recharge', extra)
+if ref ~= '' then redis.call('HSET', KEYS[8], ref, gid .. ' 0 0 0 0 -') end
 local m = redis.call('HMGET', acct, 'ar_month', 'ar_month_total', 'rc_id')
 if m[1] == month then
   redis.call('HSET', acct, 'ar_month_total', fmt((tonumber(m[2] or '') or 0) + amount))

@@ -8,7 +8,8 @@
 --        9 max_topup, 10 max_balance (micros, [0, money.MaxAmount], 0 = no limit
 --        for 9 and 10), 11 skip_limits ("1"/"0"), 12 fingerprint ("" = no
 --        Idempotency-Key), 13 idem_ttl_ms, 14 explicit_expiry ("1": the request set
---        expires_at).
+--        expires_at), 15 payment_ref, 16 note (each "" = none; kept on the topup
+--        event).
 -- Reply  {'OK', grant_id, amount, remaining, granted_ms, expires_ms, source,
 --         event_id, repaid, balance, replayed ("1"/"0")}
 --      | {'NOACCOUNT'} | {'CONFLICT'} | {'TIER', actual_tier} | {'BELOW', min}
@@ -55,7 +56,10 @@ if ARGV[11] ~= '1' then
   if maxb > 0 and credit_after > maxb then return {'ABOVE_BALANCE', ARGV[10], fmt(credit_after)} end
 end
 -- writes
-credit_grant(now, gid, amount, expires, ARGV[5], ARGV[6])
+local extra = {}
+if ARGV[15] ~= '' then extra[#extra + 1] = 'payment_ref'; extra[#extra + 1] = ARGV[15] end
+if ARGV[16] ~= '' then extra[#extra + 1] = 'note'; extra[#extra + 1] = ARGV[16] end
+credit_grant(now, gid, amount, expires, ARGV[5], ARGV[6], extra)
 if fp ~= '' then
   redis.call('HSET', KEYS[7], 'fp', fp, 'grant', gid)
   redis.call('PEXPIRE', KEYS[7], ARGV[13])
