@@ -276,8 +276,9 @@ func creditsCommand(o *clientOptions) *cobra.Command {
 		Use:   "add ACCOUNT AMOUNT",
 		Short: "Add a credit grant of AMOUNT USD (e.g. 25.00)",
 		Long: "Add a credit grant of AMOUNT USD (a decimal such as 25.00, at most six decimals).\n" +
-			"With --idempotency-key, repeating the command with the same key credits nothing more\n" +
-			"and prints the original result.",
+			"The request carries an Idempotency-Key: --idempotency-key, else a new one, printed first.\n" +
+			"It is retried with that key while its outcome is unknown (503, no answer); repeating the\n" +
+			"command with the same key credits nothing more and prints the original result.",
 		Args: cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			expires, err := parseExpiresAt(expiresAt)
@@ -288,12 +289,13 @@ func creditsCommand(o *clientOptions) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			res, err := c.AddCredits(cmd.Context(), args[0], args[1], expires, idemKey)
+			m := newMoneyCall(cmd, c, idemKey)
+			res, err := c.AddCredits(cmd.Context(), args[0], args[1], expires, m.key)
 			if err != nil {
-				return err
+				return m.err(err)
 			}
 			if res.Replayed {
-				fmt.Fprintln(cmd.ErrOrStderr(), "This idempotency key was already used: nothing more was credited; the original result follows.")
+				fmt.Fprintln(cmd.ErrOrStderr(), m.replayed("credited"))
 			}
 			return o.print(cmd, res, func(w io.Writer) {
 				fmt.Fprintf(w, "GRANT\t%s\n", res.Grant.ID)
@@ -307,7 +309,7 @@ func creditsCommand(o *clientOptions) *cobra.Command {
 		},
 	}
 	add.Flags().StringVar(&expiresAt, "expires-at", "", "expiry of a promotional grant (RFC 3339); default: the configured credit lifetime")
-	add.Flags().StringVar(&idemKey, "idempotency-key", "", "makes retries safe: the same key and arguments credit once")
+	add.Flags().StringVar(&idemKey, "idempotency-key", "", "makes retries safe: the same key and arguments credit once (default: a new key, printed)")
 	cmd.AddCommand(add, creditsAdjustCommand(o))
 	return cmd
 }
