@@ -26,7 +26,7 @@ type replicatedEnv struct {
 func newReplicatedEnv(t *testing.T, d Durability, args ...string) *replicatedEnv {
 	t.Helper()
 	master := redisproc.Start(t, args...)
-	replica := redisproc.StartReplica(t, master, args...)
+	replica := redisproc.StartReplica(t, master.Addr(), args...)
 	conn, err := Connect(context.Background(), ConnOptions{URL: "redis://" + master.Addr(), Timeout: time.Second, MaxRetries: 2, OperationTimeout: 3 * time.Second})
 	if err != nil {
 		t.Fatal(err)
@@ -301,4 +301,47 @@ func TestReplyErrorsThatMeanUnavailable(t *testing.T) {
 			t.Errorf("%q: unavailable = %v, want %v", tt.reply, got, tt.want)
 		}
 	}
+}
+
+// Settlements are not waited for; min-replicas-to-write bounds what a failover
+// can lose of them. With min-replicas-to-write 1 and min-replicas-max-lag 1, a
+// master whose only replica stops acknowledging accepts settlements for at most
+// about max-lag + 2 s (replicas acknowledge every second, and Redis counts the
+// lag in whole seconds), then refuses every write with NOREPLICAS, which the
+// store reports as ErrUnavailable: the proxy spools the settlement, and replays it
+// once a replica is back.
+func TestMinReplicasToWriteBoundsTheLagWindow(t *testing.T) {
+	const maxLag = time.Second
+	e := newReplicatedEnv(t, Durability{}, "--min-replicas-to-write", "1", "--min-replicas-max-lag", "1")
+	e.account(t, "acme", "100.00")
+	e.replica.Pause()
+	paused := time.Now()
+	var refused error
+	accepted := 0
+	for i := 0; refused == nil; i++ {
+		hold := fmt.Sprintf("h%d", i)
+		if _, err := e.Reserve(e.ctx, billing.ReserveRequest{Account: "acme", HoldID: hold, Estimate: usd("0.01"), TTL: time.Minute}); err != nil {
+			refused = err
+			break
+		}
+		if _, err := e.Settle(e.ctx, billing.SettleRequest{Account: "acme", HoldID: hold, Cost: usd("0.01")}); err != nil {
+			refused = err
+			break
+		}
+		accepted++
+		if time.Since(paused) > maxLag+5*time.Second {
+			t.Fatalf("the master still accepts writes %s after its replica stopped", time.Since(paused))
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	window := time.Since(paused)
+	if !errors.Is(refused, billing.ErrUnavailable) || !strings.Contains(refused.Error(), "NOREPLICAS") {
+		t.Fatalf("refusal %v, want NOREPLICAS as billing.ErrUnavailable", refused)
+	}
+	if window > maxLag+3*time.Second || accepted == 0 {
+		t.Fatalf("writes accepted for %s (%d settlements) after the replica stopped; want some, for at most max-lag + 2 s (and 1 s margin)", window, accepted)
+	}
+	e.replica.Resume()
+	t.Logf("min-replicas-max-lag %s: the master took %d un-replicated settlements for %s after its replica stopped, then refused writes (NOREPLICAS → 503, spooled)",
+		maxLag, accepted, window.Round(100*time.Millisecond))
 }

@@ -1,6 +1,6 @@
 // Package redisproc runs redis-server processes of a test's own on free loopback
 // ports: masters, replicas and sentinels, each with its data and log in a
-// temporary directory, so that a test can kill one (SIGKILL), make one lag
+// temporary directory, so that a test can kill one (SIGKILL), stop one
 // (SIGSTOP, SIGCONT) and watch a failover. A test that needs redis-server skips,
 // saying so on stderr, when it is not installed, unless
 // CREDITGATE_TEST_REQUIRE_REDIS=1 (set by CI), which makes that a failure.
@@ -85,11 +85,16 @@ func Start(t testing.TB, args ...string) *Server {
 	return s
 }
 
-// StartReplica runs a replica of master and waits until its link to the
-// master is up.
-func StartReplica(t testing.TB, master *Server, args ...string) *Server {
+// StartReplica runs a replica of the master at masterAddr ("127.0.0.1:port":
+// the master's Addr, or a fault proxy in front of it) and waits until its link
+// to the master is up.
+func StartReplica(t testing.TB, masterAddr string, args ...string) *Server {
 	t.Helper()
-	s := Start(t, append([]string{"--replicaof", "127.0.0.1", strconv.Itoa(master.Port)}, args...)...)
+	host, port, err := net.SplitHostPort(masterAddr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := Start(t, append([]string{"--replicaof", host, port}, args...)...)
 	s.WaitFor("the replica's link to its master", 20*time.Second, func(c *redis.Client) bool {
 		info, err := c.Info(context.Background(), "replication").Result()
 		return err == nil && strings.Contains(info, "master_link_status:up")
@@ -101,8 +106,10 @@ func StartReplica(t testing.TB, master *Server, args ...string) *Server {
 type Sentinel struct {
 	// Name is the monitored master's name.
 	Name string
-	// Master is the monitored master.
-	Master *Server
+	// Master is the monitored master's address ("127.0.0.1:port"), the one its
+	// replicas are configured with: a sentinel "fixes" a replica whose master
+	// address differs, by pointing it at this one.
+	Master string
 	// Quorum is how many sentinels must agree the master is down.
 	Quorum int
 	// DownAfter is how long the master may not answer before a sentinel thinks it
@@ -116,14 +123,18 @@ type Sentinel struct {
 func StartSentinel(t testing.TB, cfg Sentinel) *Server {
 	t.Helper()
 	s := &Server{t: t, bin: Binary(t), Dir: t.TempDir(), Port: FreePort(t)}
+	host, port, err := net.SplitHostPort(cfg.Master)
+	if err != nil {
+		t.Fatal(err)
+	}
 	conf := filepath.Join(s.Dir, "sentinel.conf")
 	text := fmt.Sprintf("port %d\nbind 127.0.0.1\ndir %s\nlogfile %s\n"+
-		"sentinel monitor %s 127.0.0.1 %d %d\n"+
+		"sentinel monitor %s %s %s %d\n"+
 		"sentinel down-after-milliseconds %s %d\n"+
 		"sentinel failover-timeout %s %d\n"+
 		"sentinel parallel-syncs %s 1\n",
 		s.Port, s.Dir, filepath.Join(s.Dir, "redis.log"),
-		cfg.Name, cfg.Master.Port, cfg.Quorum,
+		cfg.Name, host, port, cfg.Quorum,
 		cfg.Name, cfg.DownAfter.Milliseconds(),
 		cfg.Name, cfg.FailoverTimeout.Milliseconds(),
 		cfg.Name)
@@ -195,8 +206,11 @@ func (s *Server) Kill() {
 	<-done
 }
 
-// Pause stops the process (SIGSTOP): it answers nothing and, a replica, falls
-// behind its master, until Resume.
+// Pause stops the process (SIGSTOP): it answers nothing and, a replica,
+// acknowledges nothing of its master's stream, until Resume. (What the master
+// already sent stays in the kernel's socket buffers and reaches the replica
+// when it resumes, even if the master died meanwhile: to make a replica lose
+// writes, drop them between the two, with a fault proxy.)
 func (s *Server) Pause() { s.signal(syscall.SIGSTOP, true) }
 
 // Resume continues a paused process (SIGCONT).
