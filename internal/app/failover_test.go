@@ -302,7 +302,7 @@ func runFailover(t *testing.T, replicas int) *failoverRun {
 		t.Fatal(err)
 	}
 	f.store = store // the test's view, on whichever master the sentinels name
-	f.doc["redis"] = fmt.Sprintf(`{ cluster_addrs: ["%s"], sentinel_master: %s, key_prefix: %q, timeout: 1s, max_retries: 2, operation_timeout: 3s, wait: { replicas: %d, timeout: 300ms } }`,
+	f.doc["redis"] = fmt.Sprintf(`{ cluster_addrs: ["%s"], sentinel_master: %s, key_prefix: %q, timeout: 2s, max_retries: 2, operation_timeout: 4s, wait: { replicas: %d, timeout: 500ms } }`,
 		strings.Join(set.addrs(), `", "`), sentinelMaster, f.redis.Prefix, replicas)
 	f.doc["billing"] = `{ hold_ttl: 2m, tiers: { tier-1: { max_topup: "100.00", max_balance: "1000000.00" } } }`
 	run := &failoverRun{f: f, rc: fc, acks: newAckTimes()}
