@@ -46,6 +46,7 @@ const (
 	CodeRequestTooLarge     = "request_too_large"      // body over 1 MiB
 	CodeRequestCanceled     = "request_canceled"       // the client went away
 	CodeStoreUnavailable    = "store_unavailable"      // billing.ErrUnavailable
+	CodeNotDurable          = "not_durable"            // billing.ErrNotDurable: made on the master, not confirmed by replicas
 	CodeInternal            = "internal_error"
 )
 
@@ -128,6 +129,32 @@ func storeError(err error) *apiError {
 			message: "request canceled"}
 	}
 	return internalError(err)
+}
+
+// moneyError is storeError for a request that moves money (a top-up, an
+// adjustment). Its 503 is ambiguous: the store may have applied the change
+// before it failed, or applied it without enough replicas confirming it
+// (billing.ErrNotDurable). A retry with a new key could then apply it twice, so
+// the message says to retry with the same Idempotency-Key, which applies it at
+// most once; hasKey says whether the request carried one.
+func moneyError(err error, hasKey bool) *apiError {
+	e := storeError(err)
+	if e.status != http.StatusServiceUnavailable {
+		return e
+	}
+	switch {
+	case errors.Is(err, billing.ErrNotDurable):
+		e.code = CodeNotDurable
+		e.message = "the change was made on the Redis master but not confirmed by enough replicas in time, so a failover could still lose it; " +
+			"retry with the same Idempotency-Key: the retry applies it once, or confirms it"
+	default:
+		e.message = "the billing store is unavailable, and the change may or may not have been applied; " +
+			"retry with the same Idempotency-Key: the retry applies it at most once"
+	}
+	if !hasKey {
+		e.message += " (this request had none, so a retry is a new request: check the ledger first, and send an Idempotency-Key)"
+	}
+	return e
 }
 
 func limitError(sentinel error, message string) *apiError {

@@ -334,7 +334,7 @@ func (s *Server) addCredits(w http.ResponseWriter, r *http.Request) *apiError {
 	}
 	res, err := ledger.TopUp(r.Context(), s.policy(), req)
 	if err != nil {
-		return storeError(err)
+		return moneyError(err, hasIdemKey)
 	}
 	status := http.StatusCreated
 	if res.Replayed {
@@ -369,7 +369,7 @@ func parseSignedAmount(raw json.RawMessage, param string) (money.Micros, *apiErr
 // positive one an optional expiry. Not a purchase: no purchase limits apply.
 func (s *Server) adjust(w http.ResponseWriter, r *http.Request) *apiError {
 	var body adjustmentBody
-	id, idemKey, _, e := readCreditRequest(r, &body)
+	id, idemKey, hasIdemKey, e := readCreditRequest(r, &body)
 	if e != nil {
 		return e
 	}
@@ -401,7 +401,7 @@ func (s *Server) adjust(w http.ResponseWriter, r *http.Request) *apiError {
 	}
 	res, err := ledger.Adjust(r.Context(), s.policy(), id, req)
 	if err != nil {
-		e := storeError(err)
+		e := moneyError(err, hasIdemKey)
 		if errors.Is(err, billing.ErrInvalid) && strings.Contains(err.Error(), "expires_at") {
 			e.code, e.param = CodeInvalidValue, "expires_at"
 		}

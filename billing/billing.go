@@ -526,6 +526,12 @@ var (
 	// ErrUnavailable wraps store failures (Redis unreachable or timing out). The
 	// proxy answers 503 and forwards nothing.
 	ErrUnavailable = errors.New("billing store unavailable")
+	// ErrNotDurable says a change that brings money in (a top-up, an adjustment, a
+	// recharge's credit) was made on the Redis master but fewer replicas than
+	// required confirmed it in time, so a failover may or may not keep it. It
+	// wraps ErrUnavailable: the caller answers 503 and the client retries with the
+	// same idempotency key, which applies the change once, or confirms it.
+	ErrNotDurable = fmt.Errorf("%w: the change is not confirmed by enough replicas", ErrUnavailable)
 )
 
 // LimitError reports a top-up limit with the numbers involved.

@@ -137,6 +137,26 @@ type Redis struct {
 	// this long (twice this when its key is not cached yet). At least Timeout.
 	// Default 5s.
 	OperationTimeout time.Duration `yaml:"operation_timeout"`
+	// Wait says when money coming in (top-ups, adjustments, recharges' credits)
+	// is acknowledged: after how many replicas have it.
+	Wait RedisWait `yaml:"wait"`
+}
+
+// RedisWait makes money coming in survive a failover: a top-up, an adjustment
+// or a recharge's credit is answered only once Replicas replicas have it (Redis
+// WAIT), else 503 with "retry with the same Idempotency-Key". Settlements are
+// not waited for (see docs/reliability.md). See redisstore.Durability.
+type RedisWait struct {
+	// Replicas is how many replicas must confirm; 0 (the default) acknowledges on
+	// the master's reply alone. Set 1 with Sentinel or a cluster with replicas.
+	Replicas int64 `yaml:"replicas"`
+	// Timeout bounds the wait; when anything is waited for, shorter than
+	// redis.timeout, within which its answer is read. Default 1s.
+	Timeout time.Duration `yaml:"timeout"`
+	// AOF also waits for the fsync of the append-only file, the master's and
+	// the counted replicas' (WAITAOF, Redis 7.2 and later; earlier versions count
+	// replicas with WAIT, warned at start). Default false.
+	AOF bool `yaml:"aof"`
 }
 
 // Spool is the durable local spool of settlements: when Redis fails after the
@@ -335,6 +355,7 @@ func Default() *Config {
 			Timeout:          2 * time.Second,
 			MaxRetries:       2,
 			OperationTimeout: 5 * time.Second,
+			Wait:             RedisWait{Timeout: time.Second},
 		},
 		Spool: Spool{ReplayInterval: 5 * time.Second},
 		Billing: Billing{

@@ -193,7 +193,25 @@ func validateRedis(c *Config, ps *Problems) {
 	} else if d < r.Timeout {
 		ps.add("redis.operation_timeout", "%s is shorter than redis.timeout (%s): one attempt alone may take redis.timeout", d, r.Timeout)
 	}
+	w := r.Wait
+	if w.Replicas < 0 || w.Replicas > maxWaitReplicas {
+		ps.add("redis.wait.replicas", "must be from 0 (acknowledge on the master's reply) to %d, got %d", maxWaitReplicas, w.Replicas)
+	}
+	// The bound matters only while something is waited for: a short redis.timeout
+	// with the wait off stays valid, as it was before the wait existed.
+	waiting := w.Replicas > 0 || w.AOF
+	if w.Timeout <= 0 {
+		ps.add("redis.wait.timeout", "must be a positive duration, got %s", w.Timeout)
+	} else if waiting && r.Timeout > 0 && w.Timeout >= r.Timeout {
+		ps.add("redis.wait.timeout", "%s is not shorter than redis.timeout (%s), within which the wait's answer is read", w.Timeout, r.Timeout)
+	}
+	if waiting && r.URL == memoryURL {
+		ps.add("redis.wait", "the embedded store (memory://) has no replicas and no append-only file: set redis.wait.replicas: 0 and redis.wait.aof: false")
+	}
 }
+
+// maxWaitReplicas bounds redis.wait.replicas: more is surely a typo.
+const maxWaitReplicas = 100
 
 func validateSpool(c *Config, ps *Problems) {
 	if strings.TrimSpace(c.Spool.Dir) != c.Spool.Dir {

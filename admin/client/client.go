@@ -3,7 +3,9 @@
 // admin's wire types, so money stays exact six-decimal strings end to end. Every
 // method sends the admin token as a bearer token and returns an *APIError, carrying
 // the server's status, error type, code, message and the field at fault, for any
-// answer that is not a success.
+// answer that is not a success. Calls that move money carry an Idempotency-Key
+// (generated when the caller gives none) and are retried with it while their
+// outcome is unknown (retry.go), so they apply at most once.
 package client
 
 import (
@@ -38,6 +40,13 @@ type Client struct {
 	BaseURL string
 	Token   string
 	HTTP    *http.Client
+	// Retry bounds how a call that moves money (AddCredits, Adjust) is retried,
+	// with the same Idempotency-Key, after a 502, 503 or 504 or no answer at all.
+	// The zero value is DefaultRetry.
+	Retry Retry
+	// OnRetry, when set, is told of each such retry before its pause (the CLI
+	// prints them).
+	OnRetry func(RetryEvent)
 }
 
 // APIError is a non-2xx answer. For the API's own errors Type, Code, Message and
@@ -127,9 +136,11 @@ func (c *Client) RevokeKey(ctx context.Context, account, keyID string) error {
 
 // AddCredits buys a grant of amount (a decimal string such as "25.00") for
 // account. expiresAt nil means the server's default lifetime; otherwise the grant
-// is promotional and expires then. A non-empty idemKey is sent as the
-// Idempotency-Key header: repeating the call with the same key and arguments
-// credits nothing more and returns the original result with Replayed set.
+// is promotional and expires then. idemKey is sent as the Idempotency-Key header
+// (a new key when empty) and every retry carries it: repeating the call with the
+// same key and arguments credits nothing more and returns the original result
+// with Replayed set. When no try gets a definite answer the error is an
+// *UnconfirmedError with the key, to call again with.
 func (c *Client) AddCredits(ctx context.Context, account, amount string, expiresAt *time.Time, idemKey string) (admin.CreditResult, error) {
 	return c.AddCreditsWith(ctx, account, admin.AddCreditsRequest{Amount: amount, ExpiresAt: expiresAt}, idemKey)
 }
@@ -156,10 +167,11 @@ func (c *Client) AddCreditsWith(ctx context.Context, account string, body admin.
 // signed decimal string ("-1.50" takes credit back, earliest-expiring grants
 // first; "2.00" credits a grant of source adjustment, paying debt first), reason
 // is required and goes into the ledger. expiresAt (positive amounts only) nil
-// means the server's default lifetime. No purchase limits apply. A non-empty
-// idemKey is sent as the Idempotency-Key header: repeating the call with the
-// same key and arguments changes nothing more and returns the original result
-// with Replayed set.
+// means the server's default lifetime. No purchase limits apply. idemKey is sent
+// as the Idempotency-Key header (a new key when empty) and every retry carries
+// it: repeating the call with the same key and arguments changes nothing more
+// and returns the original result with Replayed set. When no try gets a
+// definite answer the error is an *UnconfirmedError with the key.
 func (c *Client) Adjust(ctx context.Context, account, amount, reason string, expiresAt *time.Time, idemKey string) (admin.AdjustmentResult, error) {
 	path, err := accountPath(account, "/adjustments")
 	if err != nil {
@@ -173,18 +185,6 @@ func (c *Client) Adjust(ctx context.Context, account, amount, reason string, exp
 	var out admin.AdjustmentResult
 	out.Replayed, err = c.postIdempotent(ctx, path, idemKey, body, &out)
 	return out, err
-}
-
-// postIdempotent POSTs body to path with idemKey (if any) as the Idempotency-Key
-// header, decoding the answer into out; replayed reports the server's 200 for a
-// request it had already carried out (a first one is 201).
-func (c *Client) postIdempotent(ctx context.Context, path, idemKey string, body, out any) (replayed bool, err error) {
-	var header http.Header
-	if idemKey != "" {
-		header = http.Header{"Idempotency-Key": {idemKey}}
-	}
-	status, err := c.do(ctx, http.MethodPost, path, nil, header, body, out)
-	return err == nil && status == http.StatusOK, err
 }
 
 // SetAutoRecharge replaces account's auto-recharge settings and returns them as stored.
@@ -286,12 +286,12 @@ func (c *Client) do(ctx context.Context, method, path string, query url.Values, 
 	resp, err := hc.Do(req)
 	if err != nil {
 		// *url.Error names the method and URL, never the headers, so the token stays out.
-		return 0, fmt.Errorf("creditgate admin client: %w", err)
+		return 0, fmt.Errorf("creditgate admin client: %w", noAnswer{err})
 	}
 	defer resp.Body.Close()
 	data, err := io.ReadAll(io.LimitReader(resp.Body, maxResponseBytes))
 	if err != nil {
-		return resp.StatusCode, fmt.Errorf("creditgate admin client: reading the answer to %s %s: %w", method, path, err)
+		return resp.StatusCode, fmt.Errorf("creditgate admin client: reading the answer to %s %s: %w", method, path, noAnswer{err})
 	}
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
 		return resp.StatusCode, apiError(resp.StatusCode, data)

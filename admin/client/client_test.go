@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"regexp"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -346,8 +347,9 @@ func TestRequestShape(t *testing.T) {
 	}{
 		{"credits", func() error { _, err := c.AddCredits(ctx, "acme", "25.00", &expires, "order-1"); return err },
 			seen{"POST", "/admin/v1/accounts/acme/credits", "", "Bearer " + testToken, "application/json", "order-1", `{"amount":"25.00","expires_at":"2030-01-01T00:00:00Z"}`}},
+		// Without a key from the caller, the client generates one (checked below).
 		{"credits without key", func() error { _, err := c.AddCredits(ctx, "acme", "25", nil, ""); return err },
-			seen{"POST", "/admin/v1/accounts/acme/credits", "", "Bearer " + testToken, "application/json", "", `{"amount":"25"}`}},
+			seen{"POST", "/admin/v1/accounts/acme/credits", "", "Bearer " + testToken, "application/json", generatedKey, `{"amount":"25"}`}},
 		{"ledger default limit", func() error { _, err := c.Ledger(ctx, "acme", "", 0); return err },
 			seen{"GET", "/admin/v1/accounts/acme/ledger", "", "Bearer " + testToken, "", "", ""}},
 		{"ledger cursor", func() error { _, err := c.Ledger(ctx, "acme", "5-1", 10); return err },
@@ -364,6 +366,12 @@ func TestRequestShape(t *testing.T) {
 			got = seen{}
 			if err := tt.call(); err != nil {
 				t.Fatal(err)
+			}
+			if tt.want.idem == generatedKey {
+				if !generatedKeyPattern.MatchString(got.idem) {
+					t.Errorf("Idempotency-Key %q, want a generated key", got.idem)
+				}
+				got.idem = generatedKey
 			}
 			if got != tt.want {
 				t.Errorf("server saw %+v\nwant          %+v", got, tt.want)
@@ -404,3 +412,9 @@ func TestTransportErrorHidesToken(t *testing.T) {
 		t.Errorf("error %q contains the token", err)
 	}
 }
+
+// generatedKey stands in a table for a key the client generated, which
+// generatedKeyPattern matches.
+const generatedKey = "<generated>"
+
+var generatedKeyPattern = regexp.MustCompile(`^cgk_[0-9a-f]{32}$`)

@@ -64,7 +64,14 @@ func (s *Store) adjust(ctx context.Context, p billing.Policy, account, id string
 	if err != nil {
 		return billing.AdjustResult{}, err
 	}
-	return decodeAdjust(r, account, q, expires)
+	res, err := decodeAdjust(r, account, q, expires)
+	if err != nil {
+		return billing.AdjustResult{}, err
+	}
+	if err := s.durable(ctx, account, res.EventID); err != nil {
+		return billing.AdjustResult{}, err
+	}
+	return res, nil
 }
 
 func decodeAdjust(r reply, account string, q billing.AdjustRequest, expiresMS int64) (billing.AdjustResult, error) {

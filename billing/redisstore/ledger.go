@@ -509,6 +509,11 @@ func (s *Store) TopUp(ctx context.Context, p billing.Policy, q billing.TopUpRequ
 		}
 		res, retry, err := decodeTopUp(r, q, expires)
 		if !retry {
+			if err == nil {
+				if err := s.durable(ctx, q.Account, res.EventID); err != nil {
+					return billing.TopUpResult{}, err
+				}
+			}
 			return res, err
 		}
 	}

@@ -50,9 +50,8 @@ func (s *Store) payRefKey(ref string) string {
 }
 
 // moneyIn runs a script that credits a payment or takes a refunded one back
-// (purchases, provider-charged recharges, take-backs): the one place where a
-// step every such call needs, such as waiting for replicas to have the write,
-// is added.
+// (purchases, provider-charged recharges, take-backs); each caller confirms the
+// change's event with durable before acknowledging it.
 func (s *Store) moneyIn(ctx context.Context, sc *script, keys []string, args ...interface{}) (reply, error) {
 	return s.run(ctx, sc, keys, args...)
 }
@@ -220,7 +219,15 @@ func (s *Store) CompletePurchase(ctx context.Context, p billing.Policy, account,
 	if err != nil {
 		return billing.TopUpResult{}, err
 	}
-	return decodeCompletePurchase(r, account, purchaseID)
+	res, err := decodeCompletePurchase(r, account, purchaseID)
+	if err != nil {
+		return billing.TopUpResult{}, err
+	}
+	// Acknowledged only once replicas have it (redis.wait.*), as top-ups are.
+	if err := s.durable(ctx, account, res.EventID); err != nil {
+		return billing.TopUpResult{}, err
+	}
+	return res, nil
 }
 
 func decodeCompletePurchase(r reply, account, purchaseID string) (billing.TopUpResult, error) {
@@ -332,7 +339,14 @@ func (s *Store) TakeBack(ctx context.Context, q billing.TakeBackRequest) (billin
 	if err != nil {
 		return billing.TakeBackResult{}, err
 	}
-	return decodeTakeBack(r, q.PaymentRef, account)
+	res, err := decodeTakeBack(r, q.PaymentRef, account)
+	if err != nil || res.EventID == "" {
+		return res, err
+	}
+	if err := s.durable(ctx, account, res.EventID); err != nil {
+		return billing.TakeBackResult{}, err
+	}
+	return res, nil
 }
 
 func decodeTakeBack(r reply, ref, account string) (billing.TakeBackResult, error) {

@@ -150,7 +150,14 @@ func (s *Store) CompleteRecharge(ctx context.Context, account, id string, credit
 	if err != nil {
 		return billing.TopUpResult{}, err
 	}
-	return decodeCompleteRecharge(r, account, id)
+	res, err := decodeCompleteRecharge(r, account, id)
+	if err != nil {
+		return billing.TopUpResult{}, err
+	}
+	if err := s.durable(ctx, account, res.EventID); err != nil {
+		return billing.TopUpResult{}, err
+	}
+	return res, nil
 }
 
 func decodeCompleteRecharge(r reply, account, id string) (billing.TopUpResult, error) {

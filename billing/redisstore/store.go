@@ -4,9 +4,11 @@
 // runs atomically on the node owning the account's hash tag `{acct:<id>}`, so any
 // number of proxies may share one Redis, a Redis Cluster or a Sentinel-managed
 // primary. Their replies, and the records they store, are decoded strictly
-// (reply.go): what does not match a script's contract is an error naming it. The
-// package talks to Redis through the narrow Client interface, which go-redis's
-// *Client, *ClusterClient and UniversalClient all satisfy.
+// (reply.go): what does not match a script's contract is an error naming it. Money
+// coming in is acknowledged once as many replicas as Options.Durability asks have
+// it (durable.go), so that a failover cannot lose it. The package talks to Redis
+// through the narrow Client interface, which go-redis's *Client, *ClusterClient
+// and UniversalClient all satisfy.
 package redisstore
 
 import (
@@ -16,6 +18,7 @@ import (
 	"net"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -51,6 +54,10 @@ type Options struct {
 	HoldRecordRetention time.Duration
 	// IdempotencyTTL is how long a top-up's Idempotency-Key is remembered (default 24h).
 	IdempotencyTTL time.Duration
+	// Durability says when money coming in (top-ups, adjustments, recharges'
+	// credits) is acknowledged: the zero value on the master's reply, as for
+	// everything else (see durable.go).
+	Durability Durability
 }
 
 // Store is the Redis ledger and key store. It is safe for concurrent use.
@@ -60,6 +67,10 @@ type Store struct {
 	now       func() time.Time
 	retention time.Duration
 	idemTTL   time.Duration
+	// durability is Options.Durability; waitAOF what the server said of WAITAOF
+	// (waitAOFUnknown, waitAOFYes, waitAOFNo).
+	durability Durability
+	waitAOF    atomic.Int32
 }
 
 var (
@@ -87,8 +98,25 @@ func New(c Client, o Options) (*Store, error) {
 	if o.IdempotencyTTL <= 0 {
 		o.IdempotencyTTL = 24 * time.Hour
 	}
-	return &Store{c: c, prefix: o.Prefix, now: o.Now, retention: o.HoldRecordRetention, idemTTL: o.IdempotencyTTL}, nil
+	d := &o.Durability
+	if d.Replicas < 0 || d.Timeout < 0 {
+		return nil, fmt.Errorf("redisstore: durability needs replicas ≥ 0 and a timeout ≥ 0, got %d and %s", d.Replicas, d.Timeout)
+	}
+	if d.Timeout == 0 {
+		d.Timeout = DefaultWaitTimeout
+	}
+	if d.On() {
+		_, cluster := c.(slotMaster)
+		_, single := c.(pipeliner)
+		if !cluster && !single {
+			return nil, errors.New("redisstore: durability needs a client that runs pipelines (go-redis's clients do)")
+		}
+	}
+	return &Store{c: c, prefix: o.Prefix, now: o.Now, retention: o.HoldRecordRetention, idemTTL: o.IdempotencyTTL, durability: o.Durability}, nil
 }
+
+// Durability is the Durability the store was opened with, its timeout defaulted.
+func (s *Store) Durability() Durability { return s.durability }
 
 // Ping checks that Redis answers (for readiness).
 func (s *Store) Ping(ctx context.Context) error { return wrap(s.c.Ping(ctx).Err()) }
@@ -184,7 +212,9 @@ func wrap(err error) error {
 // isTransient recognises Redis replies that mean "not now" rather than "wrong".
 func isTransient(err error) bool {
 	msg := err.Error()
-	for _, p := range []string{"LOADING", "CLUSTERDOWN", "TRYAGAIN", "MASTERDOWN", "READONLY", "BUSY", "EOF", "connection refused", "i/o timeout"} {
+	// NOREPLICAS: the master refuses writes while fewer than min-replicas-to-write
+	// replicas are within min-replicas-max-lag.
+	for _, p := range []string{"LOADING", "CLUSTERDOWN", "TRYAGAIN", "MASTERDOWN", "READONLY", "BUSY", "NOREPLICAS", "EOF", "connection refused", "i/o timeout"} {
 		if strings.Contains(msg, p) {
 			return true
 		}

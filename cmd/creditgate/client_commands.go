@@ -276,9 +276,11 @@ func creditsCommand(o *clientOptions) *cobra.Command {
 		Use:   "add ACCOUNT AMOUNT",
 		Short: "Add a credit grant of AMOUNT USD (e.g. 25.00)",
 		Long: "Add a credit grant of AMOUNT USD (a decimal such as 25.00, at most six decimals).\n" +
-			"With --idempotency-key, repeating the command with the same key credits nothing more\n" +
-			"and prints the original result. --external-id (your own payment or invoice id) and\n" +
-			"--note are kept on the ledger's top-up event as payment_ref and note.",
+			"The request carries an Idempotency-Key: --idempotency-key, else a new one, printed first.\n" +
+			"It is retried with that key while its outcome is unknown (503, no answer); repeating the\n" +
+			"command with the same key credits nothing more and prints the original result.\n" +
+			"--external-id (your own payment or invoice id) and --note are kept on the ledger's\n" +
+			"top-up event as payment_ref and note.",
 		Args: cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			expires, err := parseExpiresAt(expiresAt)
@@ -293,12 +295,13 @@ func creditsCommand(o *clientOptions) *cobra.Command {
 			if cmd.Flags().Changed("external-id") && externalID == "" {
 				return fmt.Errorf("--external-id must not be empty")
 			}
-			res, err := c.AddCreditsWith(cmd.Context(), args[0], req, idemKey)
+			m := newMoneyCall(cmd, c, idemKey)
+			res, err := c.AddCreditsWith(cmd.Context(), args[0], req, m.key)
 			if err != nil {
-				return err
+				return m.err(err)
 			}
 			if res.Replayed {
-				fmt.Fprintln(cmd.ErrOrStderr(), "This idempotency key was already used: nothing more was credited; the original result follows.")
+				fmt.Fprintln(cmd.ErrOrStderr(), m.replayed("credited"))
 			}
 			return o.print(cmd, res, func(w io.Writer) {
 				fmt.Fprintf(w, "GRANT\t%s\n", res.Grant.ID)
@@ -312,7 +315,7 @@ func creditsCommand(o *clientOptions) *cobra.Command {
 		},
 	}
 	add.Flags().StringVar(&expiresAt, "expires-at", "", "expiry of a promotional grant (RFC 3339); default: the configured credit lifetime")
-	add.Flags().StringVar(&idemKey, "idempotency-key", "", "makes retries safe: the same key and arguments credit once")
+	add.Flags().StringVar(&idemKey, "idempotency-key", "", "makes retries safe: the same key and arguments credit once (default: a new key, printed)")
 	add.Flags().StringVar(&externalID, "external-id", "", "your own reference for the payment (kept on the ledger event as payment_ref)")
 	add.Flags().StringVar(&note, "note", "", "a note kept on the ledger event (one line, at most 500 bytes)")
 	cmd.AddCommand(add, creditsAdjustCommand(o))

@@ -31,8 +31,9 @@ func creditsAdjustCommand(o *clientOptions) *cobra.Command {
 			"takes credit back from the grants that expire first. It is not a purchase: the minimum purchase\n" +
 			"and the tier's maximum top-up and balance do not apply. A claw-back may take at most the credit\n" +
 			"not held by in-flight requests (credit − reserved).\n" +
-			"With --idempotency-key, repeating the command with the same key changes nothing more\n" +
-			"and prints the original result.",
+			"The request carries an Idempotency-Key: --idempotency-key, else a new one, printed first.\n" +
+			"It is retried with that key while its outcome is unknown (503, no answer); repeating the\n" +
+			"command with the same key changes nothing more and prints the original result.",
 		Example: "  creditgate credits adjust acme -1.50 --reason \"refund of req_123 (upstream error)\"\n" +
 			"  creditgate credits adjust acme 10 --reason \"granted to the wrong account\" --idempotency-key fix-42",
 		// Parsed in RunE, where a negative AMOUNT is kept from being read as a flag.
@@ -82,12 +83,13 @@ func creditsAdjustCommand(o *clientOptions) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			res, err := c.Adjust(cmd.Context(), args[0], args[1], reason, expires, idemKey)
+			m := newMoneyCall(cmd, c, idemKey)
+			res, err := c.Adjust(cmd.Context(), args[0], args[1], reason, expires, m.key)
 			if err != nil {
-				return err
+				return m.err(err)
 			}
 			if res.Replayed {
-				fmt.Fprintln(cmd.ErrOrStderr(), "This idempotency key was already used: nothing more was changed; the original result follows.")
+				fmt.Fprintln(cmd.ErrOrStderr(), m.replayed("changed"))
 			}
 			return o.print(cmd, res, func(w io.Writer) {
 				fmt.Fprintf(w, "ADJUSTMENT\t%s\n", res.ID)
@@ -105,6 +107,6 @@ func creditsAdjustCommand(o *clientOptions) *cobra.Command {
 	}
 	cmd.Flags().StringVar(&reason, "reason", "", "why the account is adjusted (required; recorded in the ledger)")
 	cmd.Flags().StringVar(&expiresAt, "expires-at", "", "expiry of a positive adjustment's grant (RFC 3339); default: the configured credit lifetime")
-	cmd.Flags().StringVar(&idemKey, "idempotency-key", "", "makes retries safe: the same key and arguments adjust once")
+	cmd.Flags().StringVar(&idemKey, "idempotency-key", "", "makes retries safe: the same key and arguments adjust once (default: a new key, printed)")
 	return cmd
 }

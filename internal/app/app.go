@@ -153,10 +153,15 @@ func New(ctx context.Context, cfg *config.Config, o Options) (*App, error) {
 	if a.conn.Embedded {
 		a.log.Warn("EMBEDDED STORE (redis.url: memory://): balances and the ledger live in this process only and are LOST when it stops. Use a real Redis with AOF for anything but trying creditgate out.")
 	}
-	a.store, err = redisstore.New(a.conn.Client, redisstore.Options{Prefix: cfg.Redis.KeyPrefix, HoldRecordRetention: holdRecordRetention})
+	w := cfg.Redis.Wait
+	a.store, err = redisstore.New(a.conn.Client, redisstore.Options{Prefix: cfg.Redis.KeyPrefix, HoldRecordRetention: holdRecordRetention,
+		Durability: redisstore.Durability{Replicas: int(w.Replicas), Timeout: w.Timeout, AOF: w.AOF}})
 	if err != nil {
 		a.conn.Close()
 		return nil, err
+	}
+	if !a.conn.Embedded {
+		a.checkDurability(ctx)
 	}
 	if err := a.openSpool(ctx, cfg.SpoolDir()); err != nil {
 		a.conn.Close()
@@ -346,6 +351,25 @@ func (a *App) openSpool(ctx context.Context, dir string) error {
 }
 
 // closeStore closes the spool and the store connection (New failing half-way).
+// checkDurability logs how money coming in is acknowledged, and warns where the
+// Redis disagrees with redis.wait (replicas that a failover promotes while
+// WAIT is off, fewer replicas than asked for, no WAITAOF).
+func (a *App) checkDurability(ctx context.Context) {
+	cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	rep, err := a.store.CheckDurability(cctx)
+	if err != nil {
+		a.log.Warn("could not read the Redis replication state; money coming in is acknowledged as redis.wait says", zap.Error(err))
+		return
+	}
+	d := a.store.Durability()
+	a.log.Info("redis durability", zap.Int("replicas", rep.Replicas), zap.Bool("waitaof", rep.WaitAOF), zap.Bool("appendonly", rep.AppendOnly),
+		zap.Int("wait_replicas", d.Replicas), zap.Bool("wait_aof", d.AOF), zap.Duration("wait_timeout", d.Timeout))
+	for _, w := range rep.Warnings {
+		a.log.Warn(w)
+	}
+}
+
 func (a *App) closeStore() {
 	if a.spool != nil {
 		a.spool.Close()
