@@ -227,14 +227,21 @@ type Notify struct {
 	ExpiringWithin time.Duration `yaml:"expiring_within"`
 }
 
-// Prices is the pricing section: models priced in USD per 1M tokens.
+// Prices is the pricing section: models priced in USD per 1M tokens. What
+// requests are billed by is the built-in table (BuiltinPricesSource, checked on
+// BuiltinPricesChecked) with Models and Aliases merged over it; Config.PriceTable
+// lists the result.
 type Prices struct {
-	// Models maps a model name to its price. Setting models in the file replaces
-	// the built-in table (DefaultPricingModels) entirely. Names are matched
+	// Builtin starts the table from the built-in one (OpenAI's list prices).
+	// false uses Models, Aliases and Default alone. Default true.
+	Builtin bool `yaml:"builtin"`
+	// Models maps a model name to its price. An entry replaces the built-in entry
+	// of that name whole; every other built-in price stays. Names are matched
 	// exactly (case and dots kept); a dated snapshot such as gpt-4o-2024-08-06
-	// falls back to its family's entry.
+	// falls back to its family's entry. Default none.
 	Models map[string]ModelPrice `yaml:"models"`
-	// Aliases maps a model name to a priced model it is billed as. Default none.
+	// Aliases maps a model name to a priced model (built-in or in Models) it is
+	// billed as; an alias named like a built-in model replaces it. Default none.
 	Aliases map[string]string `yaml:"aliases"`
 	// Default, when set, prices every model that has no entry; when absent such
 	// requests are rejected (400). Default absent.
@@ -358,7 +365,8 @@ func Default() *Config {
 			ExpiringWithin: 168 * time.Hour,
 		},
 		Prices: Prices{
-			Models:  defaultModels(),
+			Builtin: true,
+			Models:  map[string]ModelPrice{},
 			Aliases: map[string]string{},
 		},
 		Metering: Metering{DriftTolerance: 0.10},

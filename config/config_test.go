@@ -224,7 +224,8 @@ func TestDefaultPricingModels(t *testing.T) {
 			t.Errorf("%s = %+v, want %+v", tt.model, got, tt.want)
 		}
 	}
-	for _, name := range []string{"gpt-4o", "gpt-4o-mini", "gpt-4.1", "gpt-4.1-mini", "o3-mini", "o4-mini", "gpt-5", "gpt-5-mini", "gpt-3.5-turbo", "gpt-4", "text-embedding-3-small", "text-embedding-3-large"} {
+	for _, name := range []string{"gpt-4o", "gpt-4o-mini", "gpt-4.1", "gpt-4.1-mini", "gpt-4.1-nano", "o1", "o3", "o3-mini", "o4-mini",
+		"gpt-5", "gpt-5-mini", "gpt-5-nano", "gpt-3.5-turbo", "gpt-4", "text-embedding-3-small", "text-embedding-3-large", "text-embedding-ada-002"} {
 		p, ok := models[name]
 		if !ok || p.Input <= 0 {
 			t.Errorf("default table lacks a price for %s", name)

@@ -277,8 +277,8 @@ func TestValueShapes(t *testing.T) {
 
 func TestNullKeepsDefault(t *testing.T) {
 	cfg := mustLoad(t, "billing:\n  grace:\nnotify: ~\npricing: {models: null}\n", tokenEnv)
-	if cfg.Billing.Grace != Default().Billing.Grace || len(cfg.Prices.Models) != len(DefaultPricingModels()) {
-		t.Errorf("null did not keep defaults: grace %s, %d models", cfg.Billing.Grace, len(cfg.Prices.Models))
+	if cfg.Billing.Grace != Default().Billing.Grace || len(cfg.Pricing().Models()) != len(DefaultPricingModels()) {
+		t.Errorf("null did not keep defaults: grace %s, %d models", cfg.Billing.Grace, len(cfg.Pricing().Models()))
 	}
 }
 
@@ -288,6 +288,7 @@ billing:
   default_tier: Gold
   tiers: { Gold: { max_topup: 50 } }
 pricing:
+  builtin: false
   models:
     Meta-Llama/Llama-3.1-70B: { input: 0.88, output: 0.88 }
   aliases: { llama: Meta-Llama/Llama-3.1-70B }
@@ -297,7 +298,7 @@ pricing:
 	}
 	p := cfg.Pricing()
 	if got := p.Models(); !slices.Equal(got, []string{"Meta-Llama/Llama-3.1-70B"}) {
-		t.Errorf("models = %v, want only the file's (case and dots kept)", got)
+		t.Errorf("models = %v, want only the file's (builtin: false; case and dots kept)", got)
 	}
 	if name, _, ok := p.Resolve("llama"); !ok || name != "Meta-Llama/Llama-3.1-70B" {
 		t.Errorf("alias resolves to %q %v", name, ok)

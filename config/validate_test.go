@@ -87,8 +87,11 @@ func TestValidateRules(t *testing.T) {
 		}, nil},
 		{"notify.expiring_within zero", func(c *Config) { c.Notify.ExpiringWithin = 0 }, []string{"notify.expiring_within"}},
 		{"notify.low_balance negative", func(c *Config) { c.Notify.LowBalance = -5 }, []string{"notify.low_balance"}},
-		{"no prices at all", func(c *Config) { c.Prices.Models = nil }, []string{"pricing.models"}},
-		{"only a default price", func(c *Config) { c.Prices.Models = nil; c.Prices.Default = &ModelPrice{Input: micros("1")} }, nil},
+		{"no prices at all", func(c *Config) { c.Prices.Builtin = false; c.Prices.Models = nil }, []string{"pricing.models"}},
+		{"only a default price", func(c *Config) {
+			c.Prices.Builtin, c.Prices.Models, c.Prices.Default = false, nil, &ModelPrice{Input: micros("1")}
+		}, nil},
+		{"only the built-in table", func(c *Config) { c.Prices.Models = nil }, nil},
 		{"model without input", func(c *Config) { c.Prices.Models["x"] = ModelPrice{Output: micros("1")} }, []string{"pricing.models.x.input"}},
 		{"model price negative", func(c *Config) {
 			c.Prices.Models["x"] = ModelPrice{Input: micros("1"), Reasoning: new(money.Micros(-1))}
@@ -96,7 +99,17 @@ func TestValidateRules(t *testing.T) {
 		{"max_output_tokens negative", func(c *Config) { c.Prices.Models["x"] = ModelPrice{Input: micros("1"), MaxOutputTokens: -1} }, []string{"pricing.models.x.max_output_tokens"}},
 		{"unknown encoding", func(c *Config) { c.Prices.Models["x"] = ModelPrice{Input: micros("1"), Encoding: "p50k_base"} }, []string{"pricing.models.x.encoding"}},
 		{"alias to unpriced model", func(c *Config) { c.Prices.Aliases = map[string]string{"fast": "gpt-9"} }, []string{"pricing.aliases.fast"}},
-		{"alias shadowed by a price", func(c *Config) { c.Prices.Aliases = map[string]string{"gpt-4o": "gpt-4o-mini"} }, []string{"pricing.aliases.gpt-4o"}},
+		{"alias shadowed by a price", func(c *Config) {
+			c.Prices.Models["fast"] = ModelPrice{Input: micros("1")}
+			c.Prices.Aliases = map[string]string{"fast": "gpt-4o-mini"}
+		}, []string{"pricing.aliases.fast"}},
+		{"alias replacing a built-in model", func(c *Config) { c.Prices.Aliases = map[string]string{"gpt-4o": "gpt-4o-mini"} }, nil},
+		{"alias to an alias", func(c *Config) { c.Prices.Aliases = map[string]string{"a": "b", "b": "gpt-4o"} }, []string{"pricing.aliases.a"}},
+		{"alias to a built-in model without the built-in table", func(c *Config) {
+			c.Prices.Builtin = false
+			c.Prices.Models["x"] = ModelPrice{Input: micros("1")}
+			c.Prices.Aliases = map[string]string{"fast": "gpt-4o-mini"}
+		}, []string{"pricing.aliases.fast"}},
 		{"alias fine", func(c *Config) { c.Prices.Aliases = map[string]string{"fast": "gpt-4o-mini"} }, nil},
 		{"default price without input", func(c *Config) { c.Prices.Default = &ModelPrice{} }, []string{"pricing.default.input"}},
 		{"drift_tolerance negative", func(c *Config) { c.Metering.DriftTolerance = -0.1 }, []string{"metering.drift_tolerance"}},
