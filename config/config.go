@@ -99,7 +99,8 @@ type Upstream struct {
 	// /v1/<rest> is forwarded to <BaseURL>/<rest>. Default "https://api.openai.com/v1".
 	BaseURL string `yaml:"base_url"`
 	// APIKey is sent upstream as the bearer token in place of the client's key.
-	// Default "" (no Authorization header). Prefer CREDITGATE_UPSTREAM_API_KEY.
+	// Default "" (no Authorization header), warned about unless the upstream is
+	// on this machine. Prefer CREDITGATE_UPSTREAM_API_KEY.
 	APIKey string `yaml:"api_key"`
 	// Timeout bounds a whole upstream exchange, streaming included. Default 10m.
 	Timeout time.Duration `yaml:"timeout"`
@@ -148,8 +149,9 @@ type Spool struct {
 	// time may use it. "" (the default) chooses $XDG_STATE_HOME/creditgate/spool,
 	// else $HOME/.local/state/creditgate/spool; "off" disables the spool (a
 	// settlement that fails is then only logged). Use persistent storage: a spool
-	// on a disk that is lost with the machine loses its settlements with it. No
-	// spool is kept for the embedded store (redis.url: memory://).
+	// on a disk that is lost with the machine loses its settlements with it (in a
+	// container, a spool not on a volume is warned about). No spool is kept for
+	// the embedded store (redis.url: memory://).
 	Dir string `yaml:"dir"`
 	// ReplayInterval is how often a non-empty spool is replayed while Redis is
 	// failing. Default 5s.

@@ -142,8 +142,13 @@ func TestDefaultNeedsOnlyAnAdminToken(t *testing.T) {
 	if cfg.Pricing() == nil {
 		t.Fatal("Pricing() is nil on a validated config")
 	}
+	// The defaults send requests to OpenAI without a key: that, and only that, is warned.
+	if w := cfg.Warnings(); len(w) != 1 || !strings.HasPrefix(w[0], "upstream.api_key: ") || !strings.Contains(w[0], "CREDITGATE_UPSTREAM_API_KEY") {
+		t.Errorf("defaults warn: %q, want exactly the empty upstream.api_key", w)
+	}
+	cfg.Upstream.APIKey = "sk-upstream-test"
 	if w := cfg.Warnings(); len(w) != 0 {
-		t.Errorf("defaults warn: %q", w)
+		t.Errorf("defaults with an upstream key warn: %q", w)
 	}
 }
 

@@ -231,6 +231,7 @@ billing.grace: invalid amount "-1": negative amounts are not allowed (from CREDI
 func TestStrayEnvIsWarned(t *testing.T) {
 	cfg := mustLoad(t, "", map[string]string{
 		"CREDITGATE_ADMIN_TOKENS":     testToken,
+		"CREDITGATE_UPSTREAM_API_KEY": "sk-upstream-test",
 		"CREDITGATE_BILLING_GRACEE":   "1",
 		"CREDITGATE_TEST_REDIS_URL":   "redis://x", // the test helpers' own
 		"OTHER_PROGRAM_BILLING_GRACE": "1",

@@ -533,6 +533,14 @@ func (c *Config) Warnings() []string {
 	if u, err := url.Parse(c.Upstream.BaseURL); err == nil && u.Scheme == "http" && !isLoopback(u.Hostname()) {
 		warn("upstream.base_url", "plain http to %s sends the upstream API key and every prompt unencrypted", u.Hostname())
 	}
+	if u, err := url.Parse(c.Upstream.BaseURL); err == nil && c.Upstream.APIKey == "" && u.Hostname() != "" && !isLoopback(u.Hostname()) {
+		warn("upstream.api_key", "empty, so requests reach %s without an API key; its 401 (\"You didn't provide an API key\") then goes to apps, which will suspect their own creditgate key: set CREDITGATE_UPSTREAM_API_KEY", u.Hostname())
+	}
+	if dir := c.SpoolDir(); dir != "" && host.inContainer() {
+		if onRoot, err := host.onRootFS(dir); err == nil && onRoot {
+			warn("spool.dir", "%s is on the container's own filesystem, not on a volume: settlements spooled while Redis is down are lost when the container is replaced; mount a persistent volume there, one per instance (docker run -v, a StatefulSet volumeClaimTemplate)", dir)
+		}
+	}
 	if c.Billing.HoldTTL <= c.Upstream.Timeout {
 		warn("billing.hold_ttl", "%s is not longer than upstream.timeout (%s): a hold could expire while its request is still streaming, letting other requests spend the same credit", c.Billing.HoldTTL, c.Upstream.Timeout)
 	}

@@ -12,9 +12,11 @@ import (
 )
 
 // validConfig is the defaults plus an admin token: valid, with no warnings.
+// validConfig is the defaults with what an operator must add: an admin token
+// and the upstream's API key.
 func validConfig(t *testing.T) *Config {
 	t.Helper()
-	return mustLoad(t, "", tokenEnv)
+	return mustLoad(t, "", map[string]string{"CREDITGATE_ADMIN_TOKENS": testToken, "CREDITGATE_UPSTREAM_API_KEY": "sk-upstream-test"})
 }
 
 func micros(s string) *money.Micros {
@@ -267,6 +269,16 @@ func TestWarnings(t *testing.T) {
 		{"plain http upstream", func(c *Config) { c.Upstream.BaseURL = "http://llm.internal:8000/v1" }, []string{"upstream.base_url"}},
 		{"plain http to loopback", func(c *Config) { c.Upstream.BaseURL = "http://127.0.0.1:9000/v1" }, nil},
 		{"hold_ttl equal to upstream timeout", func(c *Config) { c.Billing.HoldTTL = c.Upstream.Timeout }, []string{"billing.hold_ttl"}},
+		{"no upstream key for OpenAI", func(c *Config) { c.Upstream.APIKey = "" }, []string{"upstream.api_key"}},
+		{"no upstream key for a remote upstream", func(c *Config) {
+			c.Upstream.APIKey, c.Upstream.BaseURL = "", "https://llm.example.com/v1"
+		}, []string{"upstream.api_key"}},
+		{"no upstream key for a loopback upstream", func(c *Config) {
+			c.Upstream.APIKey, c.Upstream.BaseURL = "", "http://127.0.0.1:9000/v1"
+		}, nil},
+		{"no upstream key for localhost", func(c *Config) {
+			c.Upstream.APIKey, c.Upstream.BaseURL = "", "http://localhost:11434/v1"
+		}, nil},
 		{"chat model without output price", func(c *Config) { c.Prices.Models["my-chat"] = ModelPrice{Input: micros("1")} }, []string{"pricing.models.my-chat.output"}},
 		{"embeddings model without output price", func(c *Config) { c.Prices.Models["my-embedding"] = ModelPrice{Input: micros("1")} }, nil},
 		{"chat model without max_output_tokens", func(c *Config) {
@@ -308,7 +320,7 @@ func TestWarnings(t *testing.T) {
 }
 
 func TestMemoryStoreWarningSaysNotDurable(t *testing.T) {
-	cfg := mustLoad(t, "redis: {url: 'memory://'}\n", tokenEnv)
+	cfg := mustLoad(t, "redis: {url: 'memory://'}\nupstream: {api_key: sk-test}\n", tokenEnv)
 	w := cfg.Warnings()
 	if len(w) != 1 || !strings.Contains(w[0], "NOT DURABLE") {
 		t.Errorf("Warnings() = %q", w)
