@@ -6,7 +6,6 @@ import (
 	"flag"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -20,6 +19,7 @@ import (
 
 	"github.com/creditgate/creditgate/billing"
 	"github.com/creditgate/creditgate/billing/redisstore"
+	"github.com/creditgate/creditgate/internal/testing/browser"
 	"github.com/creditgate/creditgate/money"
 )
 
@@ -28,46 +28,16 @@ var updateScreenshot = flag.Bool("update-screenshot", false, "write the dashboar
 // token is the admin token the browser tests sign in with.
 const token = "browser-admin-token-0123456789"
 
-// Environment of the browser test.
-const (
-	envRequireBrowser = "CREDITGATE_TEST_REQUIRE_BROWSER" // "1": no browser is a failure (CI)
-	envBrowser        = "CREDITGATE_TEST_BROWSER"         // path of the browser to use
-)
-
-// findBrowser returns the Chromium to drive, or "".
-func findBrowser() string {
-	if p := os.Getenv(envBrowser); p != "" {
-		return p
-	}
-	for _, name := range []string{"chromium", "chromium-browser", "google-chrome", "google-chrome-stable", "chrome-headless-shell"} {
-		if p, err := exec.LookPath(name); err == nil {
-			return p
-		}
-	}
-	return ""
-}
-
-// noBrowser fails the test when a browser is required, and skips it loudly
-// otherwise: on stderr too, so a plain `go test ./...` shows it.
 // requireBrowser returns the browser to drive, or skips t (fails it when a
-// browser is required) when there is none.
+// browser is required).
 func requireBrowser(t *testing.T) string {
 	t.Helper()
-	browser := findBrowser()
-	if browser == "" {
-		noBrowser(t, "no Chromium found (chromium, chromium-browser, google-chrome)")
-	}
-	return browser
+	return browser.Require(t, "the dashboard's browser test")
 }
 
 func noBrowser(t *testing.T, why string) {
 	t.Helper()
-	if os.Getenv(envRequireBrowser) == "1" {
-		t.Fatalf("%s, and %s=1 requires one (install it with .ci/install-browser)", why, envRequireBrowser)
-	}
-	msg := fmt.Sprintf("WARNING: %s: SKIPPING the dashboard's browser test. Install Chromium (.ci/install-browser) or set %s.", why, envBrowser)
-	fmt.Fprintln(os.Stderr, msg)
-	t.Skip(msg)
+	browser.Unavailable(t, "the dashboard's browser test", why)
 }
 
 // clock is the store's clock: the past while the test writes history, then now.

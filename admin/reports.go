@@ -218,16 +218,21 @@ func (s *Server) usageReport(w http.ResponseWriter, r *http.Request) *apiError {
 // csvHeader are the columns of a CSV export, in order.
 var csvHeader = []string{"id", "type", "at", "amount", "balance_after", "credit_after", "debt_after", "grant_id", "source",
 	"hold_id", "request_id", "key_id", "model", "endpoint", "prompt_tokens", "completion_tokens", "cached_tokens",
-	"reasoning_tokens", "token_source", "cost", "from_credit", "to_debt", "note", "payment_ref"}
+	"reasoning_tokens", "token_source", "cost", "from_credit", "to_debt", "note", "payment_ref",
+	"price_input", "price_cached_input", "price_output", "price_reasoning", "price_audio_input", "price_audio_output"}
 
 func csvRow(ev billing.Event) []string {
 	num := func(n int64) string { return strconv.FormatInt(n, 10) }
 	row := []string{ev.ID, string(ev.Type), ev.At.UTC().Format(time.RFC3339Nano), ev.Amount.String(), ev.BalanceAfter.String(),
 		ev.CreditAfter.String(), ev.DebtAfter.String(), ev.GrantID, ev.Source, ev.HoldID, ev.RequestID, ev.KeyID, ev.Model,
-		ev.Endpoint, "", "", "", "", ev.TokenSource, "", "", "", ev.Note, ev.PaymentRef}
+		ev.Endpoint, "", "", "", "", ev.TokenSource, "", "", "", ev.Note, ev.PaymentRef, "", "", "", "", "", ""}
 	if ev.Type == billing.EventUsage {
 		row[14], row[15], row[16], row[17] = num(ev.PromptTokens), num(ev.CompletionTokens), num(ev.CachedTokens), num(ev.ReasoningTokens)
 		row[19], row[20], row[21] = ev.Cost.String(), ev.FromCredit.String(), ev.ToDebt.String()
+		if p := ev.Prices; p != nil { // USD per 1M tokens
+			copy(row[24:], []string{p.Input.String(), p.CachedInput.String(), p.Output.String(),
+				p.Reasoning.String(), p.AudioInput.String(), p.AudioOutput.String()})
+		}
 	}
 	return row
 }

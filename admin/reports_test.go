@@ -252,7 +252,8 @@ func TestExportCSVRange(t *testing.T) {
 		t.Fatalf("rows %v: want the header and two events", rows)
 	}
 	want := []string{evs[11].ID, "usage", "2025-01-01T10:00:00Z", "0.001000", "9.989000", "9.989000", "0.000000", "", "", "req_10", "req_10", "key_a",
-		"gpt-4o", "/v1/chat/completions", "10", "5", "2", "1", "upstream", "0.001000", "0.001000", "0.000000", "", ""}
+		"gpt-4o", "/v1/chat/completions", "10", "5", "2", "1", "upstream", "0.001000", "0.001000", "0.000000", "", "",
+		"", "", "", "", "", ""} // no payment_ref; no unit prices recorded on these events
 	if strings.Join(rows[1], ",") != strings.Join(want, ",") {
 		t.Fatalf("row\n got %v\nwant %v", rows[1], want)
 	}

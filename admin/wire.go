@@ -218,6 +218,20 @@ type Event struct {
 	FromCredit            *money.Micros `json:"from_credit,omitempty"`
 	ToDebt                *money.Micros `json:"to_debt,omitempty"`
 	Note                  string        `json:"note,omitempty"`
+	// Prices are the unit prices a usage event was charged at (absent on events
+	// booked before creditgate recorded them).
+	Prices *UnitPrices `json:"prices,omitempty"`
+}
+
+// UnitPrices are the prices a usage event was charged at, in USD per 1M tokens
+// per token class, as pricing.models writes them.
+type UnitPrices struct {
+	Input       money.Micros `json:"input"`
+	CachedInput money.Micros `json:"cached_input"`
+	Output      money.Micros `json:"output"`
+	Reasoning   money.Micros `json:"reasoning"`
+	AudioInput  money.Micros `json:"audio_input"`
+	AudioOutput money.Micros `json:"audio_output"`
 }
 
 // EventList is one page of GET /admin/v1/accounts/{id}/ledger, oldest first.
@@ -365,6 +379,10 @@ func eventFrom(e billing.Event) Event {
 		out.Cost = ptr(e.Cost)
 		out.FromCredit = ptr(e.FromCredit)
 		out.ToDebt = ptr(e.ToDebt)
+		if p := e.Prices; p != nil {
+			out.Prices = &UnitPrices{Input: p.Input, CachedInput: p.CachedInput, Output: p.Output,
+				Reasoning: p.Reasoning, AudioInput: p.AudioInput, AudioOutput: p.AudioOutput}
+		}
 	}
 	return out
 }

@@ -187,6 +187,22 @@ type Event struct {
 	// (Stripe: the PaymentIntent), and the same id on the adjustment that took a
 	// refunded or disputed payment's credit back.
 	PaymentRef string
+	// Prices are the unit prices a usage event was charged at; nil on other
+	// events and on usage events booked before prices were recorded.
+	Prices *UnitPrices
+}
+
+// UnitPrices are the prices a request was billed at, in micro-USD per 1M tokens
+// per token class (metering.Price's classes: "0.15" USD per 1M tokens is
+// 150000). Recorded on each usage event, they make a price change visible in the
+// ledger from the first request it applied to.
+type UnitPrices struct {
+	Input       money.Micros
+	CachedInput money.Micros
+	AudioInput  money.Micros
+	Output      money.Micros
+	Reasoning   money.Micros
+	AudioOutput money.Micros
 }
 
 // Tier limits what an account may buy.
@@ -276,6 +292,9 @@ type Usage struct {
 	LocalPromptTokens     int64
 	LocalCompletionTokens int64
 	Note                  string
+	// Prices are the unit prices Cost was computed with, recorded on the usage
+	// event; nil records none.
+	Prices *UnitPrices
 }
 
 // SettleRequest charges the actual cost of a held request and releases its hold.

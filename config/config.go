@@ -99,7 +99,8 @@ type Upstream struct {
 	// /v1/<rest> is forwarded to <BaseURL>/<rest>. Default "https://api.openai.com/v1".
 	BaseURL string `yaml:"base_url"`
 	// APIKey is sent upstream as the bearer token in place of the client's key.
-	// Default "" (no Authorization header). Prefer CREDITGATE_UPSTREAM_API_KEY.
+	// Default "" (no Authorization header), warned about unless the upstream is
+	// on this machine. Prefer CREDITGATE_UPSTREAM_API_KEY.
 	APIKey string `yaml:"api_key"`
 	// Timeout bounds a whole upstream exchange, streaming included. Default 10m.
 	Timeout time.Duration `yaml:"timeout"`
@@ -168,8 +169,9 @@ type Spool struct {
 	// time may use it. "" (the default) chooses $XDG_STATE_HOME/creditgate/spool,
 	// else $HOME/.local/state/creditgate/spool; "off" disables the spool (a
 	// settlement that fails is then only logged). Use persistent storage: a spool
-	// on a disk that is lost with the machine loses its settlements with it. No
-	// spool is kept for the embedded store (redis.url: memory://).
+	// on a disk that is lost with the machine loses its settlements with it (in a
+	// container, a spool not on a volume is warned about). No spool is kept for
+	// the embedded store (redis.url: memory://).
 	Dir string `yaml:"dir"`
 	// ReplayInterval is how often a non-empty spool is replayed while Redis is
 	// failing. Default 5s.
@@ -247,14 +249,21 @@ type Notify struct {
 	ExpiringWithin time.Duration `yaml:"expiring_within"`
 }
 
-// Prices is the pricing section: models priced in USD per 1M tokens.
+// Prices is the pricing section: models priced in USD per 1M tokens. What
+// requests are billed by is the built-in table (BuiltinPricesSource, checked on
+// BuiltinPricesChecked) with Models and Aliases merged over it; Config.PriceTable
+// lists the result.
 type Prices struct {
-	// Models maps a model name to its price. Setting models in the file replaces
-	// the built-in table (DefaultPricingModels) entirely. Names are matched
+	// Builtin starts the table from the built-in one (OpenAI's list prices).
+	// false uses Models, Aliases and Default alone. Default true.
+	Builtin bool `yaml:"builtin"`
+	// Models maps a model name to its price. An entry replaces the built-in entry
+	// of that name whole; every other built-in price stays. Names are matched
 	// exactly (case and dots kept); a dated snapshot such as gpt-4o-2024-08-06
-	// falls back to its family's entry.
+	// falls back to its family's entry. Default none.
 	Models map[string]ModelPrice `yaml:"models"`
-	// Aliases maps a model name to a priced model it is billed as. Default none.
+	// Aliases maps a model name to a priced model (built-in or in Models) it is
+	// billed as; an alias named like a built-in model replaces it. Default none.
 	Aliases map[string]string `yaml:"aliases"`
 	// Default, when set, prices every model that has no entry; when absent such
 	// requests are rejected (400). Default absent.
@@ -379,7 +388,8 @@ func Default() *Config {
 			ExpiringWithin: 168 * time.Hour,
 		},
 		Prices: Prices{
-			Models:  defaultModels(),
+			Builtin: true,
+			Models:  map[string]ModelPrice{},
 			Aliases: map[string]string{},
 		},
 		Metering: Metering{DriftTolerance: 0.10},

@@ -142,8 +142,13 @@ func TestDefaultNeedsOnlyAnAdminToken(t *testing.T) {
 	if cfg.Pricing() == nil {
 		t.Fatal("Pricing() is nil on a validated config")
 	}
+	// The defaults send requests to OpenAI without a key: that, and only that, is warned.
+	if w := cfg.Warnings(); len(w) != 1 || !strings.HasPrefix(w[0], "upstream.api_key: ") || !strings.Contains(w[0], "CREDITGATE_UPSTREAM_API_KEY") {
+		t.Errorf("defaults warn: %q, want exactly the empty upstream.api_key", w)
+	}
+	cfg.Upstream.APIKey = "sk-upstream-test"
 	if w := cfg.Warnings(); len(w) != 0 {
-		t.Errorf("defaults warn: %q", w)
+		t.Errorf("defaults with an upstream key warn: %q", w)
 	}
 }
 
@@ -224,7 +229,8 @@ func TestDefaultPricingModels(t *testing.T) {
 			t.Errorf("%s = %+v, want %+v", tt.model, got, tt.want)
 		}
 	}
-	for _, name := range []string{"gpt-4o", "gpt-4o-mini", "gpt-4.1", "gpt-4.1-mini", "o3-mini", "o4-mini", "gpt-5", "gpt-5-mini", "gpt-3.5-turbo", "gpt-4", "text-embedding-3-small", "text-embedding-3-large"} {
+	for _, name := range []string{"gpt-4o", "gpt-4o-mini", "gpt-4.1", "gpt-4.1-mini", "gpt-4.1-nano", "o1", "o3", "o3-mini", "o4-mini",
+		"gpt-5", "gpt-5-mini", "gpt-5-nano", "gpt-3.5-turbo", "gpt-4", "text-embedding-3-small", "text-embedding-3-large", "text-embedding-ada-002"} {
 		p, ok := models[name]
 		if !ok || p.Input <= 0 {
 			t.Errorf("default table lacks a price for %s", name)

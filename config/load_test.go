@@ -231,6 +231,7 @@ billing.grace: invalid amount "-1": negative amounts are not allowed (from CREDI
 func TestStrayEnvIsWarned(t *testing.T) {
 	cfg := mustLoad(t, "", map[string]string{
 		"CREDITGATE_ADMIN_TOKENS":     testToken,
+		"CREDITGATE_UPSTREAM_API_KEY": "sk-upstream-test",
 		"CREDITGATE_BILLING_GRACEE":   "1",
 		"CREDITGATE_TEST_REDIS_URL":   "redis://x", // the test helpers' own
 		"OTHER_PROGRAM_BILLING_GRACE": "1",
@@ -277,8 +278,8 @@ func TestValueShapes(t *testing.T) {
 
 func TestNullKeepsDefault(t *testing.T) {
 	cfg := mustLoad(t, "billing:\n  grace:\nnotify: ~\npricing: {models: null}\n", tokenEnv)
-	if cfg.Billing.Grace != Default().Billing.Grace || len(cfg.Prices.Models) != len(DefaultPricingModels()) {
-		t.Errorf("null did not keep defaults: grace %s, %d models", cfg.Billing.Grace, len(cfg.Prices.Models))
+	if cfg.Billing.Grace != Default().Billing.Grace || len(cfg.Pricing().Models()) != len(DefaultPricingModels()) {
+		t.Errorf("null did not keep defaults: grace %s, %d models", cfg.Billing.Grace, len(cfg.Pricing().Models()))
 	}
 }
 
@@ -288,6 +289,7 @@ billing:
   default_tier: Gold
   tiers: { Gold: { max_topup: 50 } }
 pricing:
+  builtin: false
   models:
     Meta-Llama/Llama-3.1-70B: { input: 0.88, output: 0.88 }
   aliases: { llama: Meta-Llama/Llama-3.1-70B }
@@ -297,7 +299,7 @@ pricing:
 	}
 	p := cfg.Pricing()
 	if got := p.Models(); !slices.Equal(got, []string{"Meta-Llama/Llama-3.1-70B"}) {
-		t.Errorf("models = %v, want only the file's (case and dots kept)", got)
+		t.Errorf("models = %v, want only the file's (builtin: false; case and dots kept)", got)
 	}
 	if name, _, ok := p.Resolve("llama"); !ok || name != "Meta-Llama/Llama-3.1-70B" {
 		t.Errorf("alias resolves to %q %v", name, ok)

@@ -1,54 +1,126 @@
 package config
 
 import (
+	"sort"
+
 	"github.com/creditgate/creditgate/billing"
 	"github.com/creditgate/creditgate/metering"
 	"github.com/creditgate/creditgate/money"
 )
 
-// defaultModels is the built-in price table: OpenAI's public list prices (standard
-// tier, USD per 1M tokens) and documented maximum output tokens. It is the
-// default of pricing.models and the table of the embedded demo;
-// config.example.yaml spells out the same table, and a test keeps the two equal.
-func defaultModels() map[string]ModelPrice {
-	chat := func(input, cached, output string, maxOut int64, enc string) ModelPrice {
-		mp := ModelPrice{Input: usd(input), Output: usd(output), MaxOutputTokens: maxOut, Encoding: enc}
-		if cached != "" {
-			mp.CachedInput = usd(cached)
-		}
-		return mp
-	}
-	return map[string]ModelPrice{
-		"gpt-4o":                 chat("2.50", "1.25", "10.00", 16384, "o200k_base"),
-		"gpt-4o-mini":            chat("0.15", "0.075", "0.60", 16384, "o200k_base"),
-		"gpt-4.1":                chat("2.00", "0.50", "8.00", 32768, "o200k_base"),
-		"gpt-4.1-mini":           chat("0.40", "0.10", "1.60", 32768, "o200k_base"),
-		"o3-mini":                chat("1.10", "0.55", "4.40", 100000, "o200k_base"),
-		"o4-mini":                chat("1.10", "0.275", "4.40", 100000, "o200k_base"),
-		"gpt-5":                  chat("1.25", "0.125", "10.00", 128000, "o200k_base"),
-		"gpt-5-mini":             chat("0.25", "0.025", "2.00", 128000, "o200k_base"),
-		"gpt-3.5-turbo":          chat("0.50", "", "1.50", 4096, "cl100k_base"),
-		"gpt-4":                  chat("30.00", "", "60.00", 8192, "cl100k_base"),
-		"text-embedding-3-small": {Input: usd("0.02"), Encoding: "cl100k_base"},
-		"text-embedding-3-large": {Input: usd("0.13"), Encoding: "cl100k_base"},
-	}
-}
-
-// usd parses a constant of the default table; TestDefault covers every one.
+// usd parses a constant of the built-in table; TestBuiltinTable covers every one.
 func usd(s string) *money.Micros {
 	m := money.MustParse(s)
 	return &m
 }
 
-// DefaultPricingModels returns the built-in price table (the default of
-// pricing.models), with every class filled in, for the embedded demo.
+// DefaultPricingModels returns the built-in price table, with every class
+// filled in. It is a copy: changing it changes nothing for the next caller.
 func DefaultPricingModels() map[string]metering.Price {
-	models := defaultModels()
+	models := builtinModels()
 	out := make(map[string]metering.Price, len(models))
 	for name, mp := range models {
 		out[name] = mp.Price()
 	}
 	return out
+}
+
+// Where a row of the resolved price table comes from.
+const (
+	SourceBuiltin = "built-in" // the built-in table (prices_builtin.go)
+	SourceConfig  = "config"   // pricing.models, pricing.aliases or pricing.default
+)
+
+// PricedModel is one row of the resolved price table (Config.PriceTable).
+type PricedModel struct {
+	// Name is the model name requests use ("(default)" for pricing.default).
+	Name string
+	// Price is what the name is billed at, every class filled in (for an alias,
+	// its target's price).
+	Price metering.Price
+	// AliasOf is the model an alias is billed as; "" for a priced model.
+	AliasOf string
+	// Source is SourceBuiltin or SourceConfig.
+	Source string
+}
+
+// DefaultPriceName names pricing.default in PriceTable.
+const DefaultPriceName = "(default)"
+
+// priceTable is the pricing section resolved: the built-in table (unless
+// pricing.builtin is false) with the file's models and aliases merged over it.
+type priceTable struct {
+	models  map[string]ModelPrice
+	aliases map[string]string
+	// fromConfig holds the names (models and aliases) the file set.
+	fromConfig map[string]bool
+}
+
+// merge resolves p over base, the built-in table. A model the file names
+// replaces the built-in entry of that name whole (its unset classes fall back to
+// its own input and output, never to the built-in prices) and hides a built-in
+// alias of that name; an alias the file names replaces a built-in model or alias
+// of that name. A built-in alias whose target the file turned into an alias
+// follows it, so it is billed as the file says that target is.
+func (p Prices) merge(base priceTable) priceTable {
+	t := priceTable{models: map[string]ModelPrice{}, aliases: map[string]string{}, fromConfig: map[string]bool{}}
+	if p.Builtin {
+		for name, mp := range base.models {
+			t.models[name] = mp
+		}
+		for from, to := range base.aliases {
+			t.aliases[from] = to
+		}
+	}
+	for name, mp := range p.Models {
+		t.models[name] = mp
+		delete(t.aliases, name)
+		t.fromConfig[name] = true
+	}
+	for from, to := range p.Aliases {
+		if !t.fromConfig[from] { // a name in both of the file's sections is a problem, reported by validatePricing
+			delete(t.models, from)
+		}
+		t.aliases[from] = to
+		t.fromConfig[from] = true
+	}
+	for from, to := range t.aliases {
+		if next, ok := p.Aliases[to]; ok && !t.fromConfig[from] {
+			t.aliases[from] = next
+		}
+	}
+	return t
+}
+
+// resolved is c's pricing section merged over the built-in table.
+func (p Prices) resolved() priceTable {
+	return p.merge(priceTable{models: builtinModels(), aliases: builtinAliases()})
+}
+
+// PriceTable returns the resolved price table, sorted by name: every priced
+// model and alias, each with the source of its entry, then pricing.default when
+// it is set. It is what requests are billed by (creditgate check-config prints
+// it).
+func (c *Config) PriceTable() []PricedModel {
+	t := c.Prices.resolved()
+	source := func(name string) string {
+		if t.fromConfig[name] {
+			return SourceConfig
+		}
+		return SourceBuiltin
+	}
+	rows := make([]PricedModel, 0, len(t.models)+len(t.aliases)+1)
+	for name, mp := range t.models {
+		rows = append(rows, PricedModel{Name: name, Price: mp.Price(), Source: source(name)})
+	}
+	for from, to := range t.aliases {
+		rows = append(rows, PricedModel{Name: from, Price: t.models[to].Price(), AliasOf: to, Source: source(from)})
+	}
+	sort.Slice(rows, func(i, j int) bool { return rows[i].Name < rows[j].Name })
+	if c.Prices.Default != nil {
+		rows = append(rows, PricedModel{Name: DefaultPriceName, Price: c.Prices.Default.Price(), Source: SourceConfig})
+	}
+	return rows
 }
 
 // Price converts mp to a metering.Price, filling each unset class from its
@@ -77,10 +149,12 @@ func orDefault(m *money.Micros, def money.Micros) money.Micros {
 	return *m
 }
 
-// build turns the pricing section into the metering table.
+// build turns the pricing section, merged over the built-in table, into the
+// metering table.
 func (p Prices) build() (*metering.Pricing, error) {
-	models := make(map[string]metering.Price, len(p.Models))
-	for name, mp := range p.Models {
+	t := p.resolved()
+	models := make(map[string]metering.Price, len(t.models))
+	for name, mp := range t.models {
 		models[name] = mp.Price()
 	}
 	var fallback *metering.Price
@@ -88,7 +162,7 @@ func (p Prices) build() (*metering.Pricing, error) {
 		pr := p.Default.Price()
 		fallback = &pr
 	}
-	return metering.NewPricing(models, p.Aliases, fallback)
+	return metering.NewPricing(models, t.aliases, fallback)
 }
 
 // Pricing returns the price table. Validate builds it, so it is never nil on a

@@ -257,13 +257,15 @@ func validateNotify(c *Config, ps *Problems) {
 	ps.positive("notify.expiring_within", c.Notify.ExpiringWithin)
 }
 
-// validatePricing checks every price and alias and, when all are sound, builds
-// the price table (Config.Pricing); otherwise leaves it nil.
+// validatePricing checks every price and alias of the file and, when all are
+// sound, builds the price table (Config.Pricing) from them merged over the
+// built-in table; otherwise leaves it nil.
 func validatePricing(c *Config, ps *Problems) {
 	p := c.Prices
+	t := p.resolved()
 	ok := true
-	if len(p.Models) == 0 && p.Default == nil {
-		ps.add("pricing.models", "no model is priced and pricing.default is not set: every request would be rejected")
+	if len(t.models) == 0 && p.Default == nil {
+		ps.add("pricing.models", "no model is priced and pricing.default is not set (pricing.builtin is false): every request would be rejected")
 		ok = false
 	}
 	for _, name := range sortedKeys(p.Models) {
@@ -281,8 +283,16 @@ func validatePricing(c *Config, ps *Problems) {
 			ps.add(key, "%q is also priced in pricing.models, so the alias would never apply", from)
 			ok = false
 		}
-		if _, priced := p.Models[to]; !priced {
-			ps.add(key, "points to %q, which is not priced in pricing.models", to)
+		switch _, priced := t.models[to]; {
+		case priced:
+		case t.aliases[to] != "":
+			ps.add(key, "points to %q, which is itself an alias here: point it at a priced model", to)
+			ok = false
+		case !p.Builtin:
+			ps.add(key, "points to %q, which is not priced in pricing.models (pricing.builtin is false)", to)
+			ok = false
+		default:
+			ps.add(key, "points to %q, which is priced neither in pricing.models nor in the built-in table (creditgate check-config lists it)", to)
 			ok = false
 		}
 	}
@@ -541,6 +551,14 @@ func (c *Config) Warnings() []string {
 	if u, err := url.Parse(c.Upstream.BaseURL); err == nil && u.Scheme == "http" && !isLoopback(u.Hostname()) {
 		warn("upstream.base_url", "plain http to %s sends the upstream API key and every prompt unencrypted", u.Hostname())
 	}
+	if u, err := url.Parse(c.Upstream.BaseURL); err == nil && c.Upstream.APIKey == "" && u.Hostname() != "" && !isLoopback(u.Hostname()) {
+		warn("upstream.api_key", "empty, so requests reach %s without an API key; its 401 (\"You didn't provide an API key\") then goes to apps, which will suspect their own creditgate key: set CREDITGATE_UPSTREAM_API_KEY", u.Hostname())
+	}
+	if dir := c.SpoolDir(); dir != "" && host.inContainer() {
+		if onRoot, err := host.onRootFS(dir); err == nil && onRoot {
+			warn("spool.dir", "%s is on the container's own filesystem, not on a volume: settlements spooled while Redis is down are lost when the container is replaced; mount a persistent volume there, one per instance (docker run -v, a StatefulSet volumeClaimTemplate)", dir)
+		}
+	}
 	if c.Billing.HoldTTL <= c.Upstream.Timeout {
 		warn("billing.hold_ttl", "%s is not longer than upstream.timeout (%s): a hold could expire while its request is still streaming, letting other requests spend the same credit", c.Billing.HoldTTL, c.Upstream.Timeout)
 	}
@@ -572,7 +590,7 @@ func (c *Config) Warnings() []string {
 		}
 	}
 	for _, name := range c.strayEnv {
-		warn(name, "environment variable matches no config key and is ignored (billing.tiers and pricing.* have no environment overrides)")
+		warn(name, "environment variable matches no config key and is ignored (billing.tiers, pricing.models, pricing.aliases and pricing.default have no environment overrides)")
 	}
 	sort.Strings(ws)
 	return ws

@@ -12,9 +12,11 @@ import (
 )
 
 // validConfig is the defaults plus an admin token: valid, with no warnings.
+// validConfig is the defaults with what an operator must add: an admin token
+// and the upstream's API key.
 func validConfig(t *testing.T) *Config {
 	t.Helper()
-	return mustLoad(t, "", tokenEnv)
+	return mustLoad(t, "", map[string]string{"CREDITGATE_ADMIN_TOKENS": testToken, "CREDITGATE_UPSTREAM_API_KEY": "sk-upstream-test"})
 }
 
 func micros(s string) *money.Micros {
@@ -87,8 +89,11 @@ func TestValidateRules(t *testing.T) {
 		}, nil},
 		{"notify.expiring_within zero", func(c *Config) { c.Notify.ExpiringWithin = 0 }, []string{"notify.expiring_within"}},
 		{"notify.low_balance negative", func(c *Config) { c.Notify.LowBalance = -5 }, []string{"notify.low_balance"}},
-		{"no prices at all", func(c *Config) { c.Prices.Models = nil }, []string{"pricing.models"}},
-		{"only a default price", func(c *Config) { c.Prices.Models = nil; c.Prices.Default = &ModelPrice{Input: micros("1")} }, nil},
+		{"no prices at all", func(c *Config) { c.Prices.Builtin = false; c.Prices.Models = nil }, []string{"pricing.models"}},
+		{"only a default price", func(c *Config) {
+			c.Prices.Builtin, c.Prices.Models, c.Prices.Default = false, nil, &ModelPrice{Input: micros("1")}
+		}, nil},
+		{"only the built-in table", func(c *Config) { c.Prices.Models = nil }, nil},
 		{"model without input", func(c *Config) { c.Prices.Models["x"] = ModelPrice{Output: micros("1")} }, []string{"pricing.models.x.input"}},
 		{"model price negative", func(c *Config) {
 			c.Prices.Models["x"] = ModelPrice{Input: micros("1"), Reasoning: new(money.Micros(-1))}
@@ -96,7 +101,17 @@ func TestValidateRules(t *testing.T) {
 		{"max_output_tokens negative", func(c *Config) { c.Prices.Models["x"] = ModelPrice{Input: micros("1"), MaxOutputTokens: -1} }, []string{"pricing.models.x.max_output_tokens"}},
 		{"unknown encoding", func(c *Config) { c.Prices.Models["x"] = ModelPrice{Input: micros("1"), Encoding: "p50k_base"} }, []string{"pricing.models.x.encoding"}},
 		{"alias to unpriced model", func(c *Config) { c.Prices.Aliases = map[string]string{"fast": "gpt-9"} }, []string{"pricing.aliases.fast"}},
-		{"alias shadowed by a price", func(c *Config) { c.Prices.Aliases = map[string]string{"gpt-4o": "gpt-4o-mini"} }, []string{"pricing.aliases.gpt-4o"}},
+		{"alias shadowed by a price", func(c *Config) {
+			c.Prices.Models["fast"] = ModelPrice{Input: micros("1")}
+			c.Prices.Aliases = map[string]string{"fast": "gpt-4o-mini"}
+		}, []string{"pricing.aliases.fast"}},
+		{"alias replacing a built-in model", func(c *Config) { c.Prices.Aliases = map[string]string{"gpt-4o": "gpt-4o-mini"} }, nil},
+		{"alias to an alias", func(c *Config) { c.Prices.Aliases = map[string]string{"a": "b", "b": "gpt-4o"} }, []string{"pricing.aliases.a"}},
+		{"alias to a built-in model without the built-in table", func(c *Config) {
+			c.Prices.Builtin = false
+			c.Prices.Models["x"] = ModelPrice{Input: micros("1")}
+			c.Prices.Aliases = map[string]string{"fast": "gpt-4o-mini"}
+		}, []string{"pricing.aliases.fast"}},
 		{"alias fine", func(c *Config) { c.Prices.Aliases = map[string]string{"fast": "gpt-4o-mini"} }, nil},
 		{"default price without input", func(c *Config) { c.Prices.Default = &ModelPrice{} }, []string{"pricing.default.input"}},
 		{"drift_tolerance negative", func(c *Config) { c.Metering.DriftTolerance = -0.1 }, []string{"metering.drift_tolerance"}},
@@ -254,6 +269,16 @@ func TestWarnings(t *testing.T) {
 		{"plain http upstream", func(c *Config) { c.Upstream.BaseURL = "http://llm.internal:8000/v1" }, []string{"upstream.base_url"}},
 		{"plain http to loopback", func(c *Config) { c.Upstream.BaseURL = "http://127.0.0.1:9000/v1" }, nil},
 		{"hold_ttl equal to upstream timeout", func(c *Config) { c.Billing.HoldTTL = c.Upstream.Timeout }, []string{"billing.hold_ttl"}},
+		{"no upstream key for OpenAI", func(c *Config) { c.Upstream.APIKey = "" }, []string{"upstream.api_key"}},
+		{"no upstream key for a remote upstream", func(c *Config) {
+			c.Upstream.APIKey, c.Upstream.BaseURL = "", "https://llm.example.com/v1"
+		}, []string{"upstream.api_key"}},
+		{"no upstream key for a loopback upstream", func(c *Config) {
+			c.Upstream.APIKey, c.Upstream.BaseURL = "", "http://127.0.0.1:9000/v1"
+		}, nil},
+		{"no upstream key for localhost", func(c *Config) {
+			c.Upstream.APIKey, c.Upstream.BaseURL = "", "http://localhost:11434/v1"
+		}, nil},
 		{"chat model without output price", func(c *Config) { c.Prices.Models["my-chat"] = ModelPrice{Input: micros("1")} }, []string{"pricing.models.my-chat.output"}},
 		{"embeddings model without output price", func(c *Config) { c.Prices.Models["my-embedding"] = ModelPrice{Input: micros("1")} }, nil},
 		{"chat model without max_output_tokens", func(c *Config) {
@@ -295,7 +320,7 @@ func TestWarnings(t *testing.T) {
 }
 
 func TestMemoryStoreWarningSaysNotDurable(t *testing.T) {
-	cfg := mustLoad(t, "redis: {url: 'memory://'}\n", tokenEnv)
+	cfg := mustLoad(t, "redis: {url: 'memory://'}\nupstream: {api_key: sk-test}\n", tokenEnv)
 	w := cfg.Warnings()
 	if len(w) != 1 || !strings.Contains(w[0], "NOT DURABLE") {
 		t.Errorf("Warnings() = %q", w)

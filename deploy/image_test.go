@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/creditgate/creditgate/internal/mockupstream"
+	"github.com/creditgate/creditgate/internal/testing/skipreport"
 	"github.com/creditgate/creditgate/internal/testing/testredis"
 )
 
@@ -298,7 +299,7 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
-	code := m.Run()
+	code := skipreport.Run(m) // and say which tests ran without a component they need
 	os.RemoveAll(workDir)
 	os.Exit(code)
 }

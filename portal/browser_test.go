@@ -74,7 +74,7 @@ func balanceOf(t *testing.T, store *redisstore.Store, account string) money.Micr
 // refusal first), spend below the threshold and see the recharge, and have a
 // reused link, an expired one and a form without its CSRF token refused.
 func TestBillingPageInBrowser(t *testing.T) {
-	b := browser.Require(t)
+	b := browser.Require(t, "the Billing page's browser test")
 	ctx := context.Background()
 	store := newRedisLedger(t, nil)
 	sessions := portalStoreFor(store)

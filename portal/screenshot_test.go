@@ -33,7 +33,7 @@ func (c *clock) set(t time.Time) { c.at.Store(&t) }
 //
 //	go test ./portal -run TestBillingPageScreenshot -update-screenshot
 func TestBillingPageScreenshot(t *testing.T) {
-	b := browser.Require(t)
+	b := browser.Require(t, "the Billing page's browser test")
 	ctx := context.Background()
 	usd := money.MustParse
 	now := time.Date(2026, 3, 24, 16, 20, 0, 0, time.UTC)

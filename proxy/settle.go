@@ -46,7 +46,7 @@ func (p *Proxy) finish(ctx context.Context, x *exchange) {
 			CachedTokens: result.Tokens.CachedInput, ReasoningTokens: result.Tokens.Reasoning,
 			AudioPromptTokens: result.Tokens.AudioInput, AudioCompletionTokens: result.Tokens.AudioOutput,
 			LocalPromptTokens: result.Local.Input, LocalCompletionTokens: result.Local.Output,
-			TokenSource: result.Source, Note: note,
+			TokenSource: result.Source, Note: note, Prices: unitPrices(x.price),
 		},
 	}
 	st, err := p.opts.Ledger.Settle(sctx, req)
@@ -62,6 +62,12 @@ func (p *Proxy) finish(ctx context.Context, x *exchange) {
 			zap.Stringer("cost", cost), zapErr(err))
 	}
 	p.done(x, result, cost, st)
+}
+
+// unitPrices are the prices p bills at, for the usage event.
+func unitPrices(p metering.Price) *billing.UnitPrices {
+	return &billing.UnitPrices{Input: p.Input, CachedInput: p.CachedInput, AudioInput: p.AudioInput,
+		Output: p.Output, Reasoning: p.Reasoning, AudioOutput: p.AudioOutput}
 }
 
 // release frees x's hold, with a bounded, non-cancellable context.

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 
 	"github.com/creditgate/creditgate/admin"
@@ -15,7 +16,7 @@ import (
 // UsageQuery selects a usage report. From and To are RFC 3339 times or UTC dates
 // ("2026-03-01"; a date To includes that day); empty means from the first event,
 // and up to now. GroupBy is admin.GroupByModel (the default), GroupByDay or
-// GroupByKey.
+// GroupByKey, or several of them joined by commas ("day,model").
 type UsageQuery struct {
 	From, To string
 	GroupBy  string
@@ -49,6 +50,25 @@ func (c *Client) Usage(ctx context.Context, account string, q UsageQuery) (admin
 	setNonEmpty(v, "to", q.To)
 	setNonEmpty(v, "group_by", q.GroupBy)
 	var out admin.UsageReport
+	_, err = c.do(ctx, http.MethodGet, path, v, nil, nil, &out)
+	return out, err
+}
+
+// RecentLedger returns a page of account's ledger newest first (GET
+// …/ledger/recent): the newest limit events (0: the server's default) with ids
+// below before ("" for the newest of all). The page's Next, when HasMore, is the
+// before of the next, older page.
+func (c *Client) RecentLedger(ctx context.Context, account, before string, limit int) (admin.EventList, error) {
+	path, err := accountPath(account, "/ledger/recent")
+	if err != nil {
+		return admin.EventList{}, err
+	}
+	v := url.Values{}
+	setNonEmpty(v, "before", before)
+	if limit != 0 {
+		v.Set("limit", strconv.Itoa(limit))
+	}
+	var out admin.EventList
 	_, err = c.do(ctx, http.MethodGet, path, v, nil, nil, &out)
 	return out, err
 }

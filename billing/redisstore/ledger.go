@@ -291,6 +291,9 @@ func (s *Store) Settle(ctx context.Context, q billing.SettleRequest) (billing.Se
 	if q.Cost < 0 || q.Cost > money.MaxAmount {
 		return billing.Settlement{}, fmt.Errorf("%w: cost %s out of range", billing.ErrInvalid, q.Cost)
 	}
+	if err := checkPrices(q.Usage.Prices); err != nil {
+		return billing.Settlement{}, err
+	}
 	now := s.now()
 	t := q.Triggers
 	var low interface{} = ""
@@ -427,9 +430,72 @@ func appendUsage(args []interface{}, u billing.Usage, tokens bool) []interface{}
 				"audio_completion_tokens", u.AudioCompletionTokens)
 		}
 		str("token_source", u.TokenSource)
+		args = appendPrices(args, u.Prices)
 	}
 	str("note", u.Note)
 	return args
+}
+
+// The usage event's price fields, micro-USD per 1M tokens. Reasoning and audio
+// prices are written only where they differ from their parent class's (output,
+// input), which is rare, so an event carries three fields, not six; parsePrices
+// fills the others back in.
+const (
+	fieldPriceInput       = "price_input"
+	fieldPriceCachedInput = "price_cached_input"
+	fieldPriceOutput      = "price_output"
+	fieldPriceReasoning   = "price_reasoning"
+	fieldPriceAudioInput  = "price_audio_input"
+	fieldPriceAudioOutput = "price_audio_output"
+)
+
+func appendPrices(args []interface{}, p *billing.UnitPrices) []interface{} {
+	if p == nil {
+		return args
+	}
+	args = append(args, fieldPriceInput, amountArg(p.Input), fieldPriceCachedInput, amountArg(p.CachedInput), fieldPriceOutput, amountArg(p.Output))
+	for _, c := range [...]struct {
+		field         string
+		price, parent money.Micros
+	}{{fieldPriceReasoning, p.Reasoning, p.Output}, {fieldPriceAudioInput, p.AudioInput, p.Input}, {fieldPriceAudioOutput, p.AudioOutput, p.Output}} {
+		if c.price != c.parent {
+			args = append(args, c.field, amountArg(c.price))
+		}
+	}
+	return args
+}
+
+// checkPrices refuses unit prices the ledger cannot hold.
+func checkPrices(p *billing.UnitPrices) error {
+	if p == nil {
+		return nil
+	}
+	for _, m := range [...]money.Micros{p.Input, p.CachedInput, p.AudioInput, p.Output, p.Reasoning, p.AudioOutput} {
+		if m < 0 || m > money.MaxAmount {
+			return fmt.Errorf("%w: unit price %s out of range", billing.ErrInvalid, m)
+		}
+	}
+	return nil
+}
+
+// parsePrices reads a usage event's unit prices: nil when it has none (an event
+// booked before they were recorded).
+func parsePrices(d *record, f map[string]string) *billing.UnitPrices {
+	if _, ok := f[fieldPriceInput]; !ok {
+		return nil
+	}
+	p := &billing.UnitPrices{
+		Input:       d.microsOf(f, fieldPriceInput),
+		CachedInput: d.microsOf(f, fieldPriceCachedInput),
+		Output:      d.microsOf(f, fieldPriceOutput),
+	}
+	p.Reasoning, p.AudioInput, p.AudioOutput = p.Output, p.Input, p.Output
+	for field, dst := range map[string]*money.Micros{fieldPriceReasoning: &p.Reasoning, fieldPriceAudioInput: &p.AudioInput, fieldPriceAudioOutput: &p.AudioOutput} {
+		if _, ok := f[field]; ok {
+			*dst = d.microsOf(f, field)
+		}
+	}
+	return p
 }
 
 var topUpScript = newScript("top_up.lua")
@@ -654,6 +720,7 @@ func parseEvent(account string, m redis.XMessage) (billing.Event, error) {
 		Source:                f["source"],
 		Note:                  f["note"],
 		PaymentRef:            f["payment_ref"],
+		Prices:                parsePrices(&d, f),
 	}
 	if d.err != nil {
 		return billing.Event{}, d.err

@@ -324,15 +324,24 @@ func creditsCommand(o *clientOptions) *cobra.Command {
 
 func ledgerCommand(o *clientOptions) *cobra.Command {
 	var (
-		limit int
-		after string
-		all   bool
+		limit         int
+		after, before string
+		all, recent   bool
 	)
 	cmd := &cobra.Command{
 		Use:   "ledger ACCOUNT",
-		Short: "Show an account's ledger events, oldest first",
-		Args:  cobra.ExactArgs(1),
+		Short: "Show an account's ledger events, oldest first (--recent: newest first)",
+		Long: "Show an account's ledger events. By default the oldest come first, a page at a time\n" +
+			"(--after continues from a page's cursor). With --recent the newest come first\n" +
+			"(--before continues towards older ones). --all follows the cursor to the end.",
+		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			switch {
+			case recent && after != "":
+				return errors.New("--after pages oldest first; with --recent use --before")
+			case !recent && before != "":
+				return errors.New("--before pages newest first: add --recent")
+			}
 			c, err := o.client(cmd)
 			if err != nil {
 				return err
@@ -340,36 +349,52 @@ func ledgerCommand(o *clientOptions) *cobra.Command {
 			if all && limit == 0 {
 				limit = ledgerPageForAll
 			}
-			page, err := c.Ledger(cmd.Context(), args[0], after, limit)
+			page := func(cursor string) (admin.EventList, error) {
+				if recent {
+					return c.RecentLedger(cmd.Context(), args[0], cursor, limit)
+				}
+				return c.Ledger(cmd.Context(), args[0], cursor, limit)
+			}
+			cursor := after
+			if recent {
+				cursor = before
+			}
+			list, err := page(cursor)
 			if err != nil {
 				return err
 			}
-			for all && page.HasMore {
-				cursor := page.Next
-				next, err := c.Ledger(cmd.Context(), args[0], cursor, limit)
+			for all && list.HasMore {
+				cursor := list.Next
+				next, err := page(cursor)
 				if err != nil {
 					return err
 				}
 				if next.HasMore && next.Next == cursor {
 					return errors.New("the server returned the same ledger cursor twice; stopping")
 				}
-				page.Data = append(page.Data, next.Data...)
-				page.Next, page.HasMore = next.Next, next.HasMore
+				list.Data = append(list.Data, next.Data...)
+				list.Next, list.HasMore = next.Next, next.HasMore
 			}
-			if page.HasMore && o.output == "table" {
-				fmt.Fprintf(cmd.ErrOrStderr(), "More events follow: run again with --after %s (or use --all).\n", page.Next)
+			if list.HasMore && o.output == "table" {
+				if recent {
+					fmt.Fprintf(cmd.ErrOrStderr(), "Older events follow: run again with --recent --before %s (or use --all).\n", list.Next)
+				} else {
+					fmt.Fprintf(cmd.ErrOrStderr(), "More events follow: run again with --after %s (or use --all).\n", list.Next)
+				}
 			}
-			return o.print(cmd, page, func(w io.Writer) {
+			return o.print(cmd, list, func(w io.Writer) {
 				fmt.Fprintln(w, "ID\tTYPE\tAT\tAMOUNT\tBALANCE AFTER\tDETAILS")
-				for _, ev := range page.Data {
+				for _, ev := range list.Data {
 					fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\n", ev.ID, ev.Type, formatTime(ev.At), ev.Amount, ev.BalanceAfter, eventDetails(ev))
 				}
 			})
 		},
 	}
 	cmd.Flags().IntVar(&limit, "limit", 0, "events per page, 1 to 1000 (default: the server's, 100)")
+	cmd.Flags().BoolVar(&recent, "recent", false, "newest events first")
 	cmd.Flags().StringVar(&after, "after", "", "start after this event id (a previous page's next cursor)")
-	cmd.Flags().BoolVar(&all, "all", false, "follow the cursor to the end of the ledger")
+	cmd.Flags().StringVar(&before, "before", "", "with --recent: start below this event id (a previous page's next cursor)")
+	cmd.Flags().BoolVar(&all, "all", false, "follow the cursor to the end of the ledger (its start, with --recent)")
 	return cmd
 }
 
@@ -401,6 +426,9 @@ func eventDetails(ev admin.Event) string {
 	}
 	if ev.Cost != nil {
 		add("cost", ev.Cost.String())
+	}
+	if p := ev.Prices; p != nil { // USD per 1M tokens: input/cached/output
+		add("prices", unitPrice(p.Input)+"/"+unitPrice(p.CachedInput)+"/"+unitPrice(p.Output))
 	}
 	if ev.ToDebt != nil && *ev.ToDebt != 0 {
 		add("to_debt", ev.ToDebt.String())

@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -91,15 +92,17 @@ func usageCommand(o *clientOptions) *cobra.Command {
 		Use:   "usage ACCOUNT",
 		Short: "Show an account's usage: requests, tokens by class and cost, grouped by model, day or key",
 		Long: "Show an account's settled requests, tokens by class and cost in a time range, grouped\n" +
-			"by model, UTC day or API key. --from and --to take RFC 3339 times or dates\n" +
-			"(2026-03-01); a date --to includes that whole day. Default: everything up to now.",
+			"by model, UTC day or API key, or by several at once (--group-by day,model: one row\n" +
+			"per day and model, sorted by day, then model). --from and --to take RFC 3339 times\n" +
+			"or dates (2026-03-01); a date --to includes that whole day. Default: everything up\n" +
+			"to now.",
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			switch q.GroupBy {
-			case admin.GroupByModel, admin.GroupByDay, admin.GroupByKey:
-			default:
-				return fmt.Errorf("invalid --group-by %q: want model, day or key", q.GroupBy)
+			groups, err := parseGroupBy(q.GroupBy)
+			if err != nil {
+				return err
 			}
+			q.GroupBy = strings.Join(groups, ",")
 			c, err := o.client(cmd)
 			if err != nil {
 				return err
@@ -108,22 +111,59 @@ func usageCommand(o *clientOptions) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return o.print(cmd, rep, func(w io.Writer) {
-				fmt.Fprintf(w, "%s\tREQUESTS\tPROMPT\tCACHED\tCOMPLETION\tREASONING\tCOST\n", strings.ToUpper(rep.GroupBy))
-				row := func(r admin.UsageRow, group string) {
-					fmt.Fprintf(w, "%s\t%d\t%d\t%d\t%d\t%d\t%s\n", group, r.Requests, r.PromptTokens, r.CachedTokens, r.CompletionTokens, r.ReasoningTokens, r.Cost)
-				}
-				for _, r := range rep.Data {
-					row(r, orDash(r.Group))
-				}
-				row(rep.Total, "TOTAL")
-			})
+			return o.print(cmd, rep, func(w io.Writer) { printUsage(w, groups, rep) })
 		},
 	}
 	cmd.Flags().StringVar(&q.From, "from", "", "start of the range, inclusive (RFC 3339 or YYYY-MM-DD)")
 	cmd.Flags().StringVar(&q.To, "to", "", "end of the range, exclusive; a date includes that day (default: now)")
-	cmd.Flags().StringVar(&q.GroupBy, "group-by", admin.GroupByModel, "model, day or key")
+	cmd.Flags().StringVar(&q.GroupBy, "group-by", admin.GroupByModel, "model, day or key, or several joined by commas (day,model)")
 	return cmd
+}
+
+// parseGroupBy reads --group-by: one or more of model, day and key, separated
+// by commas, none twice.
+func parseGroupBy(s string) ([]string, error) {
+	var groups []string
+	for _, g := range strings.Split(s, ",") {
+		g = strings.TrimSpace(g)
+		switch g {
+		case admin.GroupByModel, admin.GroupByDay, admin.GroupByKey:
+		default:
+			return nil, fmt.Errorf("invalid --group-by %q: want model, day or key, or several joined by commas (day,model)", s)
+		}
+		if slices.Contains(groups, g) {
+			return nil, fmt.Errorf("invalid --group-by %q: %s is named twice", s, g)
+		}
+		groups = append(groups, g)
+	}
+	return groups, nil
+}
+
+// printUsage writes a usage report as a table: one column per grouping, in
+// --group-by's order, then the sums; the total last.
+func printUsage(w io.Writer, groups []string, rep admin.UsageReport) {
+	head := make([]string, len(groups))
+	for i, g := range groups {
+		head[i] = strings.ToUpper(g)
+	}
+	fmt.Fprintf(w, "%s\tREQUESTS\tPROMPT\tCACHED\tCOMPLETION\tREASONING\tCOST\n", strings.Join(head, "\t"))
+	row := func(r admin.UsageRow, cells []string) {
+		fmt.Fprintf(w, "%s\t%d\t%d\t%d\t%d\t%d\t%s\n", strings.Join(cells, "\t"), r.Requests, r.PromptTokens, r.CachedTokens, r.CompletionTokens, r.ReasoningTokens, r.Cost)
+	}
+	for _, r := range rep.Data {
+		cells := make([]string, len(groups))
+		for i, g := range groups {
+			v := r.Group
+			if len(groups) > 1 {
+				v = r.By[g]
+			}
+			cells[i] = orDash(v)
+		}
+		row(r, cells)
+	}
+	total := make([]string, len(groups))
+	total[0] = "TOTAL"
+	row(rep.Total, total)
 }
 
 func exportCommand() *cobra.Command {

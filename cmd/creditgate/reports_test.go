@@ -127,6 +127,23 @@ TOTAL  3         1260    1024    1105        512        0.006000
 TOTAL  0         0       0       0           0          0.000000
 `},
 	}
+	// Several groupings: one column each, in --group-by's order (the events are today's).
+	day := time.Now().UTC().Format(time.DateOnly)
+	tests = append(tests, []struct {
+		args []string
+		want string
+	}{
+		{[]string{"usage", "acme", "--group-by", "day,model"}, `DAY         MODEL        REQUESTS  PROMPT  CACHED  COMPLETION  REASONING  COST
+` + day + `  gpt-4o       1         50      0       800         512        0.002000
+` + day + `  gpt-4o-mini  2         1210    1024    305         0          0.004000
+TOTAL                    3         1260    1024    1105        512        0.006000
+`},
+		{[]string{"usage", "acme", "--group-by", "model, key"}, `MODEL        KEY    REQUESTS  PROMPT  CACHED  COMPLETION  REASONING  COST
+gpt-4o       key_2  1         50      0       800         512        0.002000
+gpt-4o-mini  key_1  2         1210    1024    305         0          0.004000
+TOTAL               3         1260    1024    1105        512        0.006000
+`},
+	}...)
 	for _, tc := range tests {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
 			out, stderr, err := runReportsCLI(t, append(tc.args, flags...)...)
@@ -140,7 +157,8 @@ TOTAL  0         0       0       0           0          0.000000
 	if err != nil || json.Unmarshal([]byte(out), &rep) != nil || rep.GroupBy != "day" || len(rep.Data) != 1 || rep.Data[0].Group != time.Now().UTC().Format(time.DateOnly) {
 		t.Fatalf("json: %v %s", err, out)
 	}
-	for _, bad := range [][]string{{"usage", "acme", "--group-by", "hour"}, {"usage", "acme", "--from", "soon"}, {"usage", "nobody"}} {
+	for _, bad := range [][]string{{"usage", "acme", "--group-by", "hour"}, {"usage", "acme", "--group-by", "day,day"}, {"usage", "acme", "--group-by", "day,"},
+		{"usage", "acme", "--from", "soon"}, {"usage", "nobody"}} {
 		if _, _, err := runReportsCLI(t, append(bad, flags...)...); err == nil {
 			t.Errorf("%v succeeded", bad)
 		}

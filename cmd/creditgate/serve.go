@@ -4,8 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/signal"
+	"strconv"
+	"strings"
 	"syscall"
 
 	"github.com/spf13/cobra"
@@ -13,6 +16,8 @@ import (
 
 	"github.com/creditgate/creditgate/config"
 	"github.com/creditgate/creditgate/internal/app"
+	"github.com/creditgate/creditgate/metering"
+	"github.com/creditgate/creditgate/money"
 )
 
 func serveCommand() *cobra.Command {
@@ -81,7 +86,13 @@ func checkConfigCommand() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "check-config",
 		Short: "Validate a configuration file (and CREDITGATE_* overrides) without serving",
-		Args:  cobra.NoArgs,
+		Long: `Validate a configuration file, with CREDITGATE_* overrides, without serving: every
+problem is reported at once, each naming its key. A valid file prints its warnings,
+then the resolved price table (the built-in table with pricing.models and
+pricing.aliases merged over it: each model's prices in USD per 1M tokens, its
+max output tokens, the encoding it is counted with, and whether the row comes from
+the built-in table or the file).`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if path == "" {
 				return errors.New("check-config needs --config FILE")
@@ -94,10 +105,68 @@ func checkConfigCommand() *cobra.Command {
 			for _, w := range cfg.Warnings() {
 				fmt.Fprintln(out, "warning:", w)
 			}
-			fmt.Fprintf(out, "%s: OK (%d priced models, %d tiers)\n", path, len(cfg.Pricing().Models()), len(cfg.Billing.Tiers))
+			rows := cfg.PriceTable()
+			if err := printPriceTable(out, rows); err != nil {
+				return err
+			}
+			aliases := 0
+			for _, r := range rows {
+				if r.AliasOf != "" {
+					aliases++
+				}
+			}
+			builtin := "built-in prices off"
+			if cfg.Prices.Builtin {
+				builtin = "built-in prices checked " + config.BuiltinPricesChecked
+			}
+			fmt.Fprintf(out, "%s: OK (%d priced models, %s, %s; %s)\n", path, len(cfg.Pricing().Models()),
+				plural(aliases, "alias", "aliases"), plural(len(cfg.Billing.Tiers), "tier", "tiers"), builtin)
 			return nil
 		},
 	}
 	cmd.Flags().StringVarP(&path, "config", "c", "", "YAML configuration file")
 	return cmd
+}
+
+// printPriceTable writes the resolved price table, one row per model or alias.
+func printPriceTable(w io.Writer, rows []config.PricedModel) error {
+	tw := newTable(w)
+	fmt.Fprintln(tw, "MODEL\tINPUT\tCACHED\tOUTPUT\tMAX OUTPUT\tENCODING\tSOURCE")
+	for _, r := range rows {
+		p := r.Price
+		maxOut := strconv.FormatInt(p.MaxOutputTokens, 10)
+		switch {
+		case p.MaxOutputTokens == 0 && p.Output == 0:
+			maxOut = "-" // embeddings: no output
+		case p.MaxOutputTokens == 0:
+			maxOut = strconv.FormatInt(metering.DefaultMaxOutputTokens, 10) + " (default)"
+		}
+		enc := p.Encoding
+		if enc == "" {
+			enc = "by name"
+		}
+		source := r.Source
+		if r.AliasOf != "" {
+			source += ", alias of " + r.AliasOf
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Name, unitPrice(p.Input), unitPrice(p.CachedInput), unitPrice(p.Output), maxOut, enc, source)
+	}
+	return tw.Flush()
+}
+
+// unitPrice writes a price per 1M tokens in USD the way price lists do: at
+// least two decimals, and every significant one ("2.50", "0.075", "10.00").
+func unitPrice(m money.Micros) string {
+	s := m.String() // six decimals
+	for strings.HasSuffix(s, "0") && len(s)-strings.IndexByte(s, '.') > 3 {
+		s = s[:len(s)-1]
+	}
+	return s
+}
+
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return "1 " + one
+	}
+	return strconv.Itoa(n) + " " + many
 }

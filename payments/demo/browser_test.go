@@ -7,8 +7,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
-	"os"
-	"os/exec"
 	"strings"
 	"sync"
 	"testing"
@@ -18,40 +16,21 @@ import (
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
 
+	"github.com/creditgate/creditgate/internal/testing/browser"
 	"github.com/creditgate/creditgate/money"
 	"github.com/creditgate/creditgate/payments"
 )
 
-// Environment of the browser test (the same as the dashboard's).
-const (
-	envRequireBrowser = "CREDITGATE_TEST_REQUIRE_BROWSER" // "1": no browser is a failure (CI)
-	envBrowser        = "CREDITGATE_TEST_BROWSER"         // path of the browser to use
-)
-
-// requireBrowser returns the Chromium to drive, or skips t loudly (fails it when
-// a browser is required).
+// requireBrowser returns the Chromium to drive, or skips t (fails it when a
+// browser is required).
 func requireBrowser(t *testing.T) string {
 	t.Helper()
-	if p := os.Getenv(envBrowser); p != "" {
-		return p
-	}
-	for _, name := range []string{"chromium", "chromium-browser", "google-chrome", "google-chrome-stable", "chrome-headless-shell"} {
-		if p, err := exec.LookPath(name); err == nil {
-			return p
-		}
-	}
-	noBrowser(t, "no Chromium found (chromium, chromium-browser, google-chrome)")
-	return ""
+	return browser.Require(t, "the demo checkout's browser test")
 }
 
 func noBrowser(t *testing.T, why string) {
 	t.Helper()
-	if os.Getenv(envRequireBrowser) == "1" {
-		t.Fatalf("%s, and %s=1 requires one (install it with .ci/install-browser)", why, envRequireBrowser)
-	}
-	msg := fmt.Sprintf("WARNING: %s: SKIPPING the demo checkout's browser test. Install Chromium (.ci/install-browser) or set %s.", why, envBrowser)
-	fmt.Fprintln(os.Stderr, msg)
-	t.Skip(msg)
+	browser.Unavailable(t, "the demo checkout's browser test", why)
 }
 
 // recordCSPViolations runs before the page's own content in every document.

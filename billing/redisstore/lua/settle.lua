@@ -7,7 +7,9 @@
 -- ARGV   1 now_ms, 2 hold_id, 3 cost (micros, [0, money.MaxAmount]),
 --        4 record_ttl_ms, 5 month ("2006-01", UTC), 6 auto_recharge ("1"/"0"),
 --        7 low_balance (micros, "" = none), 8 notices ("1"/"0"), 9… field/value
---        pairs describing the usage (request_id, model, tokens…).
+--        pairs describing the usage (request_id, model, tokens…, the unit
+--        prices price_input, price_cached_input, price_output and, when they
+--        differ from their parent class's, price_reasoning, price_audio_*).
 -- Reply  {'OK', event_id, from_credit, to_debt, balance, recharge_id, notice_ids}
 --      | {'REPLAY', state, event_id, cost, from_credit, to_debt, balance,
 --         recharge_id, notice_ids}

@@ -1,9 +1,9 @@
 // Package browser drives headless Chromium for the browser tests (chromedp):
-// Require finds the browser (or skips the test loudly, failing it when CI
+// Require finds the browser (CREDITGATE_TEST_BROWSER, else chromium and its
+// kin on PATH) or skips the test through skipreport (failing it when CI
 // requires a browser), and Open starts a tab with helpers that fail the test
 // with the page's own problems (exceptions, console errors, CSP violations)
-// attached. The dashboard's tests have their own copy of the finder (admin);
-// new browser tests use this one.
+// attached.
 package browser
 
 import (
@@ -20,20 +20,22 @@ import (
 	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
+
+	"github.com/creditgate/creditgate/internal/testing/skipreport"
 )
 
-// Environment of the browser tests.
-const (
-	EnvRequire = "CREDITGATE_TEST_REQUIRE_BROWSER" // "1": no browser is a failure (CI)
-	EnvBrowser = "CREDITGATE_TEST_BROWSER"         // path of the browser to use
-)
+// EnvBrowser is the path of the browser to use, overriding the search.
+const EnvBrowser = "CREDITGATE_TEST_BROWSER"
 
-// Find returns the Chromium to drive, or "".
+// names are the executables searched for on PATH, in order.
+var names = []string{"chromium", "chromium-browser", "google-chrome", "google-chrome-stable", "chrome-headless-shell"}
+
+// Find returns the browser to drive, or "".
 func Find() string {
 	if p := os.Getenv(EnvBrowser); p != "" {
 		return p
 	}
-	for _, name := range []string{"chromium", "chromium-browser", "google-chrome", "google-chrome-stable", "chrome-headless-shell"} {
+	for _, name := range names {
 		if p, err := exec.LookPath(name); err == nil {
 			return p
 		}
@@ -41,25 +43,23 @@ func Find() string {
 	return ""
 }
 
-// Require returns the browser to drive, or skips t (fails it when EnvRequire
-// is "1") when there is none.
-func Require(t testing.TB) string {
+// Require returns the browser for test (a description such as "the dashboard's
+// browser test"), or skips t through skipreport when there is none, so the run
+// says so (or fails under CREDITGATE_TEST_REQUIRE_BROWSER=1, which CI sets).
+func Require(t testing.TB, test string) string {
 	t.Helper()
-	b := Find()
-	if b == "" {
-		skip(t, "no Chromium found (chromium, chromium-browser, google-chrome)")
+	p := Find()
+	if p == "" {
+		Unavailable(t, test, "no Chromium found ("+EnvBrowser+", or chromium, chromium-browser, google-chrome on PATH)")
 	}
-	return b
+	return p
 }
 
-func skip(t testing.TB, why string) {
+// Unavailable skips t, reporting why the browser cannot be used (it did not
+// start, say).
+func Unavailable(t testing.TB, test, why string) {
 	t.Helper()
-	if os.Getenv(EnvRequire) == "1" {
-		t.Fatalf("%s, and %s=1 requires one (install it with .ci/install-browser)", why, EnvRequire)
-	}
-	msg := fmt.Sprintf("WARNING: %s: SKIPPING a browser test. Install Chromium (.ci/install-browser) or set %s.", why, EnvBrowser)
-	fmt.Fprintln(os.Stderr, msg)
-	t.Skip(msg)
+	skipreport.Skip(t, skipreport.Browser, fmt.Sprintf("%s: %s not run", why, test))
 }
 
 // problems collects what a page must never do: throw, log errors or warnings.
@@ -128,7 +128,7 @@ func Open(t testing.TB, browser string, width, height int) *Tab {
 	ctx, cancelTab := chromedp.NewContext(allocCtx, chromedp.WithListener(p.listen))
 	t.Cleanup(cancelTab)
 	if _, err := chromedp.Call(ctx, page.AddScriptToEvaluateOnNewDocument, page.AddScriptToEvaluateOnNewDocumentParams{Source: recordCSPViolations}); err != nil {
-		skip(t, fmt.Sprintf("%s did not start: %v", browser, err))
+		Unavailable(t, "this browser test", fmt.Sprintf("%s did not start: %v", browser, err))
 	}
 	return &Tab{t: t, Ctx: ctx, problems: p}
 }

@@ -4,9 +4,10 @@
 // calls against it proves Stripe accepts their parameters. Start finds the binary
 // (CREDITGATE_TEST_STRIPE_MOCK, then PATH, GOBIN, GOPATH/bin and ~/go/bin), starts
 // it on a free loopback port with HTTP only, and stops it when the test ends.
-// Without the binary the test is skipped loudly, or fails when
-// CREDITGATE_TEST_REQUIRE_STRIPE_MOCK=1 (CI installs it with
-// `go install github.com/stripe/stripe-mock@v0.203.0`).
+// Without the binary the test is skipped through skipreport (the package then
+// fails after its tests unless CREDITGATE_TEST_ALLOW_MISSING accepts
+// "stripe-mock"), or fails when CREDITGATE_TEST_REQUIRE_STRIPE_MOCK=1 (CI installs
+// it with `go install github.com/stripe/stripe-mock@v0.203.0`).
 package stripemock
 
 import (
@@ -21,11 +22,13 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/creditgate/creditgate/internal/testing/skipreport"
 )
 
 // Environment of the tests.
 const (
-	EnvRequire = "CREDITGATE_TEST_REQUIRE_STRIPE_MOCK" // "1": no stripe-mock is a failure (CI)
+	EnvRequire = "CREDITGATE_TEST_REQUIRE_STRIPE_MOCK" // "1": no stripe-mock is a failure (CI); skipreport.StripeMock.Require
 	EnvBinary  = "CREDITGATE_TEST_STRIPE_MOCK"         // path of the binary to use
 )
 
@@ -79,13 +82,7 @@ func Start(t testing.TB) *Server {
 	t.Helper()
 	bin := Binary()
 	if bin == "" {
-		why := "stripe-mock not found (" + EnvBinary + ", PATH, GOBIN, GOPATH/bin, ~/go/bin)"
-		if os.Getenv(EnvRequire) == "1" {
-			t.Fatalf("%s, and %s=1 requires it: go install github.com/stripe/stripe-mock@%s", why, EnvRequire, Version)
-		}
-		msg := fmt.Sprintf("WARNING: %s: SKIPPING the test against Stripe's OpenAPI spec. Install it: go install github.com/stripe/stripe-mock@%s", why, Version)
-		fmt.Fprintln(os.Stderr, msg)
-		t.Skip(msg)
+		skipreport.Skip(t, skipreport.StripeMock, fmt.Sprintf("stripe-mock not found (%s, PATH, GOBIN, GOPATH/bin, ~/go/bin), so the test against Stripe's OpenAPI spec did not run; install it: go install github.com/stripe/stripe-mock@%s", EnvBinary, Version))
 	}
 	s, err := start(t, bin)
 	if err != nil {

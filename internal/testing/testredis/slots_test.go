@@ -6,6 +6,8 @@ import (
 	"testing"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/creditgate/creditgate/internal/testing/skipreport"
 )
 
 // Slots of known keys, as `CLUSTER KEYSLOT` reports them.
@@ -40,7 +42,7 @@ func TestSlotMatchesServer(t *testing.T) {
 		res, err := s.Client.Do(ctx, "CLUSTER", "KEYSLOT", key).Int()
 		if err != nil {
 			if strings.Contains(err.Error(), "cluster support disabled") {
-				t.Skip("the test Redis is not in cluster mode")
+				skipreport.Skip(t, skipreport.RedisCluster, "the test Redis is not in cluster mode, so Slot is not checked against a cluster's CLUSTER KEYSLOT")
 			}
 			t.Fatal(err)
 		}

@@ -4,8 +4,11 @@
 // It uses, in order: the Redis Cluster named by CREDITGATE_TEST_REDIS_CLUSTER
 // (comma-separated seed addresses), the Redis at CREDITGATE_TEST_REDIS_URL (default
 // redis://127.0.0.1:6379/0). When neither answers it falls back to an in-process
-// miniredis and says so loudly, unless CREDITGATE_TEST_REQUIRE_REDIS=1 (set by CI),
-// in which case the test fails.
+// miniredis and reports it through skipreport (the package fails after its tests
+// unless CREDITGATE_TEST_ALLOW_MISSING accepts "redis"), or, under
+// CREDITGATE_TEST_REQUIRE_REDIS=1 (CI), fails the test. Under
+// CREDITGATE_TEST_REQUIRE_REDIS_CLUSTER=1 (CI's cluster run) a test that gets no
+// cluster fails.
 //
 // Every client it hands out carries SlotGuard, a hook that fails any script call
 // or multi-key command whose keys span two Redis Cluster slots, so cross-slot
@@ -19,12 +22,13 @@ import (
 	"fmt"
 	"os"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/alicebob/miniredis/v2"
 	"github.com/redis/go-redis/v9"
+
+	"github.com/creditgate/creditgate/internal/testing/skipreport"
 )
 
 // Kind says which store a test got.
@@ -46,8 +50,6 @@ type Store struct {
 	// Mini is the in-process server when Kind is KindMemory (for FastForward etc.).
 	Mini *miniredis.Miniredis
 }
-
-var warnOnce sync.Once
 
 // New returns a Store for t. Keys under Store.Prefix are removed at cleanup.
 func New(t testing.TB) *Store {
@@ -82,7 +84,11 @@ func Memory(t testing.TB) *Store {
 func open(t testing.TB) (*Store, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
-	if seeds := os.Getenv("CREDITGATE_TEST_REDIS_CLUSTER"); seeds != "" {
+	seeds := os.Getenv("CREDITGATE_TEST_REDIS_CLUSTER")
+	if seeds == "" && skipreport.Required(skipreport.RedisCluster) {
+		skipreport.Missing(t, skipreport.RedisCluster, "CREDITGATE_TEST_REDIS_CLUSTER is not set") // fails t
+	}
+	if seeds != "" {
 		addrs := strings.Split(seeds, ",")
 		c := redis.NewClusterClient(&redis.ClusterOptions{Addrs: addrs})
 		if err := c.Ping(ctx).Err(); err != nil {
@@ -106,13 +112,8 @@ func open(t testing.TB) (*Store, error) {
 		return &Store{Client: c, Kind: KindRedis, Addr: opt.Addr}, nil
 	}
 	c.Close()
-	if os.Getenv("CREDITGATE_TEST_REQUIRE_REDIS") == "1" {
-		return nil, fmt.Errorf("testredis: real Redis required (CREDITGATE_TEST_REQUIRE_REDIS=1) but %s is unreachable: %w", url, perr)
-	}
-	warnOnce.Do(func() {
-		fmt.Fprintf(os.Stderr, "\n*** WARNING: real Redis at %s is unreachable (%v).\n*** Falling back to in-process miniredis: these tests do NOT prove behaviour on real Redis.\n\n", url, perr)
-	})
-	t.Logf("testredis: WARNING: using in-process miniredis, real Redis at %s unreachable", url)
+	// Fails t when real Redis is required; else the package reports it after its tests.
+	skipreport.Missing(t, skipreport.Redis, fmt.Sprintf("real Redis at %s is unreachable (%v); the tests ran on in-process miniredis instead, which does not prove behaviour on real Redis", url, perr))
 	m := miniredis.RunT(t)
 	return &Store{Client: redis.NewClient(&redis.Options{Addr: m.Addr()}), Kind: KindMemory, Addr: m.Addr(), Mini: m}, nil
 }

@@ -1,0 +1,90 @@
+package config
+
+// The built-in price table: OpenAI's published standard-tier prices in USD per 1M
+// tokens (input, cached input, output), each model's documented maximum output
+// tokens and the tiktoken encoding creditgate counts it with locally.
+//
+// Checked on 2026-12-02 against https://developers.openai.com/api/docs/pricing and
+// the model pages under https://developers.openai.com/api/docs/models/ (one per
+// model, e.g. .../models/gpt-5-nano). Re-check both when updating this table, bump
+// BuiltinPricesChecked, and keep the rows sorted as they are (by family, newest
+// first).
+//
+// What this table cannot say, and creditgate therefore does not bill:
+//   - long-context rates: the GPT-5.4 and later models charge 2x input and 1.5x
+//     output for a whole request with more than 272K input tokens;
+//   - cache writes (GPT-5.6 and GPT-6 models: 1.25x input), billed here as input;
+//   - the Batch, Flex, Priority and Fast tiers and regional-processing uplifts.
+//
+// Models OpenAI published no stable price for on the date above (GPT-5.6 Sol and
+// Terra were on a promotional price) are left out: configure them in
+// pricing.models. The newest models' tokenizer is not published; o200k_base is
+// assumed (local counts only estimate and cross-check; upstream usage bills).
+
+// BuiltinPricesChecked is the date the built-in table was last checked against
+// BuiltinPricesSource.
+const BuiltinPricesChecked = "2026-12-02"
+
+// BuiltinPricesSource is the page the built-in table was checked against.
+const BuiltinPricesSource = "https://developers.openai.com/api/docs/pricing"
+
+// builtinModels returns a fresh copy of the built-in table, as pricing.models
+// entries (so a config entry and a built-in one are the same kind of value).
+func builtinModels() map[string]ModelPrice {
+	chat := func(input, cached, output string, maxOut int64, enc string) ModelPrice {
+		mp := ModelPrice{Input: usd(input), Output: usd(output), MaxOutputTokens: maxOut, Encoding: enc}
+		if cached != "" {
+			mp.CachedInput = usd(cached)
+		}
+		return mp
+	}
+	embedding := func(input string) ModelPrice {
+		return ModelPrice{Input: usd(input), Encoding: "cl100k_base"}
+	}
+	const o200k, cl100k = "o200k_base", "cl100k_base"
+	return map[string]ModelPrice{
+		// GPT-6 Sol
+		"gpt-6.2-sol": chat("2.00", "0.10", "10.00", 128000, o200k),
+		"gpt-6.1-sol": chat("2.00", "0.10", "10.00", 128000, o200k),
+		"gpt-6-sol":   chat("2.00", "0.20", "10.00", 128000, o200k),
+		// GPT-5.x
+		"gpt-5.6-luna": chat("0.20", "0.02", "1.20", 128000, o200k),
+		"gpt-5.5":      chat("5.00", "0.50", "30.00", 128000, o200k),
+		"gpt-5.4":      chat("2.50", "0.25", "15.00", 128000, o200k),
+		"gpt-5.4-mini": chat("0.75", "0.075", "4.50", 128000, o200k),
+		"gpt-5.4-nano": chat("0.20", "0.02", "1.25", 128000, o200k),
+		"gpt-5.2":      chat("1.75", "0.175", "14.00", 128000, o200k),
+		"gpt-5.1":      chat("1.25", "0.125", "10.00", 128000, o200k),
+		"gpt-5":        chat("1.25", "0.125", "10.00", 128000, o200k),
+		"gpt-5-mini":   chat("0.25", "0.025", "2.00", 128000, o200k),
+		"gpt-5-nano":   chat("0.05", "0.005", "0.40", 128000, o200k),
+		// ChatGPT's chat models: their GPT-5 model's price, a smaller output cap
+		"gpt-5.2-chat-latest": chat("1.75", "0.175", "14.00", 16384, o200k),
+		"gpt-5.1-chat-latest": chat("1.25", "0.125", "10.00", 16384, o200k),
+		"gpt-5-chat-latest":   chat("1.25", "0.125", "10.00", 16384, o200k),
+		// GPT-4.1 and GPT-4o
+		"gpt-4.1":      chat("2.00", "0.50", "8.00", 32768, o200k),
+		"gpt-4.1-mini": chat("0.40", "0.10", "1.60", 32768, o200k),
+		"gpt-4.1-nano": chat("0.10", "0.025", "0.40", 32768, o200k),
+		"gpt-4o":       chat("2.50", "1.25", "10.00", 16384, o200k),
+		"gpt-4o-mini":  chat("0.15", "0.075", "0.60", 16384, o200k),
+		// o-series reasoning models
+		"o3":      chat("2.00", "0.50", "8.00", 100000, o200k),
+		"o3-mini": chat("1.10", "0.55", "4.40", 100000, o200k),
+		"o4-mini": chat("1.10", "0.275", "4.40", 100000, o200k),
+		"o1":      chat("15.00", "7.50", "60.00", 100000, o200k),
+		// Older chat models (no prompt caching)
+		"gpt-4":         chat("30.00", "", "60.00", 8192, cl100k),
+		"gpt-3.5-turbo": chat("0.50", "", "1.50", 4096, cl100k),
+		// Embeddings: input only
+		"text-embedding-3-small": embedding("0.02"),
+		"text-embedding-3-large": embedding("0.13"),
+		"text-embedding-ada-002": embedding("0.10"),
+	}
+}
+
+// builtinAliases returns a fresh copy of the built-in aliases (pricing.aliases
+// entries). There are none at present: a name OpenAI bills like another model but
+// caps differently (gpt-5-chat-latest) needs its own entry, because an alias takes
+// its target's max_output_tokens too.
+func builtinAliases() map[string]string { return map[string]string{} }
