@@ -249,13 +249,17 @@ func New(ctx context.Context, cfg *config.Config, o Options) (*App, error) {
 // webhook when configured, and the periodic sweep (expiry, stale recharges,
 // notices) always.
 func (a *App) newWorker(cfg *config.Config) error {
-	var charger, notifier recharge.Sender // nil interfaces when unset (never a typed nil)
+	// nil interfaces when unset (never a typed nil)
+	var (
+		charger  recharge.Charger
+		notifier recharge.Sender
+	)
 	if wh := cfg.Billing.AutoRecharge.Webhook; wh.URL != "" {
 		s, err := notify.New(notify.Options{URL: wh.URL, Secret: wh.Secret, Secrets: wh.Secrets, Timeout: wh.Timeout})
 		if err != nil {
 			return fmt.Errorf("billing.auto_recharge.webhook: %w", err)
 		}
-		charger = s
+		charger = recharge.WebhookCharger{Sender: s}
 	}
 	if wh := cfg.Notify.Webhook; wh.URL != "" {
 		s, err := notify.New(notify.Options{URL: wh.URL, Secret: wh.Secret, Secrets: wh.Secrets, Timeout: wh.Timeout})
