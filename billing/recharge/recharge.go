@@ -101,7 +101,8 @@ type Report struct {
 	// GiveUpAfter without an answer).
 	Result Result
 	// Amount is the recharge's amount; Credited is true when this outcome
-	// credited it (a replayed credit is not).
+	// credited it. A recharge is reported Paid once, when it is credited: a
+	// replayed credit is not reported again.
 	Amount   money.Micros
 	Credited bool
 }
@@ -447,7 +448,9 @@ func (w *Worker) complete(ctx context.Context, log *zap.Logger, rc billing.Recha
 			zap.Stringer("amount", rc.Amount), zap.String("payment_ref", paymentRef), zap.Error(err))
 		return
 	}
-	w.observe(charger, Paid, rc.Amount, !res.Replayed)
+	if !res.Replayed { // a replay was counted when it was credited (by an earlier drive, or the provider's event)
+		w.observe(charger, Paid, rc.Amount, true)
+	}
 	log.Info("recharge: credited", zap.Stringer("amount", rc.Amount), zap.String("month", rc.Month),
 		zap.Stringer("month_total_before", rc.MonthTotal), zap.Stringer("balance_after", res.BalanceAfter),
 		zap.String("payment_ref", paymentRef), zap.Bool("replayed", res.Replayed), zap.Int("drives", rc.Drives))

@@ -62,7 +62,7 @@ func TestPurchaseCommands(t *testing.T) {
 	flags := []string{"--admin-url", url, "--admin-token", testToken}
 	tests := []struct {
 		name, wantOut, wantErr string // wantErr: substring of the error ("" = none)
-		args                       []string
+		args                   []string
 	}{
 		{name: "purchases create", args: []string{"purchases", "create", "acme", "10.00", "--save-card", "--success-url", "https://app.example/ok"},
 			wantOut: `ID            pur_1
@@ -121,5 +121,16 @@ pur_2  paid    25.000000  25.000000  0.000000    stripe    2025-03-01T12:00:00Z 
 	var s admin.PortalSession
 	if err != nil || json.Unmarshal([]byte(out), &s) != nil || s.URL == "" {
 		t.Fatalf("json portal: %q %v", out, err)
+	}
+}
+
+func TestLocalURL(t *testing.T) {
+	for in, want := range map[string]string{
+		":8080": "http://localhost:8080", "0.0.0.0:9000": "http://localhost:9000", "127.0.0.1:8080": "http://127.0.0.1:8080",
+		"[::]:8080": "http://localhost:8080", "127.0.0.1:0": "", "nonsense": "",
+	} {
+		if got := localURL(in); got != want {
+			t.Errorf("localURL(%q) = %q, want %q", in, got, want)
+		}
 	}
 }
