@@ -56,6 +56,15 @@ type Server struct {
 	Logger *zap.Logger
 	// Now is the clock for validating expires_at; nil means time.Now.
 	Now func() time.Time
+	// Purchases starts and lists purchases through the payment provider
+	// (billing/purchase.Service); nil answers starting one with 501.
+	Purchases Purchases
+	// Portal keeps Billing page links; nil answers portal-sessions with 501.
+	Portal billing.PortalStore
+	// PortalURL is portal.public_url without a trailing slash, the base of
+	// Billing page links; PortalLinkTTL is portal.link_ttl (default 10m).
+	PortalURL     string
+	PortalLinkTTL time.Duration
 }
 
 // publicRoutes are served without an admin token and without the access log:
@@ -80,6 +89,9 @@ func (s *Server) Handler() http.Handler {
 	mux.Handle("POST /admin/v1/accounts/{id}/adjustments", handlerFunc(s.adjust))
 	mux.Handle("PUT /admin/v1/accounts/{id}/auto-recharge", handlerFunc(s.setAutoRecharge))
 	mux.Handle("GET /admin/v1/accounts/{id}/ledger", handlerFunc(s.ledgerEvents))
+	mux.Handle("POST /admin/v1/accounts/{id}/purchases", handlerFunc(s.createPurchase))
+	mux.Handle("GET /admin/v1/accounts/{id}/purchases", handlerFunc(s.listPurchases))
+	mux.Handle("POST /admin/v1/accounts/{id}/portal-sessions", handlerFunc(s.createPortalSession))
 	s.registerReports(mux)
 	s.registerDashboard(mux)
 	mux.HandleFunc("GET /healthz", s.healthz)

@@ -14,8 +14,10 @@
 package config
 
 import (
+	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/creditgate/creditgate/metering"
@@ -46,6 +48,10 @@ type Config struct {
 	Billing Billing `yaml:"billing"`
 	// Notify configures the notice webhook (low balance, exhausted, expiring credit).
 	Notify Notify `yaml:"notify"`
+	// Payments is how customers pay for credit: the payment provider.
+	Payments Payments `yaml:"payments"`
+	// Portal is the customers' Billing page on the data-plane listener.
+	Portal Portal `yaml:"portal"`
 	// Prices prices models per token class (YAML key "pricing"; the field has
 	// another name because Config.Pricing is the built table).
 	Prices Prices `yaml:"pricing"`
@@ -218,9 +224,71 @@ type AutoRecharge struct {
 	// MinAmount is the smallest amount an account may auto-recharge.
 	// Default: Billing.MinPurchase.
 	MinAmount money.Micros `yaml:"min_amount"`
-	// Webhook is the charger: a 2xx answer means paid. Without a URL,
-	// auto-recharge is off.
+	// Charger pays the recharges: "webhook" (the charger webhook below),
+	// "stripe" or "demo" (an off-session charge of the card the customer saved,
+	// at payments.provider, which must be the same). Default "": webhook when
+	// Webhook.URL is set, else payments.provider when it is not none, else no
+	// charger (auto-recharge off). See Config.Charger.
+	Charger string `yaml:"charger"`
+	// Webhook is the webhook charger: a 2xx answer means paid.
 	Webhook Webhook `yaml:"webhook"`
+}
+
+// The chargers of billing.auto_recharge.charger.
+const (
+	ChargerWebhook = "webhook"
+	ChargerStripe  = ProviderStripe
+	ChargerDemo    = ProviderDemo
+)
+
+// Payments configures the payment provider customers buy credit through.
+type Payments struct {
+	// Provider is "stripe", "demo" (a local checkout page that charges nobody,
+	// for trying creditgate out) or "none" (no purchases: credit only through
+	// the admin API). Default "none".
+	Provider string `yaml:"provider"`
+	// Currency is the ISO 4217 code of a two-decimal currency, in which the
+	// ledger's amounts are then read (payments.ParseCurrency). Default "usd".
+	Currency string `yaml:"currency"`
+	// Stripe holds the Stripe account's keys.
+	Stripe Stripe `yaml:"stripe"`
+}
+
+// The payment providers of payments.provider.
+const (
+	ProviderNone   = "none"
+	ProviderStripe = "stripe"
+	ProviderDemo   = "demo"
+)
+
+// Stripe configures the Stripe provider. Prefer the environment for the keys:
+// CREDITGATE_PAYMENTS_STRIPE_SECRET_KEY, CREDITGATE_PAYMENTS_STRIPE_WEBHOOK_SECRET.
+type Stripe struct {
+	// SecretKey is the API key: sk_test_…, sk_live_… or a restricted rk_…. Default "".
+	SecretKey string `yaml:"secret_key"`
+	// WebhookSecret is the signing secret (whsec_…) of the webhook endpoint
+	// <portal.public_url>/webhooks/stripe. Default "".
+	WebhookSecret string `yaml:"webhook_secret"`
+	// APIBase is Stripe's API root. Default "https://api.stripe.com"; tests point
+	// it at a local stand-in (plain http only for a loopback host).
+	APIBase string `yaml:"api_base"`
+	// ProductName is the line item customers see on Stripe's page and receipt.
+	// Default "creditgate credit".
+	ProductName string `yaml:"product_name"`
+}
+
+// Portal configures the Billing page (/billing/ on the data-plane listener).
+type Portal struct {
+	// PublicURL is the data plane's address as customers reach it, e.g.
+	// "https://api.example.com": portal links, the checkout's return addresses
+	// and the Stripe webhook URL are built on it. Default "": derived from
+	// listen (http://localhost:8080, https with tls), which only works on this
+	// machine. See Config.PortalURL.
+	PublicURL string `yaml:"public_url"`
+	// LinkTTL is how long a portal link (single use) can be opened. Default 10m.
+	LinkTTL time.Duration `yaml:"link_ttl"`
+	// SessionTTL is how long a Billing page session lasts. Default 1h.
+	SessionTTL time.Duration `yaml:"session_ttl"`
 }
 
 // Webhook is an HTTP endpoint creditgate POSTs signed JSON to.
@@ -387,6 +455,12 @@ func Default() *Config {
 			LowBalance:     1 * money.Dollar,
 			ExpiringWithin: 168 * time.Hour,
 		},
+		Payments: Payments{
+			Provider: ProviderNone,
+			Currency: "usd",
+			Stripe:   Stripe{APIBase: "https://api.stripe.com", ProductName: "creditgate credit"},
+		},
+		Portal: Portal{LinkTTL: 10 * time.Minute, SessionTTL: time.Hour},
 		Prices: Prices{
 			Builtin: true,
 			Models:  map[string]ModelPrice{},
@@ -397,6 +471,45 @@ func Default() *Config {
 		Limits:   Limits{MaxBodyBytes: 16 * MiB, MaxMessages: 10000, MaxMessageBytes: 10 * MiB},
 		Auth:     Auth{KeyCacheTTL: 5 * time.Second},
 	}
+}
+
+// Charger is the auto-recharge charger in force: billing.auto_recharge.charger,
+// or when that is empty, "webhook" if the charger webhook has a URL, else
+// payments.provider unless it is none; "" means no charger (auto-recharge off).
+func (c *Config) Charger() string {
+	switch {
+	case c.Billing.AutoRecharge.Charger != "":
+		return c.Billing.AutoRecharge.Charger
+	case c.Billing.AutoRecharge.Webhook.URL != "":
+		return ChargerWebhook
+	case c.Payments.Provider != ProviderNone && c.Payments.Provider != "":
+		return c.Payments.Provider
+	}
+	return ""
+}
+
+// PortalURL is the base URL customers reach the data plane at, without a
+// trailing slash: portal.public_url, or one derived from listen (https under
+// tls; a listen address without a host, or on all interfaces, is localhost).
+func (c *Config) PortalURL() string {
+	if c.Portal.PublicURL != "" {
+		return strings.TrimRight(c.Portal.PublicURL, "/")
+	}
+	scheme := "http"
+	if c.TLS.Enabled() {
+		scheme = "https"
+	}
+	host, port, err := net.SplitHostPort(c.Listen)
+	if err != nil {
+		return scheme + "://localhost"
+	}
+	if ip := net.ParseIP(host); host == "" || ip != nil && ip.IsUnspecified() {
+		host = "localhost"
+	}
+	if (scheme == "http" && port == "80") || (scheme == "https" && port == "443") {
+		return scheme + "://" + host
+	}
+	return scheme + "://" + net.JoinHostPort(host, port)
 }
 
 // exampleAdminToken is the placeholder token of the documented example; it is

@@ -14,12 +14,14 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 
 	"github.com/redis/go-redis/v9"
 
 	"github.com/creditgate/creditgate/metering"
 	"github.com/creditgate/creditgate/money"
 	"github.com/creditgate/creditgate/notify"
+	"github.com/creditgate/creditgate/payments"
 )
 
 // Problem is one thing wrong with a configuration.
@@ -94,6 +96,8 @@ var sections = []struct {
 	{[]string{"spool"}, validateSpool},
 	{[]string{"billing"}, validateBilling},
 	{[]string{"notify"}, validateNotify},
+	{[]string{"payments"}, validatePayments},
+	{[]string{"portal"}, validatePortal},
 	{[]string{"pricing"}, validatePricing},
 	{[]string{"metering"}, validateMetering},
 	{[]string{"logging"}, validateLogging},
@@ -249,6 +253,100 @@ func validateBilling(c *Config, ps *Problems) {
 		ps.add("billing.auto_recharge.min_amount", "%s is below billing.min_purchase (%s); an auto-recharge buys at least the minimum purchase", b.AutoRecharge.MinAmount, b.MinPurchase)
 	}
 	checkWebhook(ps, "billing.auto_recharge.webhook", b.AutoRecharge.Webhook)
+	checkCharger(ps, c)
+}
+
+// checkCharger checks billing.auto_recharge.charger against the charger webhook
+// and payments.provider.
+func checkCharger(ps *Problems, c *Config) {
+	const key = "billing.auto_recharge.charger"
+	ar, provider := c.Billing.AutoRecharge, c.Payments.Provider
+	switch ar.Charger {
+	case "":
+	case ChargerWebhook:
+		if ar.Webhook.URL == "" {
+			ps.add(key, "webhook, but billing.auto_recharge.webhook.url is not set: set the charger's URL, or choose the payment provider (%s)", ChargerStripe)
+		}
+	case ChargerStripe, ChargerDemo:
+		if provider != ar.Charger {
+			ps.add(key, "%s charges the card customers saved at payments.provider, but payments.provider is %q: set payments.provider to %s", ar.Charger, provider, ar.Charger)
+		}
+		if ar.Webhook.URL != "" {
+			ps.add(key, "%s, but billing.auto_recharge.webhook.url is set too: one charger pays the recharges; remove the webhook or choose %s", ar.Charger, ChargerWebhook)
+		}
+	default:
+		ps.add(key, "%q is not a charger: want %s, %s or %s (or leave it out)", ar.Charger, ChargerWebhook, ChargerStripe, ChargerDemo)
+	}
+}
+
+// validatePayments checks the payment provider and, for Stripe, its keys. The
+// keys' values are never repeated in a problem.
+func validatePayments(c *Config, ps *Problems) {
+	p := c.Payments
+	switch p.Provider {
+	case ProviderNone, ProviderStripe, ProviderDemo:
+	default:
+		ps.add("payments.provider", "%q is not a provider: want %s, %s or %s", p.Provider, ProviderStripe, ProviderDemo, ProviderNone)
+	}
+	if _, err := payments.ParseCurrency(p.Currency); err != nil {
+		ps.add("payments.currency", "%s", strings.TrimPrefix(err.Error(), "payments: "))
+	}
+	st := p.Stripe
+	if err := checkStripeAPIBase(st.APIBase); err != nil {
+		ps.add("payments.stripe.api_base", "%v", err)
+	}
+	if n := len(st.ProductName); n == 0 || n > 250 || strings.ContainsFunc(st.ProductName, unicode.IsControl) {
+		ps.add("payments.stripe.product_name", "must be 1 to 250 bytes without control characters (customers read it on Stripe's page and receipt)")
+	}
+	if p.Provider != ProviderStripe {
+		return
+	}
+	switch {
+	case st.SecretKey == "":
+		ps.add("payments.stripe.secret_key", "required with payments.provider: stripe: the API key from the Stripe Dashboard (sk_test_…, sk_live_… or a restricted rk_…); set CREDITGATE_PAYMENTS_STRIPE_SECRET_KEY")
+	case !strings.HasPrefix(st.SecretKey, "sk_") && !strings.HasPrefix(st.SecretKey, "rk_"):
+		ps.add("payments.stripe.secret_key", "not a Stripe secret key: want sk_test_…, sk_live_… or rk_… (the publishable pk_… key cannot take payments)")
+	}
+	switch {
+	case st.WebhookSecret == "":
+		ps.add("payments.stripe.webhook_secret", "required with payments.provider: stripe: the signing secret (whsec_…) of the webhook endpoint %s/webhooks/stripe; set CREDITGATE_PAYMENTS_STRIPE_WEBHOOK_SECRET", c.PortalURL())
+	case !strings.HasPrefix(st.WebhookSecret, "whsec_"):
+		ps.add("payments.stripe.webhook_secret", "not a webhook signing secret: want whsec_… (Stripe Dashboard → Developers → Webhooks → the endpoint → Signing secret)")
+	}
+}
+
+// checkStripeAPIBase accepts Stripe's API root: an absolute URL without a path,
+// plain http only for a loopback host (a local stand-in), so the secret key never
+// crosses a network in the clear.
+func checkStripeAPIBase(s string) error {
+	u, err := url.Parse(s)
+	if err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http") || u.RawQuery != "" || u.Fragment != "" || u.User != nil {
+		return errors.New("want an absolute https URL such as https://api.stripe.com")
+	}
+	if u.Path != "" && u.Path != "/" {
+		return errors.New("want the API's root, without a path (requests go to <api_base>/v1/…)")
+	}
+	if u.Scheme == "http" && !isLoopback(u.Hostname()) {
+		return errors.New("plain http is only accepted for a loopback host (a local stand-in); use https")
+	}
+	return nil
+}
+
+// maxPortalLinkTTL bounds portal.link_ttl: a link is a bearer credential for an
+// account's Billing page, meant to be opened at once.
+const maxPortalLinkTTL = 24 * time.Hour
+
+func validatePortal(c *Config, ps *Problems) {
+	p := c.Portal
+	if p.PublicURL != "" {
+		if err := checkHTTPURL(p.PublicURL); err != nil {
+			ps.add("portal.public_url", "%v", err)
+		}
+	}
+	if p.LinkTTL <= 0 || p.LinkTTL > maxPortalLinkTTL {
+		ps.add("portal.link_ttl", "must be a positive duration of at most %s, got %s", maxPortalLinkTTL, p.LinkTTL)
+	}
+	ps.positive("portal.session_ttl", p.SessionTTL)
 }
 
 func validateNotify(c *Config, ps *Problems) {
@@ -589,10 +687,43 @@ func (c *Config) Warnings() []string {
 			}
 		}
 	}
+	ws = append(ws, c.paymentWarnings()...)
 	for _, name := range c.strayEnv {
 		warn(name, "environment variable matches no config key and is ignored (billing.tiers, pricing.models, pricing.aliases and pricing.default have no environment overrides)")
 	}
 	sort.Strings(ws)
+	return ws
+}
+
+// stripeMinimumCharge is Stripe's smallest charge in USD ($0.50).
+const stripeMinimumCharge = 50 * money.Cent
+
+// paymentWarnings are the legal but dangerous payment and portal settings.
+func (c *Config) paymentWarnings() []string {
+	var ws []string
+	warn := func(key, format string, args ...any) { ws = append(ws, key+": "+fmt.Sprintf(format, args...)) }
+	p := c.Payments
+	if p.Provider == ProviderDemo {
+		warn("payments.provider", "demo: purchases are paid on a local page that charges nobody, so anyone with a Billing page link gets credit for free; for trying creditgate out only")
+	}
+	if p.Provider != ProviderStripe && (p.Stripe.SecretKey != "" || p.Stripe.WebhookSecret != "") {
+		warn("payments.stripe", "keys are set, but payments.provider is %q: Stripe is not used", p.Provider)
+	}
+	if p.Provider != ProviderNone {
+		if c.Portal.PublicURL == "" {
+			warn("portal.public_url", "not set, so Billing page links and the checkout's return addresses use %s, which only works on this machine: set the address customers reach this listener at", c.PortalURL())
+		} else if u, err := url.Parse(c.Portal.PublicURL); err == nil && u.Scheme == "http" && !isLoopback(u.Hostname()) {
+			warn("portal.public_url", "plain http to %s: Billing page links and session cookies cross the network unencrypted; use https", u.Hostname())
+		}
+	}
+	if p.Provider == ProviderStripe {
+		if c.Billing.MinPurchase < stripeMinimumCharge {
+			warn("billing.min_purchase", "%s is below Stripe's smallest charge (%s): smaller purchases are refused by Stripe", c.Billing.MinPurchase, stripeMinimumCharge)
+		}
+		if c.Charger() == ChargerStripe && c.Billing.AutoRecharge.MinAmount < stripeMinimumCharge {
+			warn("billing.auto_recharge.min_amount", "%s is below Stripe's smallest charge (%s): smaller recharges are refused by Stripe", c.Billing.AutoRecharge.MinAmount, stripeMinimumCharge)
+		}
+	}
 	return ws
 }
 

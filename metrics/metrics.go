@@ -4,12 +4,14 @@
 // tokens, spend, 429s by reason, open holds, latencies, token drift), provides a
 // go-redis hook for Redis latency and errors, a gauge for the settlement spool's
 // depth, counters of configuration reloads and of holds that expired unsettled,
-// and serves all of it in the Prometheus text format. Label values are bounded:
-// models come from the configured price list (anything else is "other"),
-// endpoints from the metered paths, and reasons and token classes from fixed
-// sets, so a client sending made-up model names cannot blow up the number of
-// series. Money is counted in integer micro-USD, which float64 counters hold
-// exactly up to $9 billion.
+// counts money coming in
+// (purchases, auto-recharges, payment provider events, refunds and disputes, and
+// the deliveries of the charger and notice webhooks: payments.go), and serves
+// all of it in the Prometheus text format. Label values are bounded: models come from the
+// configured price list (anything else is "other"), endpoints from the metered
+// paths, and reasons and token classes from fixed sets, so a client sending
+// made-up model names cannot blow up the number of series. Money is counted in
+// integer micro-USD, which float64 counters hold exactly up to $9 billion.
 package metrics
 
 import (
@@ -92,6 +94,8 @@ type Metrics struct {
 	redisLatency    *prometheus.HistogramVec
 	redisErrors     *prometheus.CounterVec
 	reloads         *prometheus.CounterVec
+	// pay counts money coming in (payments.go).
+	pay *paymentMetrics
 }
 
 var _ proxy.Observer = (*Metrics)(nil)
@@ -157,8 +161,10 @@ func New(o Options) (*Metrics, error) {
 			return 0
 		})
 
+	m.pay = newPaymentMetrics(counter)
 	cs := []prometheus.Collector{m.requests, m.tokens, m.localTokens, m.spend, m.quotaExceeded, m.clamped, m.drift,
 		m.holdsOpen, m.holdsExpired, m.requestDuration, m.upstreamLatency, m.ttft, m.redisLatency, m.redisErrors, m.reloads, spoolDepth}
+	cs = append(cs, m.pay.collectors()...)
 	if !o.NoProcessMetrics {
 		cs = append(cs, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	}

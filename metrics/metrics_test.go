@@ -379,6 +379,7 @@ func TestDocumented(t *testing.T) {
 	m.RequestDone(proxy.Report{Endpoint: "/v1/chat/completions", Model: "x", Status: 200, Forwarded: true, Stream: true,
 		Tokens: metering.Tokens{Input: 1}, TokenSource: billing.TokenSourceUpstream, Local: metering.Tokens{Input: 1}, Cost: 1,
 		Clamped: true, Drift: true, Latency: 1, UpstreamTime: 1, TTFT: 1})
+	exercisePayments(m)
 	families, err := m.Gatherer().Gather()
 	if err != nil {
 		t.Fatal(err)

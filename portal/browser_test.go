@@ -203,10 +203,10 @@ func TestBillingPageInBrowser(t *testing.T) {
 
 	// Spend below the threshold: the charger is asked and the recharge shows.
 	var charged atomic.Int32
-	worker, err := recharge.New(recharge.Options{Store: store, Charger: &fakeCharger{SendFunc: func(context.Context, notify.Message) error {
+	worker, err := recharge.New(recharge.Options{Store: store, Charger: recharge.WebhookCharger{Sender: &fakeCharger{SendFunc: func(context.Context, notify.Message) error {
 		charged.Add(1)
 		return nil
-	}}, Settings: func() recharge.Settings { return recharge.Settings{CreditTTL: testPolicy.CreditTTL} }})
+	}}}, Settings: func() recharge.Settings { return recharge.Settings{CreditTTL: testPolicy.CreditTTL} }})
 	if err != nil {
 		t.Fatal(err)
 	}

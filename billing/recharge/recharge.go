@@ -1,18 +1,21 @@
 // Package recharge runs creditgate's billing work off the request path: it performs
-// auto-recharges through the charger webhook, delivers operator notices through the
-// notice webhook, and sweeps every account periodically so that expired credit is
-// forfeited (with its expire event), expiring credit is announced, and recharges or
-// notices a crash or a full queue left behind are completed.
+// auto-recharges through a Charger (the operator's charger webhook, or an
+// off-session charge of the saved card at the payment provider), delivers operator
+// notices through the notice webhook, and sweeps every account periodically so
+// that expired credit is forfeited (with its expire event), expiring credit is
+// announced, and recharges or notices a crash or a full queue left behind are
+// completed.
 //
 // The ledger decides, atomically, when a recharge starts and when a notice is due
 // (inside the settle or sweep script); this package only carries them out. A
 // recharge is claimed with a lease, so one worker among all proxies performs it;
-// the charger gets the same recharge_id (and webhook-id) every time, so it can be
-// idempotent; a 2xx
+// the charger gets the same recharge id every time (the webhook's recharge_id and
+// webhook-id, the provider's idempotency key), so it can be idempotent; a payment
 // credits a grant whose id is the recharge id, so crediting twice is impossible. A
 // worker that dies between the payment and the credit loses its lease, and the
 // next sweep performs the recharge again with the same id: the charger answers
-// "already paid" and the credit happens once.
+// "already paid" and the credit happens once. A provider whose payment settles
+// later reports it by webhook, through RechargePaid and RechargeFailed.
 package recharge
 
 import (
@@ -85,11 +88,38 @@ const leaseMargin = 30 * time.Second
 // storeTimeout bounds each store call the worker makes.
 const storeTimeout = 10 * time.Second
 
+// Observer is told the outcome of every recharge, for metrics. Its method must
+// not block.
+type Observer interface {
+	RechargeDone(Report)
+}
+
+// Report is one recharge outcome.
+type Report struct {
+	// Charger is the charger's name ("webhook", "stripe", "demo").
+	Charger string
+	// Result is the charger's answer (Paid, Declined, …), or one of the outcomes
+	// without an answer: NoAnswer (retried later) and GaveUp (failed after
+	// GiveUpAfter without an answer).
+	Result Result
+	// Amount is the recharge's amount; Credited is true when this outcome
+	// credited it. A recharge is reported Paid once, when it is credited: a
+	// replayed credit is not reported again.
+	Amount   money.Micros
+	Credited bool
+}
+
+// Outcomes of a recharge that got no answer from its charger.
+const (
+	NoAnswer Result = "no_answer" // the recharge stays pending and is charged again with the same id
+	GaveUp   Result = "gave_up"   // no answer for GiveUpAfter: recorded as failed
+)
+
 // Options configure a Worker. Store and Settings are required.
 type Options struct {
 	Store Store
 	// Charger performs auto-recharge payments; nil turns auto-recharge off.
-	Charger Sender
+	Charger Charger
 	// Notifier receives notices; nil turns notices off.
 	Notifier Sender
 	// Settings returns the current settings.
@@ -123,6 +153,8 @@ type Options struct {
 	// for creditgate_holds_expired_total (metrics.Metrics.HoldsExpired). It must
 	// not block.
 	OnHoldsExpired func(n int)
+	// Observer is told every recharge's outcome (nil: nobody).
+	Observer Observer
 }
 
 // Worker performs recharges and delivers notices. Create it with New, feed it
@@ -356,25 +388,6 @@ func (w *Worker) storeCall(ctx context.Context, f func(ctx context.Context) ([]s
 	return f(sctx)
 }
 
-// chargeRequest is the charger webhook's body.
-type chargeRequest struct {
-	Type       string       `json:"type"` // "auto_recharge"
-	RechargeID string       `json:"recharge_id"`
-	Account    string       `json:"account"`
-	Amount     money.Micros `json:"amount"`
-	// MonthTotal is what auto-recharge credited the account in Month before this
-	// recharge (manual top-ups excluded).
-	MonthTotal money.Micros `json:"month_total"`
-	Month      string       `json:"month"` // calendar month, UTC: "2006-01"
-}
-
-// chargeMessageID is the webhook-id of a recharge's charger request: derived from
-// what the store keeps for the recharge, so every attempt, every sweep that
-// performs it again and every proxy sends the same id.
-func chargeMessageID(rc billing.Recharge) string {
-	return notify.MessageID("auto_recharge", rc.Account, rc.ID, strconv.FormatInt(rc.StartedAt.UnixMilli(), 10))
-}
-
 // noticeMessageID is the webhook-id of a notice, the same on every redelivery.
 // The notice's time is part of it because notice ids are per-account sequence
 // numbers, which a wiped store would hand out again.
@@ -383,15 +396,18 @@ func noticeMessageID(n billing.Notice) string {
 }
 
 // PerformRecharge carries out account's pending recharge id, unless another worker
-// holds it or it is no longer pending. A 2xx from the charger credits it; an
-// answered refusal records the failure (with its back-off and notice); no answer
-// leaves it pending for the next sweep, until GiveUpAfter.
+// holds it or it is no longer pending. A payment credits it; a definite refusal
+// (a decline, no card, the webhook's non-2xx) records the failure (with its
+// back-off and notice); a pending payment waits for the provider's event; no
+// answer leaves it pending for the next sweep, until GiveUpAfter.
 func (w *Worker) PerformRecharge(ctx context.Context, account, id string) {
 	log := w.log.With(zap.String("account", account), zap.String("recharge_id", id))
 	if w.o.Charger == nil {
-		log.Warn("recharge: a recharge is pending but no charger is configured (billing.auto_recharge.webhook.url)")
+		log.Warn("recharge: a recharge is pending but no charger is configured (billing.auto_recharge.charger)")
 		return
 	}
+	charger := w.o.Charger.Name()
+	log = log.With(zap.String("charger", charger))
 	lease := w.o.Charger.MaxDuration() + leaseMargin
 	cctx, cancel := context.WithTimeout(ctx, storeTimeout)
 	rc, err := w.o.Store.ClaimRecharge(cctx, account, id, lease)
@@ -403,69 +419,125 @@ func (w *Worker) PerformRecharge(ctx context.Context, account, id string) {
 		log.Warn("recharge: could not claim the recharge; the next sweep retries", zap.Error(err))
 		return
 	}
-	body, err := json.Marshal(chargeRequest{Type: "auto_recharge", RechargeID: rc.ID, Account: rc.Account, Amount: rc.Amount, MonthTotal: rc.MonthTotal, Month: rc.Month})
-	if err != nil {
-		log.Error("recharge: encoding the charger request", zap.Error(err))
-		return
-	}
 	// The charger must finish within the lease, or another worker may start the
 	// same recharge (harmless for an idempotent charger, but wasteful).
 	sctx, cancel := context.WithTimeout(ctx, lease-leaseMargin)
-	err = w.o.Charger.Send(sctx, notify.Message{ID: chargeMessageID(rc), Event: "auto_recharge", Body: body})
+	pay, err := w.o.Charger.Charge(sctx, rc)
 	cancel()
 	if err == nil {
-		w.complete(ctx, log, rc)
+		switch pay.Result {
+		case Paid:
+			w.complete(ctx, log, rc, charger, pay.PaymentRef)
+		case Pending:
+			w.observe(charger, Pending, rc.Amount, false)
+			log.Info("recharge: the payment is processing; the provider's event credits or fails it",
+				zap.Stringer("amount", rc.Amount), zap.String("payment_ref", pay.PaymentRef), zap.Int("drives", rc.Drives))
+		default:
+			w.observe(charger, pay.Result, rc.Amount, false)
+			w.fail(ctx, log, rc, pay.Reason, zap.String("result", string(pay.Result)), zap.String("payment_ref", pay.PaymentRef))
+		}
 		return
 	}
 	if ctx.Err() != nil {
 		log.Info("recharge: stopped while the charger was called; the recharge stays pending and a later sweep retries it")
 		return
 	}
-	var de *notify.DeliveryError
-	if errors.As(err, &de) && de.Answered() {
-		w.fail(ctx, log, rc, fmt.Sprintf("the charger refused the payment (HTTP %d)", de.Status))
-		return
-	}
 	if age := w.o.Now().Sub(rc.StartedAt); age >= w.o.GiveUpAfter {
+		w.observe(charger, GaveUp, rc.Amount, false)
 		w.fail(ctx, log, rc, fmt.Sprintf("the charger did not answer for %s (%v)", age.Round(time.Minute), err))
 		return
 	}
-	log.Warn("recharge: the charger did not answer; the recharge stays pending and is retried with the same recharge_id at the next sweep",
+	w.observe(charger, NoAnswer, rc.Amount, false)
+	log.Warn("recharge: the charger did not answer; the recharge stays pending and is retried with the same recharge id at the next sweep",
 		zap.Int("drives", rc.Drives), zap.Error(err))
 }
 
-func (w *Worker) complete(ctx context.Context, log *zap.Logger, rc billing.Recharge) {
+func (w *Worker) observe(charger string, result Result, amount money.Micros, credited bool) {
+	if w.o.Observer != nil {
+		w.o.Observer.RechargeDone(Report{Charger: charger, Result: result, Amount: amount, Credited: credited})
+	}
+}
+
+func (w *Worker) complete(ctx context.Context, log *zap.Logger, rc billing.Recharge, charger, paymentRef string) {
 	// Paid: credit even if ctx ended meanwhile (shutdown), within a bound.
 	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), storeTimeout)
 	defer cancel()
-	res, err := w.o.Store.CompleteRecharge(cctx, rc.Account, rc.ID, w.o.Settings().CreditTTL, "")
+	res, err := w.o.Store.CompleteRecharge(cctx, rc.Account, rc.ID, w.o.Settings().CreditTTL, paymentRef)
 	if err != nil {
-		log.Error("recharge: the charger was paid but the credit failed; the recharge stays pending and the next sweep credits it (the charger must answer the same recharge_id again with 2xx)",
-			zap.Stringer("amount", rc.Amount), zap.Error(err))
+		log.Error("recharge: the charger was paid but the credit failed; the recharge stays pending and the next sweep credits it (the charger must answer the same recharge id again with a payment)",
+			zap.Stringer("amount", rc.Amount), zap.String("payment_ref", paymentRef), zap.Error(err))
 		return
+	}
+	if !res.Replayed { // a replay was counted when it was credited (by an earlier drive, or the provider's event)
+		w.observe(charger, Paid, rc.Amount, true)
 	}
 	log.Info("recharge: credited", zap.Stringer("amount", rc.Amount), zap.String("month", rc.Month),
 		zap.Stringer("month_total_before", rc.MonthTotal), zap.Stringer("balance_after", res.BalanceAfter),
-		zap.Bool("replayed", res.Replayed), zap.Int("drives", rc.Drives))
+		zap.String("payment_ref", paymentRef), zap.Bool("replayed", res.Replayed), zap.Int("drives", rc.Drives))
 }
 
-func (w *Worker) fail(ctx context.Context, log *zap.Logger, rc billing.Recharge, reason string) {
-	cctx, cancel := context.WithTimeout(ctx, storeTimeout)
-	nid, err := w.o.Store.FailRecharge(cctx, rc.Account, rc.ID, billing.RechargeFailure{
-		Reason: reason, Backoff: w.o.RechargeBackoff, MaxBackoff: w.o.RechargeMaxBackoff, Notice: w.o.Notifier != nil,
-	})
-	cancel()
+func (w *Worker) fail(ctx context.Context, log *zap.Logger, rc billing.Recharge, reason string, fields ...zap.Field) {
+	nid, err := w.recordFailure(ctx, rc.Account, rc.ID, reason)
 	switch {
 	case errors.Is(err, billing.ErrRechargeNotPending):
 		return
 	case err != nil:
-		log.Error("recharge: could not record the failure; the recharge stays pending", zap.String("reason", reason), zap.Error(err))
+		log.Error("recharge: could not record the failure; the recharge stays pending", append(fields, zap.String("reason", reason), zap.Error(err))...)
 		return
 	}
-	log.Warn("recharge: failed", zap.String("reason", reason), zap.Stringer("amount", rc.Amount))
+	log.Warn("recharge: failed", append(fields, zap.String("reason", reason), zap.Stringer("amount", rc.Amount))...)
 	if nid != "" {
 		w.DeliverNotices(ctx, rc.Account, []string{nid})
 	}
+}
+
+// recordFailure records that recharge id failed, with the back-off and, when
+// notices are on, the auto_recharge.failed notice (its id is returned).
+func (w *Worker) recordFailure(ctx context.Context, account, id, reason string) (string, error) {
+	cctx, cancel := context.WithTimeout(ctx, storeTimeout)
+	defer cancel()
+	return w.o.Store.FailRecharge(cctx, account, id, billing.RechargeFailure{
+		Reason: reason, Backoff: w.o.RechargeBackoff, MaxBackoff: w.o.RechargeMaxBackoff, Notice: w.o.Notifier != nil,
+	})
+}
+
+// RechargePaid credits recharge id of account, which the payment provider
+// reports paid by webhook (payments.RechargeSucceeded): the settlement of a
+// pending payment, or a repeat of a synchronous answer (then nothing more is
+// credited and the result has Replayed set). A recharge already recorded as
+// failed is still credited: the money was taken. billing.ErrRechargeNotPending
+// for a recharge the store does not know.
+func (w *Worker) RechargePaid(ctx context.Context, account, id, paymentRef string) (billing.TopUpResult, error) {
+	cctx, cancel := context.WithTimeout(ctx, storeTimeout)
+	defer cancel()
+	res, err := w.o.Store.CompleteRecharge(cctx, account, id, w.o.Settings().CreditTTL, paymentRef)
+	if err != nil {
+		return res, err
+	}
+	charger := "provider"
+	if w.o.Charger != nil {
+		charger = w.o.Charger.Name()
+	}
+	if !res.Replayed {
+		w.observe(charger, Paid, res.Grant.Amount, true)
+	}
+	return res, nil
+}
+
+// RechargeFailed records the failure of recharge id of account, which the
+// payment provider reports by webhook (payments.RechargeFailed), with reason,
+// back-off and notice. A recharge that is no longer pending (its synchronous
+// decline was recorded already, or it was paid) is left as it is:
+// billing.ErrRechargeNotPending.
+func (w *Worker) RechargeFailed(ctx context.Context, account, id, reason string) error {
+	nid, err := w.recordFailure(ctx, account, id, reason)
+	if err != nil {
+		return err
+	}
+	if nid != "" {
+		w.DeliverNotices(ctx, account, []string{nid})
+	}
+	return nil
 }
 
 // noticeBody is the notice webhook's body. Money is in USD, six decimals.
@@ -542,6 +614,7 @@ func (w *Worker) DeliverNotices(ctx context.Context, account string, ids []strin
 			continue
 		}
 		w.ack(ctx, log, n)
+		log.Info("recharge: notice delivered", zap.Int("attempts", n.Attempts))
 	}
 }
 

@@ -152,7 +152,7 @@ func newEnv(t testing.TB, chargerAnswer func(int, map[string]any) int, opts ...e
 	e.logs = logs
 	o := Options{
 		Store:    store,
-		Charger:  e.charger.webhook(t, 2*time.Second),
+		Charger:  WebhookCharger{Sender: e.charger.webhook(t, 2*time.Second)},
 		Notifier: e.notices.webhook(t, 2*time.Second),
 		Settings: func() Settings {
 			return Settings{CreditTTL: policy.CreditTTL, LowBalance: usd("1.00"), ExpiringWithin: 7 * 24 * time.Hour}
@@ -304,7 +304,7 @@ func TestRechargeChargerTimesOut(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		o.Charger = wh
+		o.Charger = WebhookCharger{Sender: wh}
 	})
 	e.account(t, "slow", "6.00")
 	s := e.spend(t, "slow", "h1", usd("2.00"))

@@ -29,7 +29,7 @@ const (
 const ledgerPageForAll = admin.MaxLedgerLimit
 
 // addClientCommands adds the commands that call the control-plane API (accounts,
-// keys, credits, ledger, auto-recharge) to root. Each group gets the persistent
+// keys, credits, ledger, auto-recharge, purchases, portal) to root. Each group gets the persistent
 // flags --admin-url, --admin-token and -o/--output.
 func addClientCommands(root *cobra.Command) {
 	o := &clientOptions{}
@@ -39,6 +39,8 @@ func addClientCommands(root *cobra.Command) {
 		creditsCommand(o),
 		ledgerCommand(o),
 		autoRechargeCommand(o),
+		purchasesCommand(o),
+		portalCommand(o),
 	} {
 		o.addFlags(cmd)
 		root.AddCommand(cmd)

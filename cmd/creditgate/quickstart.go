@@ -50,7 +50,9 @@ func quickstartCommand() *cobra.Command {
     (or to CREDITGATE_UPSTREAM_BASE_URL); an OPENAI_API_KEY that is a
     creditgate key (sk-cg-..., as the banner says to export) is ignored;
   - an account "demo" with $5.00 of credit and a fresh app key;
-  - an admin token (random unless CREDITGATE_ADMIN_TOKENS is set).
+  - an admin token (random unless CREDITGATE_ADMIN_TOKENS is set);
+  - payments.provider demo: purchases are paid on a local checkout page that
+    says plainly that nobody is charged, and auto-recharge charges a demo card.
 
 It prints what to paste into curl, the OpenAI SDKs and the CLI.`,
 		Args: cobra.NoArgs,
@@ -76,6 +78,12 @@ It prints what to paste into curl, the OpenAI SDKs and the CLI.`,
 				"listen": listen,
 				"admin":  map[string]any{"listen": adminListen, "tokens": []string{adminToken}},
 				"redis":  map[string]any{"url": "memory://"},
+				// The whole purchase flow, charging nobody: the demo checkout page,
+				// and its demo card for auto-recharge.
+				"payments": map[string]any{"provider": "demo"},
+			}
+			if u := localURL(listen); u != "" {
+				settings["portal"] = map[string]any{"public_url": u}
 			}
 			var upstreamNote string
 			if upstreamKey != "" {
@@ -255,6 +263,20 @@ func hostPort(a net.Addr) string {
 		host = "localhost"
 	}
 	return net.JoinHostPort(host, port)
+}
+
+// localURL is the http URL of a listen address on this machine
+// ("http://localhost:8080" for ":8080"), or "" when the port is chosen at
+// listening (":0").
+func localURL(listen string) string {
+	host, port, err := net.SplitHostPort(listen)
+	if err != nil || port == "0" {
+		return ""
+	}
+	if ip := net.ParseIP(host); host == "" || ip != nil && ip.IsUnspecified() {
+		host = "localhost"
+	}
+	return "http://" + net.JoinHostPort(host, port)
 }
 
 func firstNonEmpty(s ...string) string {

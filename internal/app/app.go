@@ -1,8 +1,10 @@
 // Package app assembles a running creditgate from a validated configuration: the
 // Redis (or embedded) store with bounded timeouts, the settlement spool (replayed
 // before serving, then whenever Redis is back), the metering proxy on the
-// data-plane listener, the admin API on the control-plane listener (each
-// optionally over TLS), configuration hot reload and graceful shutdown. The
+// data-plane listener, beside the payment provider's webhook endpoint
+// (payments.go: the provider, the purchase service, the auto-recharge charger),
+// the admin API on the control-plane listener (each optionally over TLS),
+// configuration hot reload and graceful shutdown. The
 // command line (cmd/creditgate) only parses flags and calls it; tests start whole
 // instances with it.
 package app
@@ -56,6 +58,10 @@ type Options struct {
 	Logger *zap.Logger
 	// RedisHooks are added to the Redis client (metrics, test guards).
 	RedisHooks []redis.Hook
+	// Purchases and Portal, when set, keep purchases and Billing page links
+	// instead of the ledger's store (tests; and builds whose store keeps none).
+	Purchases billing.PurchaseStore
+	Portal    billing.PortalStore
 }
 
 // App is a running creditgate. Create it with New, run it with Serve, stop it with
@@ -73,6 +79,8 @@ type App struct {
 
 	metrics     *metrics.Metrics
 	worker      *recharge.Worker // auto-recharge, notices, expiry sweeps
+	charger     recharge.Charger // nil: auto-recharge off
+	sales       *sales           // payments: the provider, the purchase service
 	stopWorker  context.CancelFunc
 	workerDone  chan struct{}
 	spool       *spool.Spool
@@ -167,12 +175,20 @@ func New(ctx context.Context, cfg *config.Config, o Options) (*App, error) {
 		a.conn.Close()
 		return nil, err
 	}
+	if a.sales, err = a.newSales(cfg, o); err == nil {
+		a.charger, err = a.newCharger(cfg)
+	}
+	if err != nil {
+		a.closeStore()
+		return nil, err
+	}
 	a.apply(cfg)
 	a.metrics.SetSpoolDepth(a.SpoolDepth)
 	if err := a.newWorker(cfg); err != nil {
 		a.closeStore()
 		return nil, err
 	}
+	a.finishSales(cfg)
 
 	var sp proxy.Spool
 	if a.spool != nil {
@@ -206,12 +222,19 @@ func New(ctx context.Context, cfg *config.Config, o Options) (*App, error) {
 		Ready:   a.ready,
 		Logger:  a.log.Named("admin"),
 		Metrics: a.metrics.Handler(),
+		// Purchases and Billing page links.
+		Portal:        a.sales.portal,
+		PortalURL:     cfg.PortalURL(),
+		PortalLinkTTL: cfg.Portal.LinkTTL,
 	}
-	// The customer's Billing page (/billing/) beside the proxy, once the store
-	// keeps portal sessions (billing.PortalStore).
-	var dataHandler http.Handler = p
-	if sessions, ok := any(a.store).(billing.PortalStore); ok {
-		dataHandler = withPortal(p, a.newPortal(sessions))
+	if a.sales.service != nil {
+		adminSrv.Purchases = a.sales.service
+	}
+	// The customer's Billing page (/billing/) beside the proxy and the provider's
+	// webhook, once the store keeps portal sessions (billing.PortalStore).
+	dataHandler := a.dataHandler(p)
+	if sessions := a.sales.portal; sessions != nil {
+		dataHandler = withPortal(dataHandler, a.newPortal(cfg, sessions))
 	}
 	a.data = &http.Server{Handler: a.inflight.wrap(dataHandler), TLSConfig: dataTLS, ReadHeaderTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute, ErrorLog: zap.NewStdLog(a.log.Named("http"))}
 	a.admin = &http.Server{Handler: adminSrv.Handler(), TLSConfig: adminTLS, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute, ErrorLog: zap.NewStdLog(a.log.Named("http"))}
@@ -256,26 +279,20 @@ func New(ctx context.Context, cfg *config.Config, o Options) (*App, error) {
 	return a, nil
 }
 
-// newWorker builds the background worker: the auto-recharge charger and the notice
-// webhook when configured, and the periodic sweep (expiry, stale recharges,
-// notices) always.
+// newWorker builds the background worker: the auto-recharge charger (a.charger)
+// and the notice webhook when configured, and the periodic sweep (expiry, stale
+// recharges, notices) always.
 func (a *App) newWorker(cfg *config.Config) error {
-	var charger, notifier recharge.Sender // nil interfaces when unset (never a typed nil)
-	if wh := cfg.Billing.AutoRecharge.Webhook; wh.URL != "" {
-		s, err := notify.New(notify.Options{URL: wh.URL, Secret: wh.Secret, Secrets: wh.Secrets, Timeout: wh.Timeout})
-		if err != nil {
-			return fmt.Errorf("billing.auto_recharge.webhook: %w", err)
-		}
-		charger = s
-	}
+	var notifier recharge.Sender // a nil interface when unset (never a typed nil)
 	if wh := cfg.Notify.Webhook; wh.URL != "" {
-		s, err := notify.New(notify.Options{URL: wh.URL, Secret: wh.Secret, Secrets: wh.Secrets, Timeout: wh.Timeout})
+		s, err := notify.New(notify.Options{URL: wh.URL, Secret: wh.Secret, Secrets: wh.Secrets, Timeout: wh.Timeout,
+			Observer: a.metrics.WebhookObserver(metrics.WebhookNotices)})
 		if err != nil {
 			return fmt.Errorf("notify.webhook: %w", err)
 		}
 		notifier = s
 	}
-	w, err := recharge.New(recharge.Options{Store: a.store, Charger: charger, Notifier: notifier,
+	w, err := recharge.New(recharge.Options{Store: a.store, Charger: a.charger, Notifier: notifier, Observer: a.metrics,
 		Logger: a.log.Named("billing"), Settings: func() recharge.Settings {
 			s := a.settings.Load()
 			return recharge.Settings{CreditTTL: s.Policy.CreditTTL, LowBalance: s.Triggers.LowBalance,
@@ -289,9 +306,10 @@ func (a *App) newWorker(cfg *config.Config) error {
 }
 
 // apply installs the hot-reloadable parts of cfg (config.ReloadDiff lists the
-// others). Whether recharges and notices are triggered follows the webhooks the
-// worker was built with (a.cfg), not cfg: a webhook added by a reload has no
-// sender until a restart, and its notices would be queued for nobody.
+// others). Whether recharges and notices are triggered follows the charger and
+// the notice webhook the worker was built with (a.charger, a.cfg), not cfg: a
+// webhook added by a reload has no sender until a restart, and its notices would
+// be queued for nobody.
 func (a *App) apply(cfg *config.Config) {
 	a.expiringWithin.Store(int64(cfg.Notify.ExpiringWithin))
 	pol := cfg.Policy()
@@ -302,7 +320,7 @@ func (a *App) apply(cfg *config.Config) {
 		ClampMaxTokens: cfg.Billing.ClampMaxTokens,
 		DriftTolerance: cfg.Metering.DriftTolerance,
 		Triggers: billing.Triggers{
-			AutoRecharge: a.cfg.Billing.AutoRecharge.Webhook.URL != "",
+			AutoRecharge: a.charger != nil,
 			Notices:      a.cfg.Notify.Webhook.URL != "",
 			LowBalance:   cfg.Notify.LowBalance,
 		},
