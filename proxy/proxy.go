@@ -28,6 +28,7 @@ import (
 
 	"github.com/creditgate/creditgate/billing"
 	"github.com/creditgate/creditgate/internal/httpstatus"
+	"github.com/creditgate/creditgate/internal/stdlog"
 	"github.com/creditgate/creditgate/metering"
 )
 
@@ -148,7 +149,7 @@ func New(o Options) (*Proxy, error) {
 		ModifyResponse: p.modifyResponse,
 		ErrorHandler:   p.upstreamError,
 		BufferPool:     bufferPool{},
-		ErrorLog:       zap.NewStdLog(o.Logger.Named("reverseproxy")),
+		ErrorLog:       stdlog.New(o.Logger.Named("reverseproxy")), // JSON, quoted upstream bytes withheld
 	}
 	return p, nil
 }

@@ -30,6 +30,7 @@ import (
 	"github.com/creditgate/creditgate/billing/redisstore"
 	"github.com/creditgate/creditgate/config"
 	"github.com/creditgate/creditgate/internal/spool"
+	"github.com/creditgate/creditgate/internal/stdlog"
 	"github.com/creditgate/creditgate/metering"
 	"github.com/creditgate/creditgate/metrics"
 	"github.com/creditgate/creditgate/notify"
@@ -136,6 +137,8 @@ func New(ctx context.Context, cfg *config.Config, o Options) (*App, error) {
 		return nil, err
 	}
 
+	// http.Transport (and HTTP/2) log through the log package's default logger.
+	stdlog.RouteDefault(a.log.Named("stdlib"))
 	redisLogger.Store(a.log.Named("redis"))
 	redisLoggerOnce.Do(func() { redis.SetLogger(redisLog{}) })
 	a.conn, err = redisstore.Connect(ctx, redisstore.ConnOptions{
@@ -202,8 +205,8 @@ func New(ctx context.Context, cfg *config.Config, o Options) (*App, error) {
 		Logger:  a.log.Named("admin"),
 		Metrics: a.metrics.Handler(),
 	}
-	a.data = &http.Server{Handler: a.inflight.wrap(p), TLSConfig: dataTLS, ReadHeaderTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute, ErrorLog: zap.NewStdLog(a.log.Named("http"))}
-	a.admin = &http.Server{Handler: adminSrv.Handler(), TLSConfig: adminTLS, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute, ErrorLog: zap.NewStdLog(a.log.Named("http"))}
+	a.data = &http.Server{Handler: a.inflight.wrap(p), TLSConfig: dataTLS, ReadHeaderTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute, ErrorLog: stdlog.New(a.log.Named("http"))}
+	a.admin = &http.Server{Handler: adminSrv.Handler(), TLSConfig: adminTLS, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute, ErrorLog: stdlog.New(a.log.Named("http"))}
 	a.dataTLS, a.adminTLS = dataTLS != nil, adminTLS != nil
 
 	if a.dataLn, err = net.Listen("tcp", cfg.Listen); err != nil {
