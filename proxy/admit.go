@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"time"
 
 	"go.uber.org/zap"
@@ -41,20 +42,33 @@ func (p *Proxy) admit(x *exchange) *apiError {
 	return nil
 }
 
-// authenticateKey resolves the app key; unknown and revoked keys get the same 401.
+// authenticateKey resolves the app key; unknown and revoked keys get the same
+// 401. A request refused here (401, or 503 at the key lookup) has its body
+// unread: it is answered at once and its connection closed, rather than kept
+// by reading the body first (net/http's way), which a body trickled byte by
+// byte would stretch out.
 func (p *Proxy) authenticateKey(x *exchange) *apiError {
 	key, _, aerr := p.authenticate(x.in)
 	x.key = key
+	if aerr != nil && x.in.ContentLength != 0 {
+		x.w.Header().Set("Connection", "close")
+	}
 	return aerr
 }
 
-// readBody reads the body, answering 413 beyond MaxBodyBytes.
+// readBody reads the body, answering 413 beyond MaxBodyBytes, and 408 when it
+// arrived too slowly (the server's read deadline on bodies passed). It comes
+// after authentication: nothing reads a body, nor sends 100 Continue for it,
+// before its key is known.
 func (p *Proxy) readBody(x *exchange) *apiError {
 	body, err := readLimited(x.w, x.in, p.opts.MaxBodyBytes)
 	if err != nil {
 		var tooLarge *http.MaxBytesError
 		if errors.As(err, &tooLarge) {
 			return errTooLarge(p.opts.MaxBodyBytes)
+		}
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			return errBodyTooSlow()
 		}
 		return &apiError{status: http.StatusBadRequest, typ: typeInvalidRequest, message: "Could not read the request body."}
 	}

@@ -60,8 +60,13 @@ type Options struct {
 	// Transport forwards requests (default: a clone of http.DefaultTransport with
 	// a connection pool sized for a proxy).
 	Transport http.RoundTripper
-	Ledger    billing.Ledger
-	Keys      billing.KeyStore
+	// MaxUpstreamConns caps the default Transport's connections to the upstream
+	// (MaxConnsPerHost), so a flood of app connections cannot spend the process's
+	// file descriptors on upstream ones: a request beyond it waits for a free
+	// connection. 0: no cap. Ignored with a Transport of one's own.
+	MaxUpstreamConns int
+	Ledger           billing.Ledger
+	Keys             billing.KeyStore
 	// Settings returns the current settings; called once per request.
 	Settings func() *Settings
 	Logger   *zap.Logger
@@ -137,7 +142,9 @@ func New(o Options) (*Proxy, error) {
 		o.Logger = zap.NewNop()
 	}
 	if o.Transport == nil {
-		o.Transport = NewTransport(o.Timeout)
+		t := NewTransport(o.Timeout)
+		t.MaxConnsPerHost = o.MaxUpstreamConns
+		o.Transport = t
 	}
 	if o.Observer == nil {
 		o.Observer = nopObserver{}
