@@ -81,6 +81,11 @@ type Admin struct {
 	// TLS, when it names a certificate, serves the admin API over HTTPS, and with
 	// a client CA, only to clients holding a certificate it signed.
 	TLS TLS `yaml:"tls"`
+	// MaxConnections caps the admin listener's open connections, as
+	// limits.max_connections does the data plane's; its descriptors are set
+	// aside at start, so a flood of the data plane cannot take /healthz down.
+	// Default 64.
+	MaxConnections int64 `yaml:"max_connections"`
 }
 
 // TLS configures HTTPS on a listener. Both files or neither: with neither the
@@ -392,6 +397,27 @@ type Limits struct {
 	// MaxMessageBytes is the largest one message or input item may be, as JSON;
 	// a larger one gets 400. Default 10MiB (OpenAI's own limit on a string).
 	MaxMessageBytes ByteSize `yaml:"max_message_bytes"`
+	// MaxConnections caps the data plane's open connections: beyond it, new
+	// connections wait in the kernel's backlog until one closes. Lowered at start
+	// when RLIMIT_NOFILE cannot pay for it (two descriptors each: the app's and an
+	// upstream's) after the admin listener, Redis and the spool. Default 4096.
+	MaxConnections int64 `yaml:"max_connections"`
+	// HeaderTimeout bounds the TLS handshake and the request headers, on both
+	// listeners; a connection that sends nothing is closed after it. Default 10s.
+	HeaderTimeout time.Duration `yaml:"header_timeout"`
+	// BodyIdleTimeout bounds how slowly a request body may arrive, on both
+	// listeners, with BodyMinRate: the body may pause, or fall behind
+	// BodyMinRate, by at most this long; one that falls further behind is cut
+	// (408). Streamed answers are not affected. Default 30s.
+	BodyIdleTimeout time.Duration `yaml:"body_idle_timeout"`
+	// BodyMinRate is the rate, in bytes a second, a request body must keep up
+	// with (within BodyIdleTimeout); 0 leaves only the bound on pauses.
+	// Default 8KiB (a second).
+	BodyMinRate ByteSize `yaml:"body_min_rate"`
+	// IdleTimeout is how long a keep-alive connection may wait for its next
+	// request, on both listeners. Default 2m (longer than common clients' own
+	// idle timeouts, so a client is not caught sending on a closing connection).
+	IdleTimeout time.Duration `yaml:"idle_timeout"`
 }
 
 // Auth tunes app-key authentication.
@@ -419,8 +445,9 @@ func Default() *Config {
 		Listen:          ":8080",
 		ShutdownTimeout: 30 * time.Second,
 		Admin: Admin{
-			Listen: "127.0.0.1:8081",
-			Tokens: []string{exampleAdminToken},
+			Listen:         "127.0.0.1:8081",
+			Tokens:         []string{exampleAdminToken},
+			MaxConnections: 64,
 		},
 		Upstream: Upstream{
 			BaseURL: "https://api.openai.com/v1",
@@ -468,8 +495,10 @@ func Default() *Config {
 		},
 		Metering: Metering{DriftTolerance: 0.10},
 		Logging:  Logging{Level: "info", Format: "json"},
-		Limits:   Limits{MaxBodyBytes: 16 * MiB, MaxMessages: 10000, MaxMessageBytes: 10 * MiB},
-		Auth:     Auth{KeyCacheTTL: 5 * time.Second},
+		Limits: Limits{MaxBodyBytes: 16 * MiB, MaxMessages: 10000, MaxMessageBytes: 10 * MiB,
+			MaxConnections: 4096, HeaderTimeout: 10 * time.Second, BodyIdleTimeout: 30 * time.Second,
+			BodyMinRate: 8 * KiB, IdleTimeout: 2 * time.Minute},
+		Auth: Auth{KeyCacheTTL: 5 * time.Second},
 	}
 }
 

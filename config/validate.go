@@ -140,6 +140,9 @@ func validateListeners(c *Config, ps *Problems) {
 		ps.add("admin.listen", "same address as listen (%s); the admin API needs its own", c.Listen)
 	}
 	checkTLS(ps, "admin.tls", c.Admin.TLS)
+	if n := c.Admin.MaxConnections; n < 1 || n > maxConnectionsLimit {
+		ps.add("admin.max_connections", "must be from 1 to %d, got %d", maxConnectionsLimit, n)
+	}
 	if len(c.Admin.Tokens) == 0 {
 		ps.add("admin.tokens", "no admin token: set CREDITGATE_ADMIN_TOKENS to one or more secret tokens (comma-separated, %d+ characters each)", minTokenLen)
 	}
@@ -436,6 +439,15 @@ func validateLimits(c *Config, ps *Problems) {
 	if l.MaxMessageBytes <= 0 {
 		ps.add("limits.max_message_bytes", "must be positive, got %d", l.MaxMessageBytes)
 	}
+	if n := l.MaxConnections; n < 1 || n > maxConnectionsLimit {
+		ps.add("limits.max_connections", "must be from 1 to %d, got %d", maxConnectionsLimit, n)
+	}
+	ps.positive("limits.header_timeout", l.HeaderTimeout)
+	ps.positive("limits.body_idle_timeout", l.BodyIdleTimeout)
+	ps.positive("limits.idle_timeout", l.IdleTimeout)
+	if l.BodyMinRate < 0 {
+		ps.add("limits.body_min_rate", "must be 0 (no rate) or positive, got %d", l.BodyMinRate)
+	}
 }
 
 func validateAuth(c *Config, ps *Problems) {
@@ -453,6 +465,10 @@ const maxRedisRetries = 10
 
 // maxMessagesLimit is the parser's own hard cap on messages and items.
 const maxMessagesLimit = 100_000
+
+// maxConnectionsLimit bounds limits.max_connections and admin.max_connections:
+// far above what one process serves, low enough to catch a typo.
+const maxConnectionsLimit = 1_000_000
 
 // checkTLS checks a listener's certificate settings: both files or neither, and
 // that they load (a typo in a path is found by check-config, not at the first

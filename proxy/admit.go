@@ -2,10 +2,13 @@ package proxy
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
+	"os"
+	"time"
 
 	"go.uber.org/zap"
 
@@ -39,20 +42,33 @@ func (p *Proxy) admit(x *exchange) *apiError {
 	return nil
 }
 
-// authenticateKey resolves the app key; unknown and revoked keys get the same 401.
+// authenticateKey resolves the app key; unknown and revoked keys get the same
+// 401. A request refused here (401, or 503 at the key lookup) has its body
+// unread: it is answered at once and its connection closed, rather than kept
+// by reading the body first (net/http's way), which a body trickled byte by
+// byte would stretch out.
 func (p *Proxy) authenticateKey(x *exchange) *apiError {
 	key, _, aerr := p.authenticate(x.in)
 	x.key = key
+	if aerr != nil && x.in.ContentLength != 0 {
+		x.w.Header().Set("Connection", "close")
+	}
 	return aerr
 }
 
-// readBody reads the body, answering 413 beyond MaxBodyBytes.
+// readBody reads the body, answering 413 beyond MaxBodyBytes, and 408 when it
+// arrived too slowly (the server's read deadline on bodies passed). It comes
+// after authentication: nothing reads a body, nor sends 100 Continue for it,
+// before its key is known.
 func (p *Proxy) readBody(x *exchange) *apiError {
 	body, err := readLimited(x.w, x.in, p.opts.MaxBodyBytes)
 	if err != nil {
 		var tooLarge *http.MaxBytesError
 		if errors.As(err, &tooLarge) {
 			return errTooLarge(p.opts.MaxBodyBytes)
+		}
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			return errBodyTooSlow()
 		}
 		return &apiError{status: http.StatusBadRequest, typ: typeInvalidRequest, message: "Could not read the request body."}
 	}
@@ -147,6 +163,9 @@ func (p *Proxy) reserve(x *exchange) *apiError {
 		if errors.Is(err, billing.ErrAccountNotFound) {
 			p.forgetKey(x.in) // the key outlived its account
 		}
+		if reserveMayHaveApplied(err) {
+			p.releaseAfterFailedReserve(x, err)
+		}
 		return p.storeError(err, "reserve failed", zap.String("request_id", x.id))
 	}
 	if !res.Admitted {
@@ -162,6 +181,40 @@ func (p *Proxy) reserve(x *exchange) *apiError {
 		x.clampedTo = maxOutput
 	}
 	return nil
+}
+
+// unsureReleaseTimeout bounds the release after a failed reserve: the app is
+// waiting for its 503, and a store that just failed may go on failing.
+const unsureReleaseTimeout = 2 * time.Second
+
+// reserveMayHaveApplied reports whether a failed reserve may have left a hold:
+// every failure but the store's own refusals (no such account, an invalid
+// argument) may come after Redis ran the script — a reply lost once go-redis's
+// retries ran out, a timeout, the app hanging up during the call.
+func reserveMayHaveApplied(err error) bool {
+	return !errors.Is(err, billing.ErrAccountNotFound) && !errors.Is(err, billing.ErrInvalid)
+}
+
+// releaseAfterFailedReserve releases x's hold id after a reserve that failed
+// ambiguously, so a hold Redis made while the app got 503 does not count as
+// reserved until hold_ttl. Best effort: one try within unsureReleaseTimeout,
+// not spooled (in an outage every 503 would be, and the hold expires anyway).
+// Release is idempotent by hold id, and for a hold that was never made it books
+// nothing (a release event of 0) and leaves a released record under this
+// request's id — which no other request uses — so a reserve of it still on
+// the wire answers "already released" instead of holding.
+func (p *Proxy) releaseAfterFailedReserve(x *exchange, cause error) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(x.in.Context()), unsureReleaseTimeout)
+	defer cancel()
+	u := billing.Usage{RequestID: x.id, KeyID: x.key.ID, Model: x.model, Endpoint: x.path(), Note: "reserve failed: answered 503"}
+	_, err := p.opts.Ledger.Release(ctx, x.key.Account, x.id, u)
+	fields := []zap.Field{zap.String("request_id", x.id), zap.String("account", x.key.Account), zap.NamedError("reserve_error", cause)}
+	if err != nil {
+		p.log.Warn("reserve failed and the release after it too: a hold Redis may have made counts as reserved until hold_ttl",
+			append(fields, zapErr(err))...)
+		return
+	}
+	p.log.Info("reserve failed; its hold id released in case Redis had applied it", fields...)
 }
 
 // prepareForward sets the body the upstream gets: the app's, byte for byte, but for

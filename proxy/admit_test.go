@@ -85,6 +85,7 @@ func TestReserveRule(t *testing.T) {
 		wantReason  string
 		wantClamped int64
 		wantRelease bool
+		wantNote    string // the release's note ("": the hold too small)
 	}{
 		{name: "fits: held whole, cap untouched", path: "/v1/chat/completions", body: chat, clamp: true, admitted: true,
 			held: func(*exchange) int64 { return -1 }},
@@ -98,7 +99,8 @@ func TestReserveRule(t *testing.T) {
 			held: func(*exchange) int64 { return 15 }, wantStatus: 429, wantReason: billing.ReasonInsufficient, wantRelease: true},
 		{name: "not admitted: 429 with the ledger's reason", path: "/v1/chat/completions", body: chat, clamp: true,
 			reason: billing.ReasonExpired, wantStatus: 429, wantReason: billing.ReasonExpired},
-		{name: "store down: 503", path: "/v1/chat/completions", body: chat, clamp: true, storeErr: billing.ErrUnavailable, wantStatus: 503},
+		{name: "store down: 503, the hold id released in case the reserve was applied", path: "/v1/chat/completions", body: chat, clamp: true,
+			storeErr: billing.ErrUnavailable, wantStatus: 503, wantRelease: true, wantNote: "reserve failed: answered 503"},
 		{name: "account gone: 401", path: "/v1/chat/completions", body: chat, clamp: true, storeErr: billing.ErrAccountNotFound, wantStatus: 401},
 	}
 	for _, tc := range tests {
@@ -149,7 +151,11 @@ func TestReserveRule(t *testing.T) {
 			if x.clampedTo != tc.wantClamped {
 				t.Fatalf("clampedTo %d, want %d", x.clampedTo, tc.wantClamped)
 			}
-			if want := tc.wantRelease; (len(released) == 1) != want || want && released[0] != "acme/req_1: hold too small for one output token" {
+			note := "hold too small for one output token"
+			if tc.wantNote != "" {
+				note = tc.wantNote
+			}
+			if want := tc.wantRelease; (len(released) == 1) != want || want && released[0] != "acme/req_1: "+note {
 				t.Fatalf("released %v, want a release: %v", released, want)
 			}
 		})
@@ -174,6 +180,65 @@ func TestReserveForgetsTheKeyOfAVanishedAccount(t *testing.T) {
 	}
 	if _, cached := p.keys.entries[h]; cached {
 		t.Fatal("the key of a vanished account is still cached")
+	}
+}
+
+// A reserve that failed without the store's own refusal may have been applied:
+// the rule releases its hold id (once, within its own short timeout, even when
+// the app has gone) and answers as the store error says. A refusal (no account,
+// an invalid argument) proves nothing was held, and releases nothing.
+func TestReserveFailureReleasesTheHoldIDWhenAmbiguous(t *testing.T) {
+	tests := []struct {
+		name        string
+		err         error
+		releaseErr  error
+		wantRelease bool
+		wantStatus  int
+	}{
+		{"store unavailable (lost reply, timeout)", billing.ErrUnavailable, nil, true, http.StatusServiceUnavailable},
+		{"store unavailable, the release fails too", billing.ErrUnavailable, billing.ErrUnavailable, true, http.StatusServiceUnavailable},
+		{"a reply that does not decode", errors.New("redisstore: reserve.lua: reply element 2: not a number"), nil, true, http.StatusInternalServerError},
+		{"no such account", billing.ErrAccountNotFound, nil, false, http.StatusUnauthorized},
+		{"invalid argument", billing.ErrInvalid, nil, false, http.StatusInternalServerError},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var released []string
+			ledger := &billingtest.Ledger{
+				ReserveFunc: func(context.Context, billing.ReserveRequest) (billing.Reservation, error) {
+					return billing.Reservation{}, tt.err
+				},
+				ReleaseFunc: func(ctx context.Context, account, holdID string, u billing.Usage) (billing.Settlement, error) {
+					if ctx.Err() != nil {
+						t.Errorf("release with a done context: %v", ctx.Err())
+					}
+					if d, ok := ctx.Deadline(); !ok || time.Until(d) > unsureReleaseTimeout {
+						t.Errorf("release deadline %v (set %v), want within %s", time.Until(d), ok, unsureReleaseTimeout)
+					}
+					if account != "acme" || u.RequestID != holdID || u.Note == "" {
+						t.Errorf("release of %s/%s with %+v", account, holdID, u)
+					}
+					released = append(released, holdID)
+					return billing.Settlement{}, tt.releaseErr
+				},
+			}
+			p := ruleProxy(t, ledger, true)
+			x := ruleExchange(p, "/v1/chat/completions", chatBody("gpt-4o-mini", false, ""))
+			runRules(t, p, x, untilReserve...)
+			ctx, cancel := context.WithCancel(x.in.Context())
+			x.in = x.in.WithContext(ctx)
+			cancel() // the app hung up during the reserve: the release must still run
+			aerr := p.reserve(x)
+			if aerr == nil || aerr.status != tt.wantStatus {
+				t.Fatalf("got %+v, want status %d", aerr, tt.wantStatus)
+			}
+			switch {
+			case tt.wantRelease && (len(released) != 1 || released[0] != x.id):
+				t.Fatalf("released %v, want [%s]", released, x.id)
+			case !tt.wantRelease && len(released) != 0:
+				t.Fatalf("released %v after a refusal", released)
+			}
+		})
 	}
 }
 

@@ -83,6 +83,11 @@ func errTooLarge(limit int64) *apiError {
 		message: "Request body too large: the limit is " + strconv.FormatInt(limit, 10) + " bytes."}
 }
 
+func errBodyTooSlow() *apiError {
+	return &apiError{status: http.StatusRequestTimeout, typ: typeInvalidRequest, code: "request_timeout",
+		message: "The request body arrived too slowly and was cut off. Send it at a steady rate."}
+}
+
 func errUnpriced(model string) *apiError {
 	return &apiError{status: http.StatusBadRequest, typ: typeInvalidRequest, param: "model", code: "model_not_found",
 		message: "The model `" + model + "` does not exist or is not available through this gateway (it has no price)."}

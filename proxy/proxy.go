@@ -28,6 +28,7 @@ import (
 
 	"github.com/creditgate/creditgate/billing"
 	"github.com/creditgate/creditgate/internal/httpstatus"
+	"github.com/creditgate/creditgate/internal/stdlog"
 	"github.com/creditgate/creditgate/metering"
 )
 
@@ -59,8 +60,13 @@ type Options struct {
 	// Transport forwards requests (default: a clone of http.DefaultTransport with
 	// a connection pool sized for a proxy).
 	Transport http.RoundTripper
-	Ledger    billing.Ledger
-	Keys      billing.KeyStore
+	// MaxUpstreamConns caps the default Transport's connections to the upstream
+	// (MaxConnsPerHost), so a flood of app connections cannot spend the process's
+	// file descriptors on upstream ones: a request beyond it waits for a free
+	// connection. 0: no cap. Ignored with a Transport of one's own.
+	MaxUpstreamConns int
+	Ledger           billing.Ledger
+	Keys             billing.KeyStore
 	// Settings returns the current settings; called once per request.
 	Settings func() *Settings
 	Logger   *zap.Logger
@@ -136,7 +142,9 @@ func New(o Options) (*Proxy, error) {
 		o.Logger = zap.NewNop()
 	}
 	if o.Transport == nil {
-		o.Transport = NewTransport(o.Timeout)
+		t := NewTransport(o.Timeout)
+		t.MaxConnsPerHost = o.MaxUpstreamConns
+		o.Transport = t
 	}
 	if o.Observer == nil {
 		o.Observer = nopObserver{}
@@ -148,7 +156,7 @@ func New(o Options) (*Proxy, error) {
 		ModifyResponse: p.modifyResponse,
 		ErrorHandler:   p.upstreamError,
 		BufferPool:     bufferPool{},
-		ErrorLog:       zap.NewStdLog(o.Logger.Named("reverseproxy")),
+		ErrorLog:       stdlog.New(o.Logger.Named("reverseproxy")), // JSON, quoted upstream bytes withheld
 	}
 	return p, nil
 }

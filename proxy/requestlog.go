@@ -7,6 +7,7 @@ import (
 	"go.uber.org/zap/zapcore"
 
 	"github.com/creditgate/creditgate/billing"
+	"github.com/creditgate/creditgate/internal/stdlog"
 )
 
 // logExchange writes the request's one log line. It never includes keys, prompts
@@ -71,7 +72,9 @@ func (p *Proxy) logExchange(x *exchange, res Report, st billing.Settlement) {
 		fields = append(fields, zap.Bool("token_drift", true))
 	}
 	if x.upstreamErr != nil {
-		fields = append(fields, zap.String("upstream_error", x.upstreamErr.Error()))
+		// Transport errors quote what a broken upstream sent (`malformed HTTP
+		// response "…"`): withheld, like every peer's bytes.
+		fields = append(fields, zap.String("upstream_error", stdlog.Redact(x.upstreamErr.Error())))
 	}
 	ce.Write(fields...)
 	clear(fields) // drop the references before the slice goes back to the pool

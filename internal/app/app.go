@@ -32,6 +32,7 @@ import (
 	"github.com/creditgate/creditgate/billing/redisstore"
 	"github.com/creditgate/creditgate/config"
 	"github.com/creditgate/creditgate/internal/spool"
+	"github.com/creditgate/creditgate/internal/stdlog"
 	"github.com/creditgate/creditgate/metering"
 	"github.com/creditgate/creditgate/metrics"
 	"github.com/creditgate/creditgate/notify"
@@ -93,7 +94,7 @@ type App struct {
 	shutDown    bool
 
 	data, admin       *http.Server
-	dataLn, adminLn   net.Listener
+	dataLn, adminLn   *limitListener
 	dataTLS, adminTLS bool
 	cancelWatch       context.CancelFunc
 }
@@ -144,6 +145,8 @@ func New(ctx context.Context, cfg *config.Config, o Options) (*App, error) {
 		return nil, err
 	}
 
+	// http.Transport (and HTTP/2) log through the log package's default logger.
+	stdlog.RouteDefault(a.log.Named("stdlib"))
 	redisLogger.Store(a.log.Named("redis"))
 	redisLoggerOnce.Do(func() { redis.SetLogger(redisLog{}) })
 	a.conn, err = redisstore.Connect(ctx, redisstore.ConnOptions{
@@ -190,25 +193,32 @@ func New(ctx context.Context, cfg *config.Config, o Options) (*App, error) {
 	}
 	a.finishSales(cfg)
 
+	budget, err := a.planConnections(cfg)
+	if err != nil {
+		a.closeStore()
+		return nil, err
+	}
+
 	var sp proxy.Spool
 	if a.spool != nil {
 		sp = a.spool
 	}
 	p, err := proxy.New(proxy.Options{
-		Upstream:        upstream,
-		UpstreamKey:     cfg.Upstream.APIKey,
-		Timeout:         cfg.Upstream.Timeout,
-		Ledger:          a.store,
-		Keys:            a.store,
-		Settings:        a.settings.Load,
-		Logger:          a.log.Named("proxy"),
-		MaxBodyBytes:    int64(cfg.Limits.MaxBodyBytes),
-		MaxMessages:     int(cfg.Limits.MaxMessages),
-		MaxMessageBytes: int64(cfg.Limits.MaxMessageBytes),
-		KeyCacheTTL:     cfg.Auth.KeyCacheTTL,
-		Spool:           sp,
-		Observer:        a.metrics,
-		OnSettled:       a.worker.OnSettled,
+		Upstream:         upstream,
+		UpstreamKey:      cfg.Upstream.APIKey,
+		Timeout:          cfg.Upstream.Timeout,
+		MaxUpstreamConns: budget.Data,
+		Ledger:           a.store,
+		Keys:             a.store,
+		Settings:         a.settings.Load,
+		Logger:           a.log.Named("proxy"),
+		MaxBodyBytes:     int64(cfg.Limits.MaxBodyBytes),
+		MaxMessages:      int(cfg.Limits.MaxMessages),
+		MaxMessageBytes:  int64(cfg.Limits.MaxMessageBytes),
+		KeyCacheTTL:      cfg.Auth.KeyCacheTTL,
+		Spool:            sp,
+		Observer:         a.metrics,
+		OnSettled:        a.worker.OnSettled,
 	})
 	if err != nil {
 		a.closeStore()
@@ -236,19 +246,29 @@ func New(ctx context.Context, cfg *config.Config, o Options) (*App, error) {
 	if sessions := a.sales.portal; sessions != nil {
 		dataHandler = withPortal(dataHandler, a.newPortal(cfg, sessions))
 	}
-	a.data = &http.Server{Handler: a.inflight.wrap(dataHandler), TLSConfig: dataTLS, ReadHeaderTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute, ErrorLog: zap.NewStdLog(a.log.Named("http"))}
-	a.admin = &http.Server{Handler: adminSrv.Handler(), TLSConfig: adminTLS, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute, ErrorLog: zap.NewStdLog(a.log.Named("http"))}
+	// Both listeners: headers (and the TLS handshake) within header_timeout,
+	// bodies at body_min_rate within body_idle_timeout, keep-alive connections
+	// closed after idle_timeout; no write timeout, which would cut streams.
+	lim := cfg.Limits
+	pace := bodyPace{idle: lim.BodyIdleTimeout, minRate: int64(lim.BodyMinRate), now: time.Now}
+	a.data = &http.Server{Handler: pace.wrap(a.inflight.wrap(dataHandler)), TLSConfig: dataTLS,
+		ReadHeaderTimeout: lim.HeaderTimeout, IdleTimeout: lim.IdleTimeout, ErrorLog: stdlog.New(a.log.Named("http"))}
+	a.admin = &http.Server{Handler: pace.wrap(adminSrv.Handler()), TLSConfig: adminTLS,
+		ReadHeaderTimeout: lim.HeaderTimeout, IdleTimeout: lim.IdleTimeout, ErrorLog: stdlog.New(a.log.Named("http"))}
 	a.dataTLS, a.adminTLS = dataTLS != nil, adminTLS != nil
 
-	if a.dataLn, err = net.Listen("tcp", cfg.Listen); err != nil {
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
 		a.closeStore()
 		return nil, fmt.Errorf("listen: %w", err)
 	}
-	if a.adminLn, err = net.Listen("tcp", cfg.Admin.Listen); err != nil {
+	a.dataLn = newLimitListener(ln, "listen", budget.Data, a.log)
+	if ln, err = net.Listen("tcp", cfg.Admin.Listen); err != nil {
 		a.dataLn.Close()
 		a.closeStore()
 		return nil, fmt.Errorf("admin.listen: %w", err)
 	}
+	a.adminLn = newLimitListener(ln, "admin.listen", budget.Admin, a.log)
 
 	if a.spool != nil {
 		rctx, cancel := context.WithCancel(context.Background())
@@ -277,6 +297,31 @@ func New(ctx context.Context, cfg *config.Config, o Options) (*App, error) {
 		}
 	}
 	return a, nil
+}
+
+// planConnections raises RLIMIT_NOFILE's soft limit to the hard one and sizes
+// the listeners' connection caps from it (connBudget), logging the figures; a
+// cap lowered to fit is warned about.
+func (a *App) planConnections(cfg *config.Config) (connBudget, error) {
+	before, soft, hard, err := raiseFileLimit()
+	if err != nil {
+		a.log.Warn("could not raise RLIMIT_NOFILE's soft limit to its hard limit", zap.Uint64("soft", soft), zap.Uint64("hard", hard), zap.Error(err))
+	}
+	b, err := planConnections(soft, processDescriptors, redisConnections(a.conn.Client, cfg.Redis, a.conn.Embedded),
+		int(cfg.Admin.MaxConnections), int(cfg.Limits.MaxConnections))
+	b.FileLimitBefore, b.FileLimitHard = before, hard
+	if err != nil {
+		return b, err
+	}
+	fields := append(b.logFields(), zap.Duration("header_timeout", cfg.Limits.HeaderTimeout),
+		zap.Duration("body_idle_timeout", cfg.Limits.BodyIdleTimeout), zap.Int64("body_min_rate", int64(cfg.Limits.BodyMinRate)),
+		zap.Duration("idle_timeout", cfg.Limits.IdleTimeout))
+	if b.Data < b.Configured {
+		a.log.Warn("limits.max_connections lowered to what RLIMIT_NOFILE pays for (two descriptors per connection); raise the limit (ulimit -n, LimitNOFILE=) to serve more", fields...)
+	} else {
+		a.log.Info("connection limits", fields...)
+	}
+	return b, nil
 }
 
 // newWorker builds the background worker: the auto-recharge charger (a.charger)

@@ -408,7 +408,24 @@ const childConfigEnv = "CREDITGATE_TEST_CHILD_CONFIG"
 // startChild starts a creditgate process with the configuration doc.
 func startChild(t *testing.T, doc string) *child {
 	t.Helper()
-	cmd := exec.Command(os.Args[0], "-test.run=^TestChildProcess$", "-test.count=1")
+	return startChildCmd(t, doc, exec.Command(os.Args[0], childArgs...))
+}
+
+// childArgs run the test binary as TestChildProcess.
+var childArgs = []string{"-test.run=^TestChildProcess$", "-test.count=1"}
+
+// startChildWithFileLimit starts a creditgate process whose RLIMIT_NOFILE
+// (soft and hard) is nofile, set by the shell that execs it.
+func startChildWithFileLimit(t *testing.T, doc string, nofile int) *child {
+	t.Helper()
+	script := fmt.Sprintf(`ulimit -n %d && exec "$0" "$@"`, nofile)
+	return startChildCmd(t, doc, exec.Command("/bin/sh", append([]string{"-c", script, os.Args[0]}, childArgs...)...))
+}
+
+// startChildCmd starts cmd, a test binary running TestChildProcess, with the
+// configuration doc, and waits until it serves.
+func startChildCmd(t *testing.T, doc string, cmd *exec.Cmd) *child {
+	t.Helper()
 	cmd.Env = append(os.Environ(), childConfigEnv+"="+doc)
 	c := &child{cmd: cmd, stderr: &syncBuffer{}, done: make(chan error, 1)}
 	cmd.Stderr = c.stderr
