@@ -218,14 +218,14 @@ func TestStartIdempotentAndLimited(t *testing.T) {
 	e := newStripeEnv(t)
 	e.account(t, "idem")
 	first := e.buy(t, "idem", "pur_fixed", "10.00", true)
-	st, err := e.svc.Start(e.ctx, StartRequest{Account: "idem", ID: "pur_fixed", Amount: usd("10.00"), SaveCard: true})
+	st, err := e.svc.Start(e.ctx, StartRequest{Account: "idem", ID: "pur_fixed", Amount: usd("10.00"), SaveCard: true, Actor: "test"})
 	if err != nil || !st.Replayed || st.Purchase.CheckoutURL != first.CheckoutURL || st.Purchase.CheckoutID != first.CheckoutID {
 		t.Fatalf("second start: %+v %v; want the first checkout, replayed", st, err)
 	}
 	if n, c := len(e.stub.CheckoutSessions()), len(e.stub.Customers()); n != 1 || c != 1 {
 		t.Fatalf("%d sessions and %d customers at Stripe, want 1 and 1", n, c)
 	}
-	if _, err := e.svc.Start(e.ctx, StartRequest{Account: "idem", ID: "pur_fixed", Amount: usd("20.00"), SaveCard: true}); !errors.Is(err, billing.ErrIdempotencyConflict) {
+	if _, err := e.svc.Start(e.ctx, StartRequest{Account: "idem", ID: "pur_fixed", Amount: usd("20.00"), SaveCard: true, Actor: "test"}); !errors.Is(err, billing.ErrIdempotencyConflict) {
 		t.Fatalf("same id, other amount: %v, want ErrIdempotencyConflict", err)
 	}
 	// A second purchase reuses the account's customer.
