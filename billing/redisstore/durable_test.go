@@ -127,14 +127,15 @@ func TestMoneyInWaitsForTheReplica(t *testing.T) {
 }
 
 // More replicas asked for than exist: nothing is ever confirmed, and the error says
-// how many did.
+// how many did. The wait is long enough for the one replica to confirm on a busy
+// machine (it always runs out: two are asked for).
 func TestMoreReplicasThanThereAre(t *testing.T) {
-	e := newReplicatedEnv(t, Durability{Replicas: 2, Timeout: 100 * time.Millisecond})
+	e := newReplicatedEnv(t, Durability{Replicas: 2, Timeout: 2 * time.Second})
 	if _, err := e.CreateAccount(e.ctx, "acme", "tier-1"); err != nil {
 		t.Fatal(err)
 	}
 	_, err := e.TopUp(e.ctx, testPolicy, billing.TopUpRequest{Account: "acme", GrantID: "g1", Amount: usd("10.00")})
-	notDurable(t, "top-up", err, "1 of 2 replicas confirmed within 100ms")
+	notDurable(t, "top-up", err, "1 of 2 replicas confirmed within 2s")
 	rep, err := e.CheckDurability(e.ctx)
 	if err != nil {
 		t.Fatal(err)
