@@ -1,27 +1,19 @@
 package admin
 
 import (
-	"crypto/rand"
-	"encoding/base64"
 	"net/http"
-	"net/url"
 	"time"
 
 	"github.com/creditgate/creditgate/billing"
+	"github.com/creditgate/creditgate/portal"
 )
 
 // DefaultPortalLinkTTL is Server.PortalLinkTTL's default (portal.link_ttl).
 const DefaultPortalLinkTTL = 10 * time.Minute
 
-// PortalLoginPath is the Billing page's path that redeems a link's token.
-const PortalLoginPath = "/billing/login"
-
-// portalTokenBytes of randomness make a link's token (256 bits).
-const portalTokenBytes = 32
-
-// createPortalSession mints a single-use link to the account's Billing page:
-// a random token, of which only the SHA-256 is stored (PortalStore), in
-// <portal.public_url>/billing/login?token=…. The token is in the answer only:
+// createPortalSession mints a single-use link to the account's Billing page
+// (portal.NewLink: a random token, of which only the SHA-256 is stored, in
+// <portal.public_url>/billing/login?token=…). The token is in the answer only:
 // neither the store nor the log ever holds it.
 func (s *Server) createPortalSession(w http.ResponseWriter, r *http.Request) *apiError {
 	id, e := accountParam(r)
@@ -48,20 +40,17 @@ func (s *Server) createPortalSession(w http.ResponseWriter, r *http.Request) *ap
 	if _, err := ledger.GetAccount(r.Context(), id); err != nil {
 		return storeError(err)
 	}
-	raw := make([]byte, portalTokenBytes)
-	rand.Read(raw) // never fails (see billing.NewID)
-	token := base64.RawURLEncoding.EncodeToString(raw)
 	ttl := s.PortalLinkTTL
 	if ttl <= 0 {
 		ttl = DefaultPortalLinkTTL
 	}
 	expires := s.now().Add(ttl).UTC().Truncate(time.Second)
-	if err := s.Portal.CreatePortalLink(r.Context(), billing.HashKey(token), billing.PortalLink{
+	link, err := portal.NewLink(r.Context(), s.Portal, s.PortalURL, billing.PortalLink{
 		Account: id, ReturnURL: body.ReturnURL, ExpiresAt: expires, Actor: purchaseActor,
-	}); err != nil {
+	})
+	if err != nil {
 		return storeError(err)
 	}
-	link := s.PortalURL + PortalLoginPath + "?" + url.Values{"token": {token}}.Encode()
 	writeJSON(w, http.StatusCreated, PortalSession{URL: link, ExpiresAt: expires})
 	return nil
 }
