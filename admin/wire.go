@@ -208,7 +208,10 @@ type Event struct {
 	Cost                  *money.Micros `json:"cost,omitempty"`
 	FromCredit            *money.Micros `json:"from_credit,omitempty"`
 	ToDebt                *money.Micros `json:"to_debt,omitempty"`
-	Note                  string        `json:"note,omitempty"`
+	// What the upstream claimed beyond the billed cost (usage events; not charged).
+	Excess       money.Micros `json:"excess,omitempty"`
+	ExcessTokens int64        `json:"excess_tokens,omitempty"`
+	Note         string       `json:"note,omitempty"`
 }
 
 // EventList is one page of GET /admin/v1/accounts/{id}/ledger, oldest first.
@@ -355,6 +358,7 @@ func eventFrom(e billing.Event) Event {
 		out.Cost = ptr(e.Cost)
 		out.FromCredit = ptr(e.FromCredit)
 		out.ToDebt = ptr(e.ToDebt)
+		out.Excess, out.ExcessTokens = e.Excess, e.ExcessTokens
 	}
 	return out
 }

@@ -160,7 +160,12 @@ type Event struct {
 	Cost                  money.Micros
 	FromCredit            money.Micros // part of Cost paid from grants
 	ToDebt                money.Micros // part of Cost that became debt
-	Note                  string       // adjustment reason, or why a usage was billed as it was
+	// Excess and ExcessTokens (usage events) are what the upstream claimed beyond
+	// what the request could cost (see Usage.Excess): a record for disputes with
+	// the provider, not money moved.
+	Excess       money.Micros
+	ExcessTokens int64
+	Note         string // adjustment reason, or why a usage was billed as it was
 }
 
 // Tier limits what an account may buy.
@@ -242,7 +247,14 @@ type Usage struct {
 	// next to the upstream's for cross-checking.
 	LocalPromptTokens     int64
 	LocalCompletionTokens int64
-	Note                  string
+	// Excess is what the upstream claimed beyond the billed cost: the cost of its
+	// reported usage (or of the output it sent) less Cost, when that passed what the
+	// request could cost (its prompt plus the output cap it was sent, at most the
+	// hold). ExcessTokens are the claimed tokens beyond the billed ones. Neither is
+	// charged; they are kept so the operator can dispute them with the provider.
+	Excess       money.Micros
+	ExcessTokens int64
+	Note         string
 }
 
 // SettleRequest charges the actual cost of a held request and releases its hold.

@@ -413,6 +413,9 @@ func appendUsage(args []interface{}, u billing.Usage, tokens bool) []interface{}
 				"audio_completion_tokens", u.AudioCompletionTokens)
 		}
 		str("token_source", u.TokenSource)
+		if u.Excess != 0 || u.ExcessTokens != 0 {
+			args = append(args, "excess", int64(u.Excess), "excess_tokens", u.ExcessTokens)
+		}
 	}
 	str("note", u.Note)
 	return args
@@ -624,6 +627,8 @@ func parseEvent(account string, m redis.XMessage) (billing.Event, error) {
 		Cost:                  d.microsOf(f, "cost"),
 		FromCredit:            d.microsOf(f, "from_credit"),
 		ToDebt:                d.microsOf(f, "to_debt"),
+		Excess:                d.microsOf(f, "excess"),
+		ExcessTokens:          d.tokensOf(f, "excess_tokens"),
 		Source:                f["source"],
 		Note:                  f["note"],
 	}
