@@ -30,12 +30,13 @@ import (
 // limiter is a ResponseMeter's Limit and the state of enforcing it on a stream.
 type limiter struct {
 	Limit
-	groups    []budget // per choice (chat, completions), or one for the whole response
-	cuts      int      // groups cut
-	unrelayed int64    // tokens of output cut off
-	first     []byte   // a copy of the stream's first JSON event: the cut's events take its id, model…
-	seq       int64    // responses: the highest sequence_number seen
-	ended     bool     // every group is cut: nothing more is relayed
+	groups    []budget  // per choice (chat, completions), or one for the whole response
+	one       [1]budget // groups when there is one (no allocation)
+	cuts      int       // groups cut
+	unrelayed int64     // tokens of output cut off
+	first     []byte    // responses: a copy of the stream's first event, whose response object response.incomplete reuses
+	seq       int64     // responses: the highest sequence_number seen
+	ended     bool      // every group is cut: nothing more is relayed
 
 	// The event being metered: its data, the edits it needs, the groups it cut,
 	// the choices it carries (those already cut) and their finish reasons.
@@ -46,8 +47,9 @@ type limiter struct {
 	choices, cutAlready int
 	usageSeen           bool
 
-	ends []int  // scratch for TokenEnds
-	out  []byte // the replacement of the last event changed (reused)
+	ends      []int  // scratch for TokenEnds
+	out       []byte // the replacement of the last event changed (reused)
+	responses bool   // the Responses API: first is kept
 }
 
 // budget is the count of one group's relayed output.
@@ -76,7 +78,12 @@ func (m *ResponseMeter) SetLimit(l Limit) {
 	if m.spec.stop != stopResponse {
 		n = int(min(max(l.Choices, 1), maxOutputTexts))
 	}
-	m.lim = &limiter{Limit: l, groups: make([]budget, n)}
+	m.limStore = limiter{Limit: l, responses: m.spec.stop == stopResponse}
+	m.lim = &m.limStore
+	m.lim.groups = m.lim.one[:]
+	if n > 1 {
+		m.lim.groups = make([]budget, n)
+	}
 }
 
 // cutting reports whether streams are cut at the cap.
@@ -93,7 +100,7 @@ func (l *limiter) begin(d []byte) {
 	l.data = d
 	l.edits, l.cutNow, l.finishes = l.edits[:0], l.cutNow[:0], l.finishes[:0]
 	l.choices, l.cutAlready, l.usageSeen = 0, 0, false
-	if l.first == nil && len(d) > 0 && d[0] == '{' && jsonscan.Check(d, maxBodyDepth) == nil {
+	if l.responses && l.first == nil && len(d) > 0 && d[0] == '{' && jsonscan.Check(d, maxBodyDepth) == nil {
 		l.first = bytes.Clone(d)
 	}
 }
@@ -434,18 +441,23 @@ func (m *ResponseMeter) appendCutEvents(out []byte) []byte {
 	return append(out, "data: [DONE]\n\n"...)
 }
 
-// appendHeader appends "{" and the first event's id, object, created, model,
-// system_fingerprint and service_tier members, each followed by a comma.
+// appendHeader appends "{" and the current chunk's id, object, created, model,
+// system_fingerprint and service_tier members, each followed by a comma (nothing
+// of them when there is no current chunk: a stream cut by cutAll).
 func (l *limiter) appendHeader(out []byte) []byte {
 	out = append(out, '{')
-	it := jsonscan.Members(l.first, 0)
+	d := l.data
+	if len(d) == 0 || d[0] != '{' {
+		return out
+	}
+	it := jsonscan.Members(d, 0)
 	for f, ok := it.Next(); ok; f, ok = it.Next() {
 		switch {
 		case f.Is("id"), f.Is("object"), f.Is("created"), f.Is("model"), f.Is("system_fingerprint"), f.Is("service_tier"):
 			out = append(out, '"')
 			out = append(out, f.Key...)
 			out = append(out, `":`...)
-			out = append(out, l.first[f.Start:f.End]...)
+			out = append(out, d[f.Start:f.End]...)
 			out = append(out, ',')
 		}
 	}

@@ -55,7 +55,8 @@ type ResponseMeter struct {
 	cached   bool // localOut is up to date
 	localOut int64
 
-	lim *limiter // the output cap enforced on a stream, and the bill bound (cut.go); nil: none
+	lim      *limiter // the output cap enforced on a stream, and the bill bound (cut.go); nil: none
+	limStore limiter  // what lim points to (no allocation)
 
 	generalOnly bool // tests: never take fastChunk's path
 }

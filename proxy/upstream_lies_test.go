@@ -241,3 +241,46 @@ func TestPlainBodyCutBeforeItsFirstByte(t *testing.T) {
 		t.Fatalf("last event %+v", ev)
 	}
 }
+
+// What a 2xx body must look like to be relayed: by its Content-Type, then its first
+// bytes.
+func TestBodyStartChecks(t *testing.T) {
+	for _, tc := range []struct {
+		ct   string
+		want bool
+	}{
+		{"application/json", true}, {"application/json; charset=utf-8", true}, {"Application/JSON", true},
+		{"", true}, {"text/plain; charset=utf-8", true}, {"application/problem+json", true},
+		{"text/html; charset=UTF-8", false}, {"application/xml", false}, {"+json", false}, {"text/event-stream", false},
+	} {
+		if got := jsonContentType(tc.ct); got != tc.want {
+			t.Errorf("jsonContentType(%q) = %v", tc.ct, got)
+		}
+	}
+	for _, tc := range []struct {
+		head           string
+		complete       bool
+		json, jsonKnow bool
+		sse, sseKnow   bool
+	}{
+		{head: `{"id":`, json: true, jsonKnow: true, sseKnow: true},
+		{head: "\ufeff \n {", json: true, jsonKnow: true, sseKnow: true},
+		{head: "  ", jsonKnow: false, sseKnow: false},
+		{head: "  ", complete: true, jsonKnow: true, sseKnow: true},
+		{head: "<!DOCTYPE html>", jsonKnow: true, sseKnow: false},
+		{head: "<!DOCTYPE html>\n", jsonKnow: true, sseKnow: true},
+		{head: "data: {}", jsonKnow: true, sse: true, sseKnow: true},
+		{head: "\n\nevent: response.created\n", jsonKnow: true, sse: true, sseKnow: true},
+		{head: ": keep-alive\n", jsonKnow: true, sse: true, sseKnow: true},
+		{head: "retry: 10\n", jsonKnow: true, sse: true, sseKnow: true},
+		{head: "dat", jsonKnow: true, sseKnow: false},
+		{head: "", complete: true, jsonKnow: true, sseKnow: true},
+	} {
+		if ok, known := startsJSON([]byte(tc.head), tc.complete); ok != tc.json || known != tc.jsonKnow {
+			t.Errorf("startsJSON(%q, %v) = %v, %v", tc.head, tc.complete, ok, known)
+		}
+		if ok, known := startsSSE([]byte(tc.head), tc.complete); ok != tc.sse || known != tc.sseKnow {
+			t.Errorf("startsSSE(%q, %v) = %v, %v", tc.head, tc.complete, ok, known)
+		}
+	}
+}

@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"io"
-	"mime"
 	"net/http"
 	"strconv"
 	"strings"
@@ -115,14 +114,13 @@ func startsSSE(head []byte, complete bool) (ok, known bool) {
 // application/json or a +json type, text/plain (some compatible servers send it),
 // or none.
 func jsonContentType(ct string) bool {
-	if strings.TrimSpace(ct) == "" {
+	mt, _, _ := strings.Cut(ct, ";")
+	mt = strings.TrimSpace(mt)
+	switch {
+	case mt == "", strings.EqualFold(mt, "application/json"), strings.EqualFold(mt, "text/plain"):
 		return true
 	}
-	mt, _, err := mime.ParseMediaType(ct)
-	if err != nil {
-		return false
-	}
-	return mt == "application/json" || mt == "text/plain" || strings.HasSuffix(mt, "+json")
+	return len(mt) > len("+json") && strings.EqualFold(mt[len(mt)-len("+json"):], "+json") && strings.Contains(mt, "/")
 }
 
 // checkPlain reads the start of a plain 2xx body: ok false answers 502. err is the
