@@ -19,8 +19,9 @@ import (
 // token may take long), and a stream that turns out not to be SSE gets one error
 // event in OpenAI's in-stream shape, which the SDKs raise, instead of its bytes.
 
-// sniffLen bounds what is read of a body to decide whether it starts right.
-const sniffLen = 512
+// sniffLen bounds what is read of a body to decide whether it starts right: a JSON
+// object's brace, or an SSE field's name, after a little white space.
+const sniffLen = 64
 
 // upstreamBody is the upstream's 2xx body as the proxy reads it: it checks the start
 // and keeps the first read error, which tells a body the upstream cut short (or
@@ -40,7 +41,7 @@ func (b *upstreamBody) Read(p []byte) (int, error) {
 		b.checked = true
 		if !b.sniff(startsSSE) {
 			b.invalid = true
-			b.head = append(b.buf[:0], invalidStreamEvent...)
+			b.head = invalidStreamEvent // only ever read
 		}
 	}
 	if len(b.head) > 0 {
