@@ -217,7 +217,10 @@ type Event struct {
 	Cost                  *money.Micros `json:"cost,omitempty"`
 	FromCredit            *money.Micros `json:"from_credit,omitempty"`
 	ToDebt                *money.Micros `json:"to_debt,omitempty"`
-	Note                  string        `json:"note,omitempty"`
+	// What the upstream claimed beyond the billed cost (usage events; not charged).
+	Excess       money.Micros `json:"excess,omitempty"`
+	ExcessTokens int64        `json:"excess_tokens,omitempty"`
+	Note         string       `json:"note,omitempty"`
 	// Prices are the unit prices a usage event was charged at (absent on events
 	// booked before creditgate recorded them).
 	Prices *UnitPrices `json:"prices,omitempty"`
@@ -383,6 +386,7 @@ func eventFrom(e billing.Event) Event {
 			out.Prices = &UnitPrices{Input: p.Input, CachedInput: p.CachedInput, Output: p.Output,
 				Reasoning: p.Reasoning, AudioInput: p.AudioInput, AudioOutput: p.AudioOutput}
 		}
+		out.Excess, out.ExcessTokens = e.Excess, e.ExcessTokens
 	}
 	return out
 }

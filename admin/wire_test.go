@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -181,6 +182,24 @@ func TestIdempotentGrantID(t *testing.T) {
 	for _, other := range [][2]string{{"acme", "order-2"}, {"acme2", "order-1"}, {"acm", "eorder-1"}} {
 		if idempotentGrantID(other[0], other[1]) == a {
 			t.Errorf("grant id of %v collides with acme/order-1", other)
+		}
+	}
+}
+
+// A usage event carries the excess its upstream claimed only when there was one.
+func TestEventExcessWire(t *testing.T) {
+	for _, c := range []struct {
+		excess money.Micros
+		tokens int64
+		want   string // "" = absent
+	}{{987654, 4984, `"excess":"0.987654","excess_tokens":4984`}, {0, 0, ""}} {
+		ev := billing.Event{ID: "1-0", Type: billing.EventUsage, Cost: 1234, Excess: c.excess, ExcessTokens: c.tokens}
+		b, err := json.Marshal(eventFrom(ev))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c.want == "" && strings.Contains(string(b), "excess") || c.want != "" && !strings.Contains(string(b), c.want) {
+			t.Errorf("excess %s: %s, want %q", c.excess, b, c.want)
 		}
 	}
 }

@@ -179,6 +179,11 @@ type Event struct {
 	Cost                  money.Micros
 	FromCredit            money.Micros // part of Cost paid from grants
 	ToDebt                money.Micros // part of Cost that became debt
+	// Excess and ExcessTokens (usage events) are what the upstream claimed beyond
+	// what the request could cost (see Usage.Excess): a record for disputes with
+	// the provider, not money moved.
+	Excess       money.Micros
+	ExcessTokens int64
 	// Note is an adjustment's or take-back's reason, a top-up's note (the admin
 	// API's note), or why a usage was billed as it was.
 	Note string
@@ -291,7 +296,14 @@ type Usage struct {
 	// next to the upstream's for cross-checking.
 	LocalPromptTokens     int64
 	LocalCompletionTokens int64
-	Note                  string
+	// Excess is what the upstream claimed beyond the billed cost: the cost of its
+	// reported usage (or of the output it sent) less Cost, when that passed what the
+	// request could cost (its prompt plus the output cap it was sent, at most the
+	// hold). ExcessTokens are the claimed tokens beyond the billed ones. Neither is
+	// charged; they are kept so the operator can dispute them with the provider.
+	Excess       money.Micros
+	ExcessTokens int64
+	Note         string
 	// Prices are the unit prices Cost was computed with, recorded on the usage
 	// event; nil records none.
 	Prices *UnitPrices

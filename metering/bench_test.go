@@ -171,6 +171,47 @@ func BenchmarkStreamFilter(b *testing.B) {
 	}
 }
 
+// BenchmarkStreamFilterLimited: BenchmarkStreamFilter under the limit the proxy
+// sets, for an honest stream: "far" is the model's largest output (the cap is never
+// near), "at-cap" a cap of exactly the stream's tokens (past the byte bound the
+// output is counted exactly, event by event, and never cut).
+func BenchmarkStreamFilterLimited(b *testing.B) {
+	body := streamBody(500)
+	req := requestFor(b, ChatCompletions, false)
+	tok := tokenizer(b, O200kBase)
+	buf := make([]byte, 32<<10)
+	run := func(l *Limit) Result {
+		m := NewResponseMeter(req, tok, Tokens{Input: 1000})
+		if l != nil {
+			m.SetLimit(*l)
+		}
+		f := NewStreamFilter(io.NopCloser(bytes.NewReader(body)), m)
+		for {
+			if _, err := f.Read(buf); err != nil {
+				break
+			}
+		}
+		return m.Result()
+	}
+	total := run(nil).Local.Output
+	price := Price{Input: 150_000, CachedInput: 75_000, AudioInput: 150_000, Output: 600_000, Reasoning: 600_000, AudioOutput: 600_000}
+	for _, c := range []struct {
+		name string
+		cap  int64
+	}{{"far", 16384}, {"at-cap", total}} {
+		l := Limit{PerChoice: c.cap, Choices: 1, Price: price, Input: Tokens{Input: 1000}, Hold: price.WorstCase(Tokens{Input: 1000}, c.cap)}
+		b.Run(c.name, func(b *testing.B) {
+			b.SetBytes(int64(len(body)))
+			b.ReportAllocs()
+			for b.Loop() {
+				if res := run(&l); !res.Done || res.Cut || res.Local.Output != total {
+					b.Fatalf("Result %+v, want the whole stream (%d tokens)", res, total)
+				}
+			}
+		})
+	}
+}
+
 // BenchmarkStreamFilterNoCount: the filter and chunk metering without the final count.
 func BenchmarkStreamFilterNoCount(b *testing.B) {
 	body := streamBody(500)

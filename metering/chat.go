@@ -9,7 +9,7 @@ const ChatCompletions Endpoint = "chat.completions"
 var chatEndpoint = endpointSpec{
 	name: ChatCompletions, path: "/v1/chat/completions", parse: (*Request).parseChat,
 	streams: true, usageOnRequest: true, caps: []string{"max_completion_tokens", "max_tokens"}, minCap: 1,
-	body: (*ResponseMeter).chunkBody, event: (*ResponseMeter).chunkEvent,
+	body: (*ResponseMeter).chunkBody, event: (*ResponseMeter).chunkEvent, stop: stopChat,
 }
 
 // parseChat reads n, the messages (each counted by OpenAI's message formula),

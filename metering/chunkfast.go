@@ -33,9 +33,9 @@ const (
 )
 
 type fastOp struct {
-	kind     int
-	start    int // fastUsage: the object's offset
-	first, n int // fastChoices: its choices in fastScan.choices
+	kind       int
+	start, end int // fastUsage: the object's offsets
+	first, n   int // fastChoices: its choices in fastScan.choices
 }
 
 // span is a value's offsets in the document; the scan keeps its records small,
@@ -85,7 +85,7 @@ func (m *ResponseMeter) fastChunk(b []byte, stream bool) (usageOnly, handled boo
 		switch op.kind {
 		case fastUsage:
 			hasUsage = true
-			m.readUsage(b, op.start)
+			m.readUsage(b, op.start, op.end)
 		case fastChoices:
 			for i := range sc.choices[op.first : op.first+op.n] {
 				m.applyChoice(b, &sc.choices[op.first+i])
@@ -103,9 +103,15 @@ func (m *ResponseMeter) applyChoice(b []byte, c *fastChoice) {
 	if !c.object {
 		return
 	}
+	if m.lim != nil {
+		m.lim.noteChoice(c.index)
+	}
 	for _, f := range c.finishes[:c.nFinishes] {
 		if r, ok := jsonscan.StringAt(b, int(f.start), int(f.end)); ok && r != "" {
 			m.finish(r)
+		}
+		if m.lim != nil {
+			m.lim.noteFinish(c.index, int(f.start), int(f.end))
 		}
 	}
 	if c.text.end > c.text.start {
@@ -199,7 +205,7 @@ func (sc *fastScan) topMember(key []byte, v, depth int) (int, bool) {
 	case "usage":
 		end, ok := sc.skip(v, depth)
 		if ok && b[v] == '{' {
-			ok = sc.op(fastOp{kind: fastUsage, start: v})
+			ok = sc.op(fastOp{kind: fastUsage, start: v, end: end})
 		}
 		return end, ok
 	case "error":

@@ -25,11 +25,13 @@ type meterState struct {
 
 func stateOf(m *ResponseMeter, forward bool) meterState {
 	texts := make([]outputText, len(m.texts))
+	counted := int64(0)
 	for i, t := range m.texts {
-		texts[i] = outputText{a: t.a, b: t.b, buf: bytes.Clone(t.buf)}
+		texts[i] = outputText{a: t.a, b: t.b, buf: bytes.Clone(t.buf), counted: t.counted}
+		counted += t.counted
 	}
 	return meterState{Forward: forward, Usage: m.usage, HasUsage: m.hasUsage, Done: m.done, Status: m.status,
-		Texts: texts, Counted: m.counted, Result: m.Result()}
+		Texts: texts, Counted: counted, Result: m.Result()}
 }
 
 // meterBoth meters the same documents, as stream events or as a plain body, with

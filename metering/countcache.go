@@ -49,6 +49,15 @@ func (c *countCache) Encoding() string {
 	return ""
 }
 
+// TokenEnds asks the wrapped tokenizer, if it can tell (see tokenEnder); token
+// boundaries are not cached.
+func (c *countCache) TokenEnds(dst []int, text string) []int {
+	if e, ok := c.inner.(tokenEnder); ok {
+		return e.TokenEnds(dst, text)
+	}
+	return dst
+}
+
 func (c *countCache) Count(text string) int {
 	if len(text) < cacheMinLen {
 		return c.inner.Count(text)

@@ -11,6 +11,11 @@
 // events of an SSE stream, which NewStreamFilter frames and forwards event by event,
 // hiding the usage chunk from clients that did not ask for it; it also counts the
 // output text it sees, the fallback when usage is missing and a cross-check
-// (DriftExceeds) when it is not. Price and Pricing price Tokens per class in integer
-// micro-USD, rounding up once per request.
+// (DriftExceeds) when it is not. A Limit (Request.Limit) bounds a response whatever
+// its upstream does: under ResponseMeter.SetLimit the stream filter cuts a stream at
+// the output cap the request was sent, ending it as OpenAI ends one at max_tokens
+// (cut.go), and Limit.Bill charges at most what the request could cost, reporting
+// what the upstream claimed beyond it as excess; a plain body that broke off is
+// metered from what was relayed (PartialBody). Price and Pricing price Tokens per
+// class in integer micro-USD, rounding up once per request.
 package metering

@@ -29,7 +29,19 @@ type endpointSpec struct {
 	// (white space trimmed) and reports whether it is forwarded to the client.
 	body  func(m *ResponseMeter, body []byte)
 	event func(m *ResponseMeter, data []byte) (forward bool)
+	// stop is how a stream cut at its output cap ends (cut.go).
+	stop stopStyle
 }
+
+// stopStyle is how a stream cut at its output cap ends.
+type stopStyle int
+
+const (
+	stopNone        stopStyle = iota // no output, no stream (embeddings)
+	stopChat                         // chat.completion.chunk per choice, finish_reason "length"
+	stopCompletions                  // text_completion chunk per choice, finish_reason "length"
+	stopResponse                     // response.incomplete, for the whole response
+)
 
 // endpoints are the metered endpoints.
 var endpoints = [...]*endpointSpec{&chatEndpoint, &completionsEndpoint, &embeddingsEndpoint, &responsesEndpoint}

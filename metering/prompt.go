@@ -13,7 +13,7 @@ const (
 var completionsEndpoint = endpointSpec{
 	name: Completions, path: "/v1/completions", parse: (*Request).parseCompletions,
 	streams: true, usageOnRequest: true, caps: []string{"max_tokens"}, minCap: 1,
-	body: (*ResponseMeter).chunkBody, event: (*ResponseMeter).chunkEvent,
+	body: (*ResponseMeter).chunkBody, event: (*ResponseMeter).chunkEvent, stop: stopCompletions,
 }
 
 var embeddingsEndpoint = endpointSpec{
@@ -37,6 +37,9 @@ func (r *Request) parseCompletions(f *topFields) error {
 			r.Choices = bestOf // best_of candidates are generated and billed server-side
 		}
 	}
+	// echo: true repeats each prompt before its completion, so the text relayed is
+	// not the output the cap bounds (Limit then leaves the stream uncut).
+	r.echo = f.echo.Present() && r.body[f.echo.Start] == 't'
 	if !f.prompt.Present() {
 		return nil
 	}

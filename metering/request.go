@@ -36,6 +36,7 @@ type Request struct {
 	ItemsParam  string
 
 	spec    *endpointSpec // the endpoint's parser, output caps and meters
+	echo    bool          // completions: the response repeats the prompt before the output
 	body    []byte
 	objEnd  int               // offset of the top-level '}'
 	empty   bool              // the top-level object has no members
@@ -102,7 +103,7 @@ type topFields struct {
 	model, stream, streamOptions, n, bestOf         jsonscan.Member
 	maxTokens, maxCompletionTokens, maxOutputTokens jsonscan.Member
 	messages, tools, functions, prompt, input       jsonscan.Member
-	instructions, responseFormat, text              jsonscan.Member
+	instructions, responseFormat, text, echo        jsonscan.Member
 	seen                                            uint32
 }
 
@@ -141,6 +142,8 @@ func (f *topFields) slot(key string) (*jsonscan.Member, uint32) {
 		return &f.responseFormat, 1 << 14
 	case "text":
 		return &f.text, 1 << 15
+	case "echo":
+		return &f.echo, 1 << 16
 	}
 	return nil, 0
 }

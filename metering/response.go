@@ -27,6 +27,12 @@ type Result struct {
 	// than "stop" wins), "completed", "incomplete", "failed" (responses), or "error"
 	// when the upstream sent an error object.
 	Status string
+	// Cut reports that the stream reached its limit's output cap and the filter
+	// cut it (SetLimit): Status is then "length" (chat, completions) or
+	// "incomplete" (responses). Unrelayed is the local count of the output the
+	// upstream sent past the cap, which was not relayed (and is not in Local).
+	Cut       bool
+	Unrelayed int64
 }
 
 // ResponseMeter accumulates what one response says about usage: the upstream's usage
@@ -44,11 +50,13 @@ type ResponseMeter struct {
 	status    string
 	unmetered int // events too large to read (passed through by the stream filter)
 
-	texts   []outputText // output text per choice / output item, not yet counted
-	counted int64        // output tokens already counted (flushed text, names)
+	texts []outputText // output text per choice / output item
 
 	cached   bool // localOut is up to date
 	localOut int64
+
+	lim      *limiter // the output cap enforced on a stream, and the bill bound (cut.go); nil: none
+	limStore limiter  // what lim points to (no allocation)
 
 	generalOnly bool // tests: never take fastChunk's path
 }
@@ -70,19 +78,31 @@ func NewResponseMeter(r *Request, tok Tokenizer, input Tokens) *ResponseMeter {
 	return m
 }
 
-// Body meters a complete, non-streamed 2xx JSON body.
+// Body meters a complete, non-streamed 2xx JSON body. A limit does not cut a plain
+// body (it is relayed as it is); Limit.Bill bounds what it is billed.
 func (m *ResponseMeter) Body(body []byte) {
 	m.cached = false
+	lim := m.lim
+	m.lim = nil
 	m.spec.body(m, body)
+	m.lim = lim
 }
 
 // Event meters one SSE event's data (its data lines joined by "\n"). It returns false
 // for the usage-only chunk of a chat or completions stream (no choices, usage set)
 // when the client did not ask for usage: the proxy asked for it, so the proxy drops
 // that event.
+//
+// Under a limit (SetLimit), the event may also be rewritten or followed by events
+// that end the stream at the output cap: the stream filter applies that.
 func (m *ResponseMeter) Event(data []byte) (forward bool) {
 	m.cached = false
-	return m.spec.event(m, bytes.TrimSpace(data))
+	d := bytes.TrimSpace(data)
+	if m.lim == nil {
+		return m.spec.event(m, d)
+	}
+	m.lim.begin(d)
+	return m.lim.end(m, m.spec.event(m, d))
 }
 
 // jsonObject returns where the object b holds starts; ok is false when b is not
@@ -102,17 +122,18 @@ func (m *ResponseMeter) noteUnmetered() { m.unmetered++ }
 // costs time linear in its length; the count is cached until more arrives.
 func (m *ResponseMeter) Result() Result {
 	if !m.cached {
-		m.localOut = m.counted
-		if m.tok != nil {
-			for _, t := range m.texts {
-				m.localOut += int64(m.tok.Count(jsonscan.View(t.buf))) // Count does not keep its text
-			}
+		m.localOut = 0
+		for _, t := range m.texts {
+			m.localOut += t.counted + m.count(jsonscan.View(t.buf)) // Count does not keep its text
 		}
 		m.cached = true
 	}
 	local := m.input
 	local.Output = m.localOut
 	res := Result{Tokens: local, Source: SourceLocal, Local: local, Done: m.done, Status: m.status}
+	if m.lim != nil {
+		res.Cut, res.Unrelayed = m.lim.cuts > 0, m.lim.unrelayed
+	}
 	if m.hasUsage {
 		res.Tokens, res.Source = m.usage, SourceUpstream
 	}

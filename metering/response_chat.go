@@ -61,7 +61,7 @@ func (m *ResponseMeter) chunk(b []byte, s int, stream bool) (usageOnly bool) {
 		case f.Is("usage"):
 			if b[f.Start] == '{' {
 				hasUsage = true
-				m.readUsage(b, f.Start)
+				m.readUsage(b, f.Start, f.End)
 			}
 		case f.Is("choices"):
 			if b[f.Start] != '[' {
@@ -92,7 +92,7 @@ func (m *ResponseMeter) choice(b []byte, s int, stream bool) {
 	// members are read before any text is attributed.
 	index := int64(0)
 	msg := -1
-	var text jsonscan.Member
+	var text, finish jsonscan.Member
 	it := jsonscan.Members(b, s)
 	for f, ok := it.Next(); ok; f, ok = it.Next() {
 		switch {
@@ -104,10 +104,17 @@ func (m *ResponseMeter) choice(b []byte, s int, stream bool) {
 			if r, ok := jsonscan.StringAt(b, f.Start, f.End); ok && r != "" {
 				m.finish(r)
 			}
+			finish = f
 		case f.Is("text"): // completions
 			text = f
 		case (stream && f.Is("delta")) || (!stream && f.Is("message")):
 			msg = f.Start
+		}
+	}
+	if m.lim != nil {
+		m.lim.noteChoice(index)
+		if finish.Present() {
+			m.lim.noteFinish(index, finish.Start, finish.End)
 		}
 	}
 	if text.End > text.Start {
@@ -170,9 +177,7 @@ func (m *ResponseMeter) toolCall(b []byte, s int, index, part int64) {
 func (m *ResponseMeter) callMember(b []byte, f jsonscan.Member, index, part int64) bool {
 	switch {
 	case f.Is("name"):
-		if name, ok := jsonscan.StringAt(b, f.Start, f.End); ok {
-			m.countNow(name)
-		}
+		m.countName(index, part, b, f)
 	case f.Is("arguments"), f.Is("input"):
 		m.appendString(index, part, b, f)
 	default:

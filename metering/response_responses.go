@@ -44,6 +44,10 @@ func (m *ResponseMeter) responseEvent(b []byte) {
 			outIndex, _ = jsonscan.IntAt(b, f.Start, f.End)
 		case f.Is("content_index"), f.Is("summary_index"):
 			partIndex, _ = jsonscan.IntAt(b, f.Start, f.End)
+		case f.Is("sequence_number") && m.lim != nil:
+			if n, res := jsonscan.IntAt(b, f.Start, f.End); res == jsonscan.IntOK {
+				m.lim.seq = max(m.lim.seq, n)
+			}
 		}
 	}
 	switch typ {
@@ -57,9 +61,7 @@ func (m *ResponseMeter) responseEvent(b []byte) {
 			it := jsonscan.Members(b, item.Start)
 			for f, ok := it.Next(); ok; f, ok = it.Next() {
 				if f.Is("name") {
-					if name, ok := jsonscan.StringAt(b, f.Start, f.End); ok {
-						m.countNow(name)
-					}
+					m.countName(outIndex, 0, b, f)
 				}
 			}
 		}
@@ -85,7 +87,7 @@ func (m *ResponseMeter) responseObject(b []byte, s int, withOutput bool) {
 			}
 		case f.Is("usage"):
 			if b[f.Start] == '{' {
-				m.readUsage(b, f.Start)
+				m.readUsage(b, f.Start, f.End)
 			}
 		case f.Is("error"):
 			if b[f.Start] == '{' && m.status == "" {

@@ -11,7 +11,7 @@ var responsesEndpoint = endpointSpec{
 	name: Responses, path: "/v1/responses", parse: (*Request).parseResponses,
 	streams: true, caps: []string{"max_output_tokens"},
 	minCap: 16, // the API refuses a smaller max_output_tokens
-	body:   (*ResponseMeter).responsesBody, event: (*ResponseMeter).responsesEvent,
+	body:   (*ResponseMeter).responsesBody, event: (*ResponseMeter).responsesEvent, stop: stopResponse,
 }
 
 // parseResponses reads the instructions (counted as a system message), the input

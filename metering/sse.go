@@ -30,6 +30,7 @@ type streamFilter struct {
 	// belongs to it, and goes where that event went
 	pendingLF, lastForwarded bool
 	passthrough              bool // forwarding an oversize event as it arrives
+	stopped                  bool // the meter ended the stream at its output cap: nothing more is read
 
 	out  []byte // bytes ready for the reader (a slice of buf)
 	err  error  // the upstream's read error, returned once the buffer is drained
@@ -47,6 +48,12 @@ type streamFilter struct {
 // event without a trailing blank line is metered and forwarded at the end of the
 // input. An event larger than 4 MiB is forwarded unmetered as it arrives rather than
 // buffered. Close closes src.
+//
+// Under a limit (ResponseMeter.SetLimit), the filter relays the events the meter
+// rewrites instead of the upstream's, and once the meter has ended the stream at
+// the output cap it reads the upstream no more: Read then returns io.EOF (the
+// caller closing the filter closes the upstream, which stops its generation). An
+// event too large to meter ends a limited stream the same way.
 func NewStreamFilter(src io.ReadCloser, m *ResponseMeter) io.ReadCloser {
 	if m == nil {
 		m = NewResponseMeter(nil, nil, Tokens{})
@@ -80,6 +87,9 @@ func (f *streamFilter) Read(p []byte) (int, error) {
 		}
 		if n > 0 {
 			return n, nil
+		}
+		if f.stopped {
+			return 0, io.EOF
 		}
 		if f.err != nil {
 			if f.start < len(f.buf) {
@@ -145,11 +155,19 @@ func (f *streamFilter) next() bool {
 		return true
 	}
 	f.scan = len(b)
+	if f.stopped {
+		return false
+	}
 	if f.passthrough && f.scan > f.start {
 		f.out, f.start = b[f.start:f.scan], f.scan
 		return true
 	}
 	if len(b)-f.start > maxEventSize {
+		if end, ok := f.m.cutAll(); ok {
+			f.out, f.stopped = end, true
+			f.start = len(b)
+			return true
+		}
 		f.passthrough = true
 		f.m.noteUnmetered()
 		f.out, f.start = b[f.start:], len(b)
@@ -158,9 +176,15 @@ func (f *streamFilter) next() bool {
 	return false
 }
 
-// emit ends the event buf[start:end]: metered and forwarded or dropped.
+// emit ends the event buf[start:end]: metered and forwarded (as it is, or as the
+// meter's limit rewrote it) or dropped. After the stream was stopped, nothing is.
 func (f *streamFilter) emit(end int) {
 	ev := f.buf[f.start:end]
+	f.start, f.scan = end, end
+	if f.stopped {
+		f.lastForwarded = false
+		return
+	}
 	forward := true
 	if f.passthrough {
 		f.passthrough = false
@@ -170,8 +194,13 @@ func (f *streamFilter) emit(end int) {
 	f.lastForwarded = forward
 	if forward {
 		f.out = ev
+		if r, ok := f.m.replacement(ev); ok {
+			// The replacement ends in its own blank line: an LF still to come for
+			// ev's last CR is dropped.
+			f.out, f.lastForwarded = r, false
+		}
 	}
-	f.start, f.scan = end, end
+	f.stopped = f.m.stopped()
 }
 
 // final ends the input's last event, which had no trailing blank line.

@@ -116,6 +116,18 @@ type bpeCounter struct{ enc *bpe.Encoding }
 
 func (b bpeCounter) Count(text string) int { return b.enc.Count(text) }
 func (b bpeCounter) Encoding() string      { return b.enc.Name() }
+func (b bpeCounter) TokenEnds(dst []int, text string) []int {
+	return b.enc.AppendTokenEnds(dst, text)
+}
+
+// tokenEnder is the optional interface of a Tokenizer that tells where its tokens
+// end, so that a text can be cut at a token boundary (cut.go); without it, the cut
+// searches with Count.
+type tokenEnder interface {
+	// TokenEnds appends to dst the offset in text just past each of its tokens, in
+	// order (nothing when it cannot tell).
+	TokenEnds(dst []int, text string) []int
+}
 
 // newTiktokenCounter loads an encoding of pkoukk/tiktoken-go (from the offline loader's
 // embedded files).

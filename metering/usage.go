@@ -12,7 +12,9 @@ const maxUpstreamTokens = 100_000_000
 // readUsage reads a usage object in either naming (prompt/completion or
 // input/output). A usage object whose totals are missing or absurd is ignored; an
 // absurd detail count reads as 0.
-func (m *ResponseMeter) readUsage(b []byte, s int) {
+// Under a limit, a usage object past it is relayed with the billed numbers
+// (rewriteUsage); e is where the object ends.
+func (m *ResponseMeter) readUsage(b []byte, s, e int) {
 	const unset = -1
 	in, out, total := int64(unset), int64(unset), int64(unset)
 	var t Tokens
@@ -44,6 +46,9 @@ func (m *ResponseMeter) readUsage(b []byte, s int) {
 	}
 	t.Input, t.Output = in, out
 	m.usage, m.hasUsage = t, true
+	if m.lim != nil {
+		m.rewriteUsage(s, e)
+	}
 }
 
 // readDetails reads a *_tokens_details object: the count called name into *named

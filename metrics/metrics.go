@@ -1,7 +1,8 @@
 // Package metrics exposes creditgate's Prometheus metrics on a registry of its
 // own (never the global one, so tests and several instances in one process do
 // not collide). Metrics implements proxy.Observer for the data plane (requests,
-// tokens, spend, 429s by reason, open holds, latencies, token drift), provides a
+// tokens, spend, 429s by reason, open holds, latencies, token drift, and what
+// upstreams claimed beyond what their requests could cost), provides a
 // go-redis hook for Redis latency and errors, a gauge for the settlement spool's
 // depth, counters of configuration reloads and of holds that expired unsettled,
 // counts money coming in
@@ -86,6 +87,8 @@ type Metrics struct {
 	quotaExceeded   *prometheus.CounterVec
 	clamped         *prometheus.CounterVec
 	drift           *prometheus.CounterVec
+	excess          *prometheus.CounterVec
+	excessTokens    *prometheus.CounterVec
 	holdsOpen       prometheus.Gauge
 	holdsExpired    prometheus.Counter
 	requestDuration *prometheus.HistogramVec
@@ -130,6 +133,12 @@ func New(o Options) (*Metrics, error) {
 	m.drift = counter("token_drift_total",
 		"Requests whose upstream-reported tokens differ from the local count by more than metering.drift_tolerance.",
 		"model")
+	m.excess = counter("upstream_excess_micro_usd_total",
+		"What upstreams claimed beyond what their requests could cost (reported usage, or output sent past the output cap), in micro-USD, by model: not charged to accounts; dispute it with the provider.",
+		"model")
+	m.excessTokens = counter("upstream_excess_tokens_total",
+		"The tokens of creditgate_upstream_excess_micro_usd_total: claimed beyond the prompt as counted and the output cap sent, by model.",
+		"model")
 	m.holdsOpen = prometheus.NewGauge(prometheus.GaugeOpts{Namespace: Namespace, Name: "holds_open",
 		Help: "Holds (reservations) this process has open: requests admitted and not yet settled or released."})
 	m.holdsExpired = prometheus.NewCounter(prometheus.CounterOpts{Namespace: Namespace, Name: "holds_expired_total",
@@ -163,7 +172,7 @@ func New(o Options) (*Metrics, error) {
 
 	m.pay = newPaymentMetrics(counter)
 	cs := []prometheus.Collector{m.requests, m.tokens, m.localTokens, m.spend, m.quotaExceeded, m.clamped, m.drift,
-		m.holdsOpen, m.holdsExpired, m.requestDuration, m.upstreamLatency, m.ttft, m.redisLatency, m.redisErrors, m.reloads, spoolDepth}
+		m.excess, m.excessTokens, m.holdsOpen, m.holdsExpired, m.requestDuration, m.upstreamLatency, m.ttft, m.redisLatency, m.redisErrors, m.reloads, spoolDepth}
 	cs = append(cs, m.pay.collectors()...)
 	if !o.NoProcessMetrics {
 		cs = append(cs, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -270,6 +279,12 @@ func (m *Metrics) RequestDone(r proxy.Report) {
 	}
 	if r.Drift {
 		m.drift.WithLabelValues(model).Inc()
+	}
+	if r.Excess > 0 {
+		m.excess.WithLabelValues(model).Add(float64(r.Excess))
+	}
+	if r.ExcessTokens > 0 {
+		m.excessTokens.WithLabelValues(model).Add(float64(r.ExcessTokens))
 	}
 }
 

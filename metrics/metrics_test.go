@@ -154,6 +154,7 @@ func TestRequestDone(t *testing.T) {
 				{"creditgate_spend_micro_usd_total", map[string]string{"model": "gpt-4o-mini"}, 345},
 				{"creditgate_clamped_total", map[string]string{"model": "gpt-4o-mini"}, 1},
 				{"creditgate_token_drift_total", map[string]string{"model": "gpt-4o-mini"}, 1},
+				{"creditgate_upstream_excess_micro_usd_total", map[string]string{"model": "gpt-4o-mini"}, -1},
 				{"creditgate_request_duration_seconds", map[string]string{"endpoint": "/v1/chat/completions"}, 1},
 				{"creditgate_upstream_duration_seconds", map[string]string{"endpoint": "/v1/chat/completions", "model": "gpt-4o-mini"}, 1},
 				{"creditgate_time_to_first_token_seconds", map[string]string{"endpoint": "/v1/chat/completions", "model": "gpt-4o-mini", "stream": "true"}, 1},
@@ -170,6 +171,18 @@ func TestRequestDone(t *testing.T) {
 				{"creditgate_local_tokens_total", map[string]string{"model": "gpt-4o", "class": "input"}, -1},
 				{"creditgate_spend_micro_usd_total", map[string]string{"model": "gpt-4o"}, 7},
 				{"creditgate_time_to_first_token_seconds", map[string]string{"endpoint": "/v1/responses", "model": "gpt-4o", "stream": "true"}, -1},
+			},
+		},
+		{
+			name: "an upstream that claimed more than the request could cost: the excess by model, apart from spend",
+			report: proxy.Report{Endpoint: "/v1/chat/completions", Model: "gpt-4o", Stream: true, Status: 200, Forwarded: true,
+				Tokens: metering.Tokens{Input: 30, Output: 16}, TokenSource: billing.TokenSourceUpstream, Local: metering.Tokens{Input: 30, Output: 16},
+				Cost: 235, Excess: 49_840, ExcessTokens: 4984, Fault: "output_cap"},
+			want: []series{
+				{"creditgate_spend_micro_usd_total", map[string]string{"model": "gpt-4o"}, 235},
+				{"creditgate_upstream_excess_micro_usd_total", map[string]string{"model": "gpt-4o"}, 49_840},
+				{"creditgate_upstream_excess_tokens_total", map[string]string{"model": "gpt-4o"}, 4984},
+				{"creditgate_tokens_total", map[string]string{"model": "gpt-4o", "class": "output", "source": "upstream"}, 16},
 			},
 		},
 		{
@@ -378,7 +391,7 @@ func TestDocumented(t *testing.T) {
 	// Make every vector show up in the output.
 	m.RequestDone(proxy.Report{Endpoint: "/v1/chat/completions", Model: "x", Status: 200, Forwarded: true, Stream: true,
 		Tokens: metering.Tokens{Input: 1}, TokenSource: billing.TokenSourceUpstream, Local: metering.Tokens{Input: 1}, Cost: 1,
-		Clamped: true, Drift: true, Latency: 1, UpstreamTime: 1, TTFT: 1})
+		Clamped: true, Drift: true, Excess: 1, ExcessTokens: 1, Latency: 1, UpstreamTime: 1, TTFT: 1})
 	exercisePayments(m)
 	families, err := m.Gatherer().Gather()
 	if err != nil {

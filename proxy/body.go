@@ -46,10 +46,14 @@ func (t *teeBody) Read(p []byte) (int, error) {
 func (t *teeBody) Close() error { return t.rc.Close() }
 
 // feed gives the meter what it can use: the whole body, or, for an oversized one,
-// the usage object found in its tail. An incomplete body gives nothing (the meter
-// then counts locally).
+// the usage object found in its tail. A body that broke off gives the output text
+// relayed of it (PartialBody: billed as for a stream cut short), or nothing when
+// only its tail was kept.
 func (t *teeBody) feed(m *metering.ResponseMeter) {
 	if !t.eof {
+		if !t.overflow {
+			m.PartialBody(t.buf)
+		}
 		return
 	}
 	if !t.overflow {

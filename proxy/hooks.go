@@ -13,7 +13,7 @@ type Report struct {
 	Endpoint string // the request path, e.g. "/v1/chat/completions"
 	Model    string // the priced model name ("" if the request never got that far)
 	Stream   bool
-	Status   int    // the status answered to the app (499: the app left first)
+	Status   int    // the status answered to the app (499: the app left first; 502/504: the upstream broke a plain body off, see exchange.status)
 	Reason   string // for a 429: billing.ReasonEmpty, ReasonExpired or ReasonInsufficient
 	// Tokens billed, their source ("upstream" or "local") and the local count.
 	Tokens      metering.Tokens
@@ -21,8 +21,15 @@ type Report struct {
 	Local       metering.Tokens
 	Drift       bool // upstream and local counts differ beyond the tolerance
 	Cost        money.Micros
-	Clamped     bool
-	Forwarded   bool // the request reached the upstream
+	// Excess is what the upstream claimed beyond what the request could cost (its
+	// reported usage, or the output it sent past the cap), not charged; ExcessTokens
+	// the tokens of it. Fault says how the upstream's answer went wrong, when it did:
+	// "output_cap", "upstream_cut", "upstream_timeout", "upstream_invalid_response".
+	Excess       money.Micros
+	ExcessTokens int64
+	Fault        string
+	Clamped      bool
+	Forwarded    bool // the request reached the upstream
 	// UpstreamStatus is the upstream's status (0: no answer).
 	UpstreamStatus int
 	Latency        time.Duration // the whole request

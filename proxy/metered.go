@@ -36,10 +36,14 @@ type exchange struct {
 	clampedTo int64 // the output cap the proxy set, 0 if untouched
 
 	// Filled while forwarding.
+	ctx            context.Context // the exchange's, bounded by upstream.timeout
 	forwardAt      time.Time
 	responseAt     time.Time
 	upstreamStatus int // 0: no answer
 	upstreamErr    error
+	limit          metering.Limit // what the response may carry and cost, whatever the upstream does
+	bill           metering.Bill  // what it was billed, and what its upstream claimed beyond that
+	upstream       upstreamBody   // the upstream's 2xx body (part of the exchange, as rec is)
 	plain          *teeBody
 	rec            recorder // what the app was sent (part of the exchange: one allocation less)
 }
@@ -70,6 +74,7 @@ func (p *Proxy) serveMetered(w http.ResponseWriter, r *http.Request, ep metering
 	x.rec = recorder{ResponseWriter: w, now: p.opts.Now}
 	ctx, cancel := context.WithTimeout(r.Context(), p.opts.Timeout)
 	defer cancel()
+	x.ctx = ctx
 	r = r.WithContext(context.WithValue(ctx, exchangeKey{}, x))
 	defer func() {
 		// ReverseProxy aborts with panic(http.ErrAbortHandler) when a copy fails
@@ -86,8 +91,10 @@ func (p *Proxy) serveMetered(w http.ResponseWriter, r *http.Request, ep metering
 	p.rp.ServeHTTP(&x.rec, r)
 }
 
-// modifyResponse wraps a 2xx body with the meter. Error statuses pass through
-// untouched (the hold is released in finish).
+// modifyResponse wraps a 2xx body with the meter, under the request's limit (the
+// output cap it was sent, the most it may cost): a stream is cut at the cap. A body
+// that is not the endpoint's becomes the 502 (upstreambody.go). Error statuses pass
+// through untouched (the hold is released in finish).
 func (p *Proxy) modifyResponse(res *http.Response) error {
 	for _, name := range dropResponseHeaders {
 		res.Header.Del(name)
@@ -101,14 +108,27 @@ func (p *Proxy) modifyResponse(res *http.Response) error {
 	if res.StatusCode < 200 || res.StatusCode > 299 {
 		return nil
 	}
+	x.limit = x.req.Limit(x.price, x.input, x.clampedTo, x.held)
+	x.meter.SetLimit(x.limit)
+	x.upstream.rc = res.Body
 	if isEventStream(res.Header.Get("Content-Type")) {
-		res.Body = metering.NewStreamFilter(res.Body, x.meter)
-		// Dropping the hidden usage event changes the length.
+		x.upstream.stream = true
+		res.Body = metering.NewStreamFilter(&x.upstream, x.meter)
+		// Dropping the hidden usage event, or cutting the stream, changes the length.
 		res.ContentLength = -1
 		res.Header.Del("Content-Length")
 		return nil
 	}
-	x.plain = &teeBody{rc: res.Body}
+	ok, err := x.upstream.checkPlain(res.Header.Get("Content-Type"))
+	switch {
+	case err != nil:
+		return err // nothing to relay: answered as a failed exchange, the hold released
+	case !ok:
+		x.upstream.invalid = true
+		invalidAnswer(res)
+		return nil
+	}
+	x.plain = &teeBody{rc: &x.upstream}
 	res.Body = x.plain
 	return nil
 }

@@ -11,10 +11,13 @@ import (
 )
 
 // logExchange writes the request's one log line. It never includes keys, prompts
-// or completions.
+// or completions. It is a warning when the counts drift, when the upstream's answer
+// went wrong (reason), and when the upstream claimed more than the request could
+// cost: then it carries the excess and the upstream's own counts, for a dispute.
 func (p *Proxy) logExchange(x *exchange, res Report, st billing.Settlement) {
 	level := zapcore.InfoLevel
-	if res.Drift {
+	excess := res.Excess > 0 || res.ExcessTokens > 0
+	if res.Drift || res.Fault != "" || excess {
 		level = zapcore.WarnLevel
 	}
 	ce := p.log.Check(level, "request")
@@ -70,6 +73,14 @@ func (p *Proxy) logExchange(x *exchange, res Report, st billing.Settlement) {
 	}
 	if res.Drift {
 		fields = append(fields, zap.Bool("token_drift", true))
+	}
+	if res.Fault != "" {
+		fields = append(fields, zap.String("reason", res.Fault))
+	}
+	if excess {
+		claimed := x.bill.Claimed
+		fields = append(fields, zap.Stringer("excess", res.Excess), zap.Int64("excess_tokens", res.ExcessTokens),
+			zap.Int64("upstream_prompt_tokens", claimed.Input), zap.Int64("upstream_completion_tokens", claimed.Output))
 	}
 	if x.upstreamErr != nil {
 		// Transport errors quote what a broken upstream sent (`malformed HTTP

@@ -3,50 +3,68 @@ package proxy
 import (
 	"context"
 	"errors"
+	"net/http"
 
 	"go.uber.org/zap"
 
 	"github.com/creditgate/creditgate/billing"
 	"github.com/creditgate/creditgate/metering"
-	"github.com/creditgate/creditgate/money"
 )
 
 // finish settles the request (or releases its hold) and writes its log line.
 //
-// Billing rules: an upstream error status or no answer at all releases the hold;
-// a 2xx is billed by the upstream's usage when it reported one, else by the local
-// count of the prompt and of the output the proxy saw — which is what an app that
-// disconnects mid-stream pays for.
+// Billing rules: an upstream error status or no answer at all releases the hold,
+// and so does a 2xx body that is not the endpoint's (answered 502); a 2xx is billed
+// by the upstream's usage when it reported one, else by the local count of the
+// prompt and of the output the proxy relayed — which is what an app that
+// disconnects mid-stream pays for, and what a response the upstream broke off
+// costs. Either way a response is billed at most what its request could cost: the
+// prompt plus the output cap it was sent (Limit.Bill, never more than the hold);
+// what the upstream claimed beyond that is recorded as excess, not charged.
 func (p *Proxy) finish(ctx context.Context, x *exchange) {
-	if x.upstreamStatus < 200 || x.upstreamStatus > 299 { // 0: no answer
+	switch {
+	case x.upstreamStatus < 200 || x.upstreamStatus > 299 || x.upstreamErr != nil: // 0: no answer
 		note := "upstream error"
 		if x.upstreamErr != nil && errors.Is(x.upstreamErr, context.Canceled) {
 			note = "client disconnected before the upstream answered"
 		}
 		st := p.release(ctx, x, note)
-		p.done(x, metering.Result{}, 0, st)
+		p.done(x, metering.Result{}, "", st)
+		return
+	case x.upstream.invalid:
+		st := p.release(ctx, x, "the upstream's 2xx body is not a response of this endpoint: not relayed")
+		p.done(x, metering.Result{}, faultInvalid, st)
 		return
 	}
 	if x.plain != nil {
 		x.plain.feed(x.meter)
 	}
 	result := x.meter.Result()
-	cost := x.price.Cost(result.Tokens)
-	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), p.opts.SettleTimeout)
-	defer cancel()
+	x.bill = x.limit.Bill(result)
+	fault := x.upstream.fault(x)
 	note := ""
-	if !result.Done {
+	switch {
+	case result.Cut:
+		fault, note = faultOutputCap, "output cap reached: the upstream wrote past it, the stream was ended there"
+	case fault == faultCut:
+		note = "the upstream broke the response off: billed for what was relayed"
+	case fault == faultTimeout:
+		note = "the upstream did not finish within upstream.timeout: billed for what was relayed"
+	case !result.Done:
 		note = "response incomplete"
 	}
+	t := x.bill.Tokens
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), p.opts.SettleTimeout)
+	defer cancel()
 	req := billing.SettleRequest{
-		Account: x.key.Account, HoldID: x.id, Cost: cost, Triggers: x.settings.Triggers,
+		Account: x.key.Account, HoldID: x.id, Cost: x.bill.Cost, Triggers: x.settings.Triggers,
 		Usage: billing.Usage{
 			RequestID: x.id, KeyID: x.key.ID, Model: x.model, Endpoint: x.path(),
-			PromptTokens: result.Tokens.Input, CompletionTokens: result.Tokens.Output,
-			CachedTokens: result.Tokens.CachedInput, ReasoningTokens: result.Tokens.Reasoning,
-			AudioPromptTokens: result.Tokens.AudioInput, AudioCompletionTokens: result.Tokens.AudioOutput,
+			PromptTokens: t.Input, CompletionTokens: t.Output,
+			CachedTokens: t.CachedInput, ReasoningTokens: t.Reasoning,
+			AudioPromptTokens: t.AudioInput, AudioCompletionTokens: t.AudioOutput,
 			LocalPromptTokens: result.Local.Input, LocalCompletionTokens: result.Local.Output,
-			TokenSource: result.Source, Note: note, Prices: unitPrices(x.price),
+			TokenSource: result.Source, Excess: x.bill.Excess, ExcessTokens: x.bill.ExcessTokens, Note: note, Prices: unitPrices(x.price),
 		},
 	}
 	st, err := p.opts.Ledger.Settle(sctx, req)
@@ -59,9 +77,9 @@ func (p *Proxy) finish(ctx context.Context, x *exchange) {
 		p.spool(x, billing.PendingSettlement{Settle: req}, err)
 	default:
 		p.log.Error("settle refused: usage not booked", zap.String("request_id", x.id), zap.String("account", x.key.Account),
-			zap.Stringer("cost", cost), zapErr(err))
+			zap.Stringer("cost", x.bill.Cost), zapErr(err))
 	}
-	p.done(x, result, cost, st)
+	p.done(x, result, fault, st)
 }
 
 // unitPrices are the prices p bills at, for the usage event.
@@ -103,13 +121,14 @@ func (p *Proxy) spool(x *exchange, ps billing.PendingSettlement, cause error) {
 	p.log.Warn("settlement spooled: the store refused it; it will be replayed", fields...)
 }
 
-// done reports a finished exchange to the observer and the log.
-func (p *Proxy) done(x *exchange, res metering.Result, cost money.Micros, st billing.Settlement) {
+// done reports a finished exchange to the observer and the log: res is what the
+// response said (the claimed tokens, for the drift check), x.bill what it was billed.
+func (p *Proxy) done(x *exchange, res metering.Result, fault string, st billing.Settlement) {
 	drift := res.Source == billing.TokenSourceUpstream && metering.DriftExceeds(res.Tokens, res.Local, x.settings.DriftTolerance)
 	rep := Report{
-		Endpoint: x.path(), Model: x.model, Stream: x.req.Stream, Status: x.status(), Tokens: res.Tokens, TokenSource: res.Source,
-		Local: res.Local, Drift: drift, Cost: cost, Clamped: x.clampedTo > 0, Forwarded: true,
-		UpstreamStatus: x.upstreamStatus, Latency: p.opts.Now().Sub(x.start),
+		Endpoint: x.path(), Model: x.model, Stream: x.req.Stream, Status: x.status(fault), Tokens: x.bill.Tokens, TokenSource: res.Source,
+		Local: res.Local, Drift: drift, Cost: x.bill.Cost, Excess: x.bill.Excess, ExcessTokens: x.bill.ExcessTokens, Fault: fault,
+		Clamped: x.clampedTo > 0, Forwarded: true, UpstreamStatus: x.upstreamStatus, Latency: p.opts.Now().Sub(x.start),
 	}
 	if !x.responseAt.IsZero() {
 		rep.UpstreamTime = x.responseAt.Sub(x.forwardAt)
@@ -121,10 +140,18 @@ func (p *Proxy) done(x *exchange, res metering.Result, cost money.Micros, st bil
 	p.logExchange(x, rep, st)
 }
 
-// status is what the app was answered; 499 when it left before any answer.
-func (x *exchange) status() int {
-	if x.rec.status == 0 {
+// status is what the app was answered: 499 when it left before any answer; 502 or
+// 504 for a plain body the upstream broke off or timed out on (the app got a
+// truncated body and a dropped connection), and 502 for a stream that was not one
+// (the app got an error event); otherwise the status sent.
+func (x *exchange) status(fault string) int {
+	switch {
+	case x.rec.status == 0:
 		return 499
+	case x.plain != nil && fault == faultCut, x.upstream.stream && fault == faultInvalid:
+		return http.StatusBadGateway
+	case x.plain != nil && fault == faultTimeout:
+		return http.StatusGatewayTimeout
 	}
 	return x.rec.status
 }

@@ -431,6 +431,9 @@ func appendUsage(args []interface{}, u billing.Usage, tokens bool) []interface{}
 		}
 		str("token_source", u.TokenSource)
 		args = appendPrices(args, u.Prices)
+		if u.Excess != 0 || u.ExcessTokens != 0 {
+			args = append(args, "excess", int64(u.Excess), "excess_tokens", u.ExcessTokens)
+		}
 	}
 	str("note", u.Note)
 	return args
@@ -717,6 +720,8 @@ func parseEvent(account string, m redis.XMessage) (billing.Event, error) {
 		Cost:                  d.microsOf(f, "cost"),
 		FromCredit:            d.microsOf(f, "from_credit"),
 		ToDebt:                d.microsOf(f, "to_debt"),
+		Excess:                d.microsOf(f, "excess"),
+		ExcessTokens:          d.tokensOf(f, "excess_tokens"),
 		Source:                f["source"],
 		Note:                  f["note"],
 		PaymentRef:            f["payment_ref"],

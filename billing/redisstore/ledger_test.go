@@ -404,6 +404,38 @@ func TestUsageEventFields(t *testing.T) {
 	})
 }
 
+// The excess an upstream claimed beyond the billed cost is kept on the usage event;
+// it moves no money, so the audit stays clean, and events without it read as zero.
+func TestUsageEventExcess(t *testing.T) {
+	eachStore(t, func(t *testing.T, e *env) {
+		e.account(t, "a", "5.00")
+		for _, c := range []struct {
+			hold   string
+			excess money.Micros
+			tokens int64
+		}{{"req_lying", 987654, 4984}, {"req_honest", 0, 0}} {
+			e.reserve(t, "a", c.hold, usd("0.10"), 0)
+			u := billing.Usage{RequestID: c.hold, Model: "gpt-4o", PromptTokens: 30, CompletionTokens: 16,
+				TokenSource: billing.TokenSourceUpstream, Excess: c.excess, ExcessTokens: c.tokens}
+			if _, err := e.Settle(e.ctx, billing.SettleRequest{Account: "a", HoldID: c.hold, Cost: 1234, Usage: u}); err != nil {
+				t.Fatal(err)
+			}
+			evs := e.events(t, "a")
+			ev := evs[len(evs)-1]
+			if ev.Excess != c.excess || ev.ExcessTokens != c.tokens || ev.Cost != 1234 || ev.Amount != 1234 {
+				t.Fatalf("%s: event %+v, want excess %s and %d tokens on a cost of 0.001234", c.hold, ev, c.excess, c.tokens)
+			}
+		}
+		a := checkConservation(t, e, "a")
+		if a.Totals.Usage != 2*1234 {
+			t.Fatalf("usage total %s: the excess must not be charged", a.Totals.Usage)
+		}
+		if r := audit(t, e, "a"); !r.OK() {
+			t.Fatalf("audit: %+v", r.Problems)
+		}
+	})
+}
+
 func TestLedgerPagination(t *testing.T) {
 	eachStore(t, func(t *testing.T, e *env) {
 		e.account(t, "a", "50.00")

@@ -35,6 +35,10 @@ func (s *Server) behavior(r *http.Request, body []byte) (Behavior, error) {
 		{"X-Mock-Reasoning-Tokens", func(v string) (err error) { b.ReasoningTokens, err = parseTokens(v); return }},
 		{"X-Mock-Prompt-Tokens", func(v string) (err error) { b.PromptTokens, err = parseTokens(v); return }},
 		{"X-Mock-Completion-Tokens", func(v string) (err error) { b.CompletionTokens, err = parseTokens(v); return }},
+		{"X-Mock-Ignore-Cap", func(v string) (err error) { b.IgnoreCap, err = parseCount(v); return }},
+		{"X-Mock-Inflate-Usage", func(v string) (err error) { b.InflateUsage, err = parseCount(v); return }},
+		{"X-Mock-Cut-Body", func(v string) (err error) { b.CutBody, err = parseCount(v); return }},
+		{"X-Mock-HTML", func(v string) (err error) { b.HTML, err = strconv.ParseBool(v); return }},
 	} {
 		v := h.Get(f.header)
 		if v == "" {
@@ -69,6 +73,10 @@ func (b Behavior) overriddenBy(o Behavior) Behavior {
 	override(&b.ReasoningTokens, o.ReasoningTokens)
 	override(&b.PromptTokens, o.PromptTokens)
 	override(&b.CompletionTokens, o.CompletionTokens)
+	override(&b.IgnoreCap, o.IgnoreCap)
+	override(&b.InflateUsage, o.InflateUsage)
+	override(&b.CutBody, o.CutBody)
+	override(&b.HTML, o.HTML)
 	return b
 }
 

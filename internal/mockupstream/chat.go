@@ -50,6 +50,13 @@ func (x *exchange) generate(s *Server, idPrefix, model string, promptTokens int6
 	if out <= 0 {
 		out = DefaultOutputTokens
 	}
+	if k := x.b.IgnoreCap; k > 0 {
+		// The lying upstream: k times what was asked for, and no cap at all.
+		if limit != nil {
+			out = *limit
+		}
+		out, limit = k*out, nil
+	}
 	length, reasoning, truncated := budget(out, limit, x.b.ReasoningTokens)
 	g := generation{
 		id: newID(idPrefix), model: model, created: time.Now().Unix(),
@@ -86,12 +93,16 @@ func (g generation) usage(b Behavior) usage {
 	if b.CompletionTokens > 0 {
 		out = b.CompletionTokens
 	}
+	cached, reasoning := min(b.CachedTokens, prompt), min(g.reasoning, out)
+	if k := int64(b.InflateUsage); k > 1 {
+		prompt, out, cached, reasoning = k*prompt, k*out, k*cached, k*reasoning
+	}
 	return usage{
 		PromptTokens:            prompt,
 		CompletionTokens:        out,
 		TotalTokens:             prompt + out,
-		PromptTokensDetails:     promptTokensDetails{CachedTokens: min(b.CachedTokens, prompt)},
-		CompletionTokensDetails: completionTokensDetails{ReasoningTokens: min(g.reasoning, out)},
+		PromptTokensDetails:     promptTokensDetails{CachedTokens: cached},
+		CompletionTokensDetails: completionTokensDetails{ReasoningTokens: reasoning},
 	}
 }
 

@@ -79,6 +79,9 @@ func (s *Server) embeddings(x *exchange) error {
 	if x.b.PromptTokens > 0 {
 		tokens = x.b.PromptTokens
 	}
+	if k := int64(x.b.InflateUsage); k > 1 {
+		tokens *= k
+	}
 	if !x.b.NoUsage {
 		resp.Usage = &embeddingUsage{PromptTokens: tokens, TotalTokens: tokens}
 	}

@@ -23,6 +23,7 @@ type exchange struct {
 	events int
 	enc    *json.Encoder
 	rc     *http.ResponseController
+	cut    bool // a CutBody fault dropped the connection mid-body
 }
 
 // apiError is OpenAI's error object; empty Param and Code are sent as null.
@@ -116,11 +117,61 @@ func (x *exchange) writeJSON(status int, v any) error {
 	h.Set("Content-Length", strconv.Itoa(len(data)))
 	h.Set("X-Request-Id", newID("req_"))
 	x.w.WriteHeader(status)
+	if status == http.StatusOK && x.b.CutBody > 0 {
+		x.cutAfter(x.b.CutBody)
+	}
 	if _, err := x.w.Write(data); err != nil {
 		return errClientGone
 	}
 	return nil
 }
+
+// writeHTML answers 200 with an HTML page, as a captive portal or a proxy in front
+// of the API might.
+func (x *exchange) writeHTML() error {
+	const page = "<!DOCTYPE html>\n<html><head><title>Just a moment...</title></head>\n" +
+		"<body><h1>Checking your browser before accessing the API.</h1></body></html>\n"
+	h := x.w.Header()
+	h.Set("Content-Type", "text/html; charset=UTF-8")
+	h.Set("Content-Length", strconv.Itoa(len(page)))
+	x.w.WriteHeader(http.StatusOK)
+	if _, err := io.WriteString(x.w, page); err != nil {
+		return errClientGone
+	}
+	return nil
+}
+
+// cutAfter makes x's writer pass the next n body bytes and then drop the
+// connection (CutBody).
+func (x *exchange) cutAfter(n int) {
+	x.w = &cutWriter{ResponseWriter: x.w, left: n, x: x}
+}
+
+// cutWriter passes the first left bytes written through, then drops the connection.
+type cutWriter struct {
+	http.ResponseWriter
+	left int
+	x    *exchange
+}
+
+func (c *cutWriter) Write(p []byte) (int, error) {
+	if c.x.cut {
+		return 0, errDropped
+	}
+	if len(p) < c.left {
+		c.left -= len(p)
+		return c.ResponseWriter.Write(p)
+	}
+	n, _ := c.ResponseWriter.Write(p[:c.left])
+	c.left = 0
+	_ = http.NewResponseController(c.ResponseWriter).Flush()
+	c.x.cut = true
+	_ = c.x.drop()
+	return n, errDropped
+}
+
+// Unwrap lets http.ResponseController reach the connection (Flush, Hijack).
+func (c *cutWriter) Unwrap() http.ResponseWriter { return c.ResponseWriter }
 
 // startStream sends the headers of an SSE answer at once, as OpenAI does.
 func (x *exchange) startStream() error {
@@ -129,6 +180,9 @@ func (x *exchange) startStream() error {
 	h.Set("Cache-Control", "no-cache")
 	h.Set("X-Request-Id", newID("req_"))
 	x.w.WriteHeader(http.StatusOK)
+	if x.b.CutBody > 0 {
+		x.cutAfter(x.b.CutBody)
+	}
 	x.rc = http.NewResponseController(x.w)
 	x.enc = json.NewEncoder(x.w)
 	if err := x.rc.Flush(); err != nil {

@@ -3,8 +3,10 @@
 // /v1/embeddings, /v1/responses and /v1/models with OpenAI's JSON shapes, SSE framing,
 // error bodies and tiktoken-exact usage for the deterministic text it generates, and it
 // records every request. Faults (error statuses, delays, dropped or stalled streams,
-// missing usage or [DONE]) are injected per server through [Server] fields and the
-// [Server.Behavior] hook, or per request through X-Mock-* headers (see [Behavior]).
+// missing usage or [DONE]) and lies (output past the cap asked for, inflated usage,
+// a body cut mid-way, an HTML page for an answer) are injected per server through
+// [Server] fields and the [Server.Behavior] hook, or per request through X-Mock-*
+// headers (see [Behavior]).
 package mockupstream
 
 import (
@@ -80,13 +82,21 @@ type Server struct {
 //	ReasoningTokens  X-Mock-Reasoning-Tokens: 5   add reasoning output tokens
 //	PromptTokens     X-Mock-Prompt-Tokens: 500    report 500 prompt tokens, not the true count
 //	CompletionTokens X-Mock-Completion-Tokens: 9  report 9 completion tokens, not the true count
+//	IgnoreCap        X-Mock-Ignore-Cap: 10        ignore the request's output cap: write 10 × it (10 × the
+//	                                              default length when it set none), reported truly, finish "stop"
+//	InflateUsage     X-Mock-Inflate-Usage: 10     report 10 × the usage (prompt, completion and their details)
+//	CutBody          X-Mock-Cut-Body: 200         send the headers (a plain answer's full Content-Length) and
+//	                                              the first 200 bytes of the body, then drop the connection
+//	HTML             X-Mock-HTML: 1               answer 200 with an HTML page (a captive portal, an error
+//	                                              page of a proxy in between) instead of the API's answer
 //
 // Header values are an error status (400-599), Go durations, counts, booleans ("1",
 // "true") and token counts; a bad value gets a 400 naming the header. Delays and
 // stalls end early when the client goes away. PromptTokens and CompletionTokens change
 // only the usage reported (as an upstream whose tokenizer or formula differs would),
 // not the text generated: tests of token drift use them. Cached and reasoning details
-// are capped at the reported counts.
+// are capped at the reported counts. IgnoreCap, InflateUsage, CutBody and HTML are the
+// upstreams creditgate must not trust (a stream that hangs mid-way is StallAfter).
 type Behavior struct {
 	Status                int
 	Delay, EventDelay     time.Duration
@@ -96,6 +106,10 @@ type Behavior struct {
 	ReasoningTokens       int64
 	PromptTokens          int64
 	CompletionTokens      int64
+	IgnoreCap             int
+	InflateUsage          int
+	CutBody               int
+	HTML                  bool
 }
 
 // Recorded is one request as the mock saw it, and how its answer ended.
@@ -252,7 +266,14 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		x.err = x.writeError(b.Status, statusError(b.Status))
 		return
 	}
+	if b.HTML {
+		x.err = x.writeHTML()
+		return
+	}
 	x.err = handle(x)
+	if x.cut {
+		x.err = errDropped
+	}
 }
 
 // route picks the handler of a method and path, or nil for OpenAI's 404.

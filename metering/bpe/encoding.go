@@ -94,6 +94,29 @@ func (e *Encoding) Encode(text string) []int {
 	return out
 }
 
+// AppendTokenEnds appends to dst, for each token tiktoken's EncodeOrdinary produces
+// for text, the byte offset in text just past it, in order: the token boundaries a
+// text may be cut at. Text that is not valid UTF-8 is encoded as Count reads it
+// (invalid bytes replaced), so its offsets would not be text's: dst is then returned
+// unchanged.
+func (e *Encoding) AppendTokenEnds(dst []int, text string) []int {
+	if !utf8.ValidString(text) {
+		return dst
+	}
+	var tokens []int
+	for i := 0; i < len(text); {
+		end := e.split(text, i)
+		tokens = e.v.appendPiece(tokens[:0], text[i:end])
+		at := i
+		for _, t := range tokens {
+			at += len(e.v.token(uint32(t)))
+			dst = append(dst, at)
+		}
+		i = end
+	}
+	return dst
+}
+
 // decode returns the bytes of tokens; unknown ids are an error.
 func (e *Encoding) decode(tokens []int) ([]byte, error) {
 	var out []byte

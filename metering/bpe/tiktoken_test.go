@@ -209,6 +209,41 @@ func TestRoundTrip(t *testing.T) {
 	})
 }
 
+// TestTokenEnds: AppendTokenEnds gives one offset per token of Encode, rising to
+// len(text), each the end of that token's bytes; invalid UTF-8 gives none.
+func TestTokenEnds(t *testing.T) {
+	encs := []*Encoding{mustGet(t, O200kBase), mustGet(t, Cl100kBase)}
+	rapid.Check(t, func(t *rapid.T) {
+		text := string(rapid.SliceOfN(rapid.SampledFrom(alphabet), 0, 64).Draw(t, "runes"))
+		for _, e := range encs {
+			tokens := e.Encode(text)
+			ends := e.AppendTokenEnds([]int{-1}, text)
+			if len(ends) != len(tokens)+1 || ends[0] != -1 {
+				t.Fatalf("%s: %d ends (after the -1 kept) for %d tokens of %q", e.Name(), len(ends)-1, len(tokens), text)
+			}
+			at := 0
+			for i, tok := range tokens {
+				b, err := e.decode([]int{tok})
+				if err != nil {
+					t.Fatal(err)
+				}
+				at += len(b)
+				if ends[i+1] != at {
+					t.Fatalf("%s: token %d of %q ends at %d, AppendTokenEnds says %d", e.Name(), i, text, at, ends[i+1])
+				}
+			}
+			if at != len(text) {
+				t.Fatalf("%s: tokens cover %d of %d bytes", e.Name(), at, len(text))
+			}
+		}
+	})
+	for _, e := range encs {
+		if got := e.AppendTokenEnds(nil, "ok\xff"); len(got) != 0 {
+			t.Errorf("%s: invalid UTF-8 gave ends %v", e.Name(), got)
+		}
+	}
+}
+
 // TestConcurrentUse counts from many goroutines at once (run with -race): every
 // goroutine must see the single-threaded counts, including long pieces that use the
 // pooled scratch.
