@@ -158,6 +158,8 @@ func (p *Proxy) reserve(x *exchange) *apiError {
 	res, err := p.opts.Ledger.Reserve(ctx, billing.ReserveRequest{
 		Account: x.key.Account, HoldID: x.id, Estimate: x.estimate, Minimum: minimum,
 		Grace: s.Policy.Grace, TTL: s.Policy.HoldTTL,
+		// Kept on the hold, for the hold_expired event should it die unsettled.
+		RequestID: x.id, KeyID: x.key.ID, Model: x.model, Endpoint: x.path(),
 	})
 	if err != nil {
 		if errors.Is(err, billing.ErrAccountNotFound) {

@@ -91,6 +91,7 @@ type recorder struct {
 	now        func() time.Time
 	status     int
 	firstWrite time.Time
+	onWrite    func() // after each write of the body (the in-flight record's progress); nil: none
 }
 
 func (r *recorder) WriteHeader(code int) {
@@ -107,7 +108,11 @@ func (r *recorder) Write(b []byte) (int, error) {
 	if r.firstWrite.IsZero() && len(b) > 0 {
 		r.firstWrite = r.now()
 	}
-	return r.ResponseWriter.Write(b)
+	n, err := r.ResponseWriter.Write(b)
+	if r.onWrite != nil {
+		r.onWrite()
+	}
+	return n, err
 }
 
 // FlushError lets http.ResponseController (used by ReverseProxy) flush through.

@@ -4,6 +4,7 @@ import (
 	"time"
 
 	"github.com/creditgate/creditgate/billing"
+	"github.com/creditgate/creditgate/internal/spool"
 	"github.com/creditgate/creditgate/metering"
 	"github.com/creditgate/creditgate/money"
 )
@@ -52,6 +53,18 @@ type Observer interface {
 // durable when it returns nil.
 type Spool interface {
 	Save(billing.PendingSettlement) error
+}
+
+// InFlightLog keeps a durable record of each admitted request while it runs
+// (internal/spool), so that a restart after a crash settles what a dead process
+// relayed instead of letting its hold die unbilled. Begin is called once the
+// request is admitted, Progress as output is relayed (the running local count of
+// output tokens; the log bounds how often it writes), End once it is settled,
+// released or spooled. Errors are logged, never fatal to the request.
+type InFlightLog interface {
+	Begin(spool.InFlight) error
+	Progress(holdID string, outputTokens int64) error
+	End(holdID string) error
 }
 
 type nopObserver struct{}

@@ -46,6 +46,11 @@ type exchange struct {
 	upstream       upstreamBody   // the upstream's 2xx body (part of the exchange, as rec is)
 	plain          *teeBody
 	rec            recorder // what the app was sent (part of the exchange: one allocation less)
+
+	// The request's in-flight record (Options.InFlight): open, and when its
+	// output count was last offered to the log.
+	inflight   bool
+	progressAt time.Time
 }
 
 // path is the request path, e.g. "/v1/chat/completions".
@@ -72,6 +77,7 @@ func (p *Proxy) serveMetered(w http.ResponseWriter, r *http.Request, ep metering
 	p.opts.Observer.HoldOpened()
 
 	x.rec = recorder{ResponseWriter: w, now: p.opts.Now}
+	p.beginInFlight(x)
 	ctx, cancel := context.WithTimeout(r.Context(), p.opts.Timeout)
 	defer cancel()
 	x.ctx = ctx
@@ -82,6 +88,7 @@ func (p *Proxy) serveMetered(w http.ResponseWriter, r *http.Request, ep metering
 		// server see the panic and drop the connection.
 		v := recover()
 		p.finish(r.Context(), x)
+		p.endInFlight(x)
 		p.opts.Observer.HoldClosed()
 		if v != nil {
 			panic(v)
@@ -110,6 +117,10 @@ func (p *Proxy) modifyResponse(res *http.Response) error {
 	}
 	x.limit = x.req.Limit(x.price, x.input, x.clampedTo, x.held)
 	x.meter.SetLimit(x.limit)
+	// From here the app may get output: the record says a response is being
+	// relayed, so a crash bills the prompt at least.
+	p.progressInFlight(x, true)
+	x.rec.onWrite = func() { p.progressInFlight(x, false) }
 	x.upstream.rc = res.Body
 	if isEventStream(res.Header.Get("Content-Type")) {
 		x.upstream.stream = true

@@ -89,6 +89,9 @@ type Options struct {
 	// Spool takes settlements and releases the store refused; nil: they are logged
 	// and lost (the hold then expires after hold_ttl).
 	Spool Spool
+	// InFlight records each admitted request durably while it runs, for recovery
+	// after a crash; nil: none (a crashed process's holds then end as hold_expired).
+	InFlight InFlightLog
 	// OnSettled is called after each successful settlement, off the response path's
 	// critical section; it must not block (auto-recharge and notices hook in here).
 	OnSettled func(account string, s billing.Settlement)

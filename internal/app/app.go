@@ -199,9 +199,11 @@ func New(ctx context.Context, cfg *config.Config, o Options) (*App, error) {
 		return nil, err
 	}
 
+	// Nil interfaces (never typed nils) when there is no spool.
 	var sp proxy.Spool
+	var inflight proxy.InFlightLog
 	if a.spool != nil {
-		sp = a.spool
+		sp, inflight = a.spool, a.spool
 	}
 	p, err := proxy.New(proxy.Options{
 		Upstream:         upstream,
@@ -217,6 +219,7 @@ func New(ctx context.Context, cfg *config.Config, o Options) (*App, error) {
 		MaxMessageBytes:  int64(cfg.Limits.MaxMessageBytes),
 		KeyCacheTTL:      cfg.Auth.KeyCacheTTL,
 		Spool:            sp,
+		InFlight:         inflight,
 		Observer:         a.metrics,
 		OnSettled:        a.worker.OnSettled,
 	})
@@ -338,7 +341,8 @@ func (a *App) newWorker(cfg *config.Config) error {
 		notifier = s
 	}
 	w, err := recharge.New(recharge.Options{Store: a.store, Charger: a.charger, Notifier: notifier, Observer: a.metrics,
-		Logger: a.log.Named("billing"), Settings: func() recharge.Settings {
+		OnHoldsExpired: a.metrics.HoldsExpired,
+		Logger:         a.log.Named("billing"), Settings: func() recharge.Settings {
 			s := a.settings.Load()
 			return recharge.Settings{CreditTTL: s.Policy.CreditTTL, LowBalance: s.Triggers.LowBalance,
 				ExpiringWithin: time.Duration(a.expiringWithin.Load())}
@@ -395,13 +399,16 @@ func (a *App) openSpool(ctx context.Context, dir string) error {
 		}
 		return nil
 	}
-	sp, err := spool.Open(dir, spool.Options{RecordRetention: holdRecordRetention, Logger: a.log.Named("spool")})
+	sp, err := spool.Open(dir, spool.Options{Logger: a.log.Named("spool")})
 	if err != nil {
 		return fmt.Errorf("spool.dir: %w", err)
 	}
 	a.spool = sp
 	depth := sp.Depth()
-	a.log.Info("settlement spool", zap.String("dir", dir), zap.Int("pending", depth))
+	a.log.Info("settlement spool", zap.String("dir", dir), zap.Int("pending", depth),
+		// Requests a crashed process left in flight, now spooled to be settled for
+		// what they relayed (or released when nothing was).
+		zap.Int("recovered_in_flight", sp.Recovered()))
 	if depth == 0 {
 		return nil
 	}

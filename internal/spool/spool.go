@@ -54,11 +54,6 @@ type Ledger interface {
 
 // Options adjust a Spool.
 type Options struct {
-	// RecordRetention is not used any more: a replay asks the ledger about every
-	// spooled settlement (Ledger.HoldOutcome), whatever its age, because the
-	// store's hold record may be gone long before its retention (a Redis restore,
-	// a failover). Kept so that callers setting it still build.
-	RecordRetention time.Duration
 	// Logger receives replay progress and problems; never keys or prompts (a
 	// settlement holds none). Default: none.
 	Logger *zap.Logger
@@ -384,8 +379,7 @@ func (s *Spool) replaySegment(ctx context.Context, l Ledger, seq uint64, res *Re
 		if _, err := doneFile.WriteString(r.key() + "\n"); err != nil {
 			return fmt.Errorf("spool: %w", err)
 		}
-		// Synced each time: once the store forgets a hold (RecordRetention), this
-		// file is what keeps a crash-and-restart from booking it a second time.
+		// Synced each time: once the store forgets a hold, this file is what keeps a crash-and-restart from booking it a second time.
 		return doneFile.Sync()
 	}
 	for _, r := range recs {
