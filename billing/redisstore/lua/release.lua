@@ -41,5 +41,6 @@ local id = event(now, fields)
 local bal = fmt(S.credit - S.debt)
 redis.call('HSET', KEYS[7], 'state', 'released', 'event', id, 'cost', '0',
   'from_credit', '0', 'to_debt', '0', 'balance', bal)
+redis.call('HDEL', KEYS[7], unpack(HOLD_INFO)) -- kept for hold_expired only
 redis.call('PEXPIRE', KEYS[7], ARGV[3])
 return {'OK', id, bal}

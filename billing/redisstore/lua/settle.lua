@@ -83,6 +83,9 @@ local recf = {'state', 'settled', 'event', id, 'cost', ARGV[3], 'from_credit', s
 if rc ~= '' then recf[#recf + 1] = 'rc'; recf[#recf + 1] = rc end
 if nlist ~= '' then recf[#recf + 1] = 'notices'; recf[#recf + 1] = nlist end
 redis.call('HSET', KEYS[7], unpack(recf))
+-- The request's description was kept for a hold_expired event; a settled hold
+-- needs it no more, and the record lives on for the retention.
+redis.call('HDEL', KEYS[7], unpack(HOLD_INFO))
 -- The record must outlive the settle by the retention (ARGV[4]). Reserve gave it
 -- the hold's TTL plus the retention, so it already does unless the hold expired
 -- before its settle (or had no record).
