@@ -341,7 +341,7 @@ func (a *App) newWorker(cfg *config.Config) error {
 		Logger: a.log.Named("billing"), Settings: func() recharge.Settings {
 			s := a.settings.Load()
 			return recharge.Settings{CreditTTL: s.Policy.CreditTTL, LowBalance: s.Triggers.LowBalance,
-				ExpiringWithin: time.Duration(a.expiringWithin.Load())}
+				ExpiringWithin: time.Duration(a.expiringWithin.Load()), Ladder: s.Policy.Ladder()}
 		}})
 	if err != nil {
 		return err
