@@ -57,7 +57,7 @@ func (s *Server) createPortalSession(w http.ResponseWriter, r *http.Request) *ap
 	}
 	expires := s.now().Add(ttl).UTC().Truncate(time.Second)
 	if err := s.Portal.CreatePortalLink(r.Context(), billing.HashKey(token), billing.PortalLink{
-		Account: id, ReturnURL: body.ReturnURL, ExpiresAt: expires, Actor: purchaseActor,
+		Account: id, ReturnURL: body.ReturnURL, ExpiresAt: expires, Actor: actor(r),
 	}); err != nil {
 		return storeError(err)
 	}
