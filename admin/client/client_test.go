@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"reflect"
 	"regexp"
 	"strings"
 	"sync/atomic"
@@ -288,7 +289,7 @@ func TestAPIErrors(t *testing.T) {
 			}
 			got := *apiErr
 			got.Message = ""
-			if got != tt.want {
+			if !reflect.DeepEqual(got, tt.want) {
 				t.Errorf("got %+v, want %+v", got, tt.want)
 			}
 			if !strings.Contains(err.Error(), apiErr.Message) || !strings.Contains(err.Error(), fmt.Sprint(tt.want.Status)) {
