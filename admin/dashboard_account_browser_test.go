@@ -76,9 +76,10 @@ func TestDashboardAccountSettingsInBrowser(t *testing.T) {
 	if err != nil || len(page.Events) != 1 || page.Events[0].Type != billing.EventAccountUpdate || page.Events[0].Actor != "ops" || len(page.Events[0].Changes) != 4 {
 		t.Fatalf("events after saving: %+v %v", page.Events, err)
 	}
-	waitFor("the ledger shows who", `document.querySelector("#ledger tbody tr").dataset.type === "account_update"`+
-		` && document.querySelector("#ledger tbody tr td.details").textContent.includes("status=– → suspended")`+
-		` && document.querySelector("#ledger tbody tr td.details").textContent.includes("by=ops")`)
+	// Null-safe: the table is rebuilt on each refresh.
+	waitFor("the ledger shows who", `document.querySelector("#ledger tbody tr")?.dataset.type === "account_update"`+
+		` && !!document.querySelector("#ledger tbody tr td.details")?.textContent.includes("status=– → suspended")`+
+		` && !!document.querySelector("#ledger tbody tr td.details")?.textContent.includes("by=ops")`)
 
 	// Every bad field named at once; nothing changes.
 	do("bad fields", setField("#acct-email", "nobody"), setField("#acct-tier", "gold"), setField("#acct-alert-at", "200"),
