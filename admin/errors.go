@@ -17,6 +17,7 @@ import (
 const (
 	TypeInvalidRequest = "invalid_request_error" // 400, 405, 413
 	TypeAuthentication = "authentication_error"  // 401
+	TypePermission     = "permission_error"      // 403
 	TypeNotFound       = "not_found_error"       // 404
 	TypeConflict       = "conflict_error"        // 409
 	TypeUnavailable    = "service_unavailable"   // 503
@@ -37,6 +38,7 @@ const (
 	CodeInsufficientCredit  = "insufficient_credit"    // a negative adjustment above credit − reserved
 	CodeInvalidRequest      = "invalid_request"        // the store rejected the request (billing.ErrInvalid)
 	CodeInvalidAdminToken   = "invalid_admin_token"    // missing or wrong bearer token
+	CodeInsufficientScope   = "insufficient_scope"     // the token lacks the scope of the route
 	CodeAccountNotFound     = "account_not_found"
 	CodeKeyNotFound         = "key_not_found"
 	CodeUnknownRoute        = "unknown_route"
@@ -63,10 +65,12 @@ type apiError struct {
 	message string
 	param   string
 	cause   error
+	// problems are every field at fault, when there are several.
+	problems []FieldError
 }
 
 func (e *apiError) body() ErrorResponse {
-	return ErrorResponse{Error: ErrorDetail{Message: e.message, Type: e.typ, Code: e.code, Param: e.param}}
+	return ErrorResponse{Error: ErrorDetail{Message: e.message, Type: e.typ, Code: e.code, Param: e.param, Problems: e.problems}}
 }
 
 func badRequest(code, param, format string, args ...any) *apiError {

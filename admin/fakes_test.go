@@ -25,6 +25,9 @@ type (
 
 const testToken = "adm-0123456789abcdef"
 
+// testActor is the name of the bare test token: the actor on what its calls start.
+var testActor = FullAdmin(testToken).Name
+
 var testNow = time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)
 
 func testPolicy() billing.Policy {
@@ -119,6 +122,18 @@ func checkError(t *testing.T, rec *httptest.ResponseRecorder, want errorCase) {
 	for k := range e {
 		switch k {
 		case "message", "type", "code", "param":
+		case "problems": // several fields at fault: each named, the first as param
+			list, _ := e[k].([]any)
+			first, _ := func() (map[string]any, bool) {
+				if len(list) < 2 {
+					return nil, false
+				}
+				m, ok := list[0].(map[string]any)
+				return m, ok
+			}()
+			if first == nil || first["param"] != want.param {
+				t.Errorf("error problems %v: want two or more, the first naming %q", e[k], want.param)
+			}
 		default:
 			t.Errorf("unexpected error field %q", k)
 		}

@@ -300,7 +300,7 @@ func (s *Server) addCredits(w http.ResponseWriter, r *http.Request) *apiError {
 	if amount == 0 {
 		return badRequest(CodeInvalidAmount, "amount", "amount must be greater than zero")
 	}
-	req := billing.TopUpRequest{Account: id, Amount: amount, Source: billing.SourcePurchase}
+	req := billing.TopUpRequest{Account: id, Amount: amount, Source: billing.SourcePurchase, Actor: actor(r)}
 	if body.ExpiresAt != nil {
 		if req.ExpiresAt, e = s.futureTime(*body.ExpiresAt, "expires_at"); e != nil {
 			return e
@@ -386,7 +386,7 @@ func (s *Server) adjust(w http.ResponseWriter, r *http.Request) *apiError {
 	if err := billing.ValidAdjustReason(*body.Reason); err != nil {
 		return badRequest(CodeInvalidValue, "reason", "%s", strings.TrimPrefix(err.Error(), billing.ErrInvalid.Error()+": "))
 	}
-	req := billing.AdjustRequest{Amount: amount, Reason: *body.Reason, IdempotencyKey: idemKey}
+	req := billing.AdjustRequest{Amount: amount, Reason: *body.Reason, IdempotencyKey: idemKey, Actor: actor(r)}
 	if body.ExpiresAt != nil {
 		if amount < 0 {
 			return badRequest(CodeInvalidValue, "expires_at", "expires_at applies only to a positive adjustment, which credits a grant")

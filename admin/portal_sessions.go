@@ -46,7 +46,7 @@ func (s *Server) createPortalSession(w http.ResponseWriter, r *http.Request) *ap
 	}
 	expires := s.now().Add(ttl).UTC().Truncate(time.Second)
 	link, err := portal.NewLink(r.Context(), s.Portal, s.PortalURL, billing.PortalLink{
-		Account: id, ReturnURL: body.ReturnURL, ExpiresAt: expires, Actor: purchaseActor,
+		Account: id, ReturnURL: body.ReturnURL, ExpiresAt: expires, Actor: actor(r),
 	})
 	if err != nil {
 		return storeError(err)

@@ -43,9 +43,6 @@ const (
 const (
 	maxReturnURLLen  = 2048
 	retryWithSameKey = "; retry with the same Idempotency-Key"
-	// purchaseActor is the actor of purchases and portal links the admin API
-	// starts, until admin tokens have names.
-	purchaseActor = "admin"
 )
 
 // CreatePurchaseRequest is the body of POST /admin/v1/accounts/{id}/purchases.
@@ -147,7 +144,7 @@ func (s *Server) createPurchase(w http.ResponseWriter, r *http.Request) *apiErro
 	if amount%money.Cent != 0 {
 		return badRequest(CodeInvalidAmount, "amount", "amount %s is not a whole number of cents: a payment cannot carry a fraction of a cent", amount)
 	}
-	req := purchase.StartRequest{Account: id, Amount: amount, Actor: purchaseActor}
+	req := purchase.StartRequest{Account: id, Amount: amount, Actor: actor(r)}
 	if body.SaveCard != nil {
 		req.SaveCard = *body.SaveCard
 	}

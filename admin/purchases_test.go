@@ -47,9 +47,9 @@ func samplePurchase(r purchase.StartRequest) billing.Purchase {
 		CheckoutExpiresAt: time.Date(2025, 3, 2, 12, 0, 0, 0, cet), CreatedAt: time.Date(2025, 3, 1, 13, 0, 0, 0, cet), Actor: r.Actor}
 }
 
-const samplePurchaseJSON = `{"id":"pur_1","account":"acme","status":"pending","provider":"stripe","amount":"10.000000","paid_amount":"0.000000",
+var samplePurchaseJSON = `{"id":"pur_1","account":"acme","status":"pending","provider":"stripe","amount":"10.000000","paid_amount":"0.000000",
 	"taken_back":"0.000000","save_card":true,"url":"https://checkout.stripe.com/c/pay/cs_1","expires_at":"2025-03-02T11:00:00Z",
-	"created_at":"2025-03-01T12:00:00Z","actor":"admin"}`
+	"created_at":"2025-03-01T12:00:00Z","actor":"` + testActor + `"}`
 
 func TestCreatePurchase(t *testing.T) {
 	netErr := errors.New("stripe create checkout session: dial tcp: i/o timeout")
@@ -67,14 +67,14 @@ func TestCreatePurchase(t *testing.T) {
 		wantReq purchase.StartRequest
 	}{
 		{name: "started", body: `{"amount":"10.00","save_card":true}`, status: http.StatusCreated, want: samplePurchaseJSON,
-			wantReq: purchase.StartRequest{Account: "acme", Amount: money.MustParse("10"), SaveCard: true, Actor: "admin"}},
+			wantReq: purchase.StartRequest{Account: "acme", Amount: money.MustParse("10"), SaveCard: true, Actor: testActor}},
 		{name: "bare number and return URLs", body: `{"amount":10,"save_card":true,"success_url":"https://app.example/ok","cancel_url":"http://localhost:3000/no"}`,
 			status: http.StatusCreated, want: samplePurchaseJSON,
-			wantReq: purchase.StartRequest{Account: "acme", Amount: money.MustParse("10"), SaveCard: true, Actor: "admin",
+			wantReq: purchase.StartRequest{Account: "acme", Amount: money.MustParse("10"), SaveCard: true, Actor: testActor,
 				SuccessURL: "https://app.example/ok", CancelURL: "http://localhost:3000/no"}},
 		{name: "idempotency key names the purchase", body: `{"amount":"10.00","save_card":true}`, headers: []string{"Idempotency-Key", "order-42"},
 			status: http.StatusCreated, want: samplePurchaseJSON,
-			wantReq: purchase.StartRequest{Account: "acme", ID: purchase.IDForKey("acme", "order-42"), Amount: money.MustParse("10"), SaveCard: true, Actor: "admin"}},
+			wantReq: purchase.StartRequest{Account: "acme", ID: purchase.IDForKey("acme", "order-42"), Amount: money.MustParse("10"), SaveCard: true, Actor: testActor}},
 		{name: "replay", body: `{"amount":"10.00","save_card":true}`, headers: []string{"Idempotency-Key", "order-42"},
 			start: func(r purchase.StartRequest) (purchase.Started, error) {
 				return purchase.Started{Purchase: samplePurchase(r), Replayed: true}, nil
@@ -159,7 +159,7 @@ func TestListPurchases(t *testing.T) {
 	paid := billing.Purchase{ID: "pur_2", Account: "acme", Amount: money.MustParse("25"), PaidAmount: money.MustParse("25"), TakenBack: money.MustParse("3"),
 		Status: billing.PurchaseRefunded, Provider: "stripe", PaymentRef: "pi_1", Reason: "refund", CheckoutURL: "https://dead.example",
 		CreatedAt: time.Date(2025, 3, 1, 0, 0, 0, 0, time.UTC), SettledAt: time.Date(2025, 3, 1, 0, 5, 0, 0, time.UTC)}
-	pending := samplePurchase(purchase.StartRequest{Account: "acme", Amount: money.MustParse("10"), SaveCard: true, Actor: "admin"})
+	pending := samplePurchase(purchase.StartRequest{Account: "acme", Amount: money.MustParse("10"), SaveCard: true, Actor: testActor})
 	var gotLimit int
 	svc := &fakePurchases{ListFunc: func(_ context.Context, account string, limit int) ([]billing.Purchase, error) {
 		gotLimit = limit
@@ -233,7 +233,7 @@ func TestCreatePortalSession(t *testing.T) {
 	if len(links) != 2 || links[0].hash != sha256.Sum256([]byte(tokens[0])) || links[1].hash != billing.HashKey(tokens[1]) {
 		t.Fatal("the store did not get the tokens' SHA-256")
 	}
-	want := billing.PortalLink{Account: "acme", ReturnURL: "https://app.example/account", ExpiresAt: testNow.Add(5 * time.Minute), Actor: "admin"}
+	want := billing.PortalLink{Account: "acme", ReturnURL: "https://app.example/account", ExpiresAt: testNow.Add(5 * time.Minute), Actor: testActor}
 	if links[1].link != want || links[0].link.ReturnURL != "" {
 		t.Fatalf("stored links %+v, want the second %+v", links, want)
 	}

@@ -87,15 +87,6 @@ type AuditProblem struct {
 	Message string `json:"message"`
 }
 
-// registerReports adds the reporting and audit endpoints (usage reports, ledger
-// export, audit).
-func (s *Server) registerReports(mux *http.ServeMux) {
-	mux.Handle("GET /admin/v1/accounts/{id}/usage", handlerFunc(s.usageReport))
-	mux.Handle("GET /admin/v1/accounts/{id}/ledger/recent", handlerFunc(s.recentEvents))
-	mux.Handle("GET /admin/v1/accounts/{id}/ledger/export", handlerFunc(s.exportLedger))
-	mux.Handle("GET /admin/v1/accounts/{id}/audit", handlerFunc(s.auditAccount))
-}
-
 // reportQuery holds the parsed query of a report endpoint.
 type reportQuery struct {
 	from, to time.Time // from zero: unbounded

@@ -11,9 +11,9 @@ package admin
 
 import (
 	"context"
-	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"strings"
 	"time"
@@ -44,9 +44,11 @@ type Server struct {
 	// Policy returns the current policy (default tier, tiers, grace, purchase
 	// limits). nil means the zero Policy.
 	Policy func() billing.Policy
-	// Tokens returns the admin tokens accepted as "Authorization: Bearer <token>".
-	// nil or no non-empty token means every /admin/ request is refused.
-	Tokens func() []string
+	// Tokens returns full-admin tokens accepted as "Authorization: Bearer
+	// <token>" (each is FullAdmin), ScopedTokens named tokens with their
+	// scopes (admin.tokens). With neither, every /admin/ request is refused.
+	Tokens       func() []string
+	ScopedTokens func() []Token
 	// Ready reports readiness for /readyz (nil error = ready), e.g. a Redis ping.
 	// nil means always ready.
 	Ready func(ctx context.Context) error
@@ -79,27 +81,18 @@ var publicRoutes = map[string]bool{
 // publicRoutes, including unknown ones, requires the admin token.
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
-	mux.Handle("POST /admin/v1/accounts", handlerFunc(s.createAccount))
-	mux.Handle("GET /admin/v1/accounts", handlerFunc(s.listAccounts))
-	mux.Handle("GET /admin/v1/accounts/{id}", handlerFunc(s.getAccount))
-	mux.Handle("POST /admin/v1/accounts/{id}/keys", handlerFunc(s.createKey))
-	mux.Handle("GET /admin/v1/accounts/{id}/keys", handlerFunc(s.listKeys))
-	mux.Handle("DELETE /admin/v1/accounts/{id}/keys/{key_id}", handlerFunc(s.revokeKey))
-	mux.Handle("POST /admin/v1/accounts/{id}/credits", handlerFunc(s.addCredits))
-	mux.Handle("POST /admin/v1/accounts/{id}/adjustments", handlerFunc(s.adjust))
-	mux.Handle("PUT /admin/v1/accounts/{id}/auto-recharge", handlerFunc(s.setAutoRecharge))
-	mux.Handle("GET /admin/v1/accounts/{id}/ledger", handlerFunc(s.ledgerEvents))
-	mux.Handle("POST /admin/v1/accounts/{id}/purchases", handlerFunc(s.createPurchase))
-	mux.Handle("GET /admin/v1/accounts/{id}/purchases", handlerFunc(s.listPurchases))
-	mux.Handle("POST /admin/v1/accounts/{id}/portal-sessions", handlerFunc(s.createPortalSession))
-	s.registerReports(mux)
+	scopes := make(map[string]Scope)
+	for _, rt := range s.routes() {
+		mux.Handle(rt.pattern, rt.handle)
+		scopes[rt.pattern] = rt.scope
+	}
 	s.registerDashboard(mux)
 	mux.HandleFunc("GET /healthz", s.healthz)
 	mux.HandleFunc("GET /readyz", s.readyz)
 	if s.Metrics != nil {
 		mux.Handle("GET /metrics", s.Metrics)
 	}
-	return &router{s: s, mux: mux}
+	return &router{s: s, mux: mux, scopes: scopes}
 }
 
 // handlerFunc is an endpoint that returns its error answer instead of writing it.
@@ -116,6 +109,8 @@ func (h handlerFunc) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 type router struct {
 	s   *Server
 	mux *http.ServeMux
+	// scopes is what each route of the table needs (routes).
+	scopes map[string]Scope
 }
 
 func (rt *router) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -131,13 +126,22 @@ func (rt *router) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	r.Body = http.MaxBytesReader(sw, r.Body, MaxBodyBytes)
 	// Answers carry account state and, once, a key's secret: keep them out of caches.
 	sw.Header().Set("Cache-Control", "no-store")
+	token, ok := rt.s.authenticate(r)
+	info.token = token
+	scope, declared := rt.scopes[pattern]
 	switch {
-	case !rt.s.authorized(r):
+	case !ok:
 		sw.Header().Set("WWW-Authenticate", `Bearer realm="creditgate admin"`)
 		writeError(sw, r, &apiError{status: http.StatusUnauthorized, typ: TypeAuthentication, code: CodeInvalidAdminToken,
 			message: "missing or invalid admin token; send \"Authorization: Bearer <admin token>\""})
 	case pattern == "":
 		writeError(sw, r, rt.unmatched(sw, r))
+	case !declared:
+		// A route registered outside the table: refused to everyone (fail closed).
+		writeError(sw, r, internalError(fmt.Errorf("admin: route %q declares no scope", pattern)))
+	case !token.Allows(scope):
+		writeError(sw, r, &apiError{status: http.StatusForbidden, typ: TypePermission, code: CodeInsufficientScope,
+			message: fmt.Sprintf("the admin token %q may not call %s: it needs the %q scope (it has %s)", token.Name, pattern, scope, scopeList(token.Scopes))})
 	default:
 		rt.mux.ServeHTTP(sw, r)
 	}
@@ -163,13 +167,25 @@ func (rt *router) unmatched(w http.ResponseWriter, r *http.Request) *apiError {
 	return notFound(CodeUnknownRoute, "no such endpoint: %s %s", r.Method, r.URL.Path)
 }
 
-// authorized reports whether the request carries one of the admin tokens.
-func (s *Server) authorized(r *http.Request) bool {
+// authenticate returns the token the request carries, if it is one of the
+// admin tokens.
+func (s *Server) authenticate(r *http.Request) (Token, bool) {
 	presented, ok := bearerToken(r.Header.Get("Authorization"))
-	if !ok || s.Tokens == nil {
-		return false
+	if !ok {
+		return Token{}, false
 	}
-	return tokenMatches(presented, s.Tokens(), subtle.ConstantTimeCompare)
+	return authenticate(presented, s.tokens(), subtle.ConstantTimeCompare)
+}
+
+func scopeList(scopes []Scope) string {
+	if len(scopes) == 0 {
+		return "none"
+	}
+	names := make([]string, len(scopes))
+	for i, sc := range scopes {
+		names[i] = string(sc)
+	}
+	return strings.Join(names, ", ")
 }
 
 // bearerToken extracts the token of an "Authorization: Bearer <token>" header;
@@ -183,28 +199,11 @@ func bearerToken(header string) (string, bool) {
 	return token, token != ""
 }
 
-// tokenMatches reports whether presented is one of tokens. It compares SHA-256
-// digests with equal (subtle.ConstantTimeCompare), so the time taken reveals
-// neither a token's content nor its length, and it visits every token instead of
-// stopping at a match. Empty tokens never match.
-func tokenMatches(presented string, tokens []string, equal func(a, b []byte) int) bool {
-	p := sha256.Sum256([]byte(presented))
-	match := 0
-	for _, t := range tokens {
-		d := sha256.Sum256([]byte(t))
-		eq := equal(p[:], d[:])
-		if t == "" {
-			eq = 0
-		}
-		match |= eq
-	}
-	return match == 1
-}
-
 // requestInfo collects what the access log needs from inside a handler.
 type requestInfo struct {
 	account string
 	cause   error // why a 5xx happened
+	token   Token // the caller (zero until authenticated)
 }
 
 type requestInfoKey struct{}
@@ -236,6 +235,9 @@ func (s *Server) logRequest(r *http.Request, pattern string, status int, latency
 		zap.String("route", pattern),
 		zap.Int("status", status),
 		zap.Duration("latency", latency),
+	}
+	if info.token.Name != "" {
+		fields = append(fields, zap.String("actor", info.token.Name))
 	}
 	if info.account != "" {
 		account := info.account

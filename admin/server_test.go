@@ -41,7 +41,7 @@ func sampleAccount() billing.Account {
 const sampleAccountJSON = `{"id":"acme","tier":"tier-1","created_at":"2025-01-02T03:04:05Z",
 	"balance":"24.750000","credit":"24.750000","debt":"0.000000","reserved":"1.250000","available":"23.500000","grace":"0.500000",
 	"grants":[{"id":"grant_a","amount":"25.000000","remaining":"24.750000","granted_at":"2025-01-02T03:05:00Z","expires_at":"2026-01-02T03:05:00Z","source":"purchase"}],
-	"auto_recharge":{"enabled":true,"threshold":"5.000000","amount":"20.000000","monthly_limit":"100.000000"}}`
+	"auto_recharge":{"enabled":true,"threshold":"5.000000","amount":"20.000000","monthly_limit":"100.000000"},"status":"active","tier_pinned":false,"paid_total":"0.000000"}`
 
 func TestAuth(t *testing.T) {
 	getAccount := &fakeLedger{GetAccountFunc: func(context.Context, string) (billing.Account, error) { return sampleAccount(), nil }}
@@ -175,7 +175,7 @@ func TestCreateAccount(t *testing.T) {
 			}
 			checkJSON(t, rec, http.StatusCreated, `{"id":"acme","tier":"`+tt.wantTier+`","created_at":"2025-03-01T12:00:00Z",
 				"balance":"0.000000","credit":"0.000000","debt":"0.000000","reserved":"0.000000","available":"0.000000","grace":"0.500000",
-				"grants":[],"auto_recharge":{"enabled":false,"threshold":"0.000000","amount":"0.000000","monthly_limit":"0.000000"}}`)
+				"grants":[],"auto_recharge":{"enabled":false,"threshold":"0.000000","amount":"0.000000","monthly_limit":"0.000000"},"status":"active","tier_pinned":false,"paid_total":"0.000000"}`)
 			if gotID != "acme" || gotTier != tt.wantTier {
 				t.Errorf("store got id %q tier %q, want acme %q", gotID, gotTier, tt.wantTier)
 			}
@@ -206,8 +206,8 @@ func TestListAccounts(t *testing.T) {
 				{ID: "alpha", Tier: "tier-1", CreatedAt: testNow, Debt: money.MustParse("0.3")},
 			},
 			want: `{"object":"list","data":[
-				{"id":"alpha","tier":"tier-1","created_at":"2025-03-01T12:00:00Z","balance":"-0.300000","credit":"0.000000","debt":"0.300000","reserved":"0.000000","available":"-0.300000"},
-				{"id":"zeta","tier":"tier-2","created_at":"2025-03-01T12:00:00Z","balance":"1.000000","credit":"1.000000","debt":"0.000000","reserved":"1.500000","available":"-0.500000"}]}`,
+				{"id":"alpha","tier":"tier-1","created_at":"2025-03-01T12:00:00Z","balance":"-0.300000","credit":"0.000000","debt":"0.300000","reserved":"0.000000","available":"-0.300000","status":"active","tier_pinned":false,"paid_total":"0.000000"},
+				{"id":"zeta","tier":"tier-2","created_at":"2025-03-01T12:00:00Z","balance":"1.000000","credit":"1.000000","debt":"0.000000","reserved":"1.500000","available":"-0.500000","status":"active","tier_pinned":false,"paid_total":"0.000000"}]}`,
 		},
 		{name: "store unavailable", storeErr: billing.ErrUnavailable, err: &errorCase{503, TypeUnavailable, CodeStoreUnavailable, ""}},
 	}
@@ -239,7 +239,7 @@ func TestGetAccount(t *testing.T) {
 		{name: "negative balance", path: "/admin/v1/accounts/broke", account: inDebt, want: `{"id":"broke","tier":"tier-1","created_at":"2025-03-01T12:00:00Z",
 			"balance":"-0.300000","credit":"0.000000","debt":"0.300000","reserved":"0.000000","available":"-0.300000","grace":"0.500000",
 			"grants":[{"id":"grant_old","amount":"5.000000","remaining":"0.000000","granted_at":"2024-03-01T12:00:00Z","expires_at":"2025-03-01T12:00:00Z","source":"promo"}],
-			"auto_recharge":{"enabled":false,"threshold":"0.000000","amount":"0.000000","monthly_limit":"0.000000"}}`},
+			"auto_recharge":{"enabled":false,"threshold":"0.000000","amount":"0.000000","monthly_limit":"0.000000"},"status":"active","tier_pinned":false,"paid_total":"0.000000"}`},
 		{name: "unknown account", path: "/admin/v1/accounts/nobody", err: fmt.Errorf("%w: nobody", billing.ErrAccountNotFound), wantErr: &errorCase{404, TypeNotFound, CodeAccountNotFound, ""}},
 		{name: "id with a colon", path: "/admin/v1/accounts/a:b", wantErr: &errorCase{400, TypeInvalidRequest, CodeInvalidValue, "id"}},
 		{name: "id with an escaped brace", path: "/admin/v1/accounts/%7Bx%7D", wantErr: &errorCase{400, TypeInvalidRequest, CodeInvalidValue, "id"}},
@@ -745,7 +745,7 @@ func TestUnmatchedRoutes(t *testing.T) {
 		{"GET", "/", errorCase{404, TypeNotFound, CodeUnknownRoute, ""}, ""},
 		{"GET", "/metrics", errorCase{404, TypeNotFound, CodeUnknownRoute, ""}, ""}, // no Metrics handler configured
 		{"PATCH", "/admin/v1/accounts", errorCase{405, TypeInvalidRequest, CodeMethodNotAllowed, ""}, "GET, HEAD, POST"},
-		{"DELETE", "/admin/v1/accounts/acme", errorCase{405, TypeInvalidRequest, CodeMethodNotAllowed, ""}, "GET, HEAD"},
+		{"DELETE", "/admin/v1/accounts/acme", errorCase{405, TypeInvalidRequest, CodeMethodNotAllowed, ""}, "GET, HEAD, PATCH"},
 		{"POST", "/healthz", errorCase{405, TypeInvalidRequest, CodeMethodNotAllowed, ""}, "GET, HEAD"},
 	}
 	for _, tt := range tests {

@@ -92,6 +92,59 @@ type Account struct {
 	Grace        money.Micros `json:"grace"`     // from the current policy
 	Grants       []Grant      `json:"grants"`
 	AutoRecharge AutoRecharge `json:"auto_recharge"`
+	AccountSettings
+}
+
+// AccountSettings are what PATCH /admin/v1/accounts/{id} changes, and what
+// promotion looks at, as GET account and list answers show them.
+type AccountSettings struct {
+	Status     string `json:"status"` // "active" or "suspended"
+	TierPinned bool   `json:"tier_pinned"`
+	Name       string `json:"name,omitempty"`
+	Email      string `json:"email,omitempty"`
+	ExternalID string `json:"external_id,omitempty"`
+	// SpendLimit is the monthly spend limit; absent when there is none.
+	SpendLimit *SpendLimit `json:"spend_limit,omitempty"`
+	// PaidTotal is what the account has paid (purchases, auto-recharges,
+	// operators' top-ups); FirstPaidAt its first payment (absent: none).
+	PaidTotal   money.Micros `json:"paid_total"`
+	FirstPaidAt *time.Time   `json:"first_paid_at,omitempty"`
+}
+
+// SpendLimit is an account's monthly spend limit (calendar month, UTC):
+// usage past Monthly is refused; a notice goes out once usage reaches AlertAt.
+type SpendLimit struct {
+	Monthly money.Micros `json:"monthly"`
+	AlertAt money.Micros `json:"alert_at"`
+}
+
+// UpdateAccountRequest is the body of PATCH /admin/v1/accounts/{id}: every
+// field is optional, and a field left out is left as it is. Amounts are
+// decimal strings such as "100.00"; "" clears name, email and external_id; a
+// spend_limit with monthly "0" removes the limit.
+type UpdateAccountRequest struct {
+	Tier       *string            `json:"tier,omitempty"`
+	TierPinned *bool              `json:"tier_pinned,omitempty"`
+	Status     *string            `json:"status,omitempty"` // "active" or "suspended"
+	Name       *string            `json:"name,omitempty"`
+	Email      *string            `json:"email,omitempty"`
+	ExternalID *string            `json:"external_id,omitempty"`
+	SpendLimit *SpendLimitRequest `json:"spend_limit,omitempty"`
+}
+
+// SpendLimitRequest sets the monthly spend limit: monthly is required ("0":
+// none), alert_at optional (absent or "0": no alert; at most monthly).
+type SpendLimitRequest struct {
+	Monthly string `json:"monthly"`
+	AlertAt string `json:"alert_at,omitempty"`
+}
+
+// AccountUpdate is the answer of PATCH /admin/v1/accounts/{id}: the account
+// as it is now, and the ledger events the change booked (none when nothing
+// changed).
+type AccountUpdate struct {
+	Account
+	Events []string `json:"events"`
 }
 
 // AccountSummary is one entry of GET /admin/v1/accounts.
@@ -104,6 +157,7 @@ type AccountSummary struct {
 	Debt      money.Micros `json:"debt"`
 	Reserved  money.Micros `json:"reserved"`
 	Available SignedMicros `json:"available"`
+	AccountSettings
 }
 
 // AccountList is the answer of GET /admin/v1/accounts, sorted by id.
@@ -224,6 +278,21 @@ type Event struct {
 	// Prices are the unit prices a usage event was charged at (absent on events
 	// booked before creditgate recorded them).
 	Prices *UnitPrices `json:"prices,omitempty"`
+	// Actor is the admin token's name on events an admin call caused.
+	Actor string `json:"actor,omitempty"`
+	// TierFrom and TierTo are a tier_change's tiers (its note: promotion or manual).
+	TierFrom string `json:"tier_from,omitempty"`
+	TierTo   string `json:"tier_to,omitempty"`
+	// Changes are the fields an account_update changed, as the account hash
+	// holds them ("" = absent: active, unpinned, no limit).
+	Changes []FieldChange `json:"changes,omitempty"`
+}
+
+// FieldChange is one field an account_update changed.
+type FieldChange struct {
+	Field string `json:"field"`
+	From  string `json:"from"`
+	To    string `json:"to"`
 }
 
 // UnitPrices are the prices a usage event was charged at, in USD per 1M tokens
@@ -256,6 +325,15 @@ type ErrorDetail struct {
 	Type    string `json:"type"`
 	Code    string `json:"code"`
 	Param   string `json:"param,omitempty"` // the request field at fault, when one is
+	// Problems lists every field at fault when there are several (PATCH of an
+	// account validates every field at once); Message and Param are the first's.
+	Problems []FieldError `json:"problems,omitempty"`
+}
+
+// FieldError is one field at fault.
+type FieldError struct {
+	Param   string `json:"param"`
+	Message string `json:"message"`
 }
 
 // Health is the body of /healthz and /readyz.
@@ -273,30 +351,50 @@ func accountFrom(a billing.Account, grace money.Micros) Account {
 		grants = append(grants, grantFrom(g))
 	}
 	return Account{
-		ID:           a.ID,
-		Tier:         a.Tier,
-		CreatedAt:    a.CreatedAt.UTC(),
-		Balance:      SignedMicros(a.Balance()),
-		Credit:       a.Credit,
-		Debt:         a.Debt,
-		Reserved:     a.Reserved,
-		Available:    SignedMicros(a.Available()),
-		Grace:        grace,
-		Grants:       grants,
-		AutoRecharge: autoRechargeFrom(a.AutoRecharge),
+		ID:              a.ID,
+		Tier:            a.Tier,
+		CreatedAt:       a.CreatedAt.UTC(),
+		Balance:         SignedMicros(a.Balance()),
+		Credit:          a.Credit,
+		Debt:            a.Debt,
+		Reserved:        a.Reserved,
+		Available:       SignedMicros(a.Available()),
+		Grace:           grace,
+		Grants:          grants,
+		AutoRecharge:    autoRechargeFrom(a.AutoRecharge),
+		AccountSettings: settingsFrom(a),
 	}
+}
+
+func settingsFrom(a billing.Account) AccountSettings {
+	st := AccountSettings{
+		Status: a.Status, TierPinned: a.TierPinned, Name: a.Name, Email: a.Email, ExternalID: a.ExternalID,
+		PaidTotal: a.PaidTotal,
+	}
+	if st.Status == "" {
+		st.Status = billing.StatusActive
+	}
+	if a.SpendLimit.Monthly > 0 {
+		st.SpendLimit = &SpendLimit{Monthly: a.SpendLimit.Monthly, AlertAt: a.SpendLimit.AlertAt}
+	}
+	if !a.FirstPaidAt.IsZero() {
+		t := a.FirstPaidAt.UTC()
+		st.FirstPaidAt = &t
+	}
+	return st
 }
 
 func summaryFrom(a billing.Account) AccountSummary {
 	return AccountSummary{
-		ID:        a.ID,
-		Tier:      a.Tier,
-		CreatedAt: a.CreatedAt.UTC(),
-		Balance:   SignedMicros(a.Balance()),
-		Credit:    a.Credit,
-		Debt:      a.Debt,
-		Reserved:  a.Reserved,
-		Available: SignedMicros(a.Available()),
+		ID:              a.ID,
+		Tier:            a.Tier,
+		CreatedAt:       a.CreatedAt.UTC(),
+		Balance:         SignedMicros(a.Balance()),
+		Credit:          a.Credit,
+		Debt:            a.Debt,
+		Reserved:        a.Reserved,
+		Available:       SignedMicros(a.Available()),
+		AccountSettings: settingsFrom(a),
 	}
 }
 
@@ -387,6 +485,10 @@ func eventFrom(e billing.Event) Event {
 				Reasoning: p.Reasoning, AudioInput: p.AudioInput, AudioOutput: p.AudioOutput}
 		}
 		out.Excess, out.ExcessTokens = e.Excess, e.ExcessTokens
+	}
+	out.Actor, out.TierFrom, out.TierTo = e.Actor, e.TierFrom, e.TierTo
+	for _, c := range e.Changes {
+		out.Changes = append(out.Changes, FieldChange(c))
 	}
 	return out
 }

@@ -45,6 +45,12 @@ import (
 //     Σ granted = Σ consumed + Σ debt repaid + Σ expired + Σ adjusted out + credit;
 //     Σ usage − Σ consumed = debt + Σ debt repaid; the grants' remaining amounts
 //     sum to credit, each within [0, amount]; no expired grant has credit left.
+//   - tiers: tier_change and account_update events leave the balance as it
+//     was; each tier_change moves from the tier the one before it moved to, to
+//     another tier, and the stored tier is the last one's; the stored paid
+//     total is at most what the ledger's payments (topup events of source
+//     purchase, auto_recharge events) add up to (accounts that paid before it
+//     was counted hold less).
 type Audit struct {
 	acct Account
 
@@ -62,6 +68,10 @@ type Audit struct {
 	// credited is what each grant event credited (for take-backs to check).
 	credited map[string]*creditedGrant
 	holds    map[uint64]holdEnd
+	// lastTier is the tier the last tier_change moved to ("" before any);
+	// paid sums the payments replayed.
+	lastTier string
+	paid     money.Micros
 	problems []AuditProblem
 	done     bool
 }
@@ -142,6 +152,21 @@ func (au *Audit) Event(ev Event) {
 	switch ev.Type {
 	case EventTopUp, EventAutoRecharge:
 		au.grantEvent(ev)
+		if ev.Type == EventAutoRecharge || ev.Source == SourcePurchase {
+			au.paid += ev.Amount
+		}
+	case EventTierChange:
+		switch {
+		case ev.TierTo == "" || ev.TierTo == ev.TierFrom:
+			au.fail("tiers", ev.ID, "tier_change from %q to %q changes nothing", ev.TierFrom, ev.TierTo)
+		case au.lastTier != "" && ev.TierFrom != au.lastTier:
+			au.fail("tiers", ev.ID, "tier_change from %q, but the tier_change before it moved to %q", ev.TierFrom, au.lastTier)
+		}
+		au.lastTier = ev.TierTo
+	case EventAccountUpdate:
+		if len(ev.Changes) == 0 {
+			au.fail("tiers", ev.ID, "account_update names no change")
+		}
 	case EventDebtRepaid:
 		if ev.GrantID != au.pendingGrant || ev.Amount != au.pendingRepay {
 			au.fail("debt", ev.ID, "debt_repaid of %s for grant %s does not match the grant event before it (%s for %s)", ev.Amount, ev.GrantID, au.pendingRepay, au.pendingGrant)
@@ -375,6 +400,12 @@ func (au *Audit) Finish() AuditReport {
 		if au.grantEvents[g.ID] == 0 {
 			au.fail("grants", "", "grant %s of %s has no grant event in the ledger", g.ID, g.Amount)
 		}
+	}
+	if au.lastTier != "" && a.Tier != au.lastTier {
+		au.fail("tiers", "", "stored tier is %q, but the last tier_change moved to %q", a.Tier, au.lastTier)
+	}
+	if a.PaidTotal > au.paid {
+		au.fail("tiers", "", "stored paid total is %s, but the ledger's payments add up to %s", a.PaidTotal, au.paid)
 	}
 	if remaining != a.Credit {
 		au.fail("state", "", "the grants' remaining amounts sum to %s, but credit is %s", remaining, a.Credit)

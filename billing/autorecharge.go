@@ -28,6 +28,7 @@ const (
 	NoticeBalanceExhausted   = "balance.exhausted"    // the balance went from > 0 to ≤ 0
 	NoticeCreditsExpiring    = "credits.expiring"     // a grant with credit left expires within notify.expiring_within
 	NoticeAutoRechargeFailed = "auto_recharge.failed" // the charger declined a recharge, or never answered
+	// NoticeTierChanged (accounts.go): an account was promoted to a higher tier.
 )
 
 // Notice is one queued operator notice. Notices are queued atomically with the
@@ -51,6 +52,10 @@ type Notice struct {
 	RechargeID string
 	// Reason says why a recharge failed.
 	Reason string
+	// Tier and FromTier are a tier.changed notice's new and old tiers (Amount
+	// is then the account's paid total).
+	Tier     string
+	FromTier string
 	// Attempts counts deliveries tried so far, this one included.
 	Attempts int
 }
@@ -95,6 +100,17 @@ type RechargeFailure struct {
 	Notice bool
 }
 
+// RechargeCredit is how a paid recharge is credited (CompleteRecharge).
+type RechargeCredit struct {
+	// CreditTTL is the grant's lifetime (billing.credit_ttl).
+	CreditTTL time.Duration
+	// PaymentRef, optional, is the payment provider's id of the charge (Stripe:
+	// the PaymentIntent; "" from the webhook charger).
+	PaymentRef string
+	// Ladder is the promotion ladder checked after the payment (Policy.Ladder).
+	Ladder Ladder
+}
+
 // SweepRequest asks the ledger to bring one account up to date: forfeit expired
 // credit, queue the notices that are due, and start an auto-recharge that is due.
 type SweepRequest struct {
@@ -102,6 +118,9 @@ type SweepRequest struct {
 	// ExpiringWithin queues credits.expiring (once per grant) for grants with
 	// credit left that expire within this long; 0 queues none.
 	ExpiringWithin time.Duration
+	// Ladder is the promotion ladder (Policy.Ladder): an account whose days
+	// since its first payment now meet a higher tier's rule is promoted.
+	Ladder Ladder
 }
 
 // SweepResult is what a sweep found or did.

@@ -36,6 +36,10 @@ type EventType string
 //	                               disputed payment's grant still held (PurchaseStore.TakeBack)
 //	auto_recharge_failed   0       the charger declined (or never answered) a recharge; amount = the recharge
 //	auto_recharge_skipped  0       a recharge was not started: it would pass the monthly limit; amount = the recharge
+//	tier_change            0       the account's tier changed (accounts.go)
+//	account_update         0       other settings of the account changed (accounts.go)
+//
+// An event an admin call caused carries Actor, the admin token's name.
 const (
 	EventTopUp        EventType = "topup"
 	EventAutoRecharge EventType = "auto_recharge"
@@ -106,6 +110,24 @@ type Account struct {
 	LastEventID string
 	// AsOf is the time of the snapshot (the ledger's clock). Filled by GetAccount.
 	AsOf time.Time
+
+	// Status is StatusActive or StatusSuspended (a suspended account's keys are
+	// refused).
+	Status string
+	// TierPinned stops automatic promotion.
+	TierPinned bool
+	// Name, Email and ExternalID describe the account for its operator ("" = none).
+	Name       string
+	Email      string
+	ExternalID string
+	// SpendLimit is the monthly spend limit (zero: none).
+	SpendLimit SpendLimit
+	// PaidTotal is what the account has paid (purchases, auto-recharges and
+	// operators' top-ups of source purchase), and FirstPaidAt when it first
+	// paid (zero: never): what tier promotion looks at. Payments booked before
+	// creditgate counted them are not in it.
+	PaidTotal   money.Micros
+	FirstPaidAt time.Time
 }
 
 // Balance is credit − debt.
@@ -195,6 +217,15 @@ type Event struct {
 	// Prices are the unit prices a usage event was charged at; nil on other
 	// events and on usage events booked before prices were recorded.
 	Prices *UnitPrices
+	// Actor is the admin token's name, on events an admin call caused (top-ups,
+	// adjustments, purchases started from the admin API, account updates).
+	Actor string
+	// TierFrom and TierTo are a tier_change's tiers (its Note is the reason,
+	// TierChangePromotion or TierChangeManual).
+	TierFrom string
+	TierTo   string
+	// Changes are the fields an account_update changed.
+	Changes []FieldChange
 }
 
 // UnitPrices are the prices a request was billed at, in micro-USD per 1M tokens
@@ -210,10 +241,18 @@ type UnitPrices struct {
 	AudioOutput money.Micros
 }
 
-// Tier limits what an account may buy.
+// Tier limits what an account may buy and use, and says how an account earns it.
 type Tier struct {
 	MaxTopUp   money.Micros // largest single top-up; 0 = no limit
 	MaxBalance money.Micros // largest credit after a top-up; 0 = no limit
+	// RPM and TPM are the account's requests and tokens per minute; 0 = no limit.
+	RPM int64
+	TPM int64
+	// MonthlyUsageLimit caps the usage of a calendar month (UTC); 0 = no limit.
+	MonthlyUsageLimit money.Micros
+	// Qualify, when set, puts the tier on the promotion ladder (Policy.Ladder):
+	// an account below it is promoted into it once it meets the rule.
+	Qualify *Qualify
 }
 
 // Policy is the part of the configuration the ledger applies. It may change at run
@@ -361,6 +400,8 @@ type TopUpRequest struct {
 	// of the request's meaning: the admin API puts them in its Fingerprint.
 	PaymentRef string
 	Note       string
+	// Actor is the admin token's name (kept on the event; "" = none).
+	Actor string
 }
 
 // TopUpResult is the credited grant.
@@ -394,6 +435,8 @@ type AdjustRequest struct {
 	// it is ErrIdempotencyConflict. Without it each call is a new adjustment (the
 	// store's own retries of that call stay idempotent).
 	IdempotencyKey string
+	// Actor is the admin token's name (kept on the event; "" = none).
+	Actor string
 }
 
 // AdjustResult is the recorded adjustment.
@@ -496,6 +539,12 @@ type Ledger interface {
 	GetAccount(ctx context.Context, id string) (Account, error)
 	ListAccounts(ctx context.Context) ([]Account, error)
 	SetTier(ctx context.Context, id, tier string) error
+	// UpdateAccount applies u atomically and books it in the ledger (a
+	// tier_change for the tier, an account_update for the rest, each with
+	// u.Actor). Fields already at their new value are no change; nothing
+	// changed books nothing. It does not check u against the policy (the
+	// caller runs u.Validate).
+	UpdateAccount(ctx context.Context, id string, u AccountUpdate) (AccountUpdateResult, error)
 	SetAutoRecharge(ctx context.Context, id string, ar AutoRecharge) error
 
 	Reserve(ctx context.Context, r ReserveRequest) (Reservation, error)

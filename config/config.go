@@ -14,6 +14,8 @@
 package config
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"net"
 	"os"
 	"path/filepath"
@@ -75,9 +77,12 @@ type Admin struct {
 	// Listen is the admin API's address. Default "127.0.0.1:8081": loopback only,
 	// because admin tokens can mint keys and credit accounts.
 	Listen string `yaml:"listen"`
-	// Tokens are the accepted admin bearer tokens, at least 16 characters each.
+	// Tokens are the accepted admin bearer tokens, at least 16 characters each:
+	// a bare string is a full-admin token, a mapping {token, name, scopes} a
+	// named one that may do what its scopes allow (see AdminToken).
+	// CREDITGATE_ADMIN_TOKENS is a comma-separated list of full-admin tokens.
 	// Default ["change-me"], which is rejected on purpose: set CREDITGATE_ADMIN_TOKENS.
-	Tokens []string `yaml:"tokens"`
+	Tokens []AdminToken `yaml:"tokens"`
 	// TLS, when it names a certificate, serves the admin API over HTTPS, and with
 	// a client CA, only to clients holding a certificate it signed.
 	TLS TLS `yaml:"tls"`
@@ -86,6 +91,54 @@ type Admin struct {
 	// aside at start, so a flood of the data plane cannot take /healthz down.
 	// Default 64.
 	MaxConnections int64 `yaml:"max_connections"`
+}
+
+// AdminToken is one admin.tokens entry. A bare string in the file or in
+// CREDITGATE_ADMIN_TOKENS is a token with no name and no scopes: full admin,
+// named after its hash (see ActorName). A mapping names the token (the actor
+// recorded on every ledger event its calls cause) and lists its scopes.
+type AdminToken struct {
+	// Token is the secret bearer token, at least 16 characters.
+	Token string `yaml:"token"`
+	// Name names the token in the ledger and the access log; required in a
+	// mapping, unique.
+	Name string `yaml:"name"`
+	// Scopes are what the token may do: read (every GET), keys (create and
+	// revoke app keys), billing (credits, adjustments, auto-recharge,
+	// purchases, Billing page links), admin (everything, account creation
+	// and changes included). Required in a mapping.
+	Scopes []string `yaml:"scopes"`
+}
+
+// AdminScopes are the scopes an admin token may carry.
+var AdminScopes = []string{"read", "keys", "billing", "admin"}
+
+// ActorName is the token's name: Name, or for a bare token "admin-" and the
+// first 8 hex digits of its SHA-256 (not a secret: it tells tokens apart in the
+// ledger without naming them).
+func (t AdminToken) ActorName() string {
+	if t.Name != "" {
+		return t.Name
+	}
+	sum := sha256.Sum256([]byte(t.Token))
+	return "admin-" + hex.EncodeToString(sum[:4])
+}
+
+// EffectiveScopes are the token's scopes; a bare token's are ["admin"].
+func (t AdminToken) EffectiveScopes() []string {
+	if len(t.Scopes) == 0 && t.Name == "" {
+		return []string{"admin"}
+	}
+	return append([]string(nil), t.Scopes...)
+}
+
+// BareTokens are full-admin tokens, as CREDITGATE_ADMIN_TOKENS lists them.
+func BareTokens(tokens ...string) []AdminToken {
+	out := make([]AdminToken, len(tokens))
+	for i, t := range tokens {
+		out[i] = AdminToken{Token: t}
+	}
+	return out
 }
 
 // TLS configures HTTPS on a listener. Both files or neither: with neither the
@@ -209,19 +262,42 @@ type Billing struct {
 	// DefaultTier is the tier of accounts created without one; it must be a key
 	// of Tiers. Default "tier-1".
 	DefaultTier string `yaml:"default_tier"`
-	// Tiers are the trust tiers by name. Setting tiers in the file replaces the
-	// default table, which is {tier-1: {max_topup: "100.00", max_balance: "1000.00"}}.
+	// Tiers are the usage tiers by name. Setting tiers in the file replaces the
+	// default table, BuiltinTiers: OpenAI's usage tiers 1 to 5.
 	Tiers map[string]Tier `yaml:"tiers"`
 	// AutoRecharge configures automatic top-ups.
 	AutoRecharge AutoRecharge `yaml:"auto_recharge"`
 }
 
-// Tier limits what an account of the tier may buy.
+// Tier limits what an account of the tier may buy and use, and says how an
+// account earns it.
 type Tier struct {
 	// MaxTopUp is the largest single top-up; "0" or absent means no limit.
 	MaxTopUp money.Micros `yaml:"max_topup"`
 	// MaxBalance is the largest credit a top-up may lead to; "0" or absent means no limit.
 	MaxBalance money.Micros `yaml:"max_balance"`
+	// RPM and TPM are the account's requests and tokens per minute; 0 or absent
+	// means no limit.
+	RPM int64 `yaml:"rpm"`
+	TPM int64 `yaml:"tpm"`
+	// MonthlyUsageLimit caps an account's usage in a calendar month (UTC);
+	// "0" or absent means no limit.
+	MonthlyUsageLimit money.Micros `yaml:"monthly_usage_limit"`
+	// Qualify, when set, puts the tier on the promotion ladder: an account on a
+	// lower tier of the ladder moves up to it once it has paid Paid in total
+	// (purchases, auto-recharges and operators' top-ups; not promotions or
+	// adjustments) and its first payment is Days days old. Tiers of the ladder
+	// are ordered by paid, then days, then name; a tier without qualify is off
+	// the ladder (nobody is promoted into or out of it). See billing.Ladder.
+	Qualify *Qualify `yaml:"qualify"`
+}
+
+// Qualify is a tier's promotion rule (Tier.Qualify).
+type Qualify struct {
+	// Paid is the total paid that qualifies ("50.00").
+	Paid money.Micros `yaml:"paid"`
+	// Days is how old the first payment must be (0: at once).
+	Days int64 `yaml:"days"`
 }
 
 // AutoRecharge configures automatic top-ups and their charger.
@@ -446,7 +522,7 @@ func Default() *Config {
 		ShutdownTimeout: 30 * time.Second,
 		Admin: Admin{
 			Listen:         "127.0.0.1:8081",
-			Tokens:         []string{exampleAdminToken},
+			Tokens:         BareTokens(exampleAdminToken),
 			MaxConnections: 64,
 		},
 		Upstream: Upstream{
@@ -469,9 +545,7 @@ func Default() *Config {
 			HoldTTL:        15 * time.Minute,
 			ClampMaxTokens: true,
 			DefaultTier:    "tier-1",
-			Tiers: map[string]Tier{
-				"tier-1": {MaxTopUp: 100 * money.Dollar, MaxBalance: 1000 * money.Dollar},
-			},
+			Tiers:          BuiltinTiers(),
 			AutoRecharge: AutoRecharge{
 				MinAmount: 5 * money.Dollar,
 				Webhook:   Webhook{Timeout: 10 * time.Second},

@@ -63,7 +63,7 @@ func TestDefault(t *testing.T) {
 	}{
 		{"listen", d.Listen, ":8080"},
 		{"admin.listen", d.Admin.Listen, "127.0.0.1:8081"},
-		{"admin.tokens", d.Admin.Tokens, []string{"change-me"}},
+		{"admin.tokens", d.Admin.Tokens, BareTokens("change-me")},
 		{"upstream.base_url", d.Upstream.BaseURL, "https://api.openai.com/v1"},
 		{"upstream.api_key", d.Upstream.APIKey, ""},
 		{"upstream.timeout", d.Upstream.Timeout, 10 * time.Minute},
@@ -77,7 +77,18 @@ func TestDefault(t *testing.T) {
 		{"billing.hold_ttl", d.Billing.HoldTTL, 15 * time.Minute},
 		{"billing.clamp_max_tokens", d.Billing.ClampMaxTokens, true},
 		{"billing.default_tier", d.Billing.DefaultTier, "tier-1"},
-		{"billing.tiers", d.Billing.Tiers, map[string]Tier{"tier-1": {MaxTopUp: money.MustParse("100"), MaxBalance: money.MustParse("1000")}}},
+		{"billing.tiers", d.Billing.Tiers, map[string]Tier{ // OpenAI's usage tiers 1 to 5 (tiers_builtin.go)
+			"tier-1": {MaxTopUp: money.MustParse("100"), MaxBalance: money.MustParse("1000"), RPM: 500, TPM: 500_000,
+				MonthlyUsageLimit: money.MustParse("100"), Qualify: &Qualify{Paid: money.MustParse("5")}},
+			"tier-2": {MaxTopUp: money.MustParse("500"), MaxBalance: money.MustParse("5000"), RPM: 5_000, TPM: 1_000_000,
+				MonthlyUsageLimit: money.MustParse("500"), Qualify: &Qualify{Paid: money.MustParse("50"), Days: 7}},
+			"tier-3": {MaxTopUp: money.MustParse("1000"), MaxBalance: money.MustParse("10000"), RPM: 5_000, TPM: 2_000_000,
+				MonthlyUsageLimit: money.MustParse("1000"), Qualify: &Qualify{Paid: money.MustParse("100"), Days: 7}},
+			"tier-4": {MaxTopUp: money.MustParse("5000"), MaxBalance: money.MustParse("50000"), RPM: 10_000, TPM: 4_000_000,
+				MonthlyUsageLimit: money.MustParse("5000"), Qualify: &Qualify{Paid: money.MustParse("250"), Days: 14}},
+			"tier-5": {MaxTopUp: money.MustParse("200000"), MaxBalance: money.MustParse("2000000"), RPM: 15_000, TPM: 40_000_000,
+				MonthlyUsageLimit: money.MustParse("200000"), Qualify: &Qualify{Paid: money.MustParse("1000"), Days: 30}},
+		}},
 		{"billing.auto_recharge.min_amount", d.Billing.AutoRecharge.MinAmount, money.MustParse("5")},
 		{"billing.auto_recharge.webhook.timeout", d.Billing.AutoRecharge.Webhook.Timeout, 10 * time.Second},
 		{"notify.low_balance", d.Notify.LowBalance, money.MustParse("1.00")},
@@ -103,7 +114,7 @@ func TestEmptyFileIsDefault(t *testing.T) {
 	for _, doc := range []string{"", "\n", "# only a comment\n", "---\n", "~\n"} {
 		cfg := mustLoad(t, doc, tokenEnv)
 		want := Default()
-		want.Admin.Tokens = []string{testToken}
+		want.Admin.Tokens = BareTokens(testToken)
 		assertSameConfig(t, cfg, want)
 	}
 }
@@ -135,7 +146,7 @@ func TestDefaultNeedsOnlyAnAdminToken(t *testing.T) {
 	if !strings.Contains(err.Error(), "CREDITGATE_ADMIN_TOKENS") {
 		t.Errorf("change-me problem does not tell how to fix it: %v", err)
 	}
-	cfg.Admin.Tokens = []string{testToken}
+	cfg.Admin.Tokens = BareTokens(testToken)
 	if err := cfg.Validate(); err != nil {
 		t.Fatalf("Default() with a token: %v", err)
 	}
@@ -171,7 +182,7 @@ func TestExampleFile(t *testing.T) {
 		t.Fatalf("config.example.yaml: %v", err)
 	}
 	want := Default()
-	want.Admin.Tokens = []string{testToken}
+	want.Admin.Tokens = BareTokens(testToken)
 	assertSameConfig(t, cfg, want)
 	if got, want := cfg.Pricing().Models(), slices.Sorted(maps.Keys(DefaultPricingModels())); !slices.Equal(got, want) {
 		t.Errorf("example models %v, want %v", got, want)

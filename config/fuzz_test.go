@@ -19,7 +19,12 @@ import (
 func policyYAML(p billing.Policy) []byte {
 	tiers := make(map[string]any, len(p.Tiers))
 	for name, tier := range p.Tiers {
-		tiers[name] = map[string]string{"max_topup": tier.MaxTopUp.String(), "max_balance": tier.MaxBalance.String()}
+		t := map[string]any{"max_topup": tier.MaxTopUp.String(), "max_balance": tier.MaxBalance.String(),
+			"rpm": tier.RPM, "tpm": tier.TPM, "monthly_usage_limit": tier.MonthlyUsageLimit.String()}
+		if q := tier.Qualify; q != nil {
+			t["qualify"] = map[string]any{"paid": q.Paid.String(), "days": q.Days}
+		}
+		tiers[name] = t
 	}
 	doc := map[string]any{
 		"admin": map[string]any{"tokens": []string{testToken}},
@@ -167,8 +172,19 @@ func TestPropPolicyRoundTrip(t *testing.T) {
 		}
 		names := rapid.SliceOfNDistinct(rapid.StringMatching(`[A-Za-z0-9._ -]{1,12}`), 1, 4, rapid.ID[string]).Draw(rt, "tiers")
 		tiers := make(map[string]billing.Tier, len(names))
+		rules := map[billing.Qualify]bool{}
 		for _, n := range names {
-			tiers[n] = billing.Tier{MaxTopUp: limit("max_topup"), MaxBalance: limit("max_balance")}
+			t := billing.Tier{MaxTopUp: limit("max_topup"), MaxBalance: limit("max_balance"),
+				RPM: rapid.Int64Range(0, 1e9).Draw(rt, "rpm"), TPM: rapid.Int64Range(0, 1e12).Draw(rt, "tpm"),
+				MonthlyUsageLimit: amount("monthly_usage_limit")}
+			if !strings.Contains(n, " ") && rapid.Bool().Draw(rt, "qualify") {
+				q := billing.Qualify{Paid: amount("paid"), Days: rapid.IntRange(0, maxQualifyDays).Draw(rt, "days")}
+				if !rules[q] {
+					rules[q] = true
+					t.Qualify = &q
+				}
+			}
+			tiers[n] = t
 		}
 		p := billing.Policy{
 			Grace:           amount("grace"),

@@ -381,8 +381,12 @@ func (d *decoder) expectMapping(n *yaml.Node, path string) bool {
 	return false
 }
 
-// value reads the literal of a plain value: a string, or []string for a list.
+// value reads the literal of a plain value: a string, or []string for a list
+// ([]AdminToken for admin.tokens).
 func (d *decoder) value(n *yaml.Node, path string, t reflect.Type) (any, bool) {
+	if t == adminTokensType {
+		return d.adminTokens(n, path)
+	}
 	if t.Kind() == reflect.Slice && n.Kind == yaml.SequenceNode {
 		list := make([]string, 0, len(n.Content))
 		ok := true
@@ -405,6 +409,44 @@ func (d *decoder) value(n *yaml.Node, path string, t reflect.Type) (any, bool) {
 		return nil, false
 	}
 	return n.Value, true
+}
+
+// adminTokens reads admin.tokens: a list whose items are bare strings or
+// {token, name, scopes} mappings (unknown keys are problems, as anywhere).
+func (d *decoder) adminTokens(n *yaml.Node, path string) (any, bool) {
+	if n.Kind == yaml.ScalarNode {
+		list, err := toList(n.Value) // one string, as in the environment
+		if err != nil {
+			d.add(path, err.Error())
+			return nil, false
+		}
+		return BareTokens(list...), true
+	}
+	if n.Kind != yaml.SequenceNode {
+		d.add(path, fmt.Sprintf("expected a list of tokens, got %s (line %d)", kindName(n), n.Line))
+		return nil, false
+	}
+	out := make([]AdminToken, 0, len(n.Content))
+	ok := true
+	for i, item := range n.Content {
+		key := fmt.Sprintf("%s[%d]", path, i)
+		item = d.resolve(item)
+		if item == nil {
+			return nil, false
+		}
+		switch {
+		case item.Kind == yaml.ScalarNode && !isNull(item):
+			out = append(out, AdminToken{Token: item.Value})
+		case item.Kind == yaml.MappingNode:
+			var tok AdminToken
+			d.walk(item, key, reflect.ValueOf(&tok).Elem(), false)
+			out = append(out, tok)
+		default:
+			d.add(key, fmt.Sprintf("expected a string (a token) or a mapping {token, name, scopes}, got %s (line %d)", kindName(item), item.Line))
+			ok = false
+		}
+	}
+	return out, ok
 }
 
 type pair struct {

@@ -192,6 +192,7 @@ func TestEveryPlainKeyHasAnEnvOverride(t *testing.T) {
 		microsType:                  {"7.77", money.Micros(7_770_000)},
 		reflect.TypeFor[float64]():  {"0.77", 0.77},
 		byteSizeType:                {"777", ByteSize(777)},
+		adminTokensType:             {"tok-777-aaaaaaaaaaaa,tok-778-bbbbbbbbbbbb", BareTokens("tok-777-aaaaaaaaaaaa", "tok-778-bbbbbbbbbbbb")},
 		reflect.TypeFor[int64]():    {"7", int64(7)},
 	}
 	for _, f := range schema() {

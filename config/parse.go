@@ -20,13 +20,16 @@ var (
 	durationType = reflect.TypeFor[time.Duration]()
 	microsType   = reflect.TypeFor[money.Micros]()
 	byteSizeType = reflect.TypeFor[ByteSize]()
+	// adminTokensType (admin.tokens) is one key: a list of bare strings or
+	// {token, name, scopes} mappings in the file, a comma list in the environment.
+	adminTokensType = reflect.TypeFor[[]AdminToken]()
 )
 
 // isValueType reports whether t is read from a single YAML value (or a list of
 // strings), as opposed to a section.
 func isValueType(t reflect.Type) bool {
 	switch t {
-	case durationType, microsType, byteSizeType:
+	case durationType, microsType, byteSizeType, adminTokensType:
 		return true
 	}
 	switch t.Kind() {
@@ -44,6 +47,18 @@ func isValueType(t reflect.Type) bool {
 func setValue(v reflect.Value, raw any) error {
 	if raw == nil {
 		v.SetZero()
+		return nil
+	}
+	if v.Type() == adminTokensType {
+		if entries, ok := raw.([]AdminToken); ok {
+			v.Set(reflect.ValueOf(append([]AdminToken(nil), entries...)))
+			return nil
+		}
+		list, err := toList(raw)
+		if err != nil {
+			return err
+		}
+		v.Set(reflect.ValueOf(BareTokens(list...)))
 		return nil
 	}
 	if v.Kind() == reflect.Slice {
@@ -153,6 +168,11 @@ func formatValue(v reflect.Value) any {
 		return money.Micros(v.Int()).String()
 	case byteSizeType:
 		return strconv.FormatInt(v.Int(), 10)
+	case adminTokensType:
+		if v.IsNil() {
+			return nil
+		}
+		return append([]AdminToken(nil), v.Interface().([]AdminToken)...)
 	}
 	switch v.Kind() {
 	case reflect.Slice:

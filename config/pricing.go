@@ -183,7 +183,11 @@ func (c *Config) Pricing() *metering.Pricing {
 func (c *Config) Policy() billing.Policy {
 	tiers := make(map[string]billing.Tier, len(c.Billing.Tiers))
 	for name, t := range c.Billing.Tiers {
-		tiers[name] = billing.Tier{MaxTopUp: t.MaxTopUp, MaxBalance: t.MaxBalance}
+		bt := billing.Tier{MaxTopUp: t.MaxTopUp, MaxBalance: t.MaxBalance, RPM: t.RPM, TPM: t.TPM, MonthlyUsageLimit: t.MonthlyUsageLimit}
+		if q := t.Qualify; q != nil {
+			bt.Qualify = &billing.Qualify{Paid: q.Paid, Days: int(q.Days)}
+		}
+		tiers[name] = bt
 	}
 	return billing.Policy{
 		Grace:           c.Billing.Grace,
@@ -196,7 +200,21 @@ func (c *Config) Policy() billing.Policy {
 	}
 }
 
-// Tokens returns a copy of the admin tokens.
+// Tokens returns the admin tokens' secrets, in order.
 func (c *Config) Tokens() []string {
-	return append([]string(nil), c.Admin.Tokens...)
+	out := make([]string, len(c.Admin.Tokens))
+	for i, t := range c.Admin.Tokens {
+		out[i] = t.Token
+	}
+	return out
+}
+
+// AdminTokens returns a copy of the admin tokens.
+func (c *Config) AdminTokens() []AdminToken {
+	out := make([]AdminToken, len(c.Admin.Tokens))
+	for i, t := range c.Admin.Tokens {
+		t.Scopes = append([]string(nil), t.Scopes...)
+		out[i] = t
+	}
+	return out
 }

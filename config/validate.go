@@ -10,6 +10,7 @@ import (
 	"net/netip"
 	"net/url"
 	"os"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -146,9 +147,12 @@ func validateListeners(c *Config, ps *Problems) {
 	if len(c.Admin.Tokens) == 0 {
 		ps.add("admin.tokens", "no admin token: set CREDITGATE_ADMIN_TOKENS to one or more secret tokens (comma-separated, %d+ characters each)", minTokenLen)
 	}
-	for i, tok := range c.Admin.Tokens {
-		key := fmt.Sprintf("admin.tokens[%d]", i)
+	names := make(map[string]int, len(c.Admin.Tokens))
+	for i, entry := range c.Admin.Tokens {
+		key, tok := fmt.Sprintf("admin.tokens[%d]", i), entry.Token
 		switch {
+		case tok == "":
+			ps.add(key+".token", "missing: each entry needs its secret token")
 		case tok == exampleAdminToken:
 			ps.add(key, "the example token %q must be replaced: set CREDITGATE_ADMIN_TOKENS to one or more secret tokens (comma-separated, %d+ characters each, e.g. from `openssl rand -hex 32`)", exampleAdminToken, minTokenLen)
 		case len(tok) < minTokenLen:
@@ -156,6 +160,28 @@ func validateListeners(c *Config, ps *Problems) {
 			ps.add(key, "too short (%d characters): use at least %d random characters, e.g. from `openssl rand -hex 32`", len(tok), minTokenLen)
 		case strings.TrimSpace(tok) != tok:
 			ps.add(key, "has leading or trailing spaces")
+		}
+		if entry.Name == "" && entry.Scopes == nil {
+			continue // a bare token: full admin
+		}
+		switch {
+		case entry.Name == "":
+			ps.add(key+".name", "missing: a token with scopes needs a name (the actor its calls are recorded under)")
+		case len(entry.Name) > 64 || strings.ContainsFunc(entry.Name, func(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) }):
+			ps.add(key+".name", "%q must be 1 to 64 characters without spaces", entry.Name)
+		default:
+			if j, dup := names[entry.Name]; dup {
+				ps.add(key+".name", "%q is also the name of admin.tokens[%d]: names tell tokens apart in the ledger", entry.Name, j)
+			}
+			names[entry.Name] = i
+		}
+		if len(entry.Scopes) == 0 {
+			ps.add(key+".scopes", "missing: list what the token may do, among %s", strings.Join(AdminScopes, ", "))
+		}
+		for j, sc := range entry.Scopes {
+			if !slices.Contains(AdminScopes, sc) {
+				ps.add(fmt.Sprintf("%s.scopes[%d]", key, j), "%q is not a scope: want %s", sc, strings.Join(AdminScopes, ", "))
+			}
 		}
 	}
 }
@@ -227,6 +253,24 @@ func validateSpool(c *Config, ps *Problems) {
 	ps.positive("spool.replay_interval", c.Spool.ReplayInterval)
 }
 
+// maxQualifyDays bounds a qualify rule's days (ten years).
+const maxQualifyDays = 3650
+
+// validTierName: the names of tiers on the promotion ladder go into Lua
+// arguments and notice records separated by spaces, so they are kept to the
+// characters of account ids.
+func validTierName(name string) bool {
+	if name == "" || len(name) > 64 {
+		return false
+	}
+	for _, c := range name {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
+
 // validateBilling checks the ledger's rules: lifetimes, amounts, tiers and the
 // auto-recharge charger.
 func validateBilling(c *Config, ps *Problems) {
@@ -241,10 +285,31 @@ func validateBilling(c *Config, ps *Problems) {
 	} else if _, ok := b.Tiers[b.DefaultTier]; !ok {
 		ps.add("billing.default_tier", "%q is not a configured tier (billing.tiers has %s)", b.DefaultTier, quotedKeys(b.Tiers))
 	}
+	rules := make(map[Qualify]string)
 	for _, name := range sortedKeys(b.Tiers) {
 		t, key := b.Tiers[name], "billing.tiers."+name
 		ps.amount(key+".max_topup", t.MaxTopUp)
 		ps.amount(key+".max_balance", t.MaxBalance)
+		ps.amount(key+".monthly_usage_limit", t.MonthlyUsageLimit)
+		if t.RPM < 0 {
+			ps.add(key+".rpm", "must be 0 (no limit) or more, got %d", t.RPM)
+		}
+		if t.TPM < 0 {
+			ps.add(key+".tpm", "must be 0 (no limit) or more, got %d", t.TPM)
+		}
+		if q := t.Qualify; q != nil {
+			if !validTierName(name) {
+				ps.add(key+".qualify", "a tier with qualify is named in the ledger scripts' arguments: %q must be 1 to 64 letters, digits, '.', '_' or '-'", name)
+			}
+			ps.amount(key+".qualify.paid", q.Paid)
+			if q.Days < 0 || q.Days > maxQualifyDays {
+				ps.add(key+".qualify.days", "must be from 0 to %d, got %d", maxQualifyDays, q.Days)
+			}
+			if other, dup := rules[*q]; dup {
+				ps.add(key+".qualify", "the same rule as billing.tiers.%s.qualify (paid %s, %d days): which tier an account reaches would be a toss-up", other, q.Paid, q.Days)
+			}
+			rules[*q] = name
+		}
 		if t.MaxTopUp > 0 && t.MaxTopUp < b.MinPurchase {
 			ps.add(key+".max_topup", "%s is below billing.min_purchase (%s): no top-up could succeed", t.MaxTopUp, b.MinPurchase)
 		}

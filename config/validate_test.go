@@ -38,9 +38,9 @@ func TestValidateRules(t *testing.T) {
 		{"admin.listen not host:port", func(c *Config) { c.Admin.Listen = "localhost" }, []string{"admin.listen"}},
 		{"admin.listen same as listen", func(c *Config) { c.Admin.Listen = c.Listen }, []string{"admin.listen"}},
 		{"admin.tokens empty", func(c *Config) { c.Admin.Tokens = nil }, []string{"admin.tokens"}},
-		{"admin token too short", func(c *Config) { c.Admin.Tokens = []string{testToken, "short-token"} }, []string{"admin.tokens[1]"}},
-		{"admin token is the example", func(c *Config) { c.Admin.Tokens = []string{"change-me"} }, []string{"admin.tokens[0]"}},
-		{"admin token padded", func(c *Config) { c.Admin.Tokens = []string{" " + testToken} }, []string{"admin.tokens[0]"}},
+		{"admin token too short", func(c *Config) { c.Admin.Tokens = BareTokens(testToken, "short-token") }, []string{"admin.tokens[1]"}},
+		{"admin token is the example", func(c *Config) { c.Admin.Tokens = BareTokens("change-me") }, []string{"admin.tokens[0]"}},
+		{"admin token padded", func(c *Config) { c.Admin.Tokens = BareTokens(" " + testToken) }, []string{"admin.tokens[0]"}},
 		{"base_url relative", func(c *Config) { c.Upstream.BaseURL = "/v1" }, []string{"upstream.base_url"}},
 		{"base_url not http", func(c *Config) { c.Upstream.BaseURL = "ftp://example.com/v1" }, []string{"upstream.base_url"}},
 		{"base_url with query", func(c *Config) { c.Upstream.BaseURL = "https://example.com/v1?x=1" }, []string{"upstream.base_url"}},
@@ -59,7 +59,10 @@ func TestValidateRules(t *testing.T) {
 		{"credit_ttl zero", func(c *Config) { c.Billing.CreditTTL = 0 }, []string{"billing.credit_ttl"}},
 		{"hold_ttl negative", func(c *Config) { c.Billing.HoldTTL = -time.Minute }, []string{"billing.hold_ttl"}},
 		{"grace negative", func(c *Config) { c.Billing.Grace = -1 }, []string{"billing.grace"}},
-		{"min_purchase above max", func(c *Config) { c.Billing.MinPurchase = money.MaxAmount + 1 }, []string{"billing.auto_recharge.min_amount", "billing.min_purchase", "billing.tiers.tier-1.max_balance", "billing.tiers.tier-1.max_topup"}},
+		{"min_purchase above max", func(c *Config) { c.Billing.MinPurchase = money.MaxAmount + 1 }, []string{"billing.auto_recharge.min_amount", "billing.min_purchase",
+			"billing.tiers.tier-1.max_balance", "billing.tiers.tier-1.max_topup", "billing.tiers.tier-2.max_balance", "billing.tiers.tier-2.max_topup",
+			"billing.tiers.tier-3.max_balance", "billing.tiers.tier-3.max_topup", "billing.tiers.tier-4.max_balance", "billing.tiers.tier-4.max_topup",
+			"billing.tiers.tier-5.max_balance", "billing.tiers.tier-5.max_topup"}},
 		{"default_tier unknown", func(c *Config) { c.Billing.DefaultTier = "gold" }, []string{"billing.default_tier"}},
 		{"no tiers", func(c *Config) { c.Billing.Tiers = nil }, []string{"billing.tiers"}},
 		{"max_topup below min_purchase", func(c *Config) { c.Billing.Tiers["tier-1"] = Tier{MaxTopUp: money.MustParse("4.99")} }, []string{"billing.tiers.tier-1.max_topup"}},
@@ -216,7 +219,7 @@ func TestValidateReportsEverySectionAtOnce(t *testing.T) {
 func TestProblemsHideSecrets(t *testing.T) {
 	const secret = "hunter2hunter2"
 	c := validConfig(t)
-	c.Admin.Tokens = []string{secret}
+	c.Admin.Tokens = BareTokens(secret)
 	c.Upstream.BaseURL = "ftp://user:" + secret + "@example.com/v1"
 	c.Redis.URL = "redis://user:" + secret + "@127.0.0.1:6379/abc"
 	c.Notify.Webhook = Webhook{URL: "https://user:" + secret + "@[::1", Secret: "x", Timeout: time.Second}

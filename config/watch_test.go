@@ -139,7 +139,7 @@ func TestReloadDiff(t *testing.T) {
 		{"listen", func(c *Config) { c.Listen = ":9999" }, []string{"listen"}},
 		{"several", func(c *Config) {
 			c.Redis.URL = "memory://"
-			c.Admin.Tokens = append(c.Admin.Tokens, "another-token-0123456789")
+			c.Admin.Tokens = append(c.Admin.Tokens, AdminToken{Token: "another-token-0123456789"})
 			c.Logging.Format = "console"
 			c.Billing.HoldTTL = time.Hour
 		}, []string{"admin.tokens", "logging.format", "redis.url"}},

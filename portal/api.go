@@ -62,8 +62,29 @@ type tierJSON struct {
 	// MaxTopUp and MaxBalance are null when the tier sets no limit.
 	MaxTopUp   *money.Micros `json:"max_topup"`
 	MaxBalance *money.Micros `json:"max_balance"`
-	// Next is what the next tier needs; null until tiers promote themselves.
-	Next *string `json:"next"`
+	// PaidTotal is what the account has paid (purchases, auto-recharges,
+	// operators' top-ups), FirstPaidAt its first payment (null: none yet).
+	PaidTotal   money.Micros `json:"paid_total"`
+	FirstPaidAt *time.Time   `json:"first_paid_at"`
+	// Pinned: the provider set the tier by hand; it does not move up by itself.
+	Pinned bool `json:"pinned"`
+	// Next is what the next tier needs; null at the top of the ladder, off it
+	// (a tier the provider assigns), or when pinned.
+	Next *nextTierJSON `json:"next"`
+}
+
+// nextTierJSON is the tier above the account's on the promotion ladder and how
+// far the account is from it: paid so far against paid needed, days since the
+// first payment against days needed.
+type nextTierJSON struct {
+	Name      string       `json:"name"`
+	Paid      money.Micros `json:"paid"` // needed in total
+	PaidSoFar money.Micros `json:"paid_so_far"`
+	Days      int          `json:"days"` // since the first payment, needed
+	DaysSoFar int          `json:"days_so_far"`
+	PaidToGo  money.Micros `json:"paid_to_go"`
+	DaysToGo  int          `json:"days_to_go"`
+	Qualifies bool         `json:"qualifies"` // met: the next payment or the sweeper's next round promotes
 }
 
 type autoRechargeJSON struct {
@@ -124,6 +145,14 @@ func (h *Handler) summary(w http.ResponseWriter, r *http.Request, s *session) {
 		t := a.Recharge.BackoffUntil
 		out.AutoRecharge.BackoffUntil = &t
 	}
+	out.Tier.PaidTotal, out.Tier.Pinned = a.PaidTotal, a.TierPinned
+	if !a.FirstPaidAt.IsZero() {
+		t := a.FirstPaidAt
+		out.Tier.FirstPaidAt = &t
+	}
+	if next, ok := p.Ladder().Next(a.Tier); ok && !a.TierPinned {
+		out.Tier.Next = nextTier(next, a, now)
+	}
 	if t, ok := p.TierFor(a.Tier); ok {
 		if t.MaxTopUp > 0 {
 			out.Tier.MaxTopUp = &t.MaxTopUp
@@ -150,6 +179,21 @@ func (h *Handler) summary(w http.ResponseWriter, r *http.Request, s *session) {
 		}
 	}
 	writeJSON(w, http.StatusOK, out)
+}
+
+// nextTier says how far a is from rung at now.
+func nextTier(rung billing.Rung, a billing.Account, now time.Time) *nextTierJSON {
+	n := &nextTierJSON{Name: rung.Tier, Paid: rung.Paid, PaidSoFar: a.PaidTotal, Days: rung.Days,
+		Qualifies: rung.Met(a.PaidTotal, a.FirstPaidAt, now)}
+	if !a.FirstPaidAt.IsZero() && now.After(a.FirstPaidAt) {
+		n.DaysSoFar = int(now.Sub(a.FirstPaidAt) / (24 * time.Hour))
+	}
+	n.PaidToGo = max(0, rung.Paid-a.PaidTotal)
+	n.DaysToGo = max(0, rung.Days-n.DaysSoFar)
+	if a.FirstPaidAt.IsZero() {
+		n.DaysToGo = rung.Days
+	}
+	return n
 }
 
 func (h *Handler) purchaseFrom(p billing.Purchase) purchaseJSON {

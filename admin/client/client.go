@@ -58,6 +58,9 @@ type APIError struct {
 	Code    string
 	Message string
 	Param   string
+	// Problems are every field at fault when there are several (the message
+	// joins them).
+	Problems []admin.FieldError
 }
 
 func (e *APIError) Error() string {
@@ -312,6 +315,7 @@ func apiError(status int, data []byte) *APIError {
 	var body admin.ErrorResponse
 	if json.Unmarshal(data, &body) == nil && body.Error.Message != "" {
 		e.Type, e.Code, e.Message, e.Param = body.Error.Type, body.Error.Code, body.Error.Message, body.Error.Param
+		e.Problems = body.Error.Problems
 		return e
 	}
 	var health admin.Health

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"reflect"
 	"regexp"
 	"strings"
 	"sync/atomic"
@@ -62,8 +63,9 @@ func sampleAccount() billing.Account {
 var sampleAccountWire = admin.Account{
 	ID: "acme", Tier: "tier-1", CreatedAt: testNow,
 	Balance: 4_998_731, Credit: 4_998_731, Debt: 0, Reserved: 5_200_000, Available: -201_269, Grace: 500_000,
-	Grants:       []admin.Grant{{ID: "grant_a", Amount: 5_000_000, Remaining: 4_998_731, GrantedAt: testNow, ExpiresAt: testNow.AddDate(1, 0, 0), Source: "purchase"}},
-	AutoRecharge: admin.AutoRecharge{Enabled: true, Threshold: 1_000_000, Amount: 5_000_000, MonthlyLimit: 50_000_000},
+	Grants:          []admin.Grant{{ID: "grant_a", Amount: 5_000_000, Remaining: 4_998_731, GrantedAt: testNow, ExpiresAt: testNow.AddDate(1, 0, 0), Source: "purchase"}},
+	AutoRecharge:    admin.AutoRecharge{Enabled: true, Threshold: 1_000_000, Amount: 5_000_000, MonthlyLimit: 50_000_000},
+	AccountSettings: admin.AccountSettings{Status: "active"},
 }
 
 // sameJSON compares values by their JSON, which is what the wire promises.
@@ -106,7 +108,8 @@ func TestRoundTrips(t *testing.T) {
 			}},
 			call: func(c *Client) (any, error) { return c.ListAccounts(ctx) },
 			want: admin.AccountList{Object: "list", Data: []admin.AccountSummary{{ID: "acme", Tier: "tier-1", CreatedAt: testNow,
-				Balance: 4_998_731, Credit: 4_998_731, Reserved: 5_200_000, Available: -201_269}}},
+				Balance: 4_998_731, Credit: 4_998_731, Reserved: 5_200_000, Available: -201_269,
+				AccountSettings: admin.AccountSettings{Status: "active"}}}},
 		},
 		{
 			name: "GetAccount",
@@ -286,7 +289,7 @@ func TestAPIErrors(t *testing.T) {
 			}
 			got := *apiErr
 			got.Message = ""
-			if got != tt.want {
+			if !reflect.DeepEqual(got, tt.want) {
 				t.Errorf("got %+v, want %+v", got, tt.want)
 			}
 			if !strings.Contains(err.Error(), apiErr.Message) || !strings.Contains(err.Error(), fmt.Sprint(tt.want.Status)) {

@@ -79,7 +79,7 @@ func TestPurchaseRoundTrips(t *testing.T) {
 	if err != nil || !again.Replayed || again.ID != p.ID {
 		t.Fatalf("the same key again: %+v %v", again, err)
 	}
-	if got := ps.started[0]; got.ID != purchase.IDForKey("acme", "order-7") || got.SuccessURL != "https://app.example/ok" || got.Actor != "admin" {
+	if got := ps.started[0]; got.ID != purchase.IDForKey("acme", "order-7") || got.SuccessURL != "https://app.example/ok" || got.Actor != admin.FullAdmin(testToken).Name {
 		t.Fatalf("started %+v", got)
 	}
 	list, err := c.ListPurchases(ctx, "acme", 10)

@@ -36,6 +36,9 @@
     pendingTopUp: null,   // {fingerprint, key}: reused when a failed request is retried unchanged
     pendingAdjust: null,  // the same for the adjust form
     adjustConfirm: null,  // {account, body}: a claw-back waiting for the operator's yes
+    me: null,             // GET /whoami: the token's name and what it may do
+    account: null,        // the open account as last loaded
+    formAccount: null,    // the account the settings form was filled from
   };
 
   // ---- money: exact decimal strings <-> BigInt micro-USD ---------------------
@@ -88,6 +91,7 @@
       this.status = status;
       this.code = detail && detail.code;
       this.param = detail && detail.param;
+      this.problems = (detail && detail.problems) || [];
     }
   }
 
@@ -176,6 +180,12 @@
 
   function signOut(message) {
     sessionStorage.removeItem(TOKEN_KEY);
+    state.me = null;
+    state.current = null; // what was typed for one token is not shown to the next
+    state.account = null;
+    state.formAccount = null;
+    $("whoami").hidden = true;
+    $("whoami").textContent = "";
     state.accounts = [];
     state.expiries.clear();
     state.ledger = null;
@@ -189,6 +199,7 @@
   async function signIn(token) {
     sessionStorage.setItem(TOKEN_KEY, token);
     try {
+      await loadWhoAmI();
       await loadAccounts();
     } catch (e) {
       if (e.status !== 401) signOut("Sign-in failed: " + describe(e));
@@ -199,6 +210,34 @@
     $("controls").hidden = false;
     $("token").value = "";
     await route();
+  }
+
+  // ---- what the token may do ------------------------------------------------
+
+  // loadWhoAmI asks who the token is and what it may do, and turns off the
+  // forms it may not use (the server refuses them anyway: 403 insufficient_scope).
+  async function loadWhoAmI() {
+    const { data } = await api("GET", API + "/whoami");
+    state.me = data;
+    const scopes = (data.scopes || []).join(", ") || "none";
+    $("whoami").textContent = "Signed in as " + data.name + " (" + scopes + ")";
+    $("whoami").hidden = false;
+    applyScopes();
+  }
+
+  const can = (scope) => !!(state.me && state.me.can && state.me.can[scope]);
+
+  function applyScopes() {
+    for (const form of document.querySelectorAll("form[data-scope]")) {
+      const scope = form.dataset.scope;
+      const allowed = can(scope);
+      form.classList.toggle("denied", !allowed);
+      form.dataset.allowed = allowed ? "yes" : "no";
+      for (const c of form.querySelectorAll("input, select, button")) c.disabled = !allowed;
+      const note = form.querySelector(".scope-note");
+      note.hidden = allowed;
+      note.textContent = allowed ? "" : "This token (" + (state.me ? state.me.name : "?") + ") may not do this: it needs the " + scope + " scope.";
+    }
   }
 
   // ---- accounts list ---------------------------------------------------------
@@ -309,6 +348,7 @@
   }
 
   function renderAccount(a) {
+    state.account = a;
     $("account-id").textContent = a.id;
     const item = (label, field, value, cls) => el("div", {}, el("dt", { text: label }),
       el("dd", { "data-field": field, class: cls || "", text: value }));
@@ -321,10 +361,16 @@
     $("account-summary").replaceChildren(
       m("Balance", "balance"), m("Available", "available"), m("Credit", "credit"), m("Debt", "debt"),
       m("Reserved", "reserved"), m("Grace", "grace"),
-      item("Tier", "tier", a.tier, "small"),
+      item("Tier", "tier", a.tier + (a.tier_pinned ? " (pinned)" : ""), "small"),
+      item("Status", "status", a.status || "active", "small" + (a.status === "suspended" ? " neg" : "")),
+      item("Paid", "paid_total", money(a.paid_total || "0") + (a.first_paid_at ? " since " + formatTime(a.first_paid_at) : ""), "small"),
+      item("Spend limit", "spend_limit", a.spend_limit ? money(a.spend_limit.monthly) + "/month" +
+        (parseMicros(a.spend_limit.alert_at) > 0n ? ", alert at " + money(a.spend_limit.alert_at) : "") : "none", "small"),
       item("Next expiry", "next_expiry", formatTime(nextExpiry(a)), "small"),
       item("Auto-recharge", "auto_recharge", auto, "small"),
-      item("Created", "created_at", formatTime(a.created_at), "small"));
+      item("Created", "created_at", formatTime(a.created_at), "small"),
+      ...[["Name", "name"], ["Email", "email"], ["External id", "external_id"]].filter(([, f]) => a[f]).map(([l, f]) => item(l, f, a[f], "small")));
+    if (state.formAccount !== a.id) fillAccountForm(a);
     const rows = (a.grants || []).map((g) => el("tr", { "data-grant": g.id },
       el("td", { class: "mono", text: g.id }),
       el("td", { text: g.source }),
@@ -427,7 +473,10 @@
     if (ev.to_debt && parseMicros(ev.to_debt) > 0n) add("to_debt", money(ev.to_debt));
     add("grant", ev.grant_id);
     add("request", ev.request_id);
+    if (ev.tier_to) add("tier", (ev.tier_from || "–") + " → " + ev.tier_to);
+    for (const c of ev.changes || []) add(c.field, (c.from || "–") + " → " + (c.to || "–"));
     add("note", ev.note);
+    add("by", ev.actor);
     return parts.join("  ");
   }
 
@@ -553,6 +602,76 @@
   }
 
   // ---- forms -----------------------------------------------------------------
+
+  // fillAccountForm shows account a's settings in the form; it is filled when
+  // an account is opened and after a save, never by the automatic refresh,
+  // which would overwrite what the operator is typing.
+  function fillAccountForm(a) {
+    state.formAccount = a.id;
+    $("acct-tier").value = a.tier || "";
+    $("acct-pinned").checked = !!a.tier_pinned;
+    $("acct-status").value = a.status === "suspended" ? "suspended" : "active";
+    $("acct-name").value = a.name || "";
+    $("acct-email").value = a.email || "";
+    $("acct-external-id").value = a.external_id || "";
+    $("acct-spend-limit").value = a.spend_limit ? a.spend_limit.monthly : "";
+    $("acct-alert-at").value = a.spend_limit && parseMicros(a.spend_limit.alert_at) > 0n ? a.spend_limit.alert_at : "";
+  }
+
+  // accountChanges is the PATCH body: the fields that differ from the account
+  // as loaded (an unchanged field is not sent).
+  function accountChanges(a) {
+    const body = {};
+    const text = (field, id) => { const v = $(id).value.trim(); if (v !== (a[field] || "")) body[field] = v; };
+    text("tier", "acct-tier");
+    if ($("acct-pinned").checked !== !!a.tier_pinned) body.tier_pinned = $("acct-pinned").checked;
+    if ($("acct-status").value !== (a.status || "active")) body.status = $("acct-status").value;
+    text("name", "acct-name");
+    text("email", "acct-email");
+    text("external_id", "acct-external-id");
+    const limit = $("acct-spend-limit").value.trim() || "0";
+    const alert = $("acct-alert-at").value.trim() || "0";
+    const cur = a.spend_limit || { monthly: "0", alert_at: "0" };
+    const same = (x, y) => { try { return parseMicros(x) === parseMicros(y); } catch (_) { return false; } };
+    if (!same(limit, cur.monthly) || !same(alert, cur.alert_at)) {
+      body.spend_limit = { monthly: limit };
+      if (alert !== "0") body.spend_limit.alert_at = alert;
+    }
+    return body;
+  }
+
+  async function saveAccount(ev) {
+    ev.preventDefault();
+    const a = state.account;
+    if (!a || a.id !== state.current) return;
+    const problems = $("account-problems");
+    problems.hidden = true;
+    problems.replaceChildren();
+    const body = accountChanges(a);
+    if (Object.keys(body).length === 0) {
+      showResult("account-result", "Nothing to save: no field changed.", true);
+      return;
+    }
+    const button = $("account-form").querySelector("button[type=submit]");
+    button.disabled = true;
+    try {
+      const { data } = await api("PATCH", accountPath(a.id), body);
+      const n = (data.events || []).length;
+      showResult("account-result", n === 0 ? "Nothing changed." : "Saved; the ledger records it (" + n + (n === 1 ? " event)." : " events)."), true);
+      renderAccount(data);
+      fillAccountForm(data);
+      await refresh();
+    } catch (e) {
+      showResult("account-result", "Not saved: " + describe(e), false);
+      const list = e.problems.length > 0 ? e.problems : (e.param ? [{ param: e.param, message: e.message }] : []);
+      if (list.length > 0) {
+        problems.replaceChildren(...list.map((p) => el("li", { "data-param": p.param, text: p.message })));
+        problems.hidden = false;
+      }
+    } finally {
+      button.disabled = !can("admin");
+    }
+  }
 
   function randomKey() {
     const b = new Uint8Array(16);
@@ -749,6 +868,9 @@
       $("topup-result").textContent = "";
       $("adjust-result").textContent = "";
       $("key-result").textContent = "";
+      $("account-result").textContent = "";
+      $("account-problems").hidden = true;
+      state.formAccount = null;
       state.pendingTopUp = null;
       state.pendingAdjust = null;
       hideAdjustConfirm();
@@ -796,6 +918,7 @@
     $("sign-out").addEventListener("click", () => signOut(""));
     $("refresh").addEventListener("click", refresh);
     $("topup-form").addEventListener("submit", topUp);
+    $("account-form").addEventListener("submit", saveAccount);
     $("adjust-form").addEventListener("submit", adjust);
     $("adjust-form").addEventListener("input", hideAdjustConfirm);
     $("adjust-amount").addEventListener("input", adjustAmountChanged);

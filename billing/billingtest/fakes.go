@@ -24,6 +24,7 @@ type Ledger struct {
 	ListAccountsFunc    func(ctx context.Context) ([]billing.Account, error)
 	SetTierFunc         func(ctx context.Context, id, tier string) error
 	SetAutoRechargeFunc func(ctx context.Context, id string, ar billing.AutoRecharge) error
+	UpdateAccountFunc   func(ctx context.Context, id string, u billing.AccountUpdate) (billing.AccountUpdateResult, error)
 	ReserveFunc         func(ctx context.Context, r billing.ReserveRequest) (billing.Reservation, error)
 	SettleFunc          func(ctx context.Context, s billing.SettleRequest) (billing.Settlement, error)
 	ReleaseFunc         func(ctx context.Context, account, holdID string, u billing.Usage) (billing.Settlement, error)
@@ -62,6 +63,13 @@ func (f *Ledger) SetTier(ctx context.Context, id, tier string) error {
 		return ErrNotSet
 	}
 	return f.SetTierFunc(ctx, id, tier)
+}
+
+func (f *Ledger) UpdateAccount(ctx context.Context, id string, u billing.AccountUpdate) (billing.AccountUpdateResult, error) {
+	if f.UpdateAccountFunc == nil {
+		return billing.AccountUpdateResult{}, ErrNotSet
+	}
+	return f.UpdateAccountFunc(ctx, id, u)
 }
 
 func (f *Ledger) SetAutoRecharge(ctx context.Context, id string, ar billing.AutoRecharge) error {

@@ -42,7 +42,7 @@ type Store interface {
 	ClaimRecharge(ctx context.Context, account, id string, lease time.Duration) (billing.Recharge, error)
 	// CompleteRecharge credits a paid recharge; paymentRef is the payment
 	// provider's id of the charge ("" for the webhook charger, which has none).
-	CompleteRecharge(ctx context.Context, account, id string, creditTTL time.Duration, paymentRef string) (billing.TopUpResult, error)
+	CompleteRecharge(ctx context.Context, account, id string, c billing.RechargeCredit) (billing.TopUpResult, error)
 	FailRecharge(ctx context.Context, account, id string, f billing.RechargeFailure) (string, error)
 	ClaimNotices(ctx context.Context, account string, ids []string, lease time.Duration, maxAttempts int) (claimed, dropped []billing.Notice, err error)
 	AckNotice(ctx context.Context, account, id string) error
@@ -68,6 +68,16 @@ type Settings struct {
 	LowBalance money.Micros
 	// ExpiringWithin is how far ahead credits.expiring warns (notify.expiring_within).
 	ExpiringWithin time.Duration
+	// Ladder is the tier promotion ladder (billing.Policy.Ladder): each sweep
+	// promotes the accounts whose days since their first payment now qualify
+	// them, and each recharge's credit checks it too.
+	Ladder billing.Ladder
+}
+
+// credit is how a paid recharge is credited under the current settings.
+func (w *Worker) credit(paymentRef string) billing.RechargeCredit {
+	set := w.o.Settings()
+	return billing.RechargeCredit{CreditTTL: set.CreditTTL, PaymentRef: paymentRef, Ladder: set.Ladder}
 }
 
 // Defaults of Options.
@@ -334,7 +344,7 @@ func (w *Worker) SweepOnce(ctx context.Context, queue bool) (SweepStats, error) 
 		return st, err
 	}
 	set := w.o.Settings()
-	q := billing.SweepRequest{Triggers: w.Triggers(), ExpiringWithin: set.ExpiringWithin}
+	q := billing.SweepRequest{Triggers: w.Triggers(), ExpiringWithin: set.ExpiringWithin, Ladder: set.Ladder}
 	if w.o.Notifier == nil {
 		q.ExpiringWithin = 0
 	}
@@ -462,7 +472,7 @@ func (w *Worker) complete(ctx context.Context, log *zap.Logger, rc billing.Recha
 	// Paid: credit even if ctx ended meanwhile (shutdown), within a bound.
 	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), storeTimeout)
 	defer cancel()
-	res, err := w.o.Store.CompleteRecharge(cctx, rc.Account, rc.ID, w.o.Settings().CreditTTL, paymentRef)
+	res, err := w.o.Store.CompleteRecharge(cctx, rc.Account, rc.ID, w.credit(paymentRef))
 	if err != nil {
 		log.Error("recharge: the charger was paid but the credit failed; the recharge stays pending and the next sweep credits it (the charger must answer the same recharge id again with a payment)",
 			zap.Stringer("amount", rc.Amount), zap.String("payment_ref", paymentRef), zap.Error(err))
@@ -510,7 +520,7 @@ func (w *Worker) recordFailure(ctx context.Context, account, id, reason string) 
 func (w *Worker) RechargePaid(ctx context.Context, account, id, paymentRef string) (billing.TopUpResult, error) {
 	cctx, cancel := context.WithTimeout(ctx, storeTimeout)
 	defer cancel()
-	res, err := w.o.Store.CompleteRecharge(cctx, account, id, w.o.Settings().CreditTTL, paymentRef)
+	res, err := w.o.Store.CompleteRecharge(cctx, account, id, w.credit(paymentRef))
 	if err != nil {
 		return res, err
 	}
@@ -556,6 +566,9 @@ type noticeBody struct {
 	// auto_recharge.failed
 	RechargeID string `json:"recharge_id,omitempty"`
 	Reason     string `json:"reason,omitempty"`
+	// tier.changed: the new tier and the one before; Amount is the paid total.
+	Tier         string `json:"tier,omitempty"`
+	PreviousTier string `json:"previous_tier,omitempty"`
 }
 
 func noticeJSON(n billing.Notice) ([]byte, error) {
@@ -568,6 +581,8 @@ func noticeJSON(n billing.Notice) ([]byte, error) {
 		b.GrantID, b.ExpiresAt, b.Amount = n.GrantID, &exp, &n.Amount
 	case billing.NoticeAutoRechargeFailed:
 		b.RechargeID, b.Amount, b.Reason = n.RechargeID, &n.Amount, n.Reason
+	case billing.NoticeTierChanged:
+		b.Tier, b.PreviousTier, b.Amount = n.Tier, n.FromTier, &n.Amount
 	}
 	return json.Marshal(b)
 }

@@ -357,11 +357,11 @@ type crashingStore struct {
 	crashes atomic.Int32
 }
 
-func (c *crashingStore) CompleteRecharge(ctx context.Context, account, id string, ttl time.Duration, ref string) (billing.TopUpResult, error) {
+func (c *crashingStore) CompleteRecharge(ctx context.Context, account, id string, rc billing.RechargeCredit) (billing.TopUpResult, error) {
 	if c.crashes.Add(-1) >= 0 {
 		return billing.TopUpResult{}, errors.New("crash")
 	}
-	return c.Store.CompleteRecharge(ctx, account, id, ttl, ref)
+	return c.Store.CompleteRecharge(ctx, account, id, rc)
 }
 
 // TestRechargeCrashBetweenPaymentAndCredit: the charger is paid, the credit is

@@ -60,7 +60,7 @@ func (s *Store) adjust(ctx context.Context, p billing.Policy, account, id string
 		idemKey, useIdem = idemKey+q.IdempotencyKey, "1"
 	}
 	r, err := s.run(ctx, adjustScript, s.accountKeys(account, idemKey, adjustmentsKey),
-		msArg(now), id, amountArg(q.Amount), expires, q.Reason, fp, useIdem, s.idemTTL.Milliseconds())
+		msArg(now), id, amountArg(q.Amount), expires, q.Reason, fp, useIdem, s.idemTTL.Milliseconds(), q.Actor)
 	if err != nil {
 		return billing.AdjustResult{}, err
 	}

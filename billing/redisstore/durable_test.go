@@ -95,7 +95,7 @@ func TestMoneyInWaitsForTheReplica(t *testing.T) {
 		{"top-up", func() (bool, error) { r, err := e.TopUp(e.ctx, testPolicy, topUp); return r.Replayed, err }},
 		{"adjustment", func() (bool, error) { r, err := e.Adjust(e.ctx, testPolicy, "acme", adjust); return r.Replayed, err }},
 		{"recharge credit", func() (bool, error) {
-			r, err := e.CompleteRecharge(e.ctx, "acme", "rc_h1", testPolicy.CreditTTL, "")
+			r, err := e.CompleteRecharge(e.ctx, "acme", "rc_h1", billing.RechargeCredit{CreditTTL: testPolicy.CreditTTL, PaymentRef: ""})
 			return r.Replayed, err
 		}},
 	}

@@ -270,10 +270,10 @@ func TestLostRechargeRepliesNeverDoubleBook(t *testing.T) {
 	}
 	// Load both scripts first, so that each dropped reply is the script's own, not
 	// a NOSCRIPT answer (an unknown account's call changes nothing).
-	e.CompleteRecharge(ctx, "nobody", "rc_x", testPolicy.CreditTTL, "")
+	e.CompleteRecharge(ctx, "nobody", "rc_x", billing.RechargeCredit{CreditTTL: testPolicy.CreditTTL, PaymentRef: ""})
 	e.FailRecharge(ctx, "nobody", "rc_x", billing.RechargeFailure{Reason: "warm-up"})
 	lose("complete recharge", func() error {
-		r, err := e.CompleteRecharge(ctx, "acme", "rc_h1", testPolicy.CreditTTL, "")
+		r, err := e.CompleteRecharge(ctx, "acme", "rc_h1", billing.RechargeCredit{CreditTTL: testPolicy.CreditTTL, PaymentRef: ""})
 		if err == nil && r.Grant.ID != "rc_h1" {
 			err = fmt.Errorf("completed %+v", r)
 		}

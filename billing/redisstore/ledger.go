@@ -115,6 +115,7 @@ func parseState(id string, r reply) (billing.Account, error) {
 		},
 		LastEventID: last,
 	}
+	accountSettings(&d, &a, f)
 	if until := d.msOf(f, "rc_backoff"); until.UnixMilli() > 0 {
 		a.Recharge.BackoffUntil = until
 	}
@@ -203,12 +204,14 @@ func (s *Store) ListAccounts(ctx context.Context) ([]billing.Account, error) {
 	return out, nil
 }
 
-// SetTier changes an account's tier.
+// SetTier changes an account's tier, booked as a tier_change with no actor
+// (UpdateAccount with the tier alone).
 func (s *Store) SetTier(ctx context.Context, id, tier string) error {
 	if tier == "" {
 		return fmt.Errorf("%w: tier is empty", billing.ErrInvalid)
 	}
-	return s.setFields(ctx, id, "tier", tier)
+	_, err := s.UpdateAccount(ctx, id, billing.AccountUpdate{Tier: &tier})
+	return err
 }
 
 // SetAutoRecharge stores the account's auto-recharge settings.
@@ -529,6 +532,9 @@ func (s *Store) TopUp(ctx context.Context, p billing.Policy, q billing.TopUpRequ
 	if err := billing.ValidNote(q.Note); err != nil {
 		return billing.TopUpResult{}, err
 	}
+	if err := checkActor(q.Actor); err != nil {
+		return billing.TopUpResult{}, err
+	}
 	evType := billing.EventTopUp
 	if source == billing.SourceAutoRecharge {
 		evType = billing.EventAutoRecharge
@@ -569,10 +575,10 @@ func (s *Store) TopUp(ctx context.Context, p billing.Policy, q billing.TopUpRequ
 		if !q.ExpiresAt.IsZero() {
 			explicitExpiry = "1"
 		}
-		r, err := s.run(ctx, topUpScript, s.accountKeys(q.Account, idemKey),
+		r, err := s.run(ctx, topUpScript, s.accountKeys(q.Account, idemKey, "outbox"),
 			ms(now), q.GrantID, amountArg(q.Amount), ms(expires), source, string(evType), tier,
 			amountArg(p.MinPurchase), amountArg(limits.MaxTopUp), amountArg(limits.MaxBalance),
-			skip, q.Fingerprint, s.idemTTL.Milliseconds(), explicitExpiry, q.PaymentRef, q.Note)
+			skip, q.Fingerprint, s.idemTTL.Milliseconds(), explicitExpiry, q.PaymentRef, q.Note, q.Actor, ladderArg(p.Ladder()))
 		if err != nil {
 			return billing.TopUpResult{}, err
 		}
@@ -726,6 +732,12 @@ func parseEvent(account string, m redis.XMessage) (billing.Event, error) {
 		Note:                  f["note"],
 		PaymentRef:            f["payment_ref"],
 		Prices:                parsePrices(&d, f),
+		Actor:                 f["actor"],
+		TierFrom:              f["tier_from"],
+		TierTo:                f["tier_to"],
+	}
+	if raw, ok := f["changes"]; ok {
+		ev.Changes = parseChanges(&d, raw)
 	}
 	if d.err != nil {
 		return billing.Event{}, d.err

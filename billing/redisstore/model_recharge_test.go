@@ -186,7 +186,7 @@ func TestAutoRechargeMatchesModel(t *testing.T) {
 						}
 						for i := 0; i < rapid.IntRange(1, 2).Draw(rt, "times"); i++ {
 							wantReplay := m.complete(rid)
-							res, err := e.CompleteRecharge(e.ctx, id, rid, testPolicy.CreditTTL, "")
+							res, err := e.CompleteRecharge(e.ctx, id, rid, billing.RechargeCredit{CreditTTL: testPolicy.CreditTTL, PaymentRef: ""})
 							if err != nil || res.Replayed != wantReplay {
 								rt.Fatalf("complete %s: %+v %v; model replay=%v", rid, res, err, wantReplay)
 							}

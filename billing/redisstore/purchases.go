@@ -214,8 +214,9 @@ func (s *Store) CompletePurchase(ctx context.Context, p billing.Policy, account,
 		}
 	}
 	now := s.now()
-	r, err := s.moneyIn(ctx, completePurchaseScript, s.accountKeys(account, purchaseKey(purchaseID), paymentsKey),
-		msArg(now), purchaseID, amountArg(q.Amount), msArg(now.Add(p.CreditTTL)), q.PaymentRef, q.CustomerID, q.PaymentMethodID)
+	r, err := s.moneyIn(ctx, completePurchaseScript, s.accountKeys(account, purchaseKey(purchaseID), paymentsKey, "outbox"),
+		msArg(now), purchaseID, amountArg(q.Amount), msArg(now.Add(p.CreditTTL)), q.PaymentRef, q.CustomerID, q.PaymentMethodID,
+		ladderArg(p.Ladder()))
 	if err != nil {
 		return billing.TopUpResult{}, err
 	}

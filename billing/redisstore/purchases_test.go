@@ -636,11 +636,11 @@ func TestTakeBackOfARecharge(t *testing.T) {
 		if _, err := e.ClaimRecharge(e.ctx, "acme", s.RechargeID, time.Minute); err != nil {
 			t.Fatal(err)
 		}
-		r, err := e.CompleteRecharge(e.ctx, "acme", s.RechargeID, testPolicy.CreditTTL, "pi_rc")
+		r, err := e.CompleteRecharge(e.ctx, "acme", s.RechargeID, billing.RechargeCredit{CreditTTL: testPolicy.CreditTTL, PaymentRef: "pi_rc"})
 		if err != nil || r.Grant.Source != billing.SourceAutoRecharge {
 			t.Fatalf("complete %+v %v", r, err)
 		}
-		again, err := e.CompleteRecharge(e.ctx, "acme", s.RechargeID, testPolicy.CreditTTL, "pi_rc")
+		again, err := e.CompleteRecharge(e.ctx, "acme", s.RechargeID, billing.RechargeCredit{CreditTTL: testPolicy.CreditTTL, PaymentRef: "pi_rc"})
 		if err != nil || !again.Replayed {
 			t.Fatalf("completed again: %+v %v", again, err)
 		}
@@ -661,7 +661,7 @@ func TestTakeBackOfARecharge(t *testing.T) {
 		if a.Credit != usd("4.00") || a.Totals.AdjustedOut != usd("10.00") {
 			t.Fatalf("credit %s adjusted out %s after the dispute", a.Credit, a.Totals.AdjustedOut)
 		}
-		if _, err := e.CompleteRecharge(e.ctx, "acme", "rc_other", testPolicy.CreditTTL, "pi\nrc"); !errors.Is(err, billing.ErrInvalid) {
+		if _, err := e.CompleteRecharge(e.ctx, "acme", "rc_other", billing.RechargeCredit{CreditTTL: testPolicy.CreditTTL, PaymentRef: "pi\nrc"}); !errors.Is(err, billing.ErrInvalid) {
 			t.Fatalf("a payment ref with a newline: %v", err)
 		}
 	})

@@ -47,7 +47,8 @@ func (s *Store) Sweep(ctx context.Context, account string, q billing.SweepReques
 		within = q.ExpiringWithin.Milliseconds()
 	}
 	r, err := s.run(ctx, sweepScript, s.accountKeys(account, "outbox", "recharges", "expwarn"),
-		ms(now), billing.MonthOf(now), flag(t.AutoRecharge), low, flag(t.Notices), within, billing.NewID("rc_"))
+		ms(now), billing.MonthOf(now), flag(t.AutoRecharge), low, flag(t.Notices), within, billing.NewID("rc_"),
+		ladderArg(q.Ladder))
 	if err != nil {
 		return billing.SweepResult{}, err
 	}
@@ -132,7 +133,8 @@ var completeRechargeScript = newScript("complete_recharge.lua")
 // (Stripe: the PaymentIntent; "" from the webhook charger): it goes on the
 // auto_recharge event and is indexed, so that a refund or a dispute of that
 // payment takes the grant's credit back (TakeBack).
-func (s *Store) CompleteRecharge(ctx context.Context, account, id string, creditTTL time.Duration, paymentRef string) (billing.TopUpResult, error) {
+func (s *Store) CompleteRecharge(ctx context.Context, account, id string, c billing.RechargeCredit) (billing.TopUpResult, error) {
+	creditTTL, paymentRef := c.CreditTTL, c.PaymentRef
 	if err := checkRecharge(account, id); err != nil {
 		return billing.TopUpResult{}, err
 	}
@@ -145,8 +147,8 @@ func (s *Store) CompleteRecharge(ctx context.Context, account, id string, credit
 		}
 	}
 	now := s.now()
-	r, err := s.moneyIn(ctx, completeRechargeScript, s.accountKeys(account, "recharges", paymentsKey),
-		ms(now), id, ms(now.Add(creditTTL)), paymentRef)
+	r, err := s.moneyIn(ctx, completeRechargeScript, s.accountKeys(account, "recharges", paymentsKey, "outbox"),
+		ms(now), id, ms(now.Add(creditTTL)), paymentRef, ladderArg(c.Ladder))
 	if err != nil {
 		return billing.TopUpResult{}, err
 	}
@@ -296,9 +298,13 @@ func parseNotice(where, account, id, raw string) (billing.Notice, error) {
 	if ref == "-" {
 		ref = ""
 	}
-	if n.Type == billing.NoticeAutoRechargeFailed {
+	switch n.Type {
+	case billing.NoticeAutoRechargeFailed:
 		n.RechargeID = ref
-	} else {
+	case billing.NoticeTierChanged:
+		// ref is the new tier, reason the old one, amount the paid total
+		n.Tier, n.FromTier, n.Reason = ref, n.Reason, ""
+	default:
 		n.GrantID = ref
 	}
 	if expires.UnixMilli() > 0 {

@@ -41,7 +41,7 @@ func (e *env) complete(t testing.TB, id, rc string) billing.TopUpResult {
 	if _, err := e.ClaimRecharge(e.ctx, id, rc, time.Minute); err != nil && !errors.Is(err, billing.ErrRechargeNotPending) && !errors.Is(err, billing.ErrRechargeBusy) {
 		t.Fatalf("claim %s: %v", rc, err)
 	}
-	r, err := e.CompleteRecharge(e.ctx, id, rc, testPolicy.CreditTTL, "")
+	r, err := e.CompleteRecharge(e.ctx, id, rc, billing.RechargeCredit{CreditTTL: testPolicy.CreditTTL, PaymentRef: ""})
 	if err != nil {
 		t.Fatalf("complete %s: %v", rc, err)
 	}

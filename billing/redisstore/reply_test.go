@@ -51,6 +51,7 @@ var decoders = map[string]func(r reply) error{
 	"complete_recharge.lua": func(r reply) error { _, err := decodeCompleteRecharge(r, "acme", "rc_1"); return err },
 	"fail_recharge.lua":     func(r reply) error { _, err := decodeFailRecharge(r, "acme", "rc_1"); return err },
 	"claim_notices.lua":     func(r reply) error { _, _, err := decodeClaimNotices(r, "acme"); return err },
+	"update_account.lua":    func(r reply) error { _, err := decodeUpdateAccount(r, "acme"); return err },
 }
 
 const (
@@ -62,6 +63,9 @@ const (
 )
 
 var replyCases = []replyCase{
+	{script: "update_account.lua", valid: []any{"OK", "1-0", "1-1", `[["status","","suspended"]]`}},
+	{script: "update_account.lua", valid: []any{"OK", "", "", ""}},
+	{script: "update_account.lua", valid: []any{"NOACCOUNT"}},
 	{script: "create_account.lua", valid: []any{"OK", msNow}, numeric: []int{1}},
 	{script: "create_account.lua", valid: []any{"EXISTS"}},
 	{script: "set_fields.lua", valid: []any{int64(1)}},
@@ -115,6 +119,11 @@ var malformedReplies = []struct {
 	v      []any
 }{
 	{"set_fields.lua", []any{int64(2)}},
+	{"update_account.lua", []any{"OK", "1-0", "", `{"status":"x"}`}},
+	{"update_account.lua", []any{"OK", "1-0", "", `[["status","x"]]`}},
+	{"state.lua", []any{[]any{"tier", "tier-1", "status", "paused"}, []any{}, ""}},
+	{"state.lua", []any{[]any{"tier", "tier-1", "paid_total", "5.00"}, []any{}, ""}},
+	{"state.lua", []any{[]any{"tier", "tier-1", "spend_limit", "x"}, []any{}, ""}},
 	{"state.lua", []any{[]any{"tier", "tier-1", "credit", "1.5"}, []any{}, ""}},
 	{"state.lua", []any{[]any{"tier", "tier-1", "rc_fails", "-1"}, []any{}, ""}},
 	{"state.lua", []any{[]any{"tier", "tier-1", "credit"}, []any{}, ""}},

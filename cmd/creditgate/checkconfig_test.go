@@ -70,7 +70,7 @@ pricing:
 	if got, want := len(lines), len(config.DefaultPricingModels())+1+2; got != want {
 		t.Errorf("%d lines, want %d:\n%s", got, want, out.String())
 	}
-	ok := regexp.MustCompile(`^.*config\.yaml: OK \((\d+) priced models, 1 alias, 1 tier; built-in prices checked ` + config.BuiltinPricesChecked + `\)$`)
+	ok := regexp.MustCompile(`^.*config\.yaml: OK \((\d+) priced models, 1 alias, 5 tiers; built-in prices checked ` + config.BuiltinPricesChecked + `\)$`)
 	if !ok.MatchString(lines[len(lines)-1]) {
 		t.Errorf("last line %q", lines[len(lines)-1])
 	}

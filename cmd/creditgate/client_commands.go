@@ -41,6 +41,7 @@ func addClientCommands(root *cobra.Command) {
 		autoRechargeCommand(o),
 		purchasesCommand(o),
 		portalCommand(o),
+		whoamiCommand(o),
 	} {
 		o.addFlags(cmd)
 		root.AddCommand(cmd)
@@ -103,7 +104,7 @@ func (o *clientOptions) print(cmd *cobra.Command, v any, table func(w io.Writer)
 func newTable(w io.Writer) *tabwriter.Writer { return tabwriter.NewWriter(w, 0, 0, 2, ' ', 0) }
 
 func accountsCommand(o *clientOptions) *cobra.Command {
-	cmd := &cobra.Command{Use: "accounts", Short: "Create, list and inspect accounts"}
+	cmd := &cobra.Command{Use: "accounts", Short: "Create, list, inspect and change accounts"}
 
 	var tier string
 	create := &cobra.Command{
@@ -138,9 +139,9 @@ func accountsCommand(o *clientOptions) *cobra.Command {
 				return err
 			}
 			return o.print(cmd, accounts, func(w io.Writer) {
-				fmt.Fprintln(w, "ID\tTIER\tBALANCE\tAVAILABLE\tDEBT\tRESERVED\tCREATED")
+				fmt.Fprintln(w, "ID\tTIER\tBALANCE\tAVAILABLE\tDEBT\tRESERVED\tCREATED\tSTATUS")
 				for _, a := range accounts.Data {
-					fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", a.ID, a.Tier, a.Balance, a.Available, a.Debt, a.Reserved, formatTime(a.CreatedAt))
+					fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", a.ID, a.Tier, a.Balance, a.Available, a.Debt, a.Reserved, formatTime(a.CreatedAt), orDash(a.Status))
 				}
 			})
 		},
@@ -162,7 +163,7 @@ func accountsCommand(o *clientOptions) *cobra.Command {
 			return o.print(cmd, acct, func(w io.Writer) { printAccount(w, acct) })
 		},
 	}
-	cmd.AddCommand(create, list, get)
+	cmd.AddCommand(create, list, get, accountsUpdateCommand(o))
 	return cmd
 }
 
@@ -177,6 +178,7 @@ func printAccount(w io.Writer, a admin.Account) {
 	fmt.Fprintf(w, "AVAILABLE\t%s\n", a.Available)
 	fmt.Fprintf(w, "GRACE\t%s\n", a.Grace)
 	fmt.Fprintf(w, "AUTO-RECHARGE\t%s\n", describeAutoRecharge(a.AutoRecharge))
+	describeSettings(w, a.AccountSettings)
 	// A blank line ends the block, so the grants table aligns on its own.
 	fmt.Fprintln(w)
 	if len(a.Grants) == 0 {

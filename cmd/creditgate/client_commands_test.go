@@ -182,6 +182,8 @@ RESERVED       5.200000
 AVAILABLE      -0.201269
 GRACE          0.500000
 AUTO-RECHARGE  on: below 1.000000 buy 5.000000, at most 50.000000 a month
+STATUS         active
+PAID           0.000000
 
 GRANT    AMOUNT    REMAINING  GRANTED               EXPIRES               SOURCE
 grant_a  5.000000  4.998731   2025-03-01T12:00:00Z  2026-03-01T12:00:00Z  purchase
@@ -200,6 +202,8 @@ RESERVED       0.000000
 AVAILABLE      0.000000
 GRACE          0.500000
 AUTO-RECHARGE  off
+STATUS         active
+PAID           0.000000
 
 no grants
 `,
@@ -207,9 +211,9 @@ no grants
 		{
 			name: "accounts list",
 			args: []string{"accounts", "list"},
-			wantOut: `ID     TIER    BALANCE    AVAILABLE  DEBT      RESERVED  CREATED
-acme   tier-1  4.998731   -0.201269  0.000000  5.200000  2025-03-01T12:00:00Z
-broke  tier-1  -0.300000  -0.300000  0.300000  0.000000  2025-03-01T12:00:00Z
+			wantOut: `ID     TIER    BALANCE    AVAILABLE  DEBT      RESERVED  CREATED               STATUS
+acme   tier-1  4.998731   -0.201269  0.000000  5.200000  2025-03-01T12:00:00Z  active
+broke  tier-1  -0.300000  -0.300000  0.300000  0.000000  2025-03-01T12:00:00Z  active
 `,
 		},
 		{

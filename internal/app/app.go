@@ -228,13 +228,13 @@ func New(ctx context.Context, cfg *config.Config, o Options) (*App, error) {
 		return nil, err
 	}
 	adminSrv := &admin.Server{
-		Ledger:  a.store,
-		Keys:    a.store,
-		Policy:  func() billing.Policy { return *a.policy.Load() },
-		Tokens:  cfg.Tokens,
-		Ready:   a.ready,
-		Logger:  a.log.Named("admin"),
-		Metrics: a.metrics.Handler(),
+		Ledger:       a.store,
+		Keys:         a.store,
+		Policy:       func() billing.Policy { return *a.policy.Load() },
+		ScopedTokens: adminTokens(cfg.AdminTokens()),
+		Ready:        a.ready,
+		Logger:       a.log.Named("admin"),
+		Metrics:      a.metrics.Handler(),
 		// Purchases and Billing page links.
 		Portal:        a.sales.portal,
 		PortalURL:     cfg.PortalURL(),
@@ -345,7 +345,7 @@ func (a *App) newWorker(cfg *config.Config) error {
 		Logger:         a.log.Named("billing"), Settings: func() recharge.Settings {
 			s := a.settings.Load()
 			return recharge.Settings{CreditTTL: s.Policy.CreditTTL, LowBalance: s.Triggers.LowBalance,
-				ExpiringWithin: time.Duration(a.expiringWithin.Load())}
+				ExpiringWithin: time.Duration(a.expiringWithin.Load()), Ladder: s.Policy.Ladder()}
 		}})
 	if err != nil {
 		return err
@@ -689,4 +689,18 @@ func NewLogger(l config.Logging) (*zap.Logger, zap.AtomicLevel, error) {
 // latency and time to first token are read in milliseconds.
 func millis(d time.Duration, enc zapcore.PrimitiveArrayEncoder) {
 	enc.AppendFloat64(float64(d.Microseconds()) / 1000)
+}
+
+// adminTokens are admin.tokens as the admin API checks them: a bare token is
+// full admin (named after its hash), an entry keeps its name and scopes.
+func adminTokens(entries []config.AdminToken) func() []admin.Token {
+	tokens := make([]admin.Token, len(entries))
+	for i, e := range entries {
+		t := admin.Token{Secret: e.Token, Name: e.ActorName()}
+		for _, sc := range e.EffectiveScopes() {
+			t.Scopes = append(t.Scopes, admin.Scope(sc))
+		}
+		tokens[i] = t
+	}
+	return func() []admin.Token { return tokens }
 }

@@ -150,6 +150,17 @@ function formBody(form) {
   return body;
 }
 
+// nextTierText says what the next tier needs: paid so far against paid
+// needed, days since the first payment against days needed.
+function nextTierText(tier) {
+  const n = tier.next;
+  if (!n) return tier.pinned ? "Your provider set this tier." : "Your provider sets your tier; these are its limits.";
+  if (n.qualifies) return "You qualify for " + n.name + ": it applies with your next payment, or within minutes.";
+  const parts = [usd(micros(n.paid_so_far)) + " of " + usd(micros(n.paid)) + " paid"];
+  if (n.days > 0) parts.push(n.days_so_far + " of " + n.days + " days since your first payment");
+  return "Next tier: " + n.name + " (" + parts.join("; ") + ").";
+}
+
 // --- drawing ---------------------------------------------------------------
 
 let summary = null;
@@ -168,7 +179,8 @@ function drawSummary(s) {
   limit('#tier dd[data-field="max_topup"]', s.tier.max_topup);
   limit('#tier dd[data-field="max_balance"]', s.tier.max_balance);
   money($('#tier dd[data-field="min_purchase"]'), s.min_purchase);
-  $("#tier-next").textContent = s.tier.next ? "Next tier: " + s.tier.next : "Your provider sets your tier; these are its limits.";
+  money($('#tier dd[data-field="paid_total"]'), s.tier.paid_total);
+  $("#tier-next").textContent = nextTierText(s.tier);
 
   const addLimits = $("#add-limits");
   if (addLimits) {

@@ -9,7 +9,8 @@
 --        repaid balance credit debt at_ms expires_ms", kept for good).
 -- ARGV   1 now_ms, 2 adjustment_id, 3 amount (micros, signed, != 0, |amount| <=
 --        money.MaxAmount), 4 expires_ms (positive amounts only), 5 reason,
---        6 fingerprint, 7 use_idem ("1"/"0"), 8 idem_ttl_ms.
+--        6 fingerprint, 7 use_idem ("1"/"0"), 8 idem_ttl_ms, 9 actor ("" = none;
+--        kept on the adjustment event).
 -- Reply  {'OK', adjustment_id, amount, event_id, grant_id ('' for none), repaid,
 --         balance, credit, debt, at_ms, expires_ms, replayed ("1"/"0")}
 --      | {'NOACCOUNT'} | {'CONFLICT'} | {'PAST_EXPIRY'}
@@ -26,6 +27,10 @@
 local now, aid, amount, expires = tonumber(ARGV[1]), ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
 local fp, adjs = ARGV[6], KEYS[8]
 if not load() then return {'NOACCOUNT'} end
+local function with_actor(fields)
+  if ARGV[9] ~= '' then fields[#fields + 1] = 'actor'; fields[#fields + 1] = ARGV[9] end
+  return fields
+end
 local function result(raw, replayed)
   local rfp, ev, amt, gid, rep, bal, cr, dt, at, exp = string.match(raw,
     '^(%S+) (%S+) (%S+) (%S+) (%S+) (%S+) (%S+) (%S+) (%S+) (%S+)$')
@@ -45,7 +50,7 @@ local ev
 if amount > 0 then
   if expires <= now then return {'PAST_EXPIRY'} end
   gid = aid
-  local g = credit_grant(now, gid, amount, expires, 'adjustment', 'adjustment', {'note', ARGV[5]})
+  local g = credit_grant(now, gid, amount, expires, 'adjustment', 'adjustment', with_actor({'note', ARGV[5]}))
   ev, repaid = g.event, tonumber(g.repaid)
 else
   local take = -amount
@@ -64,7 +69,7 @@ else
   S.adjusted_out = S.adjusted_out + take
   if S.credit == 0 then S.depleted = 'adjustment' end
   save()
-  ev = event(now, {'type', 'adjustment', 'amount', fmt(amount), 'note', ARGV[5]})
+  ev = event(now, with_actor({'type', 'adjustment', 'amount', fmt(amount), 'note', ARGV[5]}))
   expires = 0
 end
 local raw = table.concat({fp, ev, fmt(amount), gid, fmt(repaid), fmt(S.credit - S.debt), fmt(S.credit), fmt(S.debt),

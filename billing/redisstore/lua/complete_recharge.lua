@@ -4,9 +4,10 @@
 --
 -- KEYS   1-6 the account's (prelude.lua), 7 the recharge records, 8 the
 --        account's payments (hash: payment_ref -> take-back record, see
---        take_back.lua).
+--        take_back.lua), 9 the notice outbox.
 -- ARGV   1 now_ms, 2 recharge_id, 3 expires_ms, 4 payment_ref (the payment
---        provider's id of the charge; "" = none, as from the webhook charger).
+--        provider's id of the charge; "" = none, as from the webhook charger),
+--        5 the tier ladder (prelude.lua's promote; "" = none).
 -- Reply  {'OK' | 'REPLAY', grant_id, amount, remaining, granted_ms, expires_ms,
 --         source, event_id, repaid, balance}
 --      | {'UNKNOWN'} | {'NOACCOUNT'} | {'REF_TAKEN', grant_id}.
@@ -16,7 +17,9 @@
 -- month's auto-recharged total, and clears the pending recharge and any back-off.
 -- A recharge already recorded as failed is still credited: the charger says it
 -- was paid. A payment_ref goes on the auto_recharge event and starts the
--- payment's take-back record, so a refund or a dispute finds the grant.
+-- payment's take-back record, so a refund or a dispute finds the grant. The
+-- payment counts in paid_total, and promotion is checked after it (count_paid,
+-- promote).
 
 local now, gid, ref = tonumber(ARGV[1]), ARGV[2], ARGV[4]
 if not load() then return {'NOACCOUNT'} end
@@ -40,6 +43,8 @@ sweep(now)
 local extra
 if ref ~= '' then extra = {'payment_ref', ref} end
 credit_grant(now, gid, amount, tonumber(ARGV[3]), 'auto_recharge', 'auto_recharge', extra)
+count_paid(now, amount)
+promote(now, ARGV[5], KEYS[9], {})
 if ref ~= '' then redis.call('HSET', KEYS[8], ref, gid .. ' 0 0 0 0 -') end
 local m = redis.call('HMGET', acct, 'ar_month', 'ar_month_total', 'rc_id')
 if m[1] == month then

@@ -342,3 +342,49 @@ local function maybe_recharge(rcs, now, month, rid, v)
   redis.call('HSET', acct, 'rc_id', rid, 'rc_lease', '0', 'rc_drives', '0')
   return rid
 end
+
+-- count_paid adds a payment of amount (a purchase, an auto-recharge, an
+-- operator's top-up of source purchase) to the account's paid_total, and
+-- records first_paid_at at the first one: what tier promotion looks at.
+local function count_paid(now, amount)
+  local v = redis.call('HMGET', acct, 'paid_total', 'first_paid_at')
+  local args = {'paid_total', fmt((tonumber(v[1] or '') or 0) + amount)}
+  if not v[2] then args[3] = 'first_paid_at'; args[4] = fmt(now) end
+  redis.call('HSET', acct, unpack(args))
+end
+
+-- promote moves the account up the tier ladder when it qualifies, by the rule of
+-- billing.Ladder.Promotion: ladder is "tier paid_micros days_ms ..." lowest
+-- first (billing.Policy.Ladder; "" = no ladder). The account's tier must be on
+-- it (a tier off it is an operator's own and never left automatically), and
+-- tier_pinned unset; the new tier is the highest rung above the current one
+-- whose rule is met: paid_total >= paid and (days = 0 or now - first_paid_at >=
+-- days). It books one tier_change event (note "promotion") and, with an outbox,
+-- one tier.changed notice (ref: the new tier, amount: the paid total, reason:
+-- the old tier) whose id goes into ids. Never demotes. The caller has loaded S.
+-- Returns the new tier, or nil.
+local function promote(now, ladder, outbox, ids)
+  if not ladder or ladder == '' then return nil end
+  local v = redis.call('HMGET', acct, 'tier', 'tier_pinned', 'paid_total', 'first_paid_at')
+  if v[2] == '1' then return nil end
+  local paid, first = tonumber(v[3] or '') or 0, tonumber(v[4] or '')
+  local rungs, cur, best = {}, nil, nil
+  for t, p, d in string.gmatch(ladder, '(%S+) (%S+) (%S+)') do
+    rungs[#rungs + 1] = {t, tonumber(p), tonumber(d)}
+    if t == v[1] then cur = #rungs end
+  end
+  if not cur then return nil end
+  for i = #rungs, cur + 1, -1 do
+    local r = rungs[i]
+    if paid >= r[2] and (r[3] == 0 or (first and now - first >= r[3])) then
+      best = r[1]
+      break
+    end
+  end
+  if not best then return nil end
+  redis.call('HSET', acct, 'tier', best)
+  S.tier = best
+  event(now, {'type', 'tier_change', 'tier_from', v[1], 'tier_to', best, 'note', 'promotion'})
+  if outbox then ids[#ids + 1] = notice_put(outbox, now, 'tier.changed', 0, best, paid, 0, v[1]) end
+  return best
+end

@@ -6,7 +6,8 @@
 --        records, 9 the set of grants already announced as expiring.
 -- ARGV   1 now_ms, 2 month ("2006-01", UTC), 3 auto_recharge ("1"/"0"),
 --        4 low_balance (micros, "" = none), 5 notices ("1"/"0"),
---        6 expiring_within_ms ("0" = none), 7 candidate recharge id.
+--        6 expiring_within_ms ("0" = none), 7 candidate recharge id, 8 the tier
+--        ladder (prelude.lua's promote; "" = none).
 -- Reply  {'OK', expired, holds_expired, recharge_id ('' for none), outbox ids…}
 --      | {'NOACCOUNT'}.
 --
@@ -17,6 +18,8 @@
 -- start one). holds_expired counts the holds that expired since a sweep last
 -- reported, whichever script's sweep ended them (hx_total − hx_reported), so a
 -- metric fed from these replies counts each expired hold once across all proxies.
+-- Promotion is checked too (promote): the days since the first payment pass
+-- without a payment to check them.
 
 local now = tonumber(ARGV[1])
 if not load() then return {'NOACCOUNT'} end
@@ -42,6 +45,7 @@ if outbox and within > 0 then
     end
   end
 end
+promote(now, ARGV[8], KEYS[7], notices)
 local rc = redis.call('HGET', acct, 'rc_id') or ''
 if rc == '' and ARGV[3] == '1' then rc = maybe_recharge(KEYS[8], now, ARGV[2], ARGV[7]) or '' end
 local hx = redis.call('HMGET', acct, 'hx_total', 'hx_reported')
