@@ -193,6 +193,7 @@ func TestEveryPlainKeyHasAnEnvOverride(t *testing.T) {
 		reflect.TypeFor[float64]():  {"0.77", 0.77},
 		byteSizeType:                {"777", ByteSize(777)},
 		reflect.TypeFor[int64]():    {"7", int64(7)},
+		fractionType:                {"0.77", Fraction(770_000)},
 	}
 	for _, f := range schema() {
 		if f.section {

@@ -20,13 +20,14 @@ var (
 	durationType = reflect.TypeFor[time.Duration]()
 	microsType   = reflect.TypeFor[money.Micros]()
 	byteSizeType = reflect.TypeFor[ByteSize]()
+	fractionType = reflect.TypeFor[Fraction]()
 )
 
 // isValueType reports whether t is read from a single YAML value (or a list of
 // strings), as opposed to a section.
 func isValueType(t reflect.Type) bool {
 	switch t {
-	case durationType, microsType, byteSizeType:
+	case durationType, microsType, byteSizeType, fractionType:
 		return true
 	}
 	switch t.Kind() {
@@ -79,6 +80,13 @@ func setValue(v reflect.Value, raw any) error {
 			return err
 		}
 		v.SetInt(int64(n))
+		return nil
+	case fractionType:
+		f, err := parseFraction(s)
+		if err != nil {
+			return err
+		}
+		v.SetInt(int64(f))
 		return nil
 	}
 	switch v.Kind() {
@@ -153,6 +161,8 @@ func formatValue(v reflect.Value) any {
 		return money.Micros(v.Int()).String()
 	case byteSizeType:
 		return strconv.FormatInt(v.Int(), 10)
+	case fractionType:
+		return Fraction(v.Int()).String()
 	}
 	switch v.Kind() {
 	case reflect.Slice:
