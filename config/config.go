@@ -513,7 +513,7 @@ func Default() *Config {
 		},
 		Portal: Portal{LinkTTL: 10 * time.Minute, SessionTTL: time.Hour},
 		Prices: Prices{
-			Builtin: true,
+			Builtin:       true,
 			Models:        map[string]ModelPrice{},
 			Aliases:       map[string]string{},
 			BatchDiscount: FractionOne / 2,
