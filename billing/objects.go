@@ -36,8 +36,8 @@ type ObjectQuery struct {
 	Kind    ObjectKind
 	// After is the id the page starts after ("" from the first); an id the
 	// account does not have gives an empty page.
-	After string
-	Limit int  // at most this many ids (1 to MaxObjectPage)
+	After  string
+	Limit  int  // at most this many ids (1 to MaxObjectPage)
 	Newest bool // newest first, else oldest first
 }
 
