@@ -101,6 +101,7 @@ func (p *Proxy) modifyResponse(res *http.Response) error {
 	if res.StatusCode < 200 || res.StatusCode > 299 {
 		return nil
 	}
+	res.Body = p.storedObjectBody(x, res.Body) // record what the upstream stores (stored.go)
 	if isEventStream(res.Header.Get("Content-Type")) {
 		res.Body = metering.NewStreamFilter(res.Body, x.meter)
 		// Dropping the hidden usage event changes the length.
