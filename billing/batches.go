@@ -37,7 +37,7 @@ type BatchRef struct {
 // records one (with its ownership record's partner, PutObject of kind
 // ObjectBatch, written by the caller); OpenBatches lists those not yet closed,
 // for the poller that settles them; CloseBatch takes one off that list once its
-// hold is settled or released. TryLock lets one poller among many proxies run
+// hold is settled or released. TryLease lets one poller among many proxies run
 // per round.
 type BatchStore interface {
 	OpenBatch(ctx context.Context, b Batch) error
@@ -46,5 +46,6 @@ type BatchStore interface {
 	// OpenBatches returns up to limit open batches, oldest first.
 	OpenBatches(ctx context.Context, limit int) ([]BatchRef, error)
 	CloseBatch(ctx context.Context, account, id string) error
-	TryLock(ctx context.Context, name string, ttl time.Duration) (bool, error)
+	// TryLease takes lease name for ttl and reports whether this caller got it.
+	TryLease(ctx context.Context, name string, ttl time.Duration) (bool, error)
 }

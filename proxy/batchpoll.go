@@ -15,8 +15,8 @@ import (
 )
 
 // The batch poller settles the holds of batches that ended. Each round, one
-// proxy among all (the store's lock "batches", as the recharge sweep's) looks
-// at every open batch at the upstream:
+// proxy among all looks at every open batch at the upstream (the store's lease
+// "batches", by the proxies' clocks, which the embedded store honours too):
 //
 //	completed, expired, cancelled  settled from its output file: the usage of
 //	                               each request that ran, at the batch's price
@@ -42,11 +42,11 @@ type BatchSweep struct {
 // maxOpenBatchesPerRound bounds one round; the rest wait for the next.
 const maxOpenBatchesPerRound = 1000
 
-// BatchPollLock names the store lock one poller takes per round.
-const BatchPollLock = "batches"
+// BatchPollLease names the store lease one poller takes per round.
+const BatchPollLease = "batches"
 
 // RunBatchPoller settles ended batches every interval until ctx ends, when
-// this proxy wins the round's lock. It returns at once without a batch store.
+// this proxy wins the round's lease. It returns at once without a batch store.
 func (p *Proxy) RunBatchPoller(ctx context.Context, interval time.Duration) {
 	if p.opts.Batches == nil || interval <= 0 {
 		return
@@ -59,9 +59,9 @@ func (p *Proxy) RunBatchPoller(ctx context.Context, interval time.Duration) {
 			return
 		case <-t.C:
 		}
-		ok, err := p.opts.Batches.TryLock(ctx, BatchPollLock, interval)
+		ok, err := p.opts.Batches.TryLease(ctx, BatchPollLease, interval)
 		if err != nil {
-			p.log.Warn("batch poller: lock unavailable; skipping this round", zapErr(err))
+			p.log.Warn("batch poller: lease unavailable; skipping this round", zapErr(err))
 			continue
 		}
 		if !ok {
@@ -74,7 +74,7 @@ func (p *Proxy) RunBatchPoller(ctx context.Context, interval time.Duration) {
 }
 
 // SettleBatches looks once at every open batch (up to 1000) and settles or
-// releases those that ended. Callers take the lock (RunBatchPoller does).
+// releases those that ended. Callers take the lease (RunBatchPoller does).
 func (p *Proxy) SettleBatches(ctx context.Context) (BatchSweep, error) {
 	var sw BatchSweep
 	if p.opts.Batches == nil {

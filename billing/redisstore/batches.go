@@ -157,3 +157,30 @@ func (s *Store) CloseBatch(ctx context.Context, account, id string) error {
 	}
 	return s.queueBatch(ctx, "remove", account, id, time.Time{})
 }
+
+var leaseScript = newScript("lease.lua")
+
+// TryLease takes the lease name for ttl, and reports whether this caller got
+// it: one process among many runs a periodic round (the batch poller's). Unlike
+// TryLock it holds on the embedded store too, whose keys never expire by
+// themselves.
+func (s *Store) TryLease(ctx context.Context, name string, ttl time.Duration) (bool, error) {
+	if name == "" || strings.ContainsAny(name, "{} ") || ttl <= 0 {
+		return false, fmt.Errorf("%w: lease %q for %s", billing.ErrInvalid, name, ttl)
+	}
+	r, err := s.run(ctx, leaseScript, []string{s.prefix + "lease:" + name}, msArg(s.now()), ttl.Milliseconds())
+	if err != nil {
+		return false, err
+	}
+	return decodeLease(r)
+}
+
+func decodeLease(r reply) (bool, error) {
+	switch r.status() {
+	case "OK":
+		return true, r.done(1)
+	case "TAKEN":
+		return false, r.done(1)
+	}
+	return false, r.unexpected()
+}

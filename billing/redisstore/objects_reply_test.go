@@ -11,6 +11,7 @@ func init() {
 	decoders["batch_open.lua"] = func(r reply) error { return decodeBatchOpen(r, "batch_1", "req_1") }
 	decoders["batch_queue.lua"] = decodeOK
 	decoders["batch_pending.lua"] = func(r reply) error { _, err := decodeBatchPending(r); return err }
+	decoders["lease.lua"] = func(r reply) error { _, err := decodeLease(r); return err }
 	replyCases = append(replyCases,
 		replyCase{script: "object_put.lua", valid: []any{"OK"}},
 		replyCase{script: "object_owns.lua", valid: []any{"YES"}},
@@ -22,6 +23,8 @@ func init() {
 		replyCase{script: "batch_open.lua", valid: []any{"EXISTS", "req_1"}},
 		replyCase{script: "batch_queue.lua", valid: []any{"OK"}},
 		replyCase{script: "batch_pending.lua", valid: []any{"OK", "acme batch_1", "beta batch_2"}, variadic: true},
+		replyCase{script: "lease.lua", valid: []any{"OK"}},
+		replyCase{script: "lease.lua", valid: []any{"TAKEN"}},
 	)
 	type malformed = struct {
 		script string

@@ -280,3 +280,35 @@ func TestBatchRecords(t *testing.T) {
 		}
 	})
 }
+
+// A lease is held until its end by the callers' clocks, on Redis and on the
+// embedded store alike (whose keys never expire by themselves).
+func TestLease(t *testing.T) {
+	eachStore(t, func(t *testing.T, e *env) {
+		take := func() bool {
+			t.Helper()
+			ok, err := e.TryLease(e.ctx, "batches", time.Minute)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return ok
+		}
+		if !take() {
+			t.Fatal("a free lease not taken")
+		}
+		if take() {
+			t.Fatal("a held lease taken again")
+		}
+		e.clock.Advance(59 * time.Second)
+		if take() {
+			t.Fatal("taken before its end")
+		}
+		e.clock.Advance(time.Second)
+		if !take() {
+			t.Fatal("not taken at its end")
+		}
+		if _, err := e.TryLease(e.ctx, "a b", time.Minute); err == nil {
+			t.Fatal("a lease name with a space accepted")
+		}
+	})
+}
