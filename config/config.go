@@ -65,6 +65,8 @@ type Config struct {
 	Limits Limits `yaml:"limits"`
 	// Auth tunes app-key authentication.
 	Auth Auth `yaml:"auth"`
+	// CORS lets browser apps on other origins call the data plane.
+	CORS CORS `yaml:"cors"`
 
 	// pricing is built by Validate from Prices.
 	pricing *metering.Pricing
@@ -417,6 +419,11 @@ type Prices struct {
 	// Default, when set, prices every model that has no entry; when absent such
 	// requests are rejected (400). Default absent.
 	Default *ModelPrice `yaml:"default"`
+	// BatchDiscount is the share of the list price a batch (/v1/batches) is
+	// billed at, from above 0 to 1: its worst case is held at that share when it
+	// is created and its usage billed at it when it ends. Default 0.5 (OpenAI
+	// bills batches at half price).
+	BatchDiscount Fraction `yaml:"batch_discount"`
 }
 
 // ModelPrice is one model's price per token class, in USD per 1M tokens, written
@@ -503,6 +510,23 @@ type Auth struct {
 	KeyCacheTTL time.Duration `yaml:"key_cache_ttl"`
 }
 
+// CORS answers browsers' cross-origin requests to the data plane (/v1/…). With
+// no allowed origin (the default) nothing changes: browsers then refuse to let a
+// page on another origin read any answer.
+type CORS struct {
+	// AllowedOrigins are the origins allowed, each exact ("https://app.example.com",
+	// scheme, host and port as the browser sends them, no path), or "*" alone for
+	// any origin. Default none.
+	AllowedOrigins []string `yaml:"allowed_origins"`
+	// AllowCredentials sends Access-Control-Allow-Credentials: true, letting a page
+	// send cookies or TLS client certificates along; never with "*". Apps
+	// authenticate with a bearer key, which needs no credentials. Default false.
+	AllowCredentials bool `yaml:"allow_credentials"`
+	// MaxAge is how long a browser may cache a preflight's answer (at most 24h;
+	// browsers cap it lower). Default 10m.
+	MaxAge time.Duration `yaml:"max_age"`
+}
+
 // ByteSize is a number of bytes; in YAML an integer or a size such as "16MiB".
 type ByteSize int64
 
@@ -563,9 +587,10 @@ func Default() *Config {
 		},
 		Portal: Portal{LinkTTL: 10 * time.Minute, SessionTTL: time.Hour},
 		Prices: Prices{
-			Builtin: true,
-			Models:  map[string]ModelPrice{},
-			Aliases: map[string]string{},
+			Builtin:       true,
+			Models:        map[string]ModelPrice{},
+			Aliases:       map[string]string{},
+			BatchDiscount: FractionOne / 2,
 		},
 		Metering: Metering{DriftTolerance: 0.10},
 		Logging:  Logging{Level: "info", Format: "json"},
@@ -573,6 +598,7 @@ func Default() *Config {
 			MaxConnections: 4096, HeaderTimeout: 10 * time.Second, BodyIdleTimeout: 30 * time.Second,
 			BodyMinRate: 8 * KiB, IdleTimeout: 2 * time.Minute},
 		Auth: Auth{KeyCacheTTL: 5 * time.Second},
+		CORS: CORS{MaxAge: 10 * time.Minute},
 	}
 }
 

@@ -194,6 +194,7 @@ func TestEveryPlainKeyHasAnEnvOverride(t *testing.T) {
 		byteSizeType:                {"777", ByteSize(777)},
 		adminTokensType:             {"tok-777-aaaaaaaaaaaa,tok-778-bbbbbbbbbbbb", BareTokens("tok-777-aaaaaaaaaaaa", "tok-778-bbbbbbbbbbbb")},
 		reflect.TypeFor[int64]():    {"7", int64(7)},
+		fractionType:                {"0.77", Fraction(770_000)},
 	}
 	for _, f := range schema() {
 		if f.section {

@@ -23,13 +23,14 @@ var (
 	// adminTokensType (admin.tokens) is one key: a list of bare strings or
 	// {token, name, scopes} mappings in the file, a comma list in the environment.
 	adminTokensType = reflect.TypeFor[[]AdminToken]()
+	fractionType    = reflect.TypeFor[Fraction]()
 )
 
 // isValueType reports whether t is read from a single YAML value (or a list of
 // strings), as opposed to a section.
 func isValueType(t reflect.Type) bool {
 	switch t {
-	case durationType, microsType, byteSizeType, adminTokensType:
+	case durationType, microsType, byteSizeType, adminTokensType, fractionType:
 		return true
 	}
 	switch t.Kind() {
@@ -94,6 +95,13 @@ func setValue(v reflect.Value, raw any) error {
 			return err
 		}
 		v.SetInt(int64(n))
+		return nil
+	case fractionType:
+		f, err := parseFraction(s)
+		if err != nil {
+			return err
+		}
+		v.SetInt(int64(f))
 		return nil
 	}
 	switch v.Kind() {
@@ -173,6 +181,8 @@ func formatValue(v reflect.Value) any {
 			return nil
 		}
 		return append([]AdminToken(nil), v.Interface().([]AdminToken)...)
+	case fractionType:
+		return Fraction(v.Int()).String()
 	}
 	switch v.Kind() {
 	case reflect.Slice:

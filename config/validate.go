@@ -104,6 +104,7 @@ var sections = []struct {
 	{[]string{"logging"}, validateLogging},
 	{[]string{"limits"}, validateLimits},
 	{[]string{"auth"}, validateAuth},
+	{[]string{"cors"}, validateCORS},
 }
 
 // add records a problem with key.
@@ -461,6 +462,9 @@ func validatePricing(c *Config, ps *Problems) {
 			ps.add(key, "points to %q, which is priced neither in pricing.models nor in the built-in table (creditgate check-config lists it)", to)
 			ok = false
 		}
+	}
+	if d := p.BatchDiscount; d <= 0 || d > FractionOne {
+		ps.add("pricing.batch_discount", "must be above 0 and at most 1 (the share of the list price a batch is billed at: 0.5 = half price), got %s", d)
 	}
 	c.pricing = nil
 	if !ok {

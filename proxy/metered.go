@@ -121,7 +121,7 @@ func (p *Proxy) modifyResponse(res *http.Response) error {
 	// relayed, so a crash bills the prompt at least.
 	p.progressInFlight(x, true)
 	x.rec.onWrite = func() { p.progressInFlight(x, false) }
-	x.upstream.rc = res.Body
+	x.upstream.rc = p.storedObjectBody(x, res.Body) // record what the upstream stores (stored.go)
 	if isEventStream(res.Header.Get("Content-Type")) {
 		x.upstream.stream = true
 		res.Body = metering.NewStreamFilter(&x.upstream, x.meter)

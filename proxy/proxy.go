@@ -45,6 +45,9 @@ type Settings struct {
 	DriftTolerance float64
 	// Triggers say what a settle may set off (auto-recharge, notices).
 	Triggers billing.Triggers
+	// BatchDiscount is the share of the list prices batches are billed at, in
+	// millionths (pricing.batch_discount); 0: DefaultBatchDiscount.
+	BatchDiscount int64
 }
 
 // Options configure a Proxy. Upstream, Ledger, Keys and Settings are required.
@@ -95,14 +98,28 @@ type Options struct {
 	// OnSettled is called after each successful settlement, off the response path's
 	// critical section; it must not block (auto-recharge and notices hook in here).
 	OnSettled func(account string, s billing.Settlement)
+	// Objects records which account created each stored object (files, batches,
+	// stored responses and chat completions), which only that account may then
+	// reach (objects.go); nil: those routes are not served (404). Batches keeps
+	// the batches holding money until they end (batches.go, batchpoll.go); nil:
+	// POST /v1/batches is not served.
+	Objects billing.ObjectStore
+	Batches billing.BatchStore
+	// MaxBatchInputBytes bounds a batch input file, read to estimate the batch
+	// (default 200 MiB, OpenAI's own limit).
+	MaxBatchInputBytes int64
+	// CORS lets browser pages on the origins it allows call the data plane
+	// (cors.go); the zero value allows none.
+	CORS CORS
 }
 
 // Proxy is the metering reverse proxy. Create it with New.
 type Proxy struct {
-	opts Options
-	rp   *httputil.ReverseProxy
-	keys *keyCache
-	log  *zap.Logger
+	opts    Options
+	rp      *httputil.ReverseProxy
+	keys    *keyCache
+	log     *zap.Logger
+	objects *objectState // stored objects, CORS and the model catalogue
 }
 
 const (
@@ -161,6 +178,7 @@ func New(o Options) (*Proxy, error) {
 		BufferPool:     bufferPool{},
 		ErrorLog:       stdlog.New(o.Logger.Named("reverseproxy")), // JSON, quoted upstream bytes withheld
 	}
+	p.objects = p.newObjectState()
 	return p, nil
 }
 
@@ -185,6 +203,9 @@ func zapErr(err error) zap.Field { return zap.Error(err) }
 
 // ServeHTTP routes an app's request.
 func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if p.objects.cors.serve(w, r) { // a preflight, answered
+		return
+	}
 	path := r.URL.Path
 	if ep, ok := metering.EndpointForPath(path); ok && r.Method == http.MethodPost {
 		p.serveMetered(w, r, ep)
@@ -199,7 +220,10 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodGet {
 			break
 		}
-		p.servePassThrough(uw, r)
+		p.serveModels(uw, r)
+		return
+	case isRealtimePath(path):
+		writeError(uw, errRealtimeUnsupported())
 		return
 	case path == "/v1/credits":
 		if r.Method != http.MethodGet {
@@ -212,6 +236,9 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			break
 		}
 		p.serveBillingCompat(uw, r)
+		return
+	}
+	if p.serveObject(uw, r) { // files, batches, stored responses and chat completions
 		return
 	}
 	writeError(uw, errNotFound(r.Method, path))
@@ -268,21 +295,6 @@ func endpointLabel(path string) string {
 func isModelPath(path string) bool {
 	id, ok := strings.CutPrefix(path, "/v1/models/")
 	return ok && id != "" && id != "." && id != ".." && !strings.ContainsAny(id, "/\\")
-}
-
-// servePassThrough forwards an unmetered request (the model list) for a valid key.
-func (p *Proxy) servePassThrough(w http.ResponseWriter, r *http.Request) {
-	key, _, aerr := p.authenticate(r)
-	if aerr != nil {
-		writeError(w, aerr)
-		return
-	}
-	noteCaller(w, key)
-	ctx, cancel := context.WithTimeout(r.Context(), p.opts.Timeout)
-	defer cancel()
-	r = r.WithContext(ctx)
-	r.Body, r.ContentLength = http.NoBody, 0
-	p.rp.ServeHTTP(w, r)
 }
 
 // rewrite points the outgoing request at the upstream and replaces credentials.
@@ -342,8 +354,11 @@ var dropRequestHeaders = []string{
 	"Accept-Encoding",
 }
 
-// dropResponseHeaders never reach the app: they describe the operator's upstream account.
-var dropResponseHeaders = []string{"Openai-Organization", "Openai-Project", "Set-Cookie"}
+// dropResponseHeaders never reach the app: they describe the operator's upstream
+// account, or the upstream's own CORS policy (the proxy's is cors.go's).
+var dropResponseHeaders = []string{"Openai-Organization", "Openai-Project", "Set-Cookie",
+	"Access-Control-Allow-Origin", "Access-Control-Allow-Credentials", "Access-Control-Expose-Headers",
+	"Access-Control-Allow-Methods", "Access-Control-Allow-Headers", "Access-Control-Max-Age"}
 
 // upstreamError answers a failed upstream exchange: 504 on timeout, 502 otherwise,
 // nothing when the app has gone away. The hold is released afterwards (finish).

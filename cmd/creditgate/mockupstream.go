@@ -21,13 +21,15 @@ func mockUpstreamCommand() *cobra.Command {
 		listen, apiKey string
 		outputTokens   int
 		eventDelay     time.Duration
+		batchDelay     time.Duration
 	)
 	cmd := &cobra.Command{
 		Use:   "mock-upstream",
 		Short: "Serve the bundled OpenAI-compatible mock API (for demos, tests and benchmarks)",
 		Long: `Serve an OpenAI-compatible mock API under /v1: chat completions, completions,
 embeddings, responses (plain and streamed) and models, with deterministic text and
-exact tiktoken usage. Faults can be injected per request with X-Mock-* headers
+exact tiktoken usage; files, batches (ended --batch-delay after their creation, at the
+next look) and stored responses and chat completions, in memory. Faults can be injected per request with X-Mock-* headers
 (X-Mock-Status, X-Mock-Delay, X-Mock-Drop-After, X-Mock-No-Usage, …).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -35,7 +37,7 @@ exact tiktoken usage. Faults can be injected per request with X-Mock-* headers
 				return err
 			}
 			m := mockupstream.New()
-			m.APIKey, m.OutputTokens, m.EventDelay, m.MaxRecorded = apiKey, outputTokens, eventDelay, 1
+			m.APIKey, m.OutputTokens, m.EventDelay, m.MaxRecorded, m.BatchDelay = apiKey, outputTokens, eventDelay, 1, batchDelay
 			ln, err := net.Listen("tcp", listen)
 			if err != nil {
 				return err
@@ -60,5 +62,6 @@ exact tiktoken usage. Faults can be injected per request with X-Mock-* headers
 	cmd.Flags().StringVar(&apiKey, "api-key", "", "require this bearer key (default: accept any)")
 	cmd.Flags().IntVar(&outputTokens, "output-tokens", mockupstream.DefaultOutputTokens, "generated tokens per choice")
 	cmd.Flags().DurationVar(&eventDelay, "event-delay", 0, "pause between stream events")
+	cmd.Flags().DurationVar(&batchDelay, "batch-delay", 30*time.Second, "how long a batch runs (0: until the process ends)")
 	return cmd
 }

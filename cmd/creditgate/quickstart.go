@@ -175,6 +175,7 @@ func startMock(addr string, outputTokens int) (string, func(), error) {
 	m := mockupstream.New()
 	m.OutputTokens = outputTokens
 	m.MaxRecorded = 1 // the quickstart never reads them
+	m.BatchDelay = 30 * time.Second
 	srv := &http.Server{Handler: m, ReadHeaderTimeout: 10 * time.Second}
 	go func() { _ = srv.Serve(ln) }()
 	return "http://" + ln.Addr().String() + "/v1", func() { _ = srv.Close() }, nil

@@ -10,6 +10,7 @@
 package app
 
 import (
+	"cmp"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -63,6 +64,9 @@ type Options struct {
 	// instead of the ledger's store (tests; and builds whose store keeps none).
 	Purchases billing.PurchaseStore
 	Portal    billing.PortalStore
+	// BatchPollInterval, when set, replaces how often ended batches are
+	// looked for (batchPollInterval; tests).
+	BatchPollInterval time.Duration
 }
 
 // App is a running creditgate. Create it with New, run it with Serve, stop it with
@@ -84,6 +88,7 @@ type App struct {
 	sales       *sales           // payments: the provider, the purchase service
 	stopWorker  context.CancelFunc
 	workerDone  chan struct{}
+	batches     *batchPoller // settles ended batches (batches.go)
 	spool       *spool.Spool
 	stopReplay  context.CancelFunc
 	replayDone  chan struct{}
@@ -222,6 +227,9 @@ func New(ctx context.Context, cfg *config.Config, o Options) (*App, error) {
 		InFlight:         inflight,
 		Observer:         a.metrics,
 		OnSettled:        a.worker.OnSettled,
+		Objects:          a.store,
+		Batches:          a.store,
+		CORS:             proxy.CORS{AllowedOrigins: cfg.CORS.AllowedOrigins, AllowCredentials: cfg.CORS.AllowCredentials, MaxAge: cfg.CORS.MaxAge},
 	})
 	if err != nil {
 		a.closeStore()
@@ -288,6 +296,7 @@ func New(ctx context.Context, cfg *config.Config, o Options) (*App, error) {
 		defer close(a.workerDone)
 		_ = a.worker.Run(wctx)
 	}()
+	a.batches = startBatchPoller(p, cmp.Or(o.BatchPollInterval, batchPollInterval))
 
 	if o.ConfigPath != "" {
 		wctx, cancel := context.WithCancel(context.Background())
@@ -368,6 +377,7 @@ func (a *App) apply(cfg *config.Config) {
 		Pricing:        cfg.Pricing(),
 		ClampMaxTokens: cfg.Billing.ClampMaxTokens,
 		DriftTolerance: cfg.Metering.DriftTolerance,
+		BatchDiscount:  int64(cfg.Prices.BatchDiscount),
 		Triggers: billing.Triggers{
 			AutoRecharge: a.charger != nil,
 			Notices:      a.cfg.Notify.Webhook.URL != "",
@@ -567,6 +577,7 @@ func (a *App) Shutdown(ctx context.Context) error {
 	cancel()
 	a.stopWorker()
 	<-a.workerDone
+	a.batches.Stop()
 	errConn := a.conn.Close()
 	_ = a.log.Sync()
 	a.shutdownErr = errors.Join(errData, errAdmin, errSpool, errConn)

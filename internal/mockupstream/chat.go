@@ -185,6 +185,9 @@ func (s *Server) chatCompletions(x *exchange) error {
 		})
 	}
 	resp.Usage = g.reportedUsage(x.b)
+	if req.Store {
+		s.keepChat(resp, g.id, g.model, g.created, req.Metadata, req.Messages)
+	}
 	return x.answer(resp)
 }
 

@@ -39,8 +39,11 @@ func TestErrors(t *testing.T) {
 		{name: "unknown path", path: "/v1/nope", body: "{}", status: 404,
 			wantType: "invalid_request_error", wantCode: "unknown_url", wantMsg: "Invalid URL (POST /v1/nope)"},
 		{name: "no /v1", path: "/chat/completions", body: chatBody, status: 404, wantType: "invalid_request_error", wantCode: "unknown_url"},
-		{name: "wrong method", method: http.MethodGet, path: "/v1/chat/completions", status: 404,
-			wantType: "invalid_request_error", wantCode: "unknown_url", wantMsg: "GET /v1/chat/completions"},
+		// GET /v1/chat/completions lists stored completions (stored.go); GET /v1/embeddings is nothing.
+		{name: "wrong method", method: http.MethodGet, path: "/v1/embeddings", status: 404,
+			wantType: "invalid_request_error", wantCode: "unknown_url", wantMsg: "GET /v1/embeddings"},
+		{name: "wrong method on a stored object", method: http.MethodPut, path: "/v1/chat/completions/chatcmpl-x", status: 404,
+			wantType: "invalid_request_error", wantCode: "unknown_url", wantMsg: "PUT /v1/chat/completions/chatcmpl-x"},
 		{name: "wrong key", configure: func(s *mockupstream.Server) { s.APIKey = "sk-upstream" },
 			path: "/v1/chat/completions", body: chatBody, headers: []string{"Authorization: Bearer sk-cg-client"}, status: 401,
 			wantType: "invalid_request_error", wantCode: "invalid_api_key", wantMsg: "Incorrect API key provided"},

@@ -17,6 +17,9 @@ type (
 		MaxCompletionTokens *int           `json:"max_completion_tokens"`
 		Stream              bool           `json:"stream"`
 		StreamOptions       *streamOptions `json:"stream_options"`
+		// Store keeps a non-streamed completion (stored.go), with Metadata.
+		Store    bool              `json:"store"`
+		Metadata map[string]string `json:"metadata"`
 	}
 	completionRequest struct {
 		Model         string         `json:"model"`
@@ -32,6 +35,8 @@ type (
 		Instructions    *string       `json:"instructions"`
 		MaxOutputTokens *int          `json:"max_output_tokens"`
 		Stream          bool          `json:"stream"`
+		// Store (default true, as OpenAI's) keeps the response (stored.go).
+		Store *bool `json:"store"`
 	}
 	embeddingRequest struct {
 		Model          string `json:"model"`

@@ -146,7 +146,7 @@ func (s *Server) responses(x *exchange) error {
 	resp := &response{
 		ID: g.id, Object: "response", CreatedAt: g.created, Status: "in_progress",
 		Instructions: req.Instructions, MaxOutputTokens: req.MaxOutputTokens, Model: g.model,
-		Output: []any{}, ParallelToolCalls: true, ServiceTier: "default", Store: true,
+		Output: []any{}, ParallelToolCalls: true, ServiceTier: "default", Store: req.Store == nil || *req.Store,
 		Temperature: 1, ToolChoice: "auto", TopP: 1, Truncation: "disabled",
 	}
 	resp.Text.Format.Type, resp.Text.Verbosity = "text", "medium"
@@ -177,6 +177,9 @@ func (s *Server) responses(x *exchange) error {
 				OutputTokensDetails: outputTokensDetails{ReasoningTokens: u.CompletionTokensDetails.ReasoningTokens},
 				TotalTokens:         u.TotalTokens,
 			}
+		}
+		if resp.Store {
+			s.keepResponse(resp, req.Input)
 		}
 	}
 	if !req.Stream {

@@ -2,7 +2,10 @@
 // `creditgate mock-upstream`. It serves /v1/chat/completions, /v1/completions,
 // /v1/embeddings, /v1/responses and /v1/models with OpenAI's JSON shapes, SSE framing,
 // error bodies and tiktoken-exact usage for the deterministic text it generates, and it
-// records every request. Faults (error statuses, delays, dropped or stalled streams,
+// records every request. It keeps stored objects in memory: files (/v1/files),
+// batches (/v1/batches, run by the mock's own handlers into output files whose lines
+// carry usage; batches.go), stored responses and stored chat completions
+// (stored.go). Faults (error statuses, delays, dropped or stalled streams,
 // missing usage or [DONE]) and lies (output past the cap asked for, inflated usage,
 // a body cut mid-way, an HTML page for an answer) are injected per server through
 // [Server] fields and the [Server.Behavior] hook, or per request through X-Mock-*
@@ -59,6 +62,12 @@ type Server struct {
 	// MaxRecorded, when > 0, keeps only the newest MaxRecorded requests, so long load
 	// runs don't grow memory without bound.
 	MaxRecorded int
+	// BatchDelay, when > 0, ends a batch at the first look at it once that long
+	// has passed since its creation; 0 leaves batches running until
+	// FinishBatches (batches.go).
+	BatchDelay time.Duration
+
+	objects objectStore // files, batches, stored responses and chat completions
 
 	mu       sync.Mutex
 	recs     []*record
@@ -281,6 +290,9 @@ func (s *Server) route(r *http.Request) func(*exchange) error {
 	path, ok := strings.CutPrefix(r.URL.Path, "/v1/")
 	if !ok {
 		return nil
+	}
+	if h := s.objectRoute(r.Method, path); h != nil {
+		return h
 	}
 	if r.Method == http.MethodGet {
 		if path == "models" {
