@@ -2,7 +2,6 @@ package admin
 
 import (
 	"cmp"
-	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -15,8 +14,6 @@ import (
 	"strings"
 	"time"
 	"unicode"
-
-	"go.uber.org/zap"
 
 	"github.com/creditgate/creditgate/billing"
 	"github.com/creditgate/creditgate/money"
@@ -619,25 +616,4 @@ func ledgerQuery(r *http.Request) (limit int, after string, _ *apiError) {
 		}
 	}
 	return limit, after, nil
-}
-
-func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
-	writeJSON(w, http.StatusOK, Health{Status: "ok"})
-}
-
-func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
-	if s.Ready == nil {
-		writeJSON(w, http.StatusOK, Health{Status: "ready"})
-		return
-	}
-	ctx, cancel := context.WithTimeout(r.Context(), readyTimeout)
-	defer cancel()
-	if err := s.Ready(ctx); err != nil {
-		if s.Logger != nil {
-			s.Logger.Warn("not ready", zap.Error(err))
-		}
-		writeJSON(w, http.StatusServiceUnavailable, Health{Status: "unavailable", Reason: err.Error()})
-		return
-	}
-	writeJSON(w, http.StatusOK, Health{Status: "ready"})
 }

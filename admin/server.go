@@ -94,8 +94,9 @@ func (s *Server) Handler() http.Handler {
 	mux.Handle("POST /admin/v1/accounts/{id}/portal-sessions", handlerFunc(s.createPortalSession))
 	s.registerReports(mux)
 	s.registerDashboard(mux)
-	mux.HandleFunc("GET /healthz", s.healthz)
-	mux.HandleFunc("GET /readyz", s.readyz)
+	probes := Probes{Ready: s.Ready, Logger: s.Logger}
+	mux.HandleFunc("GET /healthz", probes.Healthz)
+	mux.HandleFunc("GET /readyz", probes.Readyz)
 	if s.Metrics != nil {
 		mux.Handle("GET /metrics", s.Metrics)
 	}

@@ -63,6 +63,8 @@ type Config struct {
 	Limits Limits `yaml:"limits"`
 	// Auth tunes app-key authentication.
 	Auth Auth `yaml:"auth"`
+	// Metrics places the Prometheus endpoint.
+	Metrics Metrics `yaml:"metrics"`
 
 	// pricing is built by Validate from Prices.
 	pricing *metering.Pricing
@@ -425,6 +427,16 @@ type Auth struct {
 	// KeyCacheTTL is how long a looked-up app key is cached in process, which is
 	// also how long a revoked key may keep working. 0 disables the cache. Default 5s.
 	KeyCacheTTL time.Duration `yaml:"key_cache_ttl"`
+}
+
+// Metrics places GET /metrics. The admin listener always serves it; Listen
+// adds a listener of its own, so Prometheus scrapes without reaching the admin
+// API (which mints keys and credits accounts).
+type Metrics struct {
+	// Listen is the metrics listener's address, host:port, serving GET /metrics
+	// only, in plain HTTP (the figures carry no secret and no account id).
+	// Default "": no listener of its own.
+	Listen string `yaml:"listen"`
 }
 
 // ByteSize is a number of bytes; in YAML an integer or a size such as "16MiB".

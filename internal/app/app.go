@@ -95,6 +95,8 @@ type App struct {
 
 	data, admin       *http.Server
 	dataLn, adminLn   *limitListener
+	metricsSrv        *http.Server   // metrics.listen; nil when off
+	metricsLn         *limitListener // nil when off
 	dataTLS, adminTLS bool
 	cancelWatch       context.CancelFunc
 }
@@ -246,6 +248,8 @@ func New(ctx context.Context, cfg *config.Config, o Options) (*App, error) {
 	if sessions := a.sales.portal; sessions != nil {
 		dataHandler = withPortal(dataHandler, a.newPortal(cfg, sessions))
 	}
+	// /healthz and /readyz on the data plane, as on the admin listener.
+	dataHandler = withProbes(dataHandler, admin.Probes{Ready: a.ready, Logger: a.log.Named("probe")})
 	// Both listeners: headers (and the TLS handshake) within header_timeout,
 	// bodies at body_min_rate within body_idle_timeout, keep-alive connections
 	// closed after idle_timeout; no write timeout, which would cut streams.
@@ -268,7 +272,13 @@ func New(ctx context.Context, cfg *config.Config, o Options) (*App, error) {
 		a.closeStore()
 		return nil, fmt.Errorf("admin.listen: %w", err)
 	}
-	a.adminLn = newLimitListener(ln, "admin.listen", budget.Admin, a.log)
+	a.adminLn = newLimitListener(ln, "admin.listen", int(cfg.Admin.MaxConnections), a.log)
+	if a.metricsSrv, a.metricsLn, err = a.newMetricsServer(cfg.Metrics.Listen); err != nil {
+		a.adminLn.Close()
+		a.dataLn.Close()
+		a.closeStore()
+		return nil, err
+	}
 
 	if a.spool != nil {
 		rctx, cancel := context.WithCancel(context.Background())
@@ -308,7 +318,7 @@ func (a *App) planConnections(cfg *config.Config) (connBudget, error) {
 		a.log.Warn("could not raise RLIMIT_NOFILE's soft limit to its hard limit", zap.Uint64("soft", soft), zap.Uint64("hard", hard), zap.Error(err))
 	}
 	b, err := planConnections(soft, processDescriptors, redisConnections(a.conn.Client, cfg.Redis, a.conn.Embedded),
-		int(cfg.Admin.MaxConnections), int(cfg.Limits.MaxConnections))
+		int(cfg.Admin.MaxConnections)+metricsBudget(cfg.Metrics.Listen), int(cfg.Limits.MaxConnections))
 	b.FileLimitBefore, b.FileLimitHard = before, hard
 	if err != nil {
 		return b, err
@@ -471,6 +481,14 @@ func (a *App) Logger() *zap.Logger { return a.log }
 func (a *App) DataAddr() net.Addr  { return a.dataLn.Addr() }
 func (a *App) AdminAddr() net.Addr { return a.adminLn.Addr() }
 
+// MetricsAddr is the metrics listener's address; nil when metrics.listen is "".
+func (a *App) MetricsAddr() net.Addr {
+	if a.metricsLn == nil {
+		return nil
+	}
+	return a.metricsLn.Addr()
+}
+
 // Serve serves both listeners until Shutdown; it returns the first serving error.
 func (a *App) Serve() error {
 	a.log.Info("creditgate serving",
@@ -480,7 +498,10 @@ func (a *App) Serve() error {
 		zap.Bool("admin_tls", a.adminTLS),
 		zap.String("upstream", a.cfg.Upstream.BaseURL),
 		zap.Bool("embedded_store", a.conn.Embedded))
-	errc := make(chan error, 2)
+	if a.metricsLn != nil {
+		a.log.Info("metrics listener", zap.String("metrics_listen", a.metricsLn.Addr().String()))
+	}
+	errc := make(chan error, 3)
 	serve := func(srv *http.Server, ln net.Listener, useTLS bool) error {
 		if useTLS {
 			return srv.ServeTLS(ln, "", "") // certificates are in srv.TLSConfig
@@ -489,14 +510,19 @@ func (a *App) Serve() error {
 	}
 	go func() { errc <- serve(a.data, a.dataLn, a.dataTLS) }()
 	go func() { errc <- serve(a.admin, a.adminLn, a.adminTLS) }()
-	err := <-errc
-	if errors.Is(err, http.ErrServerClosed) {
-		err = <-errc
+	servers := 2
+	if a.metricsSrv != nil {
+		servers++
+		go func() { errc <- serve(a.metricsSrv, a.metricsLn, false) }()
 	}
-	if errors.Is(err, http.ErrServerClosed) {
-		return nil
+	// The first error that is not a server's closing, once every server ended
+	// or one failed.
+	for range servers {
+		if err := <-errc; !errors.Is(err, http.ErrServerClosed) {
+			return err
+		}
 	}
-	return err
+	return nil
 }
 
 // Shutdown stops the App gracefully:
@@ -557,6 +583,9 @@ func (a *App) Shutdown(ctx context.Context) error {
 
 	actx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	errAdmin := a.admin.Shutdown(actx)
+	if a.metricsSrv != nil {
+		errAdmin = errors.Join(errAdmin, a.metricsSrv.Shutdown(actx))
+	}
 	cancel()
 	a.stopWorker()
 	<-a.workerDone
