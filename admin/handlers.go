@@ -337,6 +337,8 @@ func (s *Server) addCredits(w http.ResponseWriter, r *http.Request) *apiError {
 	if res.Replayed {
 		status = http.StatusOK
 		w.Header().Set(replayedHeader, "true")
+	} else if s.Observer != nil {
+		s.Observer.ToppedUp(req.Source, amount)
 	}
 	writeJSON(w, status, creditResultFrom(res))
 	return nil
@@ -408,6 +410,8 @@ func (s *Server) adjust(w http.ResponseWriter, r *http.Request) *apiError {
 	if res.Replayed {
 		status = http.StatusOK
 		w.Header().Set(replayedHeader, "true")
+	} else if s.Observer != nil {
+		s.Observer.Adjusted(amount)
 	}
 	writeJSON(w, status, adjustmentResultFrom(res))
 	return nil

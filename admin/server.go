@@ -65,6 +65,9 @@ type Server struct {
 	// Billing page links; PortalLinkTTL is portal.link_ttl (default 10m).
 	PortalURL     string
 	PortalLinkTTL time.Duration
+	// Observer is told about each top-up and adjustment booked (metrics); nil:
+	// nobody.
+	Observer Observer
 }
 
 // publicRoutes are served without an admin token and without the access log:

@@ -96,6 +96,8 @@ type Metrics struct {
 	reloads         *prometheus.CounterVec
 	// pay counts money coming in (payments.go).
 	pay *paymentMetrics
+	// admin counts the admin API's top-ups and adjustments (admin.go).
+	admin *adminMetrics
 }
 
 var _ proxy.Observer = (*Metrics)(nil)
@@ -162,9 +164,11 @@ func New(o Options) (*Metrics, error) {
 		})
 
 	m.pay = newPaymentMetrics(counter)
+	m.admin = newAdminMetrics(counter)
 	cs := []prometheus.Collector{m.requests, m.tokens, m.localTokens, m.spend, m.quotaExceeded, m.clamped, m.drift,
 		m.holdsOpen, m.holdsExpired, m.requestDuration, m.upstreamLatency, m.ttft, m.redisLatency, m.redisErrors, m.reloads, spoolDepth}
 	cs = append(cs, m.pay.collectors()...)
+	cs = append(cs, m.admin.collectors()...)
 	if !o.NoProcessMetrics {
 		cs = append(cs, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	}

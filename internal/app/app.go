@@ -238,6 +238,7 @@ func New(ctx context.Context, cfg *config.Config, o Options) (*App, error) {
 		Portal:        a.sales.portal,
 		PortalURL:     cfg.PortalURL(),
 		PortalLinkTTL: cfg.Portal.LinkTTL,
+		Observer:      a.metrics,
 	}
 	if a.sales.service != nil {
 		adminSrv.Purchases = a.sales.service
