@@ -156,6 +156,13 @@ func tierNames(p billing.Policy) string {
 }
 
 func (s *Server) listAccounts(w http.ResponseWriter, r *http.Request) *apiError {
+	q, err := url.ParseQuery(r.URL.RawQuery)
+	if err != nil {
+		return badRequest(CodeInvalidValue, "", "the query string is malformed: %v", err)
+	}
+	if isSearch(q) {
+		return s.searchAccounts(w, r, q)
+	}
 	ledger, e := s.ledger()
 	if e != nil {
 		return e

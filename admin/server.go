@@ -65,6 +65,9 @@ type Server struct {
 	// Billing page links; PortalLinkTTL is portal.link_ttl (default 10m).
 	PortalURL     string
 	PortalLinkTTL time.Duration
+	// Directory pages through the accounts for GET /admin/v1/accounts?q=…;
+	// nil uses Ledger when it is an AccountDirectory, else a search answers 501.
+	Directory AccountDirectory
 	// Observer is told about each top-up and adjustment booked (metrics); nil:
 	// nobody.
 	Observer Observer

@@ -227,13 +227,14 @@ func New(ctx context.Context, cfg *config.Config, o Options) (*App, error) {
 		return nil, err
 	}
 	adminSrv := &admin.Server{
-		Ledger:  a.store,
-		Keys:    a.store,
-		Policy:  func() billing.Policy { return *a.policy.Load() },
-		Tokens:  cfg.Tokens,
-		Ready:   a.ready,
-		Logger:  a.log.Named("admin"),
-		Metrics: a.metrics.Handler(),
+		Ledger:    a.store,
+		Keys:      a.store,
+		Directory: a.store,
+		Policy:    func() billing.Policy { return *a.policy.Load() },
+		Tokens:    cfg.Tokens,
+		Ready:     a.ready,
+		Logger:    a.log.Named("admin"),
+		Metrics:   a.metrics.Handler(),
 		// Purchases and Billing page links.
 		Portal:        a.sales.portal,
 		PortalURL:     cfg.PortalURL(),
