@@ -68,6 +68,9 @@ type Server struct {
 	// Directory pages through the accounts for GET /admin/v1/accounts?q=…;
 	// nil uses Ledger when it is an AccountDirectory, else a search answers 501.
 	Directory AccountDirectory
+	// Activity reads the aggregate across accounts for GET /admin/v1/overview
+	// and GET /admin/v1/requests; nil answers them with 501.
+	Activity ActivityReader
 	// Observer is told about each top-up and adjustment booked (metrics); nil:
 	// nobody.
 	Observer Observer
@@ -98,6 +101,8 @@ func (s *Server) Handler() http.Handler {
 	mux.Handle("POST /admin/v1/accounts/{id}/purchases", handlerFunc(s.createPurchase))
 	mux.Handle("GET /admin/v1/accounts/{id}/purchases", handlerFunc(s.listPurchases))
 	mux.Handle("POST /admin/v1/accounts/{id}/portal-sessions", handlerFunc(s.createPortalSession))
+	mux.Handle("GET /admin/v1/overview", handlerFunc(s.overview))
+	mux.Handle("GET /admin/v1/requests", handlerFunc(s.recentRequests))
 	s.registerReports(mux)
 	s.registerDashboard(mux)
 	probes := Probes{Ready: s.Ready, Logger: s.Logger}

@@ -28,6 +28,7 @@ import (
 
 	"github.com/creditgate/creditgate/admin"
 	"github.com/creditgate/creditgate/billing"
+	"github.com/creditgate/creditgate/billing/activity"
 	"github.com/creditgate/creditgate/billing/recharge"
 	"github.com/creditgate/creditgate/billing/redisstore"
 	"github.com/creditgate/creditgate/config"
@@ -79,6 +80,9 @@ type App struct {
 	expiringWithin atomic.Int64
 
 	metrics     *metrics.Metrics
+	activity    *activity.Recorder // the console's aggregate across accounts
+	stopRecord  context.CancelFunc
+	recordDone  chan struct{}
 	worker      *recharge.Worker // auto-recharge, notices, expiry sweeps
 	charger     recharge.Charger // nil: auto-recharge off
 	sales       *sales           // payments: the provider, the purchase service
@@ -187,6 +191,12 @@ func New(ctx context.Context, cfg *config.Config, o Options) (*App, error) {
 		a.closeStore()
 		return nil, err
 	}
+	if a.activity, err = activity.NewRecorder(activity.RecorderOptions{Client: a.conn.Client, Prefix: cfg.Redis.KeyPrefix,
+		Logger: a.log.Named("activity")}); err != nil {
+		a.closeStore()
+		return nil, err
+	}
+	ledger := recordingLedger{Ledger: a.store, rec: a.activity}
 	a.apply(cfg)
 	a.metrics.SetSpoolDepth(a.SpoolDepth)
 	if err := a.newWorker(cfg); err != nil {
@@ -210,7 +220,7 @@ func New(ctx context.Context, cfg *config.Config, o Options) (*App, error) {
 		UpstreamKey:      cfg.Upstream.APIKey,
 		Timeout:          cfg.Upstream.Timeout,
 		MaxUpstreamConns: budget.Data,
-		Ledger:           a.store,
+		Ledger:           ledger,
 		Keys:             a.store,
 		Settings:         a.settings.Load,
 		Logger:           a.log.Named("proxy"),
@@ -240,6 +250,7 @@ func New(ctx context.Context, cfg *config.Config, o Options) (*App, error) {
 		PortalURL:     cfg.PortalURL(),
 		PortalLinkTTL: cfg.Portal.LinkTTL,
 		Observer:      a.metrics,
+		Activity:      &activity.Reader{Client: a.conn.Client, Prefix: cfg.Redis.KeyPrefix},
 	}
 	if a.sales.service != nil {
 		adminSrv.Purchases = a.sales.service
@@ -287,9 +298,16 @@ func New(ctx context.Context, cfg *config.Config, o Options) (*App, error) {
 		a.stopReplay, a.replayDone = cancel, make(chan struct{})
 		go func() {
 			defer close(a.replayDone)
-			a.spool.Run(rctx, a.store, cfg.Spool.ReplayInterval)
+			a.spool.Run(rctx, ledger, cfg.Spool.ReplayInterval)
 		}()
 	}
+
+	actx, stopRecord := context.WithCancel(context.Background())
+	a.stopRecord, a.recordDone = stopRecord, make(chan struct{})
+	go func() {
+		defer close(a.recordDone)
+		a.activity.Run(actx)
+	}()
 
 	wctx, stopWorker := context.WithCancel(context.Background())
 	a.stopWorker, a.workerDone = stopWorker, make(chan struct{})
@@ -349,7 +367,7 @@ func (a *App) newWorker(cfg *config.Config) error {
 		}
 		notifier = s
 	}
-	w, err := recharge.New(recharge.Options{Store: a.store, Charger: a.charger, Notifier: notifier, Observer: a.metrics,
+	w, err := recharge.New(recharge.Options{Store: a.store, Charger: a.charger, Notifier: notifier, Observer: rechargeObservers{a.metrics, a.activity},
 		Logger: a.log.Named("billing"), Settings: func() recharge.Settings {
 			s := a.settings.Load()
 			return recharge.Settings{CreditTTL: s.Policy.CreditTTL, LowBalance: s.Triggers.LowBalance,
@@ -591,6 +609,8 @@ func (a *App) Shutdown(ctx context.Context) error {
 	cancel()
 	a.stopWorker()
 	<-a.workerDone
+	a.stopRecord() // its last flush, before the connection closes
+	<-a.recordDone
 	errConn := a.conn.Close()
 	_ = a.log.Sync()
 	a.shutdownErr = errors.Join(errData, errAdmin, errSpool, errConn)
