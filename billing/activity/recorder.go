@@ -22,8 +22,8 @@ type Client interface {
 const (
 	DefaultQueueSize     = 8192
 	DefaultFlushInterval = 500 * time.Millisecond
-	maxBatch             = 1024 // events written by one flush at most
-	flushTimeout         = 5 * time.Second
+	maxBatch             = 1024            // events written by one flush at most
+	flushTimeout         = 2 * time.Second // bounds a flush, so a dead Redis delays a shutdown little
 )
 
 // RecorderOptions configure a Recorder. Client is required.

@@ -555,7 +555,8 @@ func (a *App) Serve() error {
 //     more);
 //  4. the spool is flushed to Redis (at most flushGrace more; what Redis refuses
 //     stays on disk for the next start);
-//  5. the admin API, the spool and the Redis connection are closed.
+//  5. the admin API, the spool and the Redis connection are closed, after the
+//     console's aggregate (billing/activity) wrote what it holds (at most 2 s).
 //
 // It returns ctx's error when requests had to be cut. Calling it again returns
 // the first call's result.
