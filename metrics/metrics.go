@@ -78,6 +78,8 @@ type Metrics struct {
 	pricing func() *metering.Pricing
 	models  atomic.Pointer[modelSet]
 	spool   atomic.Pointer[func() int]
+	// activityDropped reads the console aggregate's dropped events.
+	activityDropped atomic.Pointer[func() int64]
 
 	requests        *prometheus.CounterVec
 	tokens          *prometheus.CounterVec
@@ -163,10 +165,18 @@ func New(o Options) (*Metrics, error) {
 			return 0
 		})
 
+	activityDropped := prometheus.NewCounterFunc(prometheus.CounterOpts{Namespace: Namespace, Name: "activity_dropped_total",
+		Help: "Events the console's aggregate across accounts (billing/activity) dropped because its queue was full: the overview and the recent requests miss them; the ledger does not."},
+		func() float64 {
+			if f := m.activityDropped.Load(); f != nil {
+				return float64((*f)())
+			}
+			return 0
+		})
 	m.pay = newPaymentMetrics(counter)
 	m.admin = newAdminMetrics(counter)
 	cs := []prometheus.Collector{m.requests, m.tokens, m.localTokens, m.spend, m.quotaExceeded, m.clamped, m.drift,
-		m.holdsOpen, m.holdsExpired, m.requestDuration, m.upstreamLatency, m.ttft, m.redisLatency, m.redisErrors, m.reloads, spoolDepth}
+		m.holdsOpen, m.holdsExpired, m.requestDuration, m.upstreamLatency, m.ttft, m.redisLatency, m.redisErrors, m.reloads, spoolDepth, activityDropped}
 	cs = append(cs, m.pay.collectors()...)
 	cs = append(cs, m.admin.collectors()...)
 	if !o.NoProcessMetrics {
@@ -206,6 +216,16 @@ func (m *Metrics) SetSpoolDepth(depth func() int) {
 		return
 	}
 	m.spool.Store(&depth)
+}
+
+// SetActivityDropped installs the function creditgate_activity_dropped_total
+// reads at each scrape (activity.Recorder.Dropped); until then it reads 0.
+func (m *Metrics) SetActivityDropped(dropped func() int64) {
+	if dropped == nil {
+		m.activityDropped.Store(nil)
+		return
+	}
+	m.activityDropped.Store(&dropped)
 }
 
 // ConfigReloaded counts one configuration reload: err nil means it was applied,

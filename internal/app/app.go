@@ -196,6 +196,7 @@ func New(ctx context.Context, cfg *config.Config, o Options) (*App, error) {
 		a.closeStore()
 		return nil, err
 	}
+	a.metrics.SetActivityDropped(a.activity.Dropped)
 	ledger := recordingLedger{Ledger: a.store, rec: a.activity}
 	a.apply(cfg)
 	a.metrics.SetSpoolDepth(a.SpoolDepth)
