@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -17,9 +18,12 @@ import (
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
 
+	"github.com/creditgate/creditgate/admin"
 	"github.com/creditgate/creditgate/billing"
+	"github.com/creditgate/creditgate/billing/activity"
 	"github.com/creditgate/creditgate/billing/redisstore"
 	"github.com/creditgate/creditgate/internal/testing/browser"
+	"github.com/creditgate/creditgate/internal/testing/testredis"
 	"github.com/creditgate/creditgate/money"
 )
 
@@ -134,6 +138,36 @@ func seedHistory(t *testing.T, store *redisstore.Store, clk *clock, policy billi
 	return s
 }
 
+// recordActivity gives the console's aggregate the accounts' settled requests,
+// each at its own time, as the proxy would have, and returns its reader.
+func recordActivity(t *testing.T, store *redisstore.Store, r *testredis.Store, accounts ...string) *activity.Reader {
+	t.Helper()
+	var at time.Time
+	rec, err := activity.NewRecorder(activity.RecorderOptions{Client: r.Client, Prefix: r.Prefix, Now: func() time.Time { return at }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	for _, id := range accounts {
+		page, err := store.Events(ctx, id, "", 1000)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, ev := range page.Events {
+			if ev.Type != billing.EventUsage {
+				continue
+			}
+			at = ev.At
+			rec.Settled(activity.Request{Account: id, KeyID: ev.KeyID, RequestID: ev.RequestID, Model: ev.Model, Endpoint: ev.Endpoint,
+				PromptTokens: ev.PromptTokens, CompletionTokens: ev.CompletionTokens, Cost: ev.Cost, BalanceAfter: ev.BalanceAfter})
+			if err := rec.Flush(ctx); err != nil { // one at a time: each keeps its own time
+				t.Fatal(err)
+			}
+		}
+	}
+	return &activity.Reader{Client: r.Client, Prefix: r.Prefix}
+}
+
 // formatUSD formats like the page does: "$1,234.500000", "-$0.300000".
 func formatUSD(m money.Micros) string {
 	sign := ""
@@ -195,10 +229,17 @@ func TestDashboardInBrowser(t *testing.T) {
 	browser := requireBrowser(t)
 
 	clk := &clock{}
-	store := newRedisLedger(t, clk.now)
+	r := testredis.New(t)
+	store, err := redisstore.New(r.Client, redisstore.Options{Prefix: r.Prefix, Now: clk.now})
+	if err != nil {
+		t.Fatal(err)
+	}
 	usd := money.MustParse
 	seed := seedHistory(t, store, clk, testPolicy)
-	srv := serveAdmin(t, store, token, nil)
+	reader := recordActivity(t, store, r, "acme", "globex", "initech")
+	srv := httptest.NewServer((&admin.Server{Ledger: store, Keys: store, Policy: func() billing.Policy { return testPolicy },
+		Tokens: func() []string { return []string{token} }, Ready: store.Ping, Activity: reader}).Handler())
+	t.Cleanup(srv.Close)
 
 	tab := openTab(t, browser)
 	ctx, problems, do, waitFor, eval, text := tab.ctx, tab.problems, tab.do, tab.waitFor, tab.eval, tab.text

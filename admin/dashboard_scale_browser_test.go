@@ -21,7 +21,8 @@ import (
 // TestDashboardScalesInBrowser drives the dashboard against more than it shows
 // at once: 231 accounts (more than a page of the list, and more than the 200 the
 // page once looked up expiries for) and an account whose ledger is more than
-// two pages long. Every account on the last page gets its next expiry; the
+// two pages long. The list pages by the server's cursor (every account once,
+// each with its next expiry) and finds an account by a part of its id; the
 // ledger shows the newest event first and pages back to the oldest with "Load
 // older events"; the chart's spend per day and model is the seeded spend; and
 // the page never reads the ledger oldest first.
@@ -99,18 +100,52 @@ func TestDashboardScalesInBrowser(t *testing.T) {
 	if got := text("#accounts-range"); got != "1–50 of 231" {
 		t.Errorf("accounts range %q", got)
 	}
-	allExpiries := `[...document.querySelectorAll('#accounts td[data-field="next_expiry"]')].every((td) => td.textContent !== "…")`
+	allExpiries := `[...document.querySelectorAll('#accounts td[data-field="next_expiry"]')].every((td) => td.textContent !== "…" && td.textContent !== "")`
 	waitFor("the first page's expiries", allExpiries)
+	pageIDs := func() []string {
+		var ids []string
+		if err := json.Unmarshal([]byte(eval(`JSON.stringify([...document.querySelectorAll("#accounts tr[data-account]")].map((tr) => tr.dataset.account))`)), &ids); err != nil {
+			t.Fatal(err)
+		}
+		return ids
+	}
 
-	// The last page: every row gets its next expiry, acct-229's from its promotion.
+	// Page through every account with the server's cursor: 231 accounts, each
+	// once, in pages of 50 and a last of 31; every row has its next expiry,
+	// acct-229's from its promotion, bigco's from its purchase.
+	seen := map[string]int{}
+	for _, id := range pageIDs() {
+		seen[id]++
+	}
 	for page := 2; page <= 5; page++ {
 		do(fmt.Sprintf("page %d", page), chromedp.Click(chromedp.CSS("#accounts-next")))
 		waitFor(fmt.Sprintf("page %d", page), `document.querySelector("#accounts-range").textContent.startsWith("`+fmt.Sprint((page-1)*50+1)+`–")`)
+		waitFor(fmt.Sprintf("page %d's expiries", page), allExpiries)
+		for _, id := range pageIDs() {
+			seen[id]++
+		}
+		if got := text(`#accounts tr[data-account="acct-229"] td[data-field="next_expiry"]`); got != "" && !strings.HasPrefix(got, promoExpiry.Format("2006-01-02")) {
+			t.Errorf("acct-229's next expiry %q, want %s…", got, promoExpiry.Format("2006-01-02"))
+		}
 	}
-	waitFor("the last page", `document.querySelectorAll("#accounts tr[data-account]").length === 31 && document.querySelector('#accounts tr[data-account="bigco"]') !== null`)
-	waitFor("the last page's expiries", allExpiries)
-	if got := text(`#accounts tr[data-account="acct-229"] td[data-field="next_expiry"]`); !strings.HasPrefix(got, promoExpiry.Format("2006-01-02")) {
-		t.Errorf("acct-229's next expiry %q, want %s…", got, promoExpiry.Format("2006-01-02"))
+	waitFor("the last page", `document.querySelectorAll("#accounts tr[data-account]").length === 31 && document.querySelector("#accounts-next").disabled &&
+		document.querySelector("#accounts-range").textContent === "201–231 of 231"`)
+	if len(seen) != 231 || seen["bigco"] != 1 || seen["acct-229"] != 1 {
+		t.Errorf("paging showed %d distinct accounts (bigco %d, acct-229 %d times), want all 231 once", len(seen), seen["bigco"], seen["acct-229"])
+	}
+	for id, n := range seen {
+		if n != 1 {
+			t.Errorf("%s shown on %d pages", id, n)
+		}
+	}
+	do("back a page", chromedp.Click(chromedp.CSS("#accounts-prev")))
+	waitFor("page 4 again", `document.querySelector("#accounts-range").textContent === "151–200 of 231" && document.querySelectorAll("#accounts tr[data-account]").length === 50`)
+
+	// Search: a part of the id, any case, finds bigco and only it.
+	do("search bigco", chromedp.SendKeys(chromedp.CSS("#search-q"), "BigC"), chromedp.Click(chromedp.CSS(`#search-form button[type="submit"]`)))
+	waitFor("bigco found", `document.querySelectorAll("#accounts tr[data-account]").length === 1 && document.querySelector('#accounts tr[data-account="bigco"]') !== null`)
+	if got := text(`#accounts tr[data-account="bigco"] td[data-field="next_expiry"]`); !strings.HasSuffix(got, "UTC") {
+		t.Errorf("bigco's next expiry %q", got)
 	}
 
 	// bigco's ledger: the newest page, newest first, then older pages to the start.
@@ -180,6 +215,10 @@ func TestDashboardScalesInBrowser(t *testing.T) {
 	for _, req := range requests {
 		path, query, _ := strings.Cut(req, "?")
 		switch {
+		case path == "/admin/v1/accounts" && !strings.Contains(query, "limit=50"):
+			t.Errorf("the page read the account list whole: %s", req)
+		case strings.HasPrefix(path, "/admin/v1/accounts/acct-"):
+			t.Errorf("the page read an account it did not open (next expiries come with the search page): %s", req)
 		case strings.HasSuffix(path, "/ledger") || strings.HasSuffix(path, "/ledger/export"):
 			t.Errorf("the page read the ledger oldest first: %s", req)
 		case strings.HasSuffix(path, "/ledger/recent") && !strings.Contains(query, "limit=100"):

@@ -2,7 +2,6 @@ package admin
 
 import (
 	"cmp"
-	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -15,8 +14,6 @@ import (
 	"strings"
 	"time"
 	"unicode"
-
-	"go.uber.org/zap"
 
 	"github.com/creditgate/creditgate/billing"
 	"github.com/creditgate/creditgate/money"
@@ -159,6 +156,13 @@ func tierNames(p billing.Policy) string {
 }
 
 func (s *Server) listAccounts(w http.ResponseWriter, r *http.Request) *apiError {
+	q, err := url.ParseQuery(r.URL.RawQuery)
+	if err != nil {
+		return badRequest(CodeInvalidValue, "", "the query string is malformed: %v", err)
+	}
+	if isSearch(q) {
+		return s.searchAccounts(w, r, q)
+	}
 	ledger, e := s.ledger()
 	if e != nil {
 		return e
@@ -340,6 +344,8 @@ func (s *Server) addCredits(w http.ResponseWriter, r *http.Request) *apiError {
 	if res.Replayed {
 		status = http.StatusOK
 		w.Header().Set(replayedHeader, "true")
+	} else if s.Observer != nil {
+		s.Observer.ToppedUp(req.Source, amount)
 	}
 	writeJSON(w, status, creditResultFrom(res))
 	return nil
@@ -411,6 +417,8 @@ func (s *Server) adjust(w http.ResponseWriter, r *http.Request) *apiError {
 	if res.Replayed {
 		status = http.StatusOK
 		w.Header().Set(replayedHeader, "true")
+	} else if s.Observer != nil {
+		s.Observer.Adjusted(amount)
 	}
 	writeJSON(w, status, adjustmentResultFrom(res))
 	return nil
@@ -619,25 +627,4 @@ func ledgerQuery(r *http.Request) (limit int, after string, _ *apiError) {
 		}
 	}
 	return limit, after, nil
-}
-
-func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
-	writeJSON(w, http.StatusOK, Health{Status: "ok"})
-}
-
-func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
-	if s.Ready == nil {
-		writeJSON(w, http.StatusOK, Health{Status: "ready"})
-		return
-	}
-	ctx, cancel := context.WithTimeout(r.Context(), readyTimeout)
-	defer cancel()
-	if err := s.Ready(ctx); err != nil {
-		if s.Logger != nil {
-			s.Logger.Warn("not ready", zap.Error(err))
-		}
-		writeJSON(w, http.StatusServiceUnavailable, Health{Status: "unavailable", Reason: err.Error()})
-		return
-	}
-	writeJSON(w, http.StatusOK, Health{Status: "ready"})
 }

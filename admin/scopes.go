@@ -81,6 +81,8 @@ func (s *Server) routes() []route {
 		{"GET /admin/v1/accounts/{id}/ledger/recent", ScopeRead, s.recentEvents},
 		{"GET /admin/v1/accounts/{id}/ledger/export", ScopeRead, s.exportLedger},
 		{"GET /admin/v1/accounts/{id}/audit", ScopeRead, s.auditAccount},
+		{"GET /admin/v1/overview", ScopeRead, s.overview},
+		{"GET /admin/v1/requests", ScopeRead, s.recentRequests},
 	}
 }
 

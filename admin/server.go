@@ -67,6 +67,15 @@ type Server struct {
 	// Billing page links; PortalLinkTTL is portal.link_ttl (default 10m).
 	PortalURL     string
 	PortalLinkTTL time.Duration
+	// Directory pages through the accounts for GET /admin/v1/accounts?q=…;
+	// nil uses Ledger when it is an AccountDirectory, else a search answers 501.
+	Directory AccountDirectory
+	// Activity reads the aggregate across accounts for GET /admin/v1/overview
+	// and GET /admin/v1/requests; nil answers them with 501.
+	Activity ActivityReader
+	// Observer is told about each top-up and adjustment booked (metrics); nil:
+	// nobody.
+	Observer Observer
 }
 
 // publicRoutes are served without an admin token and without the access log:
@@ -87,8 +96,9 @@ func (s *Server) Handler() http.Handler {
 		scopes[rt.pattern] = rt.scope
 	}
 	s.registerDashboard(mux)
-	mux.HandleFunc("GET /healthz", s.healthz)
-	mux.HandleFunc("GET /readyz", s.readyz)
+	probes := Probes{Ready: s.Ready, Logger: s.Logger}
+	mux.HandleFunc("GET /healthz", probes.Healthz)
+	mux.HandleFunc("GET /readyz", probes.Readyz)
 	if s.Metrics != nil {
 		mux.Handle("GET /metrics", s.Metrics)
 	}

@@ -158,12 +158,31 @@ type AccountSummary struct {
 	Reserved  money.Micros `json:"reserved"`
 	Available SignedMicros `json:"available"`
 	AccountSettings
+	// NextExpiry (the earliest expiry of a grant with credit left) and
+	// AutoRecharge (whether it is on) come with a search page only.
+	NextExpiry   *time.Time `json:"next_expiry,omitempty"`
+	AutoRecharge *bool      `json:"auto_recharge,omitempty"`
 }
 
 // AccountList is the answer of GET /admin/v1/accounts, sorted by id.
 type AccountList struct {
 	Object string           `json:"object"` // "list"
 	Data   []AccountSummary `json:"data"`
+}
+
+// AccountPage is one page of an account search (GET /admin/v1/accounts?q=…):
+// the matching accounts of the part of the index this request scanned, sorted
+// by id within the page. Pages follow Redis's scan order, not the ids' order.
+type AccountPage struct {
+	Object string           `json:"object"` // "list"
+	Data   []AccountSummary `json:"data"`
+	// NextCursor continues the scan (pass it as cursor); "" when it is complete.
+	NextCursor string `json:"next_cursor,omitempty"`
+	HasMore    bool   `json:"has_more"`
+	// Scanned is how many ids this request examined (at most 5000).
+	Scanned int `json:"scanned"`
+	// Total is the number of accounts in the index.
+	Total int64 `json:"total_accounts"`
 }
 
 // Grant is one credit grant.

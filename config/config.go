@@ -67,6 +67,8 @@ type Config struct {
 	Auth Auth `yaml:"auth"`
 	// CORS lets browser apps on other origins call the data plane.
 	CORS CORS `yaml:"cors"`
+	// Metrics places the Prometheus endpoint.
+	Metrics Metrics `yaml:"metrics"`
 
 	// pricing is built by Validate from Prices.
 	pricing *metering.Pricing
@@ -525,6 +527,16 @@ type CORS struct {
 	// MaxAge is how long a browser may cache a preflight's answer (at most 24h;
 	// browsers cap it lower). Default 10m.
 	MaxAge time.Duration `yaml:"max_age"`
+}
+
+// Metrics places GET /metrics. The admin listener always serves it; Listen
+// adds a listener of its own, so Prometheus scrapes without reaching the admin
+// API (which mints keys and credits accounts).
+type Metrics struct {
+	// Listen is the metrics listener's address, host:port, serving GET /metrics
+	// only, in plain HTTP (the figures carry no secret and no account id).
+	// Default "": no listener of its own.
+	Listen string `yaml:"listen"`
 }
 
 // ByteSize is a number of bytes; in YAML an integer or a size such as "16MiB".

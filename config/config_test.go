@@ -64,6 +64,7 @@ func TestDefault(t *testing.T) {
 		{"listen", d.Listen, ":8080"},
 		{"admin.listen", d.Admin.Listen, "127.0.0.1:8081"},
 		{"admin.tokens", d.Admin.Tokens, BareTokens("change-me")},
+		{"metrics.listen", d.Metrics.Listen, ""},
 		{"upstream.base_url", d.Upstream.BaseURL, "https://api.openai.com/v1"},
 		{"upstream.api_key", d.Upstream.APIKey, ""},
 		{"upstream.timeout", d.Upstream.Timeout, 10 * time.Minute},

@@ -105,6 +105,7 @@ var sections = []struct {
 	{[]string{"limits"}, validateLimits},
 	{[]string{"auth"}, validateAuth},
 	{[]string{"cors"}, validateCORS},
+	{[]string{"metrics"}, validateMetrics},
 }
 
 // add records a problem with key.
@@ -522,6 +523,26 @@ func validateLimits(c *Config, ps *Problems) {
 func validateAuth(c *Config, ps *Problems) {
 	if c.Auth.KeyCacheTTL < 0 {
 		ps.add("auth.key_cache_ttl", "must be 0 (no cache) or positive, got %s", c.Auth.KeyCacheTTL)
+	}
+}
+
+// validateMetrics checks metrics.listen: off, or an address of its own.
+func validateMetrics(c *Config, ps *Problems) {
+	addr := c.Metrics.Listen
+	if addr == "" {
+		return
+	}
+	if err := checkListenAddr(addr); err != nil {
+		ps.add("metrics.listen", "%v", err)
+		return
+	}
+	if strings.HasSuffix(addr, ":0") {
+		return // a port the kernel picks (tests)
+	}
+	for _, other := range []struct{ key, addr string }{{"listen", c.Listen}, {"admin.listen", c.Admin.Listen}} {
+		if addr == other.addr {
+			ps.add("metrics.listen", "same address as %s (%s); the metrics listener needs its own (or \"\" to serve /metrics on the admin listener only)", other.key, addr)
+		}
 	}
 }
 

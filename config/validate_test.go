@@ -123,6 +123,12 @@ func TestValidateRules(t *testing.T) {
 		{"max_body_bytes zero", func(c *Config) { c.Limits.MaxBodyBytes = 0 }, []string{"limits.max_body_bytes"}},
 		{"key_cache_ttl negative", func(c *Config) { c.Auth.KeyCacheTTL = -time.Second }, []string{"auth.key_cache_ttl"}},
 		{"key_cache_ttl zero disables", func(c *Config) { c.Auth.KeyCacheTTL = 0 }, nil},
+		{"metrics.listen off", func(c *Config) { c.Metrics.Listen = "" }, nil},
+		{"metrics.listen on its own port", func(c *Config) { c.Metrics.Listen = ":9090" }, nil},
+		{"metrics.listen not host:port", func(c *Config) { c.Metrics.Listen = "9090" }, []string{"metrics.listen"}},
+		{"metrics.listen same as listen", func(c *Config) { c.Metrics.Listen = c.Listen }, []string{"metrics.listen"}},
+		{"metrics.listen same as admin.listen", func(c *Config) { c.Metrics.Listen = c.Admin.Listen }, []string{"metrics.listen"}},
+		{"metrics.listen on a kernel-picked port", func(c *Config) { c.Listen, c.Metrics.Listen = "127.0.0.1:0", "127.0.0.1:0" }, nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -201,12 +207,13 @@ func TestValidateReportsEverySectionAtOnce(t *testing.T) {
 	c.Logging.Level = "loud"
 	c.Limits.MaxMessages = 0
 	c.Auth.KeyCacheTTL = -1
+	c.Metrics.Listen = "nine-thousand"
 	var ps *Problems
 	if err := c.Validate(); !errors.As(err, &ps) {
 		t.Fatalf("Validate() = %v, want *Problems", err)
 	}
 	want := []string{"auth.key_cache_ttl", "billing.grace", "limits.max_messages", "logging.level", "metering.drift_tolerance",
-		"notify.expiring_within", "pricing.models.x.input", "redis.timeout", "shutdown_timeout", "spool.replay_interval", "upstream.timeout"}
+		"metrics.listen", "notify.expiring_within", "pricing.models.x.input", "redis.timeout", "shutdown_timeout", "spool.replay_interval", "upstream.timeout"}
 	if got := keysOf(*ps); !slices.Equal(got, want) {
 		t.Errorf("problem keys %v, want %v\n%v", got, want, ps)
 	}

@@ -79,6 +79,8 @@ type Metrics struct {
 	pricing func() *metering.Pricing
 	models  atomic.Pointer[modelSet]
 	spool   atomic.Pointer[func() int]
+	// activityDropped reads the console aggregate's dropped events.
+	activityDropped atomic.Pointer[func() int64]
 
 	requests        *prometheus.CounterVec
 	tokens          *prometheus.CounterVec
@@ -99,6 +101,8 @@ type Metrics struct {
 	reloads         *prometheus.CounterVec
 	// pay counts money coming in (payments.go).
 	pay *paymentMetrics
+	// admin counts the admin API's top-ups and adjustments (admin.go).
+	admin *adminMetrics
 }
 
 var _ proxy.Observer = (*Metrics)(nil)
@@ -170,10 +174,20 @@ func New(o Options) (*Metrics, error) {
 			return 0
 		})
 
+	activityDropped := prometheus.NewCounterFunc(prometheus.CounterOpts{Namespace: Namespace, Name: "activity_dropped_total",
+		Help: "Events the console's aggregate across accounts (billing/activity) dropped because its queue was full: the overview and the recent requests miss them; the ledger does not."},
+		func() float64 {
+			if f := m.activityDropped.Load(); f != nil {
+				return float64((*f)())
+			}
+			return 0
+		})
 	m.pay = newPaymentMetrics(counter)
+	m.admin = newAdminMetrics(counter)
 	cs := []prometheus.Collector{m.requests, m.tokens, m.localTokens, m.spend, m.quotaExceeded, m.clamped, m.drift,
-		m.excess, m.excessTokens, m.holdsOpen, m.holdsExpired, m.requestDuration, m.upstreamLatency, m.ttft, m.redisLatency, m.redisErrors, m.reloads, spoolDepth}
+		m.excess, m.excessTokens, m.holdsOpen, m.holdsExpired, m.requestDuration, m.upstreamLatency, m.ttft, m.redisLatency, m.redisErrors, m.reloads, spoolDepth, activityDropped}
 	cs = append(cs, m.pay.collectors()...)
+	cs = append(cs, m.admin.collectors()...)
 	if !o.NoProcessMetrics {
 		cs = append(cs, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	}
@@ -211,6 +225,16 @@ func (m *Metrics) SetSpoolDepth(depth func() int) {
 		return
 	}
 	m.spool.Store(&depth)
+}
+
+// SetActivityDropped installs the function creditgate_activity_dropped_total
+// reads at each scrape (activity.Recorder.Dropped); until then it reads 0.
+func (m *Metrics) SetActivityDropped(dropped func() int64) {
+	if dropped == nil {
+		m.activityDropped.Store(nil)
+		return
+	}
+	m.activityDropped.Store(&dropped)
 }
 
 // ConfigReloaded counts one configuration reload: err nil means it was applied,

@@ -315,6 +315,15 @@ func TestConfigReloadsSpoolDepthAndExpiredHolds(t *testing.T) {
 	if got := sample(t, m.Gatherer(), "creditgate_spool_depth", nil); got != 0 {
 		t.Errorf("spool depth after unset = %v, want 0", got)
 	}
+	if got := sample(t, m.Gatherer(), "creditgate_activity_dropped_total", nil); got != 0 {
+		t.Errorf("activity dropped before it is set = %v, want 0", got)
+	}
+	dropped := int64(4)
+	m.SetActivityDropped(func() int64 { return dropped })
+	dropped = 9 // read at each scrape
+	if got := sample(t, m.Gatherer(), "creditgate_activity_dropped_total", nil); got != 9 {
+		t.Errorf("activity dropped = %v, want 9", got)
+	}
 }
 
 func TestInstancesDoNotShareARegistry(t *testing.T) {

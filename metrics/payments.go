@@ -17,8 +17,9 @@ import (
 // recharge.Observer, and WebhookObserver gives a notify.Observer per webhook.
 
 var (
-	_ purchase.Observer = (*Metrics)(nil)
-	_ recharge.Observer = (*Metrics)(nil)
+	_ purchase.Observer       = (*Metrics)(nil)
+	_ recharge.Observer       = (*Metrics)(nil)
+	_ recharge.NoticeObserver = (*Metrics)(nil)
 )
 
 // The label values of money coming in; anything else is OtherLabel.
@@ -68,6 +69,7 @@ type paymentMetrics struct {
 	webhookDelivered *prometheus.CounterVec
 	webhookAttempts  *prometheus.CounterVec
 	webhookDuration  *prometheus.HistogramVec
+	noticesDropped   *prometheus.CounterVec
 }
 
 func newPaymentMetrics(counter func(name, help string, labels ...string) *prometheus.CounterVec) *paymentMetrics {
@@ -99,6 +101,9 @@ func newPaymentMetrics(counter func(name, help string, labels ...string) *promet
 		webhookAttempts: counter("webhook_attempts_total",
 			"HTTP requests of creditgate's own webhooks by webhook and outcome: a delivery retried twice is three attempts.",
 			"webhook", "outcome"),
+		noticesDropped: counter("notices_dropped_total",
+			"Notices given up after billing's notice attempts (10 deliveries, each with its retries) all failed, by event: the receiver never got them.",
+			"event"),
 		webhookDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{Namespace: Namespace, Name: "webhook_delivery_duration_seconds",
 			Help: "Whole deliveries of creditgate's own webhooks, retries and back-off included, by webhook.", Buckets: webhookBuckets}, []string{"webhook"}),
 	}
@@ -116,7 +121,7 @@ func newPaymentMetrics(counter func(name, help string, labels ...string) *promet
 
 func (p *paymentMetrics) collectors() []prometheus.Collector {
 	return []prometheus.Collector{p.purchases, p.credited, p.recharges, p.events, p.reversals, p.takenBack, p.takenBackShort,
-		p.webhookDelivered, p.webhookAttempts, p.webhookDuration}
+		p.webhookDelivered, p.webhookAttempts, p.webhookDuration, p.noticesDropped}
 }
 
 // bounded returns v when it is one of values, else OtherLabel.
@@ -175,6 +180,11 @@ func (m *Metrics) RechargeDone(r recharge.Report) {
 	if r.Credited && r.Amount > 0 {
 		m.pay.credited.WithLabelValues(billing.SourceAutoRecharge).Add(float64(r.Amount))
 	}
+}
+
+// NoticeDropped implements recharge.NoticeObserver.
+func (m *Metrics) NoticeDropped(noticeType string) {
+	m.pay.noticesDropped.WithLabelValues(bounded(noticeType, webhookEvents)).Inc()
 }
 
 // WebhookObserver is the notify.Observer of one of creditgate's webhooks

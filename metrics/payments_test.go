@@ -24,6 +24,9 @@ func exercisePayments(m *metrics.Metrics) {
 	o := m.WebhookObserver(metrics.WebhookNotices)
 	o.Attempt(notify.Attempt{Event: billing.NoticeBalanceLow, N: 1, Status: 200, Outcome: notify.OutcomeOK, Last: true})
 	o.Done(notify.Delivery{Event: billing.NoticeBalanceLow, Attempts: 1, Outcome: notify.OutcomeOK, Duration: 20 * time.Millisecond})
+	m.NoticeDropped(billing.NoticeBalanceLow)
+	m.ToppedUp(billing.SourcePurchase, 5*money.Dollar)
+	m.Adjusted(-money.Dollar)
 }
 
 func TestMoneyComingIn(t *testing.T) {
@@ -48,6 +51,15 @@ func TestMoneyComingIn(t *testing.T) {
 	charger.Attempt(notify.Attempt{Event: "auto_recharge", N: 1, Err: errors.New("timeout"), Outcome: notify.OutcomeNoAnswer})
 	charger.Attempt(notify.Attempt{Event: "auto_recharge", N: 2, Status: 200, Outcome: notify.OutcomeOK, Last: true})
 	charger.Done(notify.Delivery{Event: "auto_recharge", Attempts: 2, Outcome: notify.OutcomeOK, Duration: time.Second})
+	m.NoticeDropped(billing.NoticeAutoRechargeFailed)
+	m.NoticeDropped("made.up")
+	m.ToppedUp(billing.SourcePurchase, 25*money.Dollar)
+	m.ToppedUp(billing.SourcePurchase, 5*money.Dollar)
+	m.ToppedUp(billing.SourcePromo, 3*money.Dollar)
+	m.ToppedUp("mystery", money.Dollar)
+	m.Adjusted(2 * money.Dollar)
+	m.Adjusted(-150 * money.Cent)
+	m.Adjusted(-50 * money.Cent)
 
 	tests := []struct {
 		name   string
@@ -79,6 +91,17 @@ func TestMoneyComingIn(t *testing.T) {
 		{"creditgate_webhook_attempts_total", map[string]string{"webhook": "notices", "outcome": "refused"}, 0},
 		{"creditgate_webhook_deliveries_total", map[string]string{"webhook": "charger", "event": "auto_recharge", "outcome": "ok"}, 1},
 		{"creditgate_webhook_delivery_duration_seconds", map[string]string{"webhook": "charger"}, 1},
+		{"creditgate_notices_dropped_total", map[string]string{"event": billing.NoticeAutoRechargeFailed}, 1},
+		{"creditgate_notices_dropped_total", map[string]string{"event": "other"}, 1},
+		{"creditgate_topups_total", map[string]string{"source": "purchase"}, 2},
+		{"creditgate_topups_total", map[string]string{"source": "promo"}, 1},
+		{"creditgate_topups_total", map[string]string{"source": "other"}, 1},
+		{"creditgate_topup_micro_usd_total", map[string]string{"source": "purchase"}, 30e6},
+		{"creditgate_topup_micro_usd_total", map[string]string{"source": "promo"}, 3e6},
+		{"creditgate_adjustments_total", map[string]string{"direction": "credit"}, 1},
+		{"creditgate_adjustments_total", map[string]string{"direction": "debit"}, 2},
+		{"creditgate_adjusted_micro_usd_total", map[string]string{"direction": "credit"}, 2e6},
+		{"creditgate_adjusted_micro_usd_total", map[string]string{"direction": "debit"}, 2e6},
 	}
 	for _, tt := range tests {
 		if got := sample(t, g, tt.name, tt.labels); got != tt.want {

@@ -11,8 +11,8 @@
   const TOKEN_KEY = "creditgate.adminToken";
   const API = "/admin/v1";
   const REFRESH_MS = 5000;       // the balance is real time; keep the view close to it
-  const EXPIRY_REFRESH_MS = 60000; // next expiries need one request per account
-  const ACCOUNTS_PAGE = 50;        // accounts per page of the list; their next expiries are looked up
+  const ACCOUNTS_PAGE = 50;        // accounts per page of the search (the server scans a bounded part per request)
+  const RECENT_ROWS = 25;          // requests in the recent log across accounts
   const LEDGER_PAGE = 100;         // events per request, newest first
   const LEDGER_MAX_EVENTS = 1000;  // events kept in memory (and rows shown) at most
   const CHART_REFRESH_MS = 30000;  // the chart's usage report reads 30 days of ledger on the server
@@ -24,10 +24,17 @@
   // ---- state ---------------------------------------------------------------
 
   const state = {
-    accounts: [],
-    accountsPage: 0,      // the page of the accounts list on screen
-    expiries: new Map(),  // account id -> {at: ms, value: ISO string or ""}
-    expiring: new Set(),  // account ids whose next expiry is being looked up
+    accounts: [],         // the page of the account search on screen
+    search: { q: "", filter: "", below: "" }, // the search in force
+    cursors: [""],        // the cursor of each page reached: cursors[i] reads page i
+    page: 0,              // the page on screen
+    nextCursor: "",       // the page after this one ("" at the end)
+    scanned: 0,           // accounts the server examined for this page
+    total: 0,             // accounts in the index
+    before: 0,            // accounts shown on the pages before this one
+    keyNames: new Map(),  // the open account's key id -> name
+    arFilled: null,       // the account whose auto-recharge form was filled
+    revoking: null,       // the key id whose revocation waits for a confirmation
     current: null,        // the open account's id
     ledger: null,         // {account, events (newest first, ≤ LEDGER_MAX_EVENTS), older: cursor, hasOlder}
     chart: null,          // {account, at: ms, days, rows}: the usage report by day and model
@@ -73,7 +80,7 @@
 
   function formatTime(iso) {
     if (!iso || iso.startsWith("0001-")) return "–";
-    return iso.slice(0, 16).replace("T", " ") + " UTC";
+    return iso.slice(0, 19).replace("T", " ") + " UTC";
   }
 
   function lastDays(n) {
@@ -169,6 +176,8 @@
 
   function showLogin(message) {
     $("login-view").hidden = false;
+    $("overview-view").hidden = true;
+    $("recent-view").hidden = true;
     $("accounts-view").hidden = true;
     $("account-view").hidden = true;
     $("controls").hidden = true;
@@ -187,7 +196,10 @@
     $("whoami").hidden = true;
     $("whoami").textContent = "";
     state.accounts = [];
-    state.expiries.clear();
+    state.cursors = [""];
+    state.page = 0;
+    state.arFilled = null;
+    state.revoking = null;
     state.ledger = null;
     state.chart = null;
     state.pendingAdjust = null;
@@ -207,9 +219,14 @@
     }
     $("login-view").hidden = true;
     $("accounts-view").hidden = false;
+    $("overview-view").hidden = false;
+    $("recent-view").hidden = false;
     $("controls").hidden = false;
     $("token").value = "";
     await route();
+    try {
+      await Promise.all([loadOverview(), loadRecent()]);
+    } catch (_) { /* a refused token signs out; the next refresh tries again */ }
   }
 
   // ---- what the token may do ------------------------------------------------
@@ -235,33 +252,40 @@
       form.dataset.allowed = allowed ? "yes" : "no";
       for (const c of form.querySelectorAll("input, select, button")) c.disabled = !allowed;
       const note = form.querySelector(".scope-note");
-      note.hidden = allowed;
-      note.textContent = allowed ? "" : "This token (" + (state.me ? state.me.name : "?") + ") may not do this: it needs the " + scope + " scope.";
+      if (note) {
+        note.hidden = allowed;
+        note.textContent = allowed ? "" : "This token (" + (state.me ? state.me.name : "?") + ") may not do this: it needs the " + scope + " scope.";
+      }
     }
   }
 
-  // ---- accounts list ---------------------------------------------------------
+  // ---- accounts: a search paged on the server ------------------------------
 
-  async function loadAccounts() {
-    const { data } = await api("GET", API + "/accounts");
-    state.accounts = data.data || [];
-    renderAccounts();
-    loadExpiries(); // fills the last column as answers come
+  // searchQuery is the query string of the search in force, for page i.
+  function searchQuery(i) {
+    const q = new URLSearchParams({ limit: String(ACCOUNTS_PAGE) });
+    const s = state.search;
+    if (s.q) q.set("q", s.q);
+    if (s.filter === "debt") q.set("in_debt", "true");
+    if (s.filter === "below" && s.below) q.set("balance_below", s.below);
+    if (state.cursors[i]) q.set("cursor", state.cursors[i]);
+    return q.toString();
   }
 
-  // pageAccounts is the page of the list on screen (the page number is kept
-  // within range as accounts come and go).
-  function pageAccounts() {
-    const pages = Math.max(1, Math.ceil(state.accounts.length / ACCOUNTS_PAGE));
-    state.accountsPage = Math.min(Math.max(0, state.accountsPage), pages - 1);
-    const from = state.accountsPage * ACCOUNTS_PAGE;
-    return { from, pages, list: state.accounts.slice(from, from + ACCOUNTS_PAGE) };
+  // loadAccounts reads the page on screen again: one bounded request, however
+  // many accounts there are (the server scans at most a few thousand ids).
+  async function loadAccounts() {
+    const { data } = await api("GET", API + "/accounts?" + searchQuery(state.page));
+    state.accounts = data.data || [];
+    state.nextCursor = data.has_more ? data.next_cursor : "";
+    state.scanned = data.scanned || 0;
+    state.total = data.total_accounts || 0;
+    renderAccounts();
   }
 
   function renderAccounts() {
     const body = $("accounts").tBodies[0];
-    const { from, pages, list } = pageAccounts();
-    const rows = list.map((a) => {
+    const rows = state.accounts.map((a) => {
       const link = el("a", { href: "#/accounts/" + enc(a.id), text: a.id });
       const tr = el("tr", { "data-account": a.id, class: a.id === state.current ? "selected" : "" },
         el("td", { "data-field": "id" }, link),
@@ -270,30 +294,156 @@
         moneyCell(a.debt, "debt"),
         moneyCell(a.reserved, "reserved"),
         moneyCell(a.available, "available"),
-        el("td", { "data-field": "next_expiry", text: expiryText(a.id) }));
+        el("td", { "data-field": "next_expiry", text: a.next_expiry ? formatTime(a.next_expiry) : "–" }),
+        el("td", { "data-field": "auto_recharge", text: a.auto_recharge ? "on" : "off" }));
       tr.addEventListener("click", (ev) => {
         if (ev.target.tagName !== "A") location.hash = "#/accounts/" + enc(a.id);
       });
       return tr;
     });
     body.replaceChildren(...rows);
-    $("accounts-empty").hidden = state.accounts.length > 0;
-    $("accounts-pager").hidden = pages <= 1;
-    $("accounts-range").textContent = (from + 1) + "–" + (from + list.length) + " of " + state.accounts.length;
-    $("accounts-prev").disabled = state.accountsPage === 0;
-    $("accounts-next").disabled = state.accountsPage >= pages - 1;
+    const searching = state.search.q || state.search.filter;
+    $("accounts-total").textContent = "(" + state.total.toLocaleString("en-US") + " in all)";
+    const empty = state.accounts.length === 0;
+    $("accounts-empty").hidden = !empty;
+    $("accounts-empty").textContent = state.total === 0 ? "No accounts yet: create one above, or with creditgate accounts create ID."
+      : state.nextCursor ? "None in the " + state.scanned.toLocaleString("en-US") + " accounts scanned so far: Next › scans further."
+      : searching ? "No account matches." : "No accounts on this page.";
+    const more = state.page > 0 || state.nextCursor !== "";
+    $("accounts-pager").hidden = !more;
+    const from = state.before + 1, to = state.before + state.accounts.length;
+    $("accounts-range").textContent = (empty ? "none" : from + "–" + to) + (searching ? " found" : " of " + state.total);
+    $("accounts-prev").disabled = state.page === 0;
+    $("accounts-next").disabled = state.nextCursor === "";
   }
 
-  function turnAccountsPage(delta) {
-    state.accountsPage += delta;
-    renderAccounts();
-    loadExpiries();
+  // Pages go forward by the server's cursor and back by the cursors kept.
+  const shownBefore = [0]; // shownBefore[i]: accounts on the pages before page i
+  async function turnAccountsPage(delta) {
+    if (delta > 0) {
+      if (!state.nextCursor) return;
+      shownBefore[state.page + 1] = state.before + state.accounts.length;
+      state.cursors[state.page + 1] = state.nextCursor;
+      state.cursors.length = state.page + 2;
+    }
+    state.page = Math.max(0, state.page + delta);
+    state.before = shownBefore[state.page] || 0;
+    try {
+      await loadAccounts();
+    } catch (e) {
+      if (e.status !== 401) setStatus("Accounts: " + describe(e), true);
+    }
   }
 
-  function expiryText(id) {
-    const e = state.expiries.get(id);
-    if (!e) return "…";
-    return e.value ? formatTime(e.value) : "–";
+  async function search(ev) {
+    ev.preventDefault();
+    const filter = $("search-filter").value;
+    const below = $("search-below").value.trim();
+    if (filter === "below" && !/^-?\d+(\.\d{1,6})?$/.test(below)) {
+      setStatus("Enter the balance to search below, such as 5.00.", true);
+      return;
+    }
+    state.search = { q: $("search-q").value.trim(), filter, below };
+    state.cursors = [""];
+    state.page = 0;
+    state.before = 0;
+    try {
+      await loadAccounts();
+      setStatus("Updated " + new Date().toISOString().slice(11, 19) + " UTC");
+    } catch (e) {
+      if (e.status !== 401) setStatus("Search: " + describe(e), true);
+    }
+  }
+
+  function filterChanged() {
+    $("search-below").hidden = $("search-filter").value !== "below";
+  }
+
+  async function createAccount(ev) {
+    ev.preventDefault();
+    const id = $("create-id").value.trim();
+    const tier = $("create-tier").value.trim();
+    if (!/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/.test(id)) {
+      showResult("create-result", "An account id is 1 to 64 letters, digits, '.', '_' or '-', starting with a letter or digit.", false);
+      return;
+    }
+    const button = ev.submitter || ev.target.querySelector("button[type=submit]");
+    button.disabled = true;
+    try {
+      const body = { id };
+      if (tier) body.tier = tier;
+      const { data } = await api("POST", API + "/accounts", body);
+      showResult("create-result", "Created account " + data.id + " (" + data.tier + ").", true);
+      $("create-id").value = "";
+      $("create-tier").value = "";
+      location.hash = "#/accounts/" + enc(data.id);
+      await refresh();
+    } catch (e) {
+      showResult("create-result", "Not created: " + describe(e), false);
+    } finally {
+      button.disabled = false;
+    }
+  }
+
+  // ---- across accounts: the overview and the recent requests ---------------
+
+  async function loadOverview() {
+    let data;
+    try {
+      ({ data } = await api("GET", API + "/overview?top=5"));
+    } catch (e) {
+      if (e.status === 401) throw e;
+      $("overview-summary").replaceChildren();
+      $("overview-note").textContent = "No overview: " + describe(e);
+      return;
+    }
+    const item = (label, field, value, cls) => el("div", {}, el("dt", { text: label }),
+      el("dd", { "data-field": field, class: cls || "", text: value }));
+    const count = (m) => Object.values(m || {}).reduce((a, b) => a + b, 0);
+    const byReason = (m) => Object.entries(m || {}).filter(([, n]) => n > 0).map(([r, n]) => r + " " + n).join(", ") || "none";
+    $("overview-summary").replaceChildren(
+      item("Spend today", "spend_today", money(data.today.spend)),
+      item("Spend this month", "spend_month", money(data.month.spend)),
+      item("Requests today", "requests_today", data.today.requests.toLocaleString("en-US")),
+      item("429s today", "denied_today", String(count(data.denied_today))),
+      item("429s by reason", "denied_reasons", byReason(data.denied_today), "small"),
+      item("Auto-recharge failures", "recharge_failures", String(count(data.recharge_failures_today)) + " today, " +
+        count(data.recharge_failures_month) + " this month", "small"));
+    const top = (id, list) => {
+      const rows = (list || []).map((a) => el("tr", { "data-account": a.account },
+        el("td", {}, el("a", { href: "#/accounts/" + enc(a.account), text: a.account })),
+        moneyCell(a.spend, "spend")));
+      if (rows.length === 0) rows.push(el("tr", {}, el("td", { colspan: "2", class: "muted", text: "No spend yet." })));
+      $(id).tBodies[0].replaceChildren(...rows);
+    };
+    top("top-today", data.top_today);
+    top("top-month", data.top_month);
+    $("overview-note").textContent = "As of " + formatTime(data.as_of) + ". Figures of the console's aggregate, written after each " +
+      "request settles: a dashboard's, not the ledger's (the account pages and reports are).";
+  }
+
+  async function loadRecent() {
+    let data;
+    try {
+      ({ data } = await api("GET", API + "/requests?limit=" + RECENT_ROWS));
+    } catch (e) {
+      if (e.status === 401) throw e;
+      $("recent").tBodies[0].replaceChildren();
+      $("recent-note").textContent = "No request log: " + describe(e);
+      return;
+    }
+    const rows = (data.data || []).map((r) => el("tr", { "data-request": r.request_id || "", "data-outcome": r.outcome },
+      el("td", { text: formatTime(r.at) }),
+      el("td", { "data-field": "account" }, el("a", { href: "#/accounts/" + enc(r.account), text: r.account })),
+      el("td", { "data-field": "key", class: r.key_name ? "" : "mono", text: r.key_name || r.key_id || "–" }),
+      el("td", { text: r.model || "–" }),
+      el("td", { "data-field": "outcome", class: r.outcome === "denied" ? "denied" : "", text: r.outcome === "denied" ? "429 " + r.reason : "settled" }),
+      el("td", { class: "num", text: r.outcome === "denied" ? "–" : r.prompt_tokens + " / " + r.completion_tokens }),
+      moneyCell(r.cost, "cost"),
+      moneyCell(r.balance_after, "balance_after")));
+    if (rows.length === 0) rows.push(el("tr", {}, el("td", { colspan: "8", class: "muted", text: "No requests yet." })));
+    $("recent").tBodies[0].replaceChildren(...rows);
+    $("recent-note").textContent = "";
   }
 
   // nextExpiry is the earliest expiry of a grant that still has credit.
@@ -306,43 +456,13 @@
     return next;
   }
 
-  // loadExpiries looks up the next expiry of each account on the page on
-  // screen (the list answer has no grants), four requests at a time; turning the
-  // page looks up that page's.
-  async function loadExpiries() {
-    const now = Date.now();
-    const todo = pageAccounts().list
-      .map((a) => a.id)
-      .filter((id) => { const e = state.expiries.get(id); return !state.expiring.has(id) && (!e || now - e.at > EXPIRY_REFRESH_MS); });
-    for (const id of todo) state.expiring.add(id);
-    const worker = async () => {
-      for (let id = todo.shift(); id !== undefined; id = todo.shift()) {
-        try {
-          const { data } = await api("GET", accountPath(id));
-          setExpiry(id, nextExpiry(data));
-        } catch (_) {
-          /* left as "…"; tried again at the next refresh */
-        } finally {
-          state.expiring.delete(id);
-        }
-      }
-    };
-    await Promise.all([worker(), worker(), worker(), worker()]);
-  }
-
-  function setExpiry(id, value) {
-    state.expiries.set(id, { at: Date.now(), value });
-    const cell = document.querySelector('#accounts tr[data-account="' + CSS.escape(id) + '"] td[data-field="next_expiry"]');
-    if (cell) cell.textContent = expiryText(id);
-  }
-
   // ---- one account -----------------------------------------------------------
 
   async function loadAccount(id) {
     const [acct, keys] = await Promise.all([api("GET", accountPath(id)), api("GET", accountPath(id, "/keys"))]);
     if (state.current !== id) return; // the operator moved on meanwhile
     renderAccount(acct.data);
-    setExpiry(id, nextExpiry(acct.data));
+    fillAutoRecharge(acct.data);
     renderKeys(keys.data.data || []);
     await Promise.all([loadLedger(id), loadChart(id)]);
   }
@@ -383,13 +503,88 @@
   }
 
   function renderKeys(keys) {
-    const rows = keys.map((k) => el("tr", { "data-key": k.id },
-      el("td", { class: "mono", text: k.id }),
-      el("td", { text: k.name || "–" }),
-      el("td", { class: "mono", text: k.hint }),
-      el("td", { text: formatTime(k.created_at) })));
-    if (rows.length === 0) rows.push(el("tr", {}, el("td", { colspan: "4", class: "muted", text: "No keys." })));
+    state.keyNames = new Map(keys.map((k) => [k.id, k.name]));
+    const rows = keys.map((k) => {
+      const actions = el("td", { "data-field": "actions" });
+      if (state.revoking === k.id) {
+        const yes = el("button", { type: "button", class: "danger", "data-action": "confirm-revoke", text: "Revoke " + (k.name || k.id) + "?" });
+        const no = el("button", { type: "button", "data-action": "cancel-revoke", text: "Cancel" });
+        yes.addEventListener("click", () => revokeKey(k.id));
+        no.addEventListener("click", () => { state.revoking = null; renderKeys(keys); $("keys-result").textContent = ""; });
+        actions.append(yes, " ", no);
+      } else {
+        const b = el("button", { type: "button", "data-action": "revoke", text: "Revoke" });
+        b.addEventListener("click", () => { state.revoking = k.id; renderKeys(keys); });
+        actions.append(b);
+      }
+      return el("tr", { "data-key": k.id },
+        el("td", { class: "mono", text: k.id }),
+        el("td", { text: k.name || "–" }),
+        el("td", { class: "mono", text: k.hint }),
+        el("td", { text: formatTime(k.created_at) }),
+        actions);
+    });
+    if (rows.length === 0) rows.push(el("tr", {}, el("td", { colspan: "5", class: "muted", text: "No keys." })));
     $("keys").tBodies[0].replaceChildren(...rows);
+  }
+
+  // revokeKey revokes a key after the operator confirmed it in its row. Apps
+  // holding it are refused within auth.key_cache_ttl.
+  async function revokeKey(keyID) {
+    const id = state.current;
+    state.revoking = null;
+    try {
+      await api("DELETE", accountPath(id, "/keys/" + enc(keyID)));
+      showResult("keys-result", "Revoked " + (state.keyNames.get(keyID) || keyID) + ".", true);
+    } catch (e) {
+      showResult("keys-result", "Not revoked: " + describe(e), false);
+    }
+    try {
+      const keys = await api("GET", accountPath(id, "/keys"));
+      if (state.current === id) renderKeys(keys.data.data || []);
+    } catch (_) { /* the next refresh shows the keys */ }
+  }
+
+  // fillAutoRecharge puts the account's settings in the form once per account
+  // opened (and after a save), never under the operator's typing.
+  function fillAutoRecharge(a, force) {
+    if (!force && state.arFilled === a.id) return;
+    state.arFilled = a.id;
+    const ar = a.auto_recharge || {};
+    const plain = (m) => (m && parseMicros(m) > 0n ? m.replace(/\.?0+$/, "") : "");
+    $("ar-enabled").checked = !!ar.enabled;
+    $("ar-threshold").value = plain(ar.threshold);
+    $("ar-amount").value = plain(ar.amount);
+    $("ar-limit").value = plain(ar.monthly_limit);
+  }
+
+  async function saveAutoRecharge(ev) {
+    ev.preventDefault();
+    const id = state.current;
+    const enabled = $("ar-enabled").checked;
+    const body = { enabled };
+    for (const [field, input] of [["threshold", "ar-threshold"], ["amount", "ar-amount"], ["monthly_limit", "ar-limit"]]) {
+      const v = $(input).value.trim();
+      if (v === "") {
+        if (enabled) { showResult("ar-result", "Enter every amount to turn auto-recharge on.", false); return; }
+        continue;
+      }
+      if (!/^\d+(\.\d{1,6})?$/.test(v)) { showResult("ar-result", "Amounts are decimals such as 20.00.", false); return; }
+      body[field] = v;
+    }
+    const button = ev.submitter || ev.target.querySelector("button[type=submit]");
+    button.disabled = true;
+    try {
+      const { data } = await api("PUT", accountPath(id, "/auto-recharge"), body);
+      showResult("ar-result", data.enabled ? "Saved: below " + money(data.threshold) + " buy " + money(data.amount) +
+        ", at most " + money(data.monthly_limit) + " a month." : "Saved: auto-recharge is off.", true);
+      state.arFilled = null;
+      await refresh();
+    } catch (e) {
+      showResult("ar-result", "Not saved: " + describe(e), false);
+    } finally {
+      button.disabled = false;
+    }
   }
 
   // compareIDs orders ledger event ids ("<ms>-<seq>").
@@ -462,6 +657,7 @@
   function eventDetails(ev) {
     const parts = [];
     const add = (k, v) => { if (v !== undefined && v !== null && v !== "") parts.push(k + "=" + v); };
+    if (ev.key_id) add("key", state.keyNames.get(ev.key_id) || ev.key_id);
     add("model", ev.model);
     add("endpoint", ev.endpoint);
     add("prompt", ev.prompt_tokens);
@@ -871,6 +1067,9 @@
       $("account-result").textContent = "";
       $("account-problems").hidden = true;
       state.formAccount = null;
+      $("keys-result").textContent = "";
+      $("ar-result").textContent = "";
+      state.revoking = null;
       state.pendingTopUp = null;
       state.pendingAdjust = null;
       hideAdjustConfirm();
@@ -895,7 +1094,7 @@
     }
     state.busy = true;
     try {
-      await loadAccounts();
+      await Promise.all([loadAccounts(), loadOverview(), loadRecent()]);
       if (state.current) await loadAccount(state.current);
       setStatus("Updated " + new Date().toISOString().slice(11, 19) + " UTC");
     } catch (e) {
@@ -931,6 +1130,10 @@
     $("copy-key").addEventListener("click", copyKey);
     $("hide-key").addEventListener("click", hideNewKey);
     $("ledger-more").addEventListener("click", loadOlder);
+    $("search-form").addEventListener("submit", search);
+    $("search-filter").addEventListener("change", filterChanged);
+    $("create-form").addEventListener("submit", createAccount);
+    $("autorecharge-form").addEventListener("submit", saveAutoRecharge);
     $("accounts-prev").addEventListener("click", () => turnAccountsPage(-1));
     $("accounts-next").addEventListener("click", () => turnAccountsPage(1));
     window.addEventListener("hashchange", route);

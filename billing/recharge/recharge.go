@@ -104,6 +104,12 @@ type Observer interface {
 	RechargeDone(Report)
 }
 
+// NoticeObserver, when the Observer also implements it, is told about each
+// notice dropped after NoticeAttempts failed deliveries (metrics).
+type NoticeObserver interface {
+	NoticeDropped(noticeType string)
+}
+
 // Report is one recharge outcome.
 type Report struct {
 	// Charger is the charger's name ("webhook", "stripe", "demo").
@@ -605,6 +611,9 @@ func (w *Worker) DeliverNotices(ctx context.Context, account string, ids []strin
 	for _, n := range dropped {
 		w.log.Error("recharge: notice dropped after too many failed deliveries", zap.String("account", account),
 			zap.String("notice_id", n.ID), zap.String("type", n.Type), zap.Int("attempts", n.Attempts-1))
+		if no, ok := w.o.Observer.(NoticeObserver); ok {
+			no.NoticeDropped(n.Type)
+		}
 	}
 	for _, n := range claimed {
 		log := w.log.With(zap.String("account", account), zap.String("notice_id", n.ID), zap.String("type", n.Type))

@@ -649,3 +649,41 @@ func TestSweepReportsExpiredHoldsOnce(t *testing.T) {
 		e.audit(t, id)
 	}
 }
+
+// droppedNotices is an Observer that is also a NoticeObserver, counting drops.
+type droppedNotices struct {
+	mu    sync.Mutex
+	types []string
+}
+
+func (d *droppedNotices) RechargeDone(Report) {}
+func (d *droppedNotices) NoticeDropped(noticeType string) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.types = append(d.types, noticeType)
+}
+
+// TestNoticeDroppedIsObserved: a notice refused NoticeAttempts times is
+// dropped, and an Observer that is a NoticeObserver is told, once.
+func TestNoticeDroppedIsObserved(t *testing.T) {
+	obs := &droppedNotices{}
+	e := newEnv(t, nil, func(o *Options) { o.Charger, o.NoticeAttempts, o.Observer = nil, 2, obs })
+	e.notices.setAnswer(func(int, map[string]any) int { return http.StatusServiceUnavailable })
+	if _, err := e.store.CreateAccount(e.ctx, "n.2", "tier-1"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.store.TopUp(e.ctx, policy, billing.TopUpRequest{Account: "n.2", GrantID: "promo", Amount: usd("3.00"), ExpiresAt: e.clock.Now().Add(72 * time.Hour), SkipLimits: true}); err != nil {
+		t.Fatal(err)
+	}
+	for range 4 {
+		if _, err := e.worker.SweepOnce(e.ctx, false); err != nil {
+			t.Fatal(err)
+		}
+		e.clock.Advance(2 * time.Minute) // past each delivery's lease
+	}
+	obs.mu.Lock()
+	defer obs.mu.Unlock()
+	if len(obs.types) != 1 || obs.types[0] != billing.NoticeCreditsExpiring {
+		t.Errorf("NoticeDropped calls %q, want one %q", obs.types, billing.NoticeCreditsExpiring)
+	}
+}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -21,6 +22,12 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/creditgate/creditgate/config"
+	"github.com/creditgate/creditgate/internal/app"
+	"github.com/creditgate/creditgate/internal/mockupstream"
 )
 
 // runHealthcheck runs `creditgate healthcheck ARGS` through the real command
@@ -420,4 +427,62 @@ func certFor(t *testing.T, name string, client bool) testCert {
 
 func pemOf(c *x509.Certificate) []byte {
 	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.Raw})
+}
+
+// TestHealthcheckAgainstARunningInstance probes a real creditgate's data
+// plane: ready while it serves, found from the configuration's listen as from
+// --url, and refused once it has shut down.
+func TestHealthcheckAgainstARunningInstance(t *testing.T) {
+	isolateProbeEnv(t)
+	up := httptest.NewServer(mockupstream.New())
+	t.Cleanup(up.Close)
+	cfg, err := config.LoadBytes([]byte(`
+listen: "127.0.0.1:0"
+admin: { listen: "127.0.0.1:0", tokens: ["`+demoTestToken+`"] }
+redis: { url: "memory://" }
+upstream: { base_url: "`+up.URL+`/v1" }
+`), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := app.New(context.Background(), cfg, app.Options{Logger: zap.NewNop()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- a.Serve() }()
+	stopped := false
+	stop := func() {
+		if stopped {
+			return
+		}
+		stopped = true
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := a.Shutdown(ctx); err != nil {
+			t.Error(err)
+		}
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
+	}
+	t.Cleanup(stop)
+
+	port := portOf(a.DataAddr().String())
+	want := "ready: http://127.0.0.1:" + port + "/readyz\n"
+	file := writeFile(t, "config.yaml", "listen: \":"+port+"\"\n")
+	if out, err := runHealthcheck(t, "--config", file); err != nil || out != want {
+		t.Errorf("--config: %q, %v; want %q", out, err, want)
+	}
+	if out, err := runHealthcheck(t, "--url", "http://"+a.DataAddr().String()); err != nil || out != want {
+		t.Errorf("--url: %q, %v; want %q", out, err, want)
+	}
+	stop()
+	_, err = runHealthcheck(t, "--config", file)
+	checkReason(t, err, "127.0.0.1:"+port+"/readyz", "connection refused")
+}
+
+func portOf(addr string) string {
+	_, port, _ := net.SplitHostPort(addr)
+	return port
 }

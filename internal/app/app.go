@@ -29,6 +29,7 @@ import (
 
 	"github.com/creditgate/creditgate/admin"
 	"github.com/creditgate/creditgate/billing"
+	"github.com/creditgate/creditgate/billing/activity"
 	"github.com/creditgate/creditgate/billing/recharge"
 	"github.com/creditgate/creditgate/billing/redisstore"
 	"github.com/creditgate/creditgate/config"
@@ -83,6 +84,9 @@ type App struct {
 	expiringWithin atomic.Int64
 
 	metrics     *metrics.Metrics
+	activity    *activity.Recorder // the console's aggregate across accounts
+	stopRecord  context.CancelFunc
+	recordDone  chan struct{}
 	worker      *recharge.Worker // auto-recharge, notices, expiry sweeps
 	charger     recharge.Charger // nil: auto-recharge off
 	sales       *sales           // payments: the provider, the purchase service
@@ -100,6 +104,8 @@ type App struct {
 
 	data, admin       *http.Server
 	dataLn, adminLn   *limitListener
+	metricsSrv        *http.Server   // metrics.listen; nil when off
+	metricsLn         *limitListener // nil when off
 	dataTLS, adminTLS bool
 	cancelWatch       context.CancelFunc
 }
@@ -190,6 +196,13 @@ func New(ctx context.Context, cfg *config.Config, o Options) (*App, error) {
 		a.closeStore()
 		return nil, err
 	}
+	if a.activity, err = activity.NewRecorder(activity.RecorderOptions{Client: a.conn.Client, Prefix: cfg.Redis.KeyPrefix,
+		Logger: a.log.Named("activity")}); err != nil {
+		a.closeStore()
+		return nil, err
+	}
+	a.metrics.SetActivityDropped(a.activity.Dropped)
+	ledger := recordingLedger{Ledger: a.store, rec: a.activity}
 	a.apply(cfg)
 	a.metrics.SetSpoolDepth(a.SpoolDepth)
 	if err := a.newWorker(cfg); err != nil {
@@ -215,7 +228,7 @@ func New(ctx context.Context, cfg *config.Config, o Options) (*App, error) {
 		UpstreamKey:      cfg.Upstream.APIKey,
 		Timeout:          cfg.Upstream.Timeout,
 		MaxUpstreamConns: budget.Data,
-		Ledger:           a.store,
+		Ledger:           ledger,
 		Keys:             a.store,
 		Settings:         a.settings.Load,
 		Logger:           a.log.Named("proxy"),
@@ -238,6 +251,7 @@ func New(ctx context.Context, cfg *config.Config, o Options) (*App, error) {
 	adminSrv := &admin.Server{
 		Ledger:       a.store,
 		Keys:         a.store,
+		Directory:    a.store,
 		Policy:       func() billing.Policy { return *a.policy.Load() },
 		ScopedTokens: adminTokens(cfg.AdminTokens()),
 		Ready:        a.ready,
@@ -247,6 +261,8 @@ func New(ctx context.Context, cfg *config.Config, o Options) (*App, error) {
 		Portal:        a.sales.portal,
 		PortalURL:     cfg.PortalURL(),
 		PortalLinkTTL: cfg.Portal.LinkTTL,
+		Observer:      a.metrics,
+		Activity:      &activity.Reader{Client: a.conn.Client, Prefix: cfg.Redis.KeyPrefix},
 	}
 	if a.sales.service != nil {
 		adminSrv.Purchases = a.sales.service
@@ -257,6 +273,8 @@ func New(ctx context.Context, cfg *config.Config, o Options) (*App, error) {
 	if sessions := a.sales.portal; sessions != nil {
 		dataHandler = withPortal(dataHandler, a.newPortal(cfg, sessions))
 	}
+	// /healthz and /readyz on the data plane, as on the admin listener.
+	dataHandler = withProbes(dataHandler, admin.Probes{Ready: a.ready, Logger: a.log.Named("probe")})
 	// Both listeners: headers (and the TLS handshake) within header_timeout,
 	// bodies at body_min_rate within body_idle_timeout, keep-alive connections
 	// closed after idle_timeout; no write timeout, which would cut streams.
@@ -279,16 +297,29 @@ func New(ctx context.Context, cfg *config.Config, o Options) (*App, error) {
 		a.closeStore()
 		return nil, fmt.Errorf("admin.listen: %w", err)
 	}
-	a.adminLn = newLimitListener(ln, "admin.listen", budget.Admin, a.log)
+	a.adminLn = newLimitListener(ln, "admin.listen", int(cfg.Admin.MaxConnections), a.log)
+	if a.metricsSrv, a.metricsLn, err = a.newMetricsServer(cfg.Metrics.Listen); err != nil {
+		a.adminLn.Close()
+		a.dataLn.Close()
+		a.closeStore()
+		return nil, err
+	}
 
 	if a.spool != nil {
 		rctx, cancel := context.WithCancel(context.Background())
 		a.stopReplay, a.replayDone = cancel, make(chan struct{})
 		go func() {
 			defer close(a.replayDone)
-			a.spool.Run(rctx, a.store, cfg.Spool.ReplayInterval)
+			a.spool.Run(rctx, ledger, cfg.Spool.ReplayInterval)
 		}()
 	}
+
+	actx, stopRecord := context.WithCancel(context.Background())
+	a.stopRecord, a.recordDone = stopRecord, make(chan struct{})
+	go func() {
+		defer close(a.recordDone)
+		a.activity.Run(actx)
+	}()
 
 	wctx, stopWorker := context.WithCancel(context.Background())
 	a.stopWorker, a.workerDone = stopWorker, make(chan struct{})
@@ -320,7 +351,7 @@ func (a *App) planConnections(cfg *config.Config) (connBudget, error) {
 		a.log.Warn("could not raise RLIMIT_NOFILE's soft limit to its hard limit", zap.Uint64("soft", soft), zap.Uint64("hard", hard), zap.Error(err))
 	}
 	b, err := planConnections(soft, processDescriptors, redisConnections(a.conn.Client, cfg.Redis, a.conn.Embedded),
-		int(cfg.Admin.MaxConnections), int(cfg.Limits.MaxConnections))
+		int(cfg.Admin.MaxConnections)+metricsBudget(cfg.Metrics.Listen), int(cfg.Limits.MaxConnections))
 	b.FileLimitBefore, b.FileLimitHard = before, hard
 	if err != nil {
 		return b, err
@@ -349,7 +380,7 @@ func (a *App) newWorker(cfg *config.Config) error {
 		}
 		notifier = s
 	}
-	w, err := recharge.New(recharge.Options{Store: a.store, Charger: a.charger, Notifier: notifier, Observer: a.metrics,
+	w, err := recharge.New(recharge.Options{Store: a.store, Charger: a.charger, Notifier: notifier, Observer: rechargeObservers{a.metrics, a.activity},
 		OnHoldsExpired: a.metrics.HoldsExpired,
 		Logger:         a.log.Named("billing"), Settings: func() recharge.Settings {
 			s := a.settings.Load()
@@ -488,6 +519,14 @@ func (a *App) Logger() *zap.Logger { return a.log }
 func (a *App) DataAddr() net.Addr  { return a.dataLn.Addr() }
 func (a *App) AdminAddr() net.Addr { return a.adminLn.Addr() }
 
+// MetricsAddr is the metrics listener's address; nil when metrics.listen is "".
+func (a *App) MetricsAddr() net.Addr {
+	if a.metricsLn == nil {
+		return nil
+	}
+	return a.metricsLn.Addr()
+}
+
 // Serve serves both listeners until Shutdown; it returns the first serving error.
 func (a *App) Serve() error {
 	a.log.Info("creditgate serving",
@@ -497,7 +536,10 @@ func (a *App) Serve() error {
 		zap.Bool("admin_tls", a.adminTLS),
 		zap.String("upstream", a.cfg.Upstream.BaseURL),
 		zap.Bool("embedded_store", a.conn.Embedded))
-	errc := make(chan error, 2)
+	if a.metricsLn != nil {
+		a.log.Info("metrics listener", zap.String("metrics_listen", a.metricsLn.Addr().String()))
+	}
+	errc := make(chan error, 3)
 	serve := func(srv *http.Server, ln net.Listener, useTLS bool) error {
 		if useTLS {
 			return srv.ServeTLS(ln, "", "") // certificates are in srv.TLSConfig
@@ -506,14 +548,19 @@ func (a *App) Serve() error {
 	}
 	go func() { errc <- serve(a.data, a.dataLn, a.dataTLS) }()
 	go func() { errc <- serve(a.admin, a.adminLn, a.adminTLS) }()
-	err := <-errc
-	if errors.Is(err, http.ErrServerClosed) {
-		err = <-errc
+	servers := 2
+	if a.metricsSrv != nil {
+		servers++
+		go func() { errc <- serve(a.metricsSrv, a.metricsLn, false) }()
 	}
-	if errors.Is(err, http.ErrServerClosed) {
-		return nil
+	// The first error that is not a server's closing, once every server ended
+	// or one failed.
+	for range servers {
+		if err := <-errc; !errors.Is(err, http.ErrServerClosed) {
+			return err
+		}
 	}
-	return err
+	return nil
 }
 
 // Shutdown stops the App gracefully:
@@ -526,7 +573,8 @@ func (a *App) Serve() error {
 //     more);
 //  4. the spool is flushed to Redis (at most flushGrace more; what Redis refuses
 //     stays on disk for the next start);
-//  5. the admin API, the spool and the Redis connection are closed.
+//  5. the admin API, the spool and the Redis connection are closed, after the
+//     console's aggregate (billing/activity) wrote what it holds (at most 2 s).
 //
 // It returns ctx's error when requests had to be cut. Calling it again returns
 // the first call's result.
@@ -574,10 +622,15 @@ func (a *App) Shutdown(ctx context.Context) error {
 
 	actx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	errAdmin := a.admin.Shutdown(actx)
+	if a.metricsSrv != nil {
+		errAdmin = errors.Join(errAdmin, a.metricsSrv.Shutdown(actx))
+	}
 	cancel()
 	a.stopWorker()
 	<-a.workerDone
 	a.batches.Stop()
+	a.stopRecord() // its last flush, before the connection closes
+	<-a.recordDone
 	errConn := a.conn.Close()
 	_ = a.log.Sync()
 	a.shutdownErr = errors.Join(errData, errAdmin, errSpool, errConn)
