@@ -208,9 +208,15 @@ func newStripeEnv(t *testing.T, opts ...envOption) *stripeEnv {
 	t.Cleanup(func() {
 		for _, l := range e.logs.All() {
 			line := fmt.Sprintf("%s %v", l.Message, l.ContextMap())
-			for _, secret := range []string{e.stub.SecretKey, e.stub.WebhookSecret, "_secret_", "4242", "exp_"} {
+			for _, secret := range []string{e.stub.SecretKey, e.stub.WebhookSecret, "_secret_", "4242424242424242", "exp_"} {
 				if strings.Contains(line, secret) {
 					t.Errorf("a log line carries %q: %s", secret, line)
+				}
+			}
+			// Nor what a receipt shows of a card: its last four digits or brand as fields.
+			for _, field := range []string{"last4", "brand", "card"} {
+				if _, ok := l.ContextMap()[field]; ok {
+					t.Errorf("a log line carries a %q field: %s", field, line)
 				}
 			}
 		}

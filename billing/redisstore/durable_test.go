@@ -316,6 +316,19 @@ func TestReplyErrorsThatMeanUnavailable(t *testing.T) {
 func TestMinReplicasToWriteBoundsTheLagWindow(t *testing.T) {
 	const maxLag = time.Second
 	e := newReplicatedEnv(t, Durability{}, "--min-replicas-to-write", "1", "--min-replicas-max-lag", "1")
+	// The master takes writes once it counts the replica as good (acknowledged
+	// within max-lag): on a busy machine that can take a moment after the sync.
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		info, err := e.master.Client().Info(e.ctx, "replication").Result()
+		if err == nil && strings.Contains(info, "min_slaves_good_slaves:1") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the master never counted its replica as good: %v\n%s", err, info)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 	e.account(t, "acme", "100.00")
 	e.replica.Pause()
 	paused := time.Now()
