@@ -117,7 +117,7 @@ func (r *Request) parseParts(s int, param string) error {
 			return badType(p, "an object", b, ps)
 		}
 		var typ string
-		var text, image, detail jsonscan.Member
+		var text, image, detail, fileID, file jsonscan.Member
 		pt := jsonscan.Members(b, ps)
 		for m, ok := pt.Next(); ok; m, ok = pt.Next() {
 			switch {
@@ -133,6 +133,20 @@ func (r *Request) parseParts(s int, param string) error {
 				image = m
 			case m.Is("detail"):
 				detail = m
+			case m.Is("file_id"):
+				fileID = m
+			case m.Is("file"):
+				file = m
+			}
+		}
+		if fileID.End > fileID.Start {
+			if err := r.reference(RefFile, fileID, p+".file_id"); err != nil {
+				return err
+			}
+		}
+		if file.End > file.Start {
+			if err := r.fileReference(file, p+".file"); err != nil {
+				return err
 			}
 		}
 		switch typ {

@@ -34,6 +34,9 @@ type Request struct {
 	Items       int
 	LargestItem int
 	ItemsParam  string
+	// References are the stored objects the body points at by id (references.go),
+	// which the proxy checks belong to the caller's account.
+	References []Reference
 
 	spec    *endpointSpec // the endpoint's parser, output caps and meters
 	echo    bool          // completions: the response repeats the prompt before the output
@@ -104,6 +107,7 @@ type topFields struct {
 	maxTokens, maxCompletionTokens, maxOutputTokens jsonscan.Member
 	messages, tools, functions, prompt, input       jsonscan.Member
 	instructions, responseFormat, text, echo        jsonscan.Member
+	previousResponseID                              jsonscan.Member
 	seen                                            uint32
 }
 
@@ -144,6 +148,8 @@ func (f *topFields) slot(key string) (*jsonscan.Member, uint32) {
 		return &f.text, 1 << 15
 	case "echo":
 		return &f.echo, 1 << 16
+	case "previous_response_id":
+		return &f.previousResponseID, 1 << 17
 	}
 	return nil, 0
 }

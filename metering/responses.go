@@ -48,6 +48,11 @@ func (r *Request) parseResponses(f *topFields) error {
 	if counted {
 		r.fixed += replyPriming
 	}
+	if f.previousResponseID.Present() {
+		if err := r.reference(RefResponse, f.previousResponseID, "previous_response_id"); err != nil {
+			return err
+		}
+	}
 	if err := r.parseSchema(f.text, "text", "format"); err != nil {
 		return err
 	}

@@ -28,6 +28,7 @@ func (p *Proxy) admit(x *exchange) *apiError {
 		(*Proxy).readBody,        // 2. the body, within limits.max_body_bytes,
 		(*Proxy).parseBody,       //    valid for its endpoint,
 		(*Proxy).checkItems,      //    within limits.max_messages and max_message_bytes,
+		(*Proxy).checkReferences, //    naming only stored objects of its own account,
 		(*Proxy).priceModel,      //    for a model that has a price,
 		(*Proxy).countPrompt,     //    its prompt counted locally
 		(*Proxy).estimate,        // 3. the worst case
