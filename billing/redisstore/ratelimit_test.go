@@ -2,11 +2,13 @@ package redisstore
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/creditgate/creditgate/billing"
+	"github.com/creditgate/creditgate/internal/testing/testredis"
 )
 
 // rateTiers are the tiers of the rate-limit tests: "tier-1" (the accounts'
@@ -273,4 +275,58 @@ func TestKeyRateLimitsStored(t *testing.T) {
 			t.Errorf("key entry %q: %v, want a malformed error naming it", bad, err)
 		}
 	}
+}
+
+// BenchmarkRateLimit: the cost the rate limits add to a request, one script run
+// (an account and a key limit, the built-in five tiers passed), on real Redis
+// and on the embedded store. Compare with BenchmarkReserveSettle.
+//
+//	go test ./billing/redisstore -run '^$' -bench RateLimit
+func BenchmarkRateLimit(b *testing.B) {
+	tiers := map[string]billing.Tier{}
+	for i, rpm := range []int64{500, 5000, 5000, 10000, 15000} {
+		tiers[fmt.Sprintf("tier-%d", i+1)] = billing.Tier{RPM: rpm * 1000, TPM: rpm * 1_000_000}
+	}
+	for _, kind := range []string{"redis", "miniredis"} {
+		b.Run(kind, func(b *testing.B) {
+			r := testredis.Memory(b)
+			if kind == "redis" {
+				r = testredis.New(b)
+				if r.Kind == testredis.KindMemory {
+					b.Skip("no real Redis reachable")
+				}
+			}
+			e := newEnv(b, r)
+			e.account(b, "acme")
+			q := billing.RateLimitRequest{Account: "acme", KeyID: "key_1", KeyRPM: 1_000_000, KeyTPM: 1_000_000_000, Tokens: 1016, Tiers: tiers}
+			b.ReportAllocs()
+			b.ResetTimer()
+			for range b.N {
+				if res, err := e.RateLimit(e.ctx, q); err != nil || !res.Admitted {
+					b.Fatalf("%+v %v", res, err)
+				}
+			}
+		})
+	}
+}
+
+// FuzzParseKeyEntry: any stored key entry parses or is a malformed-record error,
+// never a panic; what parses writes back to the same settings.
+func FuzzParseKeyEntry(f *testing.F) {
+	for _, s := range []string{"abcd " + msNow + " sk-…x1 my key", "v2 abcd " + msNow + " sk-…x1 rpm=3,tpm=5 n", "v2 a 1 h - ", "v2 a 1 h rpm=,=1 n"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, raw string) {
+		k, _, err := parseKeyEntry("acme", "key_1", raw)
+		if err != nil {
+			var m *malformedError
+			if !errors.As(err, &m) {
+				t.Fatalf("%q: %v", raw, err)
+			}
+			return
+		}
+		if k.RPM < 0 || k.TPM < 0 || k.RPM > billing.MaxRateLimit || k.TPM > billing.MaxRateLimit {
+			t.Fatalf("%q parsed limits %d %d", raw, k.RPM, k.TPM)
+		}
+	})
 }
