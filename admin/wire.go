@@ -46,6 +46,10 @@ type CreateAccountRequest struct {
 // CreateKeyRequest is the body of POST /admin/v1/accounts/{id}/keys.
 type CreateKeyRequest struct {
 	Name string `json:"name,omitempty"`
+	// RPM and TPM are the key's own rate limits, requests and tokens per
+	// minute (0 or absent: none; a limit at or above the tier's adds nothing).
+	RPM int64 `json:"rpm,omitempty"`
+	TPM int64 `json:"tpm,omitempty"`
 }
 
 // AddCreditsRequest is the body of POST /admin/v1/accounts/{id}/credits. Amount is
@@ -209,6 +213,9 @@ type Key struct {
 	Name      string    `json:"name"`
 	CreatedAt time.Time `json:"created_at"`
 	Hint      string    `json:"hint"` // "sk-cg-Ab3…x9Qz"
+	// RPM and TPM are the key's rate limits (0: none).
+	RPM int64 `json:"rpm"`
+	TPM int64 `json:"tpm"`
 }
 
 // CreatedKey is the answer of POST /admin/v1/accounts/{id}/keys: the only time the
@@ -219,6 +226,8 @@ type CreatedKey struct {
 	Name      string    `json:"name"`
 	CreatedAt time.Time `json:"created_at"`
 	Hint      string    `json:"hint"`
+	RPM       int64     `json:"rpm"`
+	TPM       int64     `json:"tpm"`
 }
 
 // KeyList is the answer of GET /admin/v1/accounts/{id}/keys.
@@ -438,7 +447,7 @@ func autoRechargeFrom(ar billing.AutoRecharge) AutoRecharge {
 }
 
 func keyFrom(k billing.APIKey) Key {
-	return Key{ID: k.ID, Name: k.Name, CreatedAt: k.CreatedAt.UTC(), Hint: k.Hint}
+	return Key{ID: k.ID, Name: k.Name, CreatedAt: k.CreatedAt.UTC(), Hint: k.Hint, RPM: k.RPM, TPM: k.TPM}
 }
 
 func creditResultFrom(r billing.TopUpResult) CreditResult {

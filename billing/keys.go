@@ -27,6 +27,19 @@ type APIKey struct {
 	CreatedAt time.Time
 	// Hint is a recognisable, non-secret form of the key: "sk-cg-Ab3…x9Qz".
 	Hint string
+	// RPM and TPM are the key's own rate limits, requests and tokens per
+	// minute (0: none). A key limit applies when lower than its account's tier's
+	// (the account's limit counts every key; see RateLimiter).
+	RPM int64
+	TPM int64
+}
+
+// KeySpec describes a key to create.
+type KeySpec struct {
+	Name string
+	// RPM and TPM are the key's rate limits (APIKey.RPM, TPM): 0 to MaxRateLimit.
+	RPM int64
+	TPM int64
 }
 
 // KeyHash is the SHA-256 of a key's secret.
@@ -81,6 +94,9 @@ type KeyStore interface {
 	// CreateKey makes a key for an existing account and returns it with its secret;
 	// the secret is never retrievable again.
 	CreateKey(ctx context.Context, account, name string) (APIKey, string, error)
+	// CreateKeyWith is CreateKey for a key with limits (ErrInvalid for a limit
+	// out of range).
+	CreateKeyWith(ctx context.Context, account string, spec KeySpec) (APIKey, string, error)
 	ListKeys(ctx context.Context, account string) ([]APIKey, error)
 	// RevokeKey deletes the key; it stops authenticating at once (see the proxy's
 	// key cache for how long a cached key may live on).

@@ -280,8 +280,10 @@ type Tier struct {
 	MaxTopUp money.Micros `yaml:"max_topup"`
 	// MaxBalance is the largest credit a top-up may lead to; "0" or absent means no limit.
 	MaxBalance money.Micros `yaml:"max_balance"`
-	// RPM and TPM are the account's requests and tokens per minute; 0 or absent
-	// means no limit.
+	// RPM and TPM are the account's requests and tokens per minute (README "Rate
+	// limits": GCRA, a minute's allowance at once then refilled continuously;
+	// tokens are the prompt plus max output); 0 or absent means no limit, at
+	// most 1e11.
 	RPM int64 `yaml:"rpm"`
 	TPM int64 `yaml:"tpm"`
 	// MonthlyUsageLimit caps an account's usage in a calendar month (UTC);

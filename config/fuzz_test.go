@@ -175,7 +175,7 @@ func TestPropPolicyRoundTrip(t *testing.T) {
 		rules := map[billing.Qualify]bool{}
 		for _, n := range names {
 			t := billing.Tier{MaxTopUp: limit("max_topup"), MaxBalance: limit("max_balance"),
-				RPM: rapid.Int64Range(0, 1e9).Draw(rt, "rpm"), TPM: rapid.Int64Range(0, 1e12).Draw(rt, "tpm"),
+				RPM: rapid.Int64Range(0, 1e9).Draw(rt, "rpm"), TPM: rapid.Int64Range(0, billing.MaxRateLimit).Draw(rt, "tpm"),
 				MonthlyUsageLimit: amount("monthly_usage_limit")}
 			if !strings.Contains(n, " ") && rapid.Bool().Draw(rt, "qualify") {
 				q := billing.Qualify{Paid: amount("paid"), Days: rapid.IntRange(0, maxQualifyDays).Draw(rt, "days")}

@@ -19,6 +19,8 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/creditgate/creditgate/billing"
+
 	"github.com/creditgate/creditgate/metering"
 	"github.com/creditgate/creditgate/money"
 	"github.com/creditgate/creditgate/notify"
@@ -293,11 +295,11 @@ func validateBilling(c *Config, ps *Problems) {
 		ps.amount(key+".max_topup", t.MaxTopUp)
 		ps.amount(key+".max_balance", t.MaxBalance)
 		ps.amount(key+".monthly_usage_limit", t.MonthlyUsageLimit)
-		if t.RPM < 0 {
-			ps.add(key+".rpm", "must be 0 (no limit) or more, got %d", t.RPM)
+		if t.RPM < 0 || t.RPM > billing.MaxRateLimit {
+			ps.add(key+".rpm", "must be 0 (no limit) to %d, got %d", int64(billing.MaxRateLimit), t.RPM)
 		}
-		if t.TPM < 0 {
-			ps.add(key+".tpm", "must be 0 (no limit) or more, got %d", t.TPM)
+		if t.TPM < 0 || t.TPM > billing.MaxRateLimit {
+			ps.add(key+".tpm", "must be 0 (no limit) to %d, got %d", int64(billing.MaxRateLimit), t.TPM)
 		}
 		if q := t.Qualify; q != nil {
 			if !validTierName(name) {

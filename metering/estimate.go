@@ -27,14 +27,29 @@ func (p Price) WorstCase(input Tokens, output int64) money.Micros {
 // model's largest output when it set none) times the choices; an endpoint without
 // output (embeddings) adds none. input is r's local count (InputTokens).
 func (r *Request) Estimate(p Price, input Tokens) money.Micros {
-	perChoice := int64(0)
-	if r.spec.hasOutput() {
-		perChoice = r.MaxOutput
-		if perChoice <= 0 {
-			perChoice = p.MaxOutput()
-		}
+	return p.WorstCase(input, r.mostOutput(p))
+}
+
+// mostOutput is the most output r allows: its output cap per choice (the
+// client's, or the model's largest output when it set none) times the choices;
+// 0 for an endpoint without output.
+func (r *Request) mostOutput(p Price) int64 {
+	if !r.spec.hasOutput() {
+		return 0
 	}
-	return p.WorstCase(input, perChoice*r.choices())
+	perChoice := r.MaxOutput
+	if perChoice <= 0 {
+		perChoice = p.MaxOutput()
+	}
+	return perChoice * r.choices()
+}
+
+// RateTokens is what r counts against a tokens-per-minute limit, as OpenAI
+// counts it before the answer is known: its prompt (input, r's local count)
+// plus the most output it allows (the output cap as the client sent it, or the
+// model's largest output; a clamp the balance imposes later does not lower it).
+func (r *Request) RateTokens(p Price, input Tokens) int64 {
+	return input.Input + r.mostOutput(p)
 }
 
 // ClampFloor is the least r may be held for with its output cap lowered: its input

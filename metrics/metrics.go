@@ -87,6 +87,7 @@ type Metrics struct {
 	localTokens     *prometheus.CounterVec
 	spend           *prometheus.CounterVec
 	quotaExceeded   *prometheus.CounterVec
+	rateLimited     *prometheus.CounterVec
 	clamped         *prometheus.CounterVec
 	drift           *prometheus.CounterVec
 	excess          *prometheus.CounterVec
@@ -125,6 +126,9 @@ func New(o Options) (*Metrics, error) {
 	m.localTokens = counter("local_tokens_total",
 		"creditgate's own token count of requests billed from upstream usage, by model and class (input, output): compare with creditgate_tokens_total{source=\"upstream\"} to see drift.",
 		"model", "class")
+	m.rateLimited = counter("rate_limited_total",
+		"Requests refused by a rate limit (429 rate_limit_exceeded), by the limit's type: requests (RPM) or tokens (TPM).",
+		"type")
 	m.spend = counter("spend_micro_usd_total",
 		"Money charged to accounts for settled requests, in micro-USD (1000000 = $1).",
 		"model")
@@ -184,7 +188,7 @@ func New(o Options) (*Metrics, error) {
 		})
 	m.pay = newPaymentMetrics(counter)
 	m.admin = newAdminMetrics(counter)
-	cs := []prometheus.Collector{m.requests, m.tokens, m.localTokens, m.spend, m.quotaExceeded, m.clamped, m.drift,
+	cs := []prometheus.Collector{m.requests, m.tokens, m.localTokens, m.spend, m.quotaExceeded, m.rateLimited, m.clamped, m.drift,
 		m.excess, m.excessTokens, m.holdsOpen, m.holdsExpired, m.requestDuration, m.upstreamLatency, m.ttft, m.redisLatency, m.redisErrors, m.reloads, spoolDepth, activityDropped}
 	cs = append(cs, m.pay.collectors()...)
 	cs = append(cs, m.admin.collectors()...)
@@ -200,6 +204,8 @@ func New(o Options) (*Metrics, error) {
 	for _, r := range quotaReasons {
 		m.quotaExceeded.WithLabelValues(r)
 	}
+	m.rateLimited.WithLabelValues(billing.RateLimitRequests)
+	m.rateLimited.WithLabelValues(billing.RateLimitTokens)
 	m.reloads.WithLabelValues(ReloadOK)
 	m.reloads.WithLabelValues(ReloadFailed)
 	return m, nil
@@ -268,6 +274,9 @@ func (m *Metrics) RequestDone(r proxy.Report) {
 	m.requests.WithLabelValues(endpoint, model, statusLabel(r.Status)).Inc()
 	if r.Reason != "" {
 		m.quotaExceeded.WithLabelValues(reasonLabel(r.Reason)).Inc()
+	}
+	if r.RateLimited != "" {
+		m.rateLimited.WithLabelValues(rateTypeLabel(r.RateLimited)).Inc()
 	}
 	if r.Latency > 0 {
 		m.requestDuration.WithLabelValues(endpoint).Observe(r.Latency.Seconds())
@@ -387,6 +396,13 @@ func sourceLabel(source string) string {
 	switch source {
 	case billing.TokenSourceUpstream, billing.TokenSourceLocal:
 		return source
+	}
+	return OtherLabel
+}
+
+func rateTypeLabel(t string) string {
+	if t == billing.RateLimitRequests || t == billing.RateLimitTokens {
+		return t
 	}
 	return OtherLabel
 }

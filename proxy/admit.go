@@ -32,6 +32,7 @@ func (p *Proxy) admit(x *exchange) *apiError {
 		(*Proxy).priceModel,      //    for a model that has a price,
 		(*Proxy).countPrompt,     //    its prompt counted locally
 		(*Proxy).estimate,        // 3. the worst case
+		(*Proxy).rateLimit,       //    within the rate limits (ratelimit.go), counted
 		(*Proxy).reserve,         // 4. held on the account, the output cap lowered to the hold
 		(*Proxy).prepareForward,  // 5. the body the upstream gets
 	}

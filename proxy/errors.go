@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"time"
 
 	"go.uber.org/zap"
 
@@ -44,6 +45,12 @@ type apiError struct {
 	// reason says why a 429 insufficient_quota happened (billing.ReasonEmpty,
 	// ReasonExpired, ReasonInsufficient); it goes out in ReasonHeader.
 	reason string
+	// retryAfter, when set, goes out as retry-after and retry-after-ms (a rate
+	// limit); noRetry sends x-should-retry: false; rateLimited is a rate-limit
+	// 429's type ("requests", "tokens"), for metrics.
+	retryAfter  time.Duration
+	noRetry     bool
+	rateLimited string
 }
 
 func (e *apiError) Error() string { return e.message }
@@ -129,7 +136,8 @@ func (p *Proxy) storeError(err error, msg string, fields ...zap.Field) *apiError
 }
 
 // writeError answers e in OpenAI's error shape (indented like OpenAI's). Like
-// OpenAI's, a 429 has no Retry-After: waiting does not help, buying credit does.
+// OpenAI's, a quota 429 has no Retry-After: waiting does not help, buying credit
+// does; a rate-limit 429 has one (e.retryAfter).
 func writeError(w http.ResponseWriter, e *apiError) {
 	var b strings.Builder
 	b.Grow(len(e.message) + 160)
@@ -147,6 +155,12 @@ func writeError(w http.ResponseWriter, e *apiError) {
 	h.Set("Content-Length", strconv.Itoa(b.Len()))
 	if e.reason != "" {
 		h.Set(ReasonHeader, e.reason)
+	}
+	if e.retryAfter > 0 {
+		writeRetryAfter(h, e.retryAfter)
+	}
+	if e.noRetry {
+		h.Set("X-Should-Retry", "false")
 	}
 	w.WriteHeader(e.status)
 	_, _ = w.Write([]byte(b.String()))

@@ -60,6 +60,7 @@ type harness struct {
 	t        testing.TB
 	ctx      context.Context
 	store    *redisstore.Store
+	redis    *testredis.Store
 	mock     *mockupstream.Server
 	upstream *httptest.Server
 	proxy    *Proxy
@@ -80,7 +81,7 @@ func newHarness(t testing.TB, opts ...harnessOption) *harness {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := &harness{t: t, ctx: context.Background(), store: store, mock: mockupstream.New()}
+	h := &harness{t: t, ctx: context.Background(), store: store, redis: r, mock: mockupstream.New()}
 	h.mock.APIKey = upstreamKey
 	h.upstream = httptest.NewServer(h.mock)
 	t.Cleanup(h.upstream.Close)

@@ -16,6 +16,8 @@ type Report struct {
 	Stream   bool
 	Status   int    // the status answered to the app (499: the app left first; 502/504: the upstream broke a plain body off, see exchange.status)
 	Reason   string // for a 429: billing.ReasonEmpty, ReasonExpired or ReasonInsufficient
+	// RateLimited is a rate-limit 429's type: billing.RateLimitRequests or RateLimitTokens.
+	RateLimited string
 	// Tokens billed, their source ("upstream" or "local") and the local count.
 	Tokens      metering.Tokens
 	TokenSource string

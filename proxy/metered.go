@@ -71,7 +71,7 @@ func (p *Proxy) serveMetered(w http.ResponseWriter, r *http.Request, ep metering
 		writeError(w, aerr)
 		p.logRejected(x, aerr)
 		p.opts.Observer.RequestDone(Report{Endpoint: x.path(), Model: x.model, Stream: x.req != nil && x.req.Stream,
-			Status: aerr.status, Reason: aerr.reason, Latency: p.opts.Now().Sub(x.start)})
+			Status: aerr.status, Reason: quotaReason(aerr), RateLimited: aerr.rateLimited, Latency: p.opts.Now().Sub(x.start)})
 		return
 	}
 	p.opts.Observer.HoldOpened()
@@ -105,6 +105,11 @@ func (p *Proxy) serveMetered(w http.ResponseWriter, r *http.Request, ep metering
 func (p *Proxy) modifyResponse(res *http.Response) error {
 	for _, name := range dropResponseHeaders {
 		res.Header.Del(name)
+	}
+	for name := range res.Header {
+		if isUpstreamRateHeader(name) {
+			delete(res.Header, name)
+		}
 	}
 	x := exchangeFrom(res.Request.Context())
 	if x == nil { // unmetered pass-through
@@ -147,4 +152,13 @@ func (p *Proxy) modifyResponse(res *http.Response) error {
 func isEventStream(contentType string) bool {
 	ct, _, _ := strings.Cut(contentType, ";")
 	return strings.EqualFold(strings.TrimSpace(ct), "text/event-stream")
+}
+
+// quotaReason is a refusal's Report.Reason: a quota 429's reason, not a rate
+// limit's (reported as RateLimited).
+func quotaReason(e *apiError) string {
+	if e.rateLimited != "" {
+		return ""
+	}
+	return e.reason
 }

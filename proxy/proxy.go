@@ -108,6 +108,9 @@ type Options struct {
 	// MaxBatchInputBytes bounds a batch input file, read to estimate the batch
 	// (default 200 MiB, OpenAI's own limit).
 	MaxBatchInputBytes int64
+	// RateLimiter enforces the tiers' and keys' RPM and TPM (ratelimit.go);
+	// nil: no rate limits, and no x-ratelimit-* headers.
+	RateLimiter billing.RateLimiter
 	// CORS lets browser pages on the origins it allows call the data plane
 	// (cors.go); the zero value allows none.
 	CORS CORS

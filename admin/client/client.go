@@ -104,12 +104,17 @@ func (c *Client) GetAccount(ctx context.Context, id string) (admin.Account, erro
 // CreateKey issues an app key for account. The answer holds the secret, which
 // the server never shows again.
 func (c *Client) CreateKey(ctx context.Context, account, name string) (admin.CreatedKey, error) {
+	return c.CreateKeyWith(ctx, account, admin.CreateKeyRequest{Name: name})
+}
+
+// CreateKeyWith issues an app key with the settings of req (its rate limits).
+func (c *Client) CreateKeyWith(ctx context.Context, account string, req admin.CreateKeyRequest) (admin.CreatedKey, error) {
 	path, err := accountPath(account, "/keys")
 	if err != nil {
 		return admin.CreatedKey{}, err
 	}
 	var out admin.CreatedKey
-	_, err = c.do(ctx, http.MethodPost, path, nil, nil, admin.CreateKeyRequest{Name: name}, &out)
+	_, err = c.do(ctx, http.MethodPost, path, nil, nil, req, &out)
 	return out, err
 }
 

@@ -131,9 +131,11 @@ func (f *Ledger) HoldOutcome(ctx context.Context, account, holdID string, since 
 // Keys implements billing.KeyStore the same way.
 type Keys struct {
 	CreateKeyFunc func(ctx context.Context, account, name string) (billing.APIKey, string, error)
-	ListKeysFunc  func(ctx context.Context, account string) ([]billing.APIKey, error)
-	RevokeKeyFunc func(ctx context.Context, account, keyID string) error
-	LookupKeyFunc func(ctx context.Context, h billing.KeyHash) (billing.APIKey, error)
+	// CreateKeyWithFunc answers CreateKeyWith; nil: CreateKeyFunc with the spec's name.
+	CreateKeyWithFunc func(ctx context.Context, account string, spec billing.KeySpec) (billing.APIKey, string, error)
+	ListKeysFunc      func(ctx context.Context, account string) ([]billing.APIKey, error)
+	RevokeKeyFunc     func(ctx context.Context, account, keyID string) error
+	LookupKeyFunc     func(ctx context.Context, h billing.KeyHash) (billing.APIKey, error)
 }
 
 func (f *Keys) CreateKey(ctx context.Context, account, name string) (billing.APIKey, string, error) {
@@ -141,6 +143,13 @@ func (f *Keys) CreateKey(ctx context.Context, account, name string) (billing.API
 		return billing.APIKey{}, "", ErrNotSet
 	}
 	return f.CreateKeyFunc(ctx, account, name)
+}
+
+func (f *Keys) CreateKeyWith(ctx context.Context, account string, spec billing.KeySpec) (billing.APIKey, string, error) {
+	if f.CreateKeyWithFunc == nil {
+		return f.CreateKey(ctx, account, spec.Name)
+	}
+	return f.CreateKeyWithFunc(ctx, account, spec)
 }
 
 func (f *Keys) ListKeys(ctx context.Context, account string) ([]billing.APIKey, error) {

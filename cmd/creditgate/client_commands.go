@@ -202,6 +202,7 @@ func keysCommand(o *clientOptions) *cobra.Command {
 	cmd := &cobra.Command{Use: "keys", Short: "Issue, list and revoke app API keys"}
 
 	var name string
+	var rpm, tpm int64
 	create := &cobra.Command{
 		Use:   "create ACCOUNT",
 		Short: "Issue an API key (the secret is shown once)",
@@ -211,7 +212,7 @@ func keysCommand(o *clientOptions) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			key, err := c.CreateKey(cmd.Context(), args[0], name)
+			key, err := c.CreateKeyWith(cmd.Context(), args[0], admin.CreateKeyRequest{Name: name, RPM: rpm, TPM: tpm})
 			if err != nil {
 				return err
 			}
@@ -222,10 +223,15 @@ func keysCommand(o *clientOptions) *cobra.Command {
 				fmt.Fprintf(w, "NAME\t%s\n", orDash(key.Name))
 				fmt.Fprintf(w, "KEY\t%s\n", key.Key)
 				fmt.Fprintf(w, "CREATED\t%s\n", formatTime(key.CreatedAt))
+				if key.RPM > 0 || key.TPM > 0 {
+					fmt.Fprintf(w, "RATE LIMITS\t%d rpm, %d tpm (0: the tier's)\n", key.RPM, key.TPM)
+				}
 			})
 		},
 	}
 	create.Flags().StringVar(&name, "name", "", "a label for the key")
+	create.Flags().Int64Var(&rpm, "rpm", 0, "the key's own requests per minute (0: the tier's only; a key limit applies when lower than the tier's)")
+	create.Flags().Int64Var(&tpm, "tpm", 0, "the key's own tokens per minute (prompt + max output), as --rpm")
 
 	list := &cobra.Command{
 		Use:   "list ACCOUNT",

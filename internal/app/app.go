@@ -229,6 +229,7 @@ func New(ctx context.Context, cfg *config.Config, o Options) (*App, error) {
 		Timeout:          cfg.Upstream.Timeout,
 		MaxUpstreamConns: budget.Data,
 		Ledger:           ledger,
+		RateLimiter:      a.store,
 		Keys:             a.store,
 		Settings:         a.settings.Load,
 		Logger:           a.log.Named("proxy"),

@@ -193,7 +193,8 @@ func runRedisKill(t *testing.T, fsync string, settledFor time.Duration) *killRun
 	f.store = store
 	f.doc["redis"] = fmt.Sprintf(`{ url: "redis://%s/0", key_prefix: %q, timeout: 300ms, max_retries: 2, operation_timeout: 1s }`, rs.addr(), f.redis.Prefix)
 	f.doc["auth"] = `{ key_cache_ttl: 30s }`
-	f.doc["billing"] = fmt.Sprintf(`{ hold_ttl: %s }`, killHoldTTL)
+	// A tier without rate limits: the load passes the built-in tier-1's 500 rpm.
+	f.doc["billing"] = fmt.Sprintf(`{ hold_ttl: %s, tiers: { tier-1: {} } }`, killHoldTTL)
 	run := &killRun{f: f, rs: rs, acks: newAckClock()}
 	f.redisHooks = []redis.Hook{run.acks}
 	f.start()
