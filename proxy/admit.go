@@ -1,7 +1,6 @@
 package proxy
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -232,7 +231,8 @@ func (p *Proxy) prepareForward(x *exchange) *apiError {
 		return errInternal()
 	}
 	r := x.in
-	r.Body = io.NopCloser(bytes.NewReader(body))
+	x.forward.Reset(body)
+	r.Body = &x.forward
 	r.ContentLength = int64(len(body))
 	r.Header.Del("Content-Length")
 	return nil

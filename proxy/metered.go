@@ -44,7 +44,9 @@ type exchange struct {
 	limit          metering.Limit // what the response may carry and cost, whatever the upstream does
 	bill           metering.Bill  // what it was billed, and what its upstream claimed beyond that
 	upstream       upstreamBody   // the upstream's 2xx body (part of the exchange, as rec is)
-	plain          *teeBody
+	plain          *teeBody       // &plainBody for a plain 2xx answer, else nil
+	plainBody      teeBody        // part of the exchange, as rec is: one allocation less
+	forward        forwardBody
 	rec            recorder // what the app was sent (part of the exchange: one allocation less)
 
 	// The request's in-flight record (Options.InFlight): open, and when its
@@ -144,7 +146,11 @@ func (p *Proxy) modifyResponse(res *http.Response) error {
 		invalidAnswer(res)
 		return nil
 	}
-	x.plain = &teeBody{rc: &x.upstream}
+	x.plainBody = teeBody{rc: &x.upstream}
+	if res.ContentLength > 0 && res.ContentLength <= maxPlainBody {
+		x.plainBody.buf = make([]byte, 0, res.ContentLength) // the copy in one allocation
+	}
+	x.plain = &x.plainBody
 	res.Body = x.plain
 	return nil
 }

@@ -123,6 +123,9 @@ type Proxy struct {
 	keys    *keyCache
 	log     *zap.Logger
 	objects *objectState // stored objects, CORS and the model catalogue
+	// upstreamAuth is the Authorization header's value list sent upstream, built
+	// once (nil: none); the transport only reads it.
+	upstreamAuth []string
 }
 
 const (
@@ -173,6 +176,9 @@ func New(o Options) (*Proxy, error) {
 		o.Observer = nopObserver{}
 	}
 	p := &Proxy{opts: o, keys: newKeyCache(o.Keys, o.KeyCacheTTL, o.Now), log: o.Logger}
+	if o.UpstreamKey != "" {
+		p.upstreamAuth = []string{"Bearer " + o.UpstreamKey}
+	}
 	p.rp = &httputil.ReverseProxy{
 		Rewrite:        p.rewrite,
 		Transport:      o.Transport,
@@ -316,8 +322,8 @@ func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
 	out.URL = &u
 	out.Host = ""
 	h := out.Header
-	if p.opts.UpstreamKey != "" {
-		h.Set("Authorization", "Bearer "+p.opts.UpstreamKey)
+	if p.upstreamAuth != nil {
+		h["Authorization"] = p.upstreamAuth
 	} else {
 		h.Del("Authorization")
 	}
