@@ -2,6 +2,7 @@ package redisstore
 
 import (
 	"fmt"
+	"math/rand/v2"
 	"strings"
 	"testing"
 	"time"
@@ -252,6 +253,37 @@ func TestTrimLedgerRefusals(t *testing.T) {
 		}
 		if r := e.trim(t, "tr", "", e.clock.Now().Add(time.Hour)); r.Removed != 0 || r.CheckpointID != "" {
 			t.Errorf("trim of an empty ledger: %+v", r)
+		}
+	})
+}
+
+// A long random history (every kind of event: take-backs of payments credited
+// long before, debt repaid, expiries, recharges) trimmed in steps at random
+// event ids: after each the audit passes from the checkpoint, and the stored
+// state still replays from it.
+func TestAuditFromCheckpointsOnLongRandomHistory(t *testing.T) {
+	eachStore(t, func(t *testing.T, e *env) {
+		for seed := uint64(1); seed <= 2; seed++ {
+			id := fmt.Sprintf("thist%d", seed)
+			randomHistory(t, e, id, 1500, seed)
+			evs := e.events(t, id)
+			rng := rand.New(rand.NewPCG(seed, 7))
+			var trimmed int64
+			for k := 0; k < len(evs)-1; k += 1 + rng.IntN(len(evs)/8) {
+				r := e.trim(t, id, evs[k].ID, e.clock.Now().Add(time.Hour))
+				trimmed += r.Removed
+				if r.TrimmedTotal != trimmed || r.TrimmedTotal != int64(k+1) || r.CheckpointID != evs[k].ID {
+					t.Fatalf("seed %d: trim up to event %d: %+v", seed, k, r)
+				}
+				checkConservation(t, e, id)
+				if rep := mustAudit(t, e, id); rep.Events+int(rep.Trimmed) != len(evs) {
+					t.Fatalf("seed %d: the audit replayed %d events after %d trimmed, of %d", seed, rep.Events, rep.Trimmed, len(evs))
+				}
+			}
+			if cp := e.get(t, id).Checkpoint; cp == nil || len(cp.Credited) > 20 {
+				t.Errorf("seed %d: checkpoint %+v; want one with at most the live paid grants", seed, cp)
+			}
+			t.Logf("seed %d: %d of %d events trimmed in steps, the audit passing after each", seed, trimmed, len(evs))
 		}
 	})
 }
