@@ -51,8 +51,24 @@ import (
 //     total is at most what the ledger's payments (topup events of source
 //     purchase, auto_recharge events) add up to (accounts that paid before it
 //     was counted hold less).
+//
+// A trimmed ledger (Account.Checkpoint set) is audited from its checkpoint: the
+// replay starts from the checkpoint's figures, events at or before it are
+// skipped, and the checks above apply to the events after it, with three more
+// under the same names. state: the checkpoint conserves money on its own
+// (Σ granted = Σ consumed + Σ debt repaid + Σ expired + Σ adjusted out + credit,
+// Σ usage − Σ consumed = debt + Σ debt repaid, every figure ≥ 0). grants: the
+// stored grants whose grant event is not after the checkpoint number exactly the
+// grant events the checkpoint counted (a grant credited twice across it, or a
+// grant without any event, shows). takebacks: a take-back of a grant credited
+// before the checkpoint is checked against the checkpoint's entry for it, or,
+// for a grant no longer live then (which no entry keeps), against the stored
+// grant alone. What the tail cannot show is a hold ended both before and after
+// the checkpoint; the settle and release scripts' hold records, and
+// HoldTrimmed, are what keep that from happening.
 type Audit struct {
 	acct Account
+	cp   *Checkpoint
 
 	events                   int
 	balance, credit, debt    money.Micros
@@ -96,7 +112,11 @@ type AuditReport struct {
 	Account     string
 	Events      int    // events replayed
 	LastEventID string // the snapshot's newest event
-	Problems    []AuditProblem
+	// Checkpoint is the event of the checkpoint the replay started from ("":
+	// the ledger's first event), and Trimmed how many events it stands for.
+	Checkpoint string
+	Trimmed    int64
+	Problems   []AuditProblem
 }
 
 // OK reports whether the account passed every check.
@@ -108,8 +128,9 @@ const maxAuditProblems = 20
 
 // NewAudit starts an audit of the snapshot a (from GetAccount: grants, totals,
 // LastEventID and AsOf filled).
+// When a.Checkpoint is set, the replay starts from it (see Audit).
 func NewAudit(a Account) *Audit {
-	return &Audit{
+	au := &Audit{
 		acct:           a,
 		grantEvents:    map[string]int{},
 		expiredByGrant: map[string]money.Micros{},
@@ -117,6 +138,20 @@ func NewAudit(a Account) *Audit {
 		holds:          map[uint64]holdEnd{},
 		done:           a.LastEventID == "",
 	}
+	if cp := a.Checkpoint; cp != nil {
+		au.cp = cp
+		au.done = au.done || a.LastEventID == cp.EventID
+		au.balance, au.credit, au.debt = cp.Balance(), cp.Credit, cp.Debt
+		t := cp.Totals
+		au.granted, au.usage, au.consumed = t.Granted, t.Usage, t.Consumed
+		au.expired, au.repaid, au.adjustedOut = t.Expired, t.DebtRepaid, t.AdjustedOut
+		au.paid, au.lastTier = cp.Paid, cp.Tier
+		au.pendingRepay, au.pendingGrant = cp.PendingRepay, cp.PendingGrant
+		for _, g := range cp.Credited {
+			au.credited[g.ID] = &creditedGrant{credit: g.Credit, takenBack: g.Lost, paymentRef: g.PaymentRef}
+		}
+	}
+	return au
 }
 
 func (au *Audit) fail(check, eventID, format string, args ...any) {
@@ -131,8 +166,8 @@ func (au *Audit) Done() bool { return au.done }
 
 // Event replays the next event. Events after the snapshot's last one are ignored.
 func (au *Audit) Event(ev Event) {
-	if au.done {
-		return
+	if au.done || (au.cp != nil && CompareEventIDs(ev.ID, au.cp.EventID) <= 0) {
+		return // after the snapshot, or covered by the checkpoint
 	}
 	if ev.ID == au.acct.LastEventID || CompareEventIDs(ev.ID, au.acct.LastEventID) >= 0 {
 		au.done = true
@@ -314,6 +349,12 @@ func (au *Audit) takeBack(ev Event) {
 	au.adjustedOut -= ev.Amount
 	g, ok := au.credited[ev.GrantID]
 	switch {
+	case !ok && au.cp != nil && au.grantEvents[ev.GrantID] == 0:
+		// credited before the checkpoint and spent by then: only the stored grant is left to check against
+		if sg, stored := au.grant(ev.GrantID); !stored || -ev.Amount > sg.Amount {
+			au.fail("takebacks", ev.ID, "take-back of %s from payment %s names grant %q, which is not stored with that much", -ev.Amount, ev.PaymentRef, ev.GrantID)
+		}
+		return
 	case !ok:
 		au.fail("takebacks", ev.ID, "take-back of payment %s names grant %q, which no earlier event credited", ev.PaymentRef, ev.GrantID)
 		return
@@ -361,6 +402,9 @@ func (au *Audit) Finish() AuditReport {
 	if au.pendingRepay > 0 {
 		au.fail("debt", a.LastEventID, "grant %s repaid %s of debt but no debt_repaid event follows it", au.pendingGrant, au.pendingRepay)
 	}
+	if au.cp != nil {
+		au.checkCheckpoint()
+	}
 	t := a.Totals
 	for _, c := range []struct {
 		name           string
@@ -388,6 +432,7 @@ func (au *Audit) Finish() AuditReport {
 		au.fail("state", "", "debt: usage %s − consumed %s ≠ debt %s + debt repaid %s", t.Usage, t.Consumed, a.Debt, t.DebtRepaid)
 	}
 	var remaining, amounts money.Micros
+	var creditedBefore int64 // stored grants without a grant event after the checkpoint
 	for _, g := range a.Grants {
 		remaining += g.Remaining
 		amounts += g.Amount
@@ -397,9 +442,16 @@ func (au *Audit) Finish() AuditReport {
 		if g.Remaining > 0 && !a.AsOf.IsZero() && !g.ExpiresAt.After(a.AsOf) {
 			au.fail("state", "", "grant %s expired at %s but still has %s of credit", g.ID, g.ExpiresAt.Format("2006-01-02T15:04:05Z07:00"), g.Remaining)
 		}
-		if au.grantEvents[g.ID] == 0 {
+		switch {
+		case au.grantEvents[g.ID] > 0:
+		case au.cp != nil:
+			creditedBefore++
+		default:
 			au.fail("grants", "", "grant %s of %s has no grant event in the ledger", g.ID, g.Amount)
 		}
+	}
+	if au.cp != nil && creditedBefore != au.cp.Grants {
+		au.fail("grants", au.cp.EventID, "%d stored grants have no grant event after the checkpoint, which counts %d grant events before it", creditedBefore, au.cp.Grants)
 	}
 	if au.lastTier != "" && a.Tier != au.lastTier {
 		au.fail("tiers", "", "stored tier is %q, but the last tier_change moved to %q", a.Tier, au.lastTier)
@@ -413,7 +465,30 @@ func (au *Audit) Finish() AuditReport {
 	if amounts != t.Granted {
 		au.fail("state", "", "the grants' amounts sum to %s, but total granted is %s", amounts, t.Granted)
 	}
-	return AuditReport{Account: a.ID, Events: au.events, LastEventID: a.LastEventID, Problems: au.problems}
+	r := AuditReport{Account: a.ID, Events: au.events, LastEventID: a.LastEventID, Problems: au.problems}
+	if au.cp != nil {
+		r.Checkpoint, r.Trimmed = au.cp.EventID, au.cp.Events
+	}
+	return r
+}
+
+// checkCheckpoint checks that the checkpoint conserves money on its own.
+func (au *Audit) checkCheckpoint() {
+	cp := au.cp
+	t := cp.Totals
+	for _, m := range []money.Micros{cp.Credit, cp.Debt, cp.Paid, cp.PendingRepay, t.Granted, t.Usage, t.Consumed, t.DebtRepaid, t.Expired, t.AdjustedOut} {
+		if m < 0 {
+			au.fail("state", cp.EventID, "the checkpoint holds a negative figure: %+v", *cp)
+			return
+		}
+	}
+	if t.Granted != t.Consumed+t.DebtRepaid+t.Expired+t.AdjustedOut+cp.Credit {
+		au.fail("state", cp.EventID, "conservation at the checkpoint: granted %s ≠ consumed %s + debt repaid %s + expired %s + adjusted out %s + credit %s",
+			t.Granted, t.Consumed, t.DebtRepaid, t.Expired, t.AdjustedOut, cp.Credit)
+	}
+	if t.Usage-t.Consumed != cp.Debt+t.DebtRepaid {
+		au.fail("state", cp.EventID, "debt at the checkpoint: usage %s − consumed %s ≠ debt %s + debt repaid %s", t.Usage, t.Consumed, cp.Debt, t.DebtRepaid)
+	}
 }
 
 // CompareEventIDs orders two ledger event ids ("<ms>-<seq>", Redis stream ids):

@@ -110,6 +110,10 @@ type Account struct {
 	LastEventID string
 	// AsOf is the time of the snapshot (the ledger's clock). Filled by GetAccount.
 	AsOf time.Time
+	// Checkpoint is the running state at the head of a trimmed ledger (nil: the
+	// ledger starts at the account's first event). Filled by GetAccount, in the
+	// same atomic read as the rest of the snapshot.
+	Checkpoint *Checkpoint
 
 	// Status is StatusActive or StatusSuspended (a suspended account's keys are
 	// refused).
@@ -576,6 +580,11 @@ const (
 	HoldExpired  HoldState = "expired"  // a sweep ended it unsettled (hold_expired): a settle still charges it, a release books nothing
 	HoldSettled  HoldState = "settled"  // charged (usage)
 	HoldReleased HoldState = "released" // released (release), or released after it expired (nothing booked)
+	// HoldTrimmed: neither a record nor an event of the hold is left, and the
+	// ledger was trimmed past the time asked, so the events that would tell may
+	// be gone. Whether it was booked cannot be told here: booking it might book
+	// it twice, so a caller must not (the spool sets it aside for an operator).
+	HoldTrimmed HoldState = "trimmed"
 )
 
 // HoldOutcome is what the ledger knows of one hold (Ledger.HoldOutcome).

@@ -238,6 +238,10 @@ func (p *Proxy) holdBooked(ctx context.Context, b billing.Batch, log *zap.Logger
 		log.Warn("batch poller: hold outcome unavailable", zapErr(err))
 		return false, false
 	}
+	if o.State == billing.HoldTrimmed {
+		log.Warn("batch poller: the ledger was trimmed past the batch's hold; whether it was booked cannot be told")
+		return false, false
+	}
 	return o.Booked(), true
 }
 

@@ -19,7 +19,9 @@ const holdScanPage = 500
 // a failover — the ledger is searched from since for the hold's usage, release
 // or hold_expired event: a usage or release says it was booked; a hold_expired
 // alone says it died unsettled (a settle still charges it); nothing says
-// HoldUnknown. Stream ids carry Redis's clock and since the caller's, so since
+// HoldUnknown — or HoldTrimmed when the ledger was trimmed past since (an event
+// of since or later was removed, by the checkpoint read after the search), so
+// the hold's events may have been among those removed. Stream ids carry Redis's clock and since the caller's, so since
 // must leave a margin for the clocks' difference (the spool gives 10 minutes).
 //
 // It reads the record, then the ledger, in separate round trips: meant for a
@@ -71,12 +73,31 @@ func (s *Store) holdOutcomeInLedger(ctx context.Context, account, holdID string,
 			}
 		}
 		if len(msgs) < holdScanPage {
-			return out, nil
+			if out.State != billing.HoldUnknown {
+				return out, nil
+			}
+			return s.unlessTrimmed(ctx, account, since)
 		}
 		if start, err = nextStreamID(msgs[len(msgs)-1].ID); err != nil {
 			return billing.HoldOutcome{}, err
 		}
 	}
+}
+
+// unlessTrimmed answers for a hold the ledger has no event of since since:
+// HoldUnknown, or HoldTrimmed when the account's checkpoint stands at or after
+// since (then the events that would tell may have been trimmed). Both times are
+// the callers' clocks (events' at), so a trim by one proxy and the question of
+// another agree as well as their clocks do.
+func (s *Store) unlessTrimmed(ctx context.Context, account string, since time.Time) (billing.HoldOutcome, error) {
+	at, err := s.checkpointAt(ctx, account)
+	if err != nil || at.IsZero() {
+		return billing.HoldOutcome{}, err
+	}
+	if since.IsZero() || !at.Before(since) {
+		return billing.HoldOutcome{State: billing.HoldTrimmed}, nil
+	}
+	return billing.HoldOutcome{}, nil
 }
 
 // holdKey is the record of hold holdID (the KEYS[7] of holdKeys).

@@ -67,7 +67,7 @@ func (s *Store) GetAccount(ctx context.Context, id string) (billing.Account, err
 		return billing.Account{}, notFound(id)
 	}
 	now := s.now()
-	r, err := s.run(ctx, stateScript, s.accountKeys(id), ms(now))
+	r, err := s.run(ctx, stateScript, s.accountKeys(id, "checkpoint"), ms(now))
 	if err != nil {
 		return billing.Account{}, err
 	}
@@ -80,8 +80,8 @@ func parseState(id string, r reply) (billing.Account, error) {
 	if r.is(0, "NOACCOUNT") {
 		return billing.Account{}, r.refusal(1, notFound(id))
 	}
-	f, grants, last := r.hash(0), r.hash(1), r.str(2)
-	if err := r.done(3); err != nil {
+	f, grants, last, checkpoint := r.hash(0), r.hash(1), r.str(2), r.hash(3)
+	if err := r.done(4); err != nil {
 		return billing.Account{}, err
 	}
 	d := record{where: fmt.Sprintf("%s reply, account %q", r.script, id)}
@@ -125,6 +125,11 @@ func parseState(id string, r reply) (billing.Account, error) {
 	if f["tier"] == "" {
 		return billing.Account{}, &malformedError{where: d.where, detail: "no tier"}
 	}
+	cp, err := parseCheckpoint(d.where, checkpoint)
+	if err != nil {
+		return billing.Account{}, err
+	}
+	a.Checkpoint = cp
 	for gid, raw := range grants {
 		g, err := parseGrant(r.script+" reply", gid, raw)
 		if err != nil {
@@ -636,7 +641,9 @@ func grantReply(r *reply) billing.TopUpResult {
 	}
 }
 
-// Events returns up to limit ledger events after the cursor (exclusive), oldest first.
+// Events returns up to limit ledger events after the cursor (exclusive), oldest
+// first. A cursor older than a trimmed ledger's head (TrimLedger) continues at
+// the head: the oldest event still kept.
 func (s *Store) Events(ctx context.Context, account, after string, limit int) (billing.EventPage, error) {
 	if err := billing.ValidAccountID(account); err != nil {
 		return billing.EventPage{}, notFound(account)

@@ -224,8 +224,10 @@ func TestLedgerMatchesModel(t *testing.T) {
 			} else {
 				r = testredis.Memory(t)
 			}
-			var n, checks atomic.Int64
-			defer func() { t.Logf("%d random sequences matched the model and passed the audit", checks.Load()) }()
+			var n, checks, trims atomic.Int64
+			defer func() {
+				t.Logf("%d random sequences matched the model and passed the audit (%d trims removed events)", checks.Load(), trims.Load())
+			}()
 			rapid.Check(t, func(rt *rapid.T) {
 				e := newEnv(t, r)
 				id := fmt.Sprintf("m%d", n.Add(1))
@@ -239,9 +241,10 @@ func TestLedgerMatchesModel(t *testing.T) {
 				pending := map[string]money.Micros{}
 				payments := map[string]*mPayment{} // by purchase id, once paid
 				lastSettle := billing.SettleRequest{}
+				var trimmed []billing.Event // removed by trims, oldest first
 				steps := rapid.IntRange(1, 40).Draw(rt, "steps")
 				for step := 0; step < steps; step++ {
-					switch op := rapid.IntRange(0, 12).Draw(rt, "op"); op {
+					switch op := rapid.IntRange(0, 13).Draw(rt, "op"); op {
 					case 0: // top-up
 						amount := money.Micros(rapid.Int64Range(int64(usd("5.00")), int64(usd("100.00"))).Draw(rt, "amount"))
 						gid := fmt.Sprintf("g%d", step)
@@ -405,8 +408,42 @@ func TestLedgerMatchesModel(t *testing.T) {
 								rt.Fatalf("top-up event %+v; want payment_ref %q", evs[len(evs)-1], ref)
 							}
 						}
+					case 13: // the ledger is trimmed at a random point (an event id, an event's time, or neither)
+						evs := e.events(t, id)
+						if len(evs) == 0 {
+							continue
+						}
+						upTo, before := "+", e.clock.Now().Add(time.Millisecond)
+						if rapid.Bool().Draw(rt, "bounded by id") {
+							upTo = rapid.SampledFrom(evs).Draw(rt, "up to").ID
+						}
+						if rapid.Bool().Draw(rt, "bounded by age") {
+							before = rapid.SampledFrom(evs).Draw(rt, "before").At
+						}
+						res, err := e.TrimLedger(e.ctx, id, upTo, before)
+						if err != nil {
+							rt.Fatalf("trim up to %s before %s: %v", upTo, before, err)
+						}
+						left := e.events(t, id)
+						removed := evs[:len(evs)-len(left)]
+						if int64(len(removed)) != res.Removed || (len(removed) > 0 && res.CheckpointID != removed[len(removed)-1].ID) || left[len(left)-1].ID != evs[len(evs)-1].ID {
+							rt.Fatalf("trim up to %s before %s: %+v; %d of %d events left", upTo, before, res, len(left), len(evs))
+						}
+						for _, ev := range removed {
+							if (upTo != "+" && billing.CompareEventIDs(ev.ID, upTo) > 0) || !ev.At.Before(before) {
+								rt.Fatalf("trim up to %s before %s removed event %s at %s", upTo, before, ev.ID, ev.At)
+							}
+						}
+						trimmed = append(trimmed, removed...)
+						if len(removed) > 0 {
+							trims.Add(1)
+						}
+						checkCheckpoint(rt, e, id, trimmed)
 					}
 					a := checkConservation(t, e, id)
+					if r := audit(t, e, id); !r.OK() {
+						rt.Fatalf("step %d: audit from checkpoint %q: %+v", step, r.Checkpoint, r.Problems)
+					}
 					m.sweepHolds()
 					if a.Credit != m.credit() || a.Debt != m.debt || a.Reserved != m.reserved() {
 						rt.Fatalf("step %d: store credit %s debt %s reserved %s; model %s %s %s",
@@ -420,7 +457,7 @@ func TestLedgerMatchesModel(t *testing.T) {
 				m.now = m.now.Add(testPolicy.HoldTTL)
 				checkConservation(t, e, id)
 				m.sweepHolds()
-				checkHoldEnds(rt, e, id, m.holds)
+				checkHoldEnds(rt, e, id, m.holds, trimmed)
 				if r := audit(t, e, id); !r.OK() {
 					rt.Fatalf("audit: %+v", r.Problems)
 				}
@@ -433,8 +470,14 @@ func TestLedgerMatchesModel(t *testing.T) {
 // checkHoldEnds compares the events that ended each hold in the ledger with the
 // model's: the same types in the same order, a hold_expired of the held amount
 // that names its request (reserve kept it in the hold record).
-func checkHoldEnds(rt *rapid.T, e *env, account string, holds map[string]*mHold) {
+// trimmed are the events trimmed from the ledger before, oldest first.
+func checkHoldEnds(rt *rapid.T, e *env, account string, holds map[string]*mHold, trimmed []billing.Event) {
 	got := map[string][]billing.Event{}
+	for _, ev := range trimmed {
+		if ev.HoldID != "" {
+			got[ev.HoldID] = append(got[ev.HoldID], ev)
+		}
+	}
 	for after := ""; ; {
 		page, err := e.Events(e.ctx, account, after, 500)
 		if err != nil {
@@ -528,4 +571,45 @@ func TestConcurrentAdmissionNeverOverdraws(t *testing.T) {
 		}
 		t.Logf("%d of %d requests admitted; balance %s", admitted.Load(), workers*perWorker, a.Balance())
 	})
+}
+
+// checkCheckpoint compares the account's checkpoint with the events trimmed,
+// summed here on their own: the totals, the grants counted, the state after the
+// last one.
+func checkCheckpoint(rt *rapid.T, e *env, id string, trimmed []billing.Event) {
+	a, err := e.GetAccount(e.ctx, id)
+	if err != nil {
+		rt.Fatal(err)
+	}
+	cp := a.Checkpoint
+	if len(trimmed) == 0 {
+		if cp != nil {
+			rt.Fatalf("a checkpoint %+v, but nothing was trimmed", cp)
+		}
+		return
+	}
+	var want billing.Totals
+	var grants int64
+	debt := money.Micros(0)
+	for _, ev := range trimmed {
+		switch {
+		case ev.Type == billing.EventTopUp || ev.Type == billing.EventAutoRecharge || (ev.Type == billing.EventAdjustment && ev.Amount > 0):
+			want.Granted += ev.Amount
+			want.DebtRepaid += debt - ev.DebtAfter
+			grants++
+		case ev.Type == billing.EventAdjustment:
+			want.AdjustedOut -= ev.Amount
+		case ev.Type == billing.EventUsage:
+			want.Usage += ev.Amount
+			want.Consumed += ev.FromCredit
+		case ev.Type == billing.EventExpire:
+			want.Expired += ev.Amount
+		}
+		debt = ev.DebtAfter
+	}
+	last := trimmed[len(trimmed)-1]
+	if cp == nil || cp.Totals != want || cp.Grants != grants || cp.Events != int64(len(trimmed)) || cp.EventID != last.ID ||
+		cp.Credit != last.CreditAfter || cp.Debt != last.DebtAfter {
+		rt.Fatalf("checkpoint %+v; the %d events trimmed sum to %+v, %d grants, ending at %+v", cp, len(trimmed), want, grants, last)
+	}
 }

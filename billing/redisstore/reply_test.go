@@ -52,6 +52,7 @@ var decoders = map[string]func(r reply) error{
 	"fail_recharge.lua":     func(r reply) error { _, err := decodeFailRecharge(r, "acme", "rc_1"); return err },
 	"claim_notices.lua":     func(r reply) error { _, _, err := decodeClaimNotices(r, "acme"); return err },
 	"update_account.lua":    func(r reply) error { _, err := decodeUpdateAccount(r, "acme"); return err },
+	"trim.lua":              func(r reply) error { _, _, err := decodeTrim(r, "acme"); return err },
 }
 
 const (
@@ -61,6 +62,30 @@ const (
 	rcRec    = "pending 5000000 2026-03 0 " + msNow
 	ntcRec   = "balance.low " + msNow + " -100 1 " + msNow + " 1000000 - 0 0 "
 )
+
+// checkpointRec is a well-formed checkpoint hash (HGETALL reply), with the
+// field/value pairs of over set or added.
+func checkpointRec(over ...string) []any {
+	f := [][2]string{{"event", "5-0"}, {"at", msNow}, {"events", "6"}, {"credit", "5000000"}, {"debt", "0"}, {"granted", "5000000"},
+		{"usage", "0"}, {"consumed", "0"}, {"repaid", "0"}, {"expired", "0"}, {"adjusted_out", "0"}, {"paid", "5000000"},
+		{"grants", "1"}, {"tier", ""}, {"pending_repay", "0"}, {"pending_grant", ""}}
+	for i := 0; i+1 < len(over); i += 2 {
+		found := false
+		for j := range f {
+			if f[j][0] == over[i] {
+				f[j][1], found = over[i+1], true
+			}
+		}
+		if !found {
+			f = append(f, [2]string{over[i], over[i+1]})
+		}
+	}
+	out := make([]any, 0, 2*len(f))
+	for _, kv := range f {
+		out = append(out, kv[0], kv[1])
+	}
+	return out
+}
 
 var replyCases = []replyCase{
 	{script: "update_account.lua", valid: []any{"OK", "1-0", "1-1", `[["status","","suspended"]]`}},
@@ -73,8 +98,14 @@ var replyCases = []replyCase{
 	{script: "add_key.lua", valid: []any{int64(1)}},
 	{script: "state.lua", valid: []any{
 		[]any{"tier", "tier-1", "created_at", msNow, "credit", "5000000", "debt", "0", "reserved", "0", "rc_fails", "0"},
-		[]any{"g1", grantRec}, "1-0"}},
+		[]any{"g1", grantRec}, "1-0", []any{}}},
+	{script: "state.lua", valid: []any{
+		[]any{"tier", "tier-1", "created_at", msNow, "credit", "5000000", "debt", "0", "reserved", "0", "rc_fails", "0"},
+		[]any{"g1", grantRec}, "7-0", checkpointRec("g:g1", "5000000 0 pi 1")}},
 	{script: "state.lua", valid: []any{"NOACCOUNT"}},
+	{script: "trim.lua", valid: []any{"OK", "1000", "5-0", "1200", "1"}, numeric: []int{1, 3}, flags: []int{4}},
+	{script: "trim.lua", valid: []any{"OK", "0", "", "0", "0"}, numeric: []int{1, 3}, flags: []int{4}},
+	{script: "trim.lua", valid: []any{"NOACCOUNT"}},
 	{script: "reserve.lua", valid: []any{"OK", "100", "4999900", msNow}, numeric: []int{1, 2, 3}},
 	{script: "reserve.lua", valid: []any{"DENY", "empty", "-5"}, numeric: []int{2}},
 	{script: "reserve.lua", valid: []any{"DONE", "settled"}},
@@ -121,17 +152,25 @@ var malformedReplies = []struct {
 	{"set_fields.lua", []any{int64(2)}},
 	{"update_account.lua", []any{"OK", "1-0", "", `{"status":"x"}`}},
 	{"update_account.lua", []any{"OK", "1-0", "", `[["status","x"]]`}},
-	{"state.lua", []any{[]any{"tier", "tier-1", "status", "paused"}, []any{}, ""}},
-	{"state.lua", []any{[]any{"tier", "tier-1", "paid_total", "5.00"}, []any{}, ""}},
-	{"state.lua", []any{[]any{"tier", "tier-1", "spend_limit", "x"}, []any{}, ""}},
-	{"state.lua", []any{[]any{"tier", "tier-1", "credit", "1.5"}, []any{}, ""}},
-	{"state.lua", []any{[]any{"tier", "tier-1", "rc_fails", "-1"}, []any{}, ""}},
-	{"state.lua", []any{[]any{"tier", "tier-1", "credit"}, []any{}, ""}},
-	{"state.lua", []any{[]any{"tier", "tier-1", "credit", int64(5)}, []any{}, ""}},
-	{"state.lua", []any{[]any{"credit", "5"}, []any{}, ""}}, // no tier
-	{"state.lua", []any{[]any{"tier", "tier-1"}, []any{"g1", "5000000 5000000 " + msNow}, ""}},
-	{"state.lua", []any{[]any{"tier", "tier-1"}, []any{"g1", strings.Replace(grantRec, "5000000", "5e6", 1)}, ""}},
-	{"state.lua", []any{[]any{"tier", "tier-1"}, []any{"g1", strings.Replace(grantRec, msLater, "never", 1)}, ""}},
+	{"state.lua", []any{[]any{"tier", "tier-1"}, []any{}, "7-0", checkpointRec("credit", "1.5")}},
+	{"state.lua", []any{[]any{"tier", "tier-1"}, []any{}, "7-0", checkpointRec("events", "-1")}},
+	{"state.lua", []any{[]any{"tier", "tier-1"}, []any{}, "7-0", checkpointRec("event", "seven")}},
+	{"state.lua", []any{[]any{"tier", "tier-1"}, []any{}, "7-0", checkpointRec("g:g1", "5000000 0")}},
+	{"state.lua", []any{[]any{"tier", "tier-1"}, []any{}, "7-0", checkpointRec("g:g1", "5000000 x pi")}},
+	{"state.lua", []any{[]any{"tier", "tier-1"}, []any{}, "7-0", []any{"event", "5-0"}}}, // figures missing
+	{"trim.lua", []any{"OK", "3", "", "3", "0"}},                                         // removed events without a checkpoint
+	{"trim.lua", []any{"OK", "-1", "5-0", "3", "0"}},
+	{"state.lua", []any{[]any{"tier", "tier-1", "status", "paused"}, []any{}, "", []any{}}},
+	{"state.lua", []any{[]any{"tier", "tier-1", "paid_total", "5.00"}, []any{}, "", []any{}}},
+	{"state.lua", []any{[]any{"tier", "tier-1", "spend_limit", "x"}, []any{}, "", []any{}}},
+	{"state.lua", []any{[]any{"tier", "tier-1", "credit", "1.5"}, []any{}, "", []any{}}},
+	{"state.lua", []any{[]any{"tier", "tier-1", "rc_fails", "-1"}, []any{}, "", []any{}}},
+	{"state.lua", []any{[]any{"tier", "tier-1", "credit"}, []any{}, "", []any{}}},
+	{"state.lua", []any{[]any{"tier", "tier-1", "credit", int64(5)}, []any{}, "", []any{}}},
+	{"state.lua", []any{[]any{"credit", "5"}, []any{}, "", []any{}}}, // no tier
+	{"state.lua", []any{[]any{"tier", "tier-1"}, []any{"g1", "5000000 5000000 " + msNow}, "", []any{}}},
+	{"state.lua", []any{[]any{"tier", "tier-1"}, []any{"g1", strings.Replace(grantRec, "5000000", "5e6", 1)}, "", []any{}}},
+	{"state.lua", []any{[]any{"tier", "tier-1"}, []any{"g1", strings.Replace(grantRec, msLater, "never", 1)}, "", []any{}}},
 	{"reserve.lua", []any{"DENY", "empty", "9007199254740993"}},                             // beyond 2^53: not what a Lua number holds
 	{"settle.lua", []any{"REPLAY", "expired", "1-0", "100", "100", "0", "4999900", "", ""}}, // a settle charges an expired hold
 	{"sweep.lua", []any{"OK", "0", "-1", ""}},

@@ -432,7 +432,9 @@ const (
 // crashed before noting it done. The ledger is asked every time, whatever the
 // settlement's age: Settle and Release are idempotent by hold id only while the
 // store keeps the hold's record, and a restore, a failover or eviction can lose
-// the record of a hold whose usage event is still there. A release of a hold that
+// the record of a hold whose usage event is still there. When the ledger was
+// trimmed past the hold (billing.HoldTrimmed), nothing can tell, and the
+// settlement is rejected (errHoldTrimmed) rather than risk a double booking. A release of a hold that
 // expired unsettled books nothing either (its hold_expired already ended it); a
 // settle of one books its late usage.
 func (s *Spool) apply(ctx context.Context, l Ledger, p billing.PendingSettlement) (outcome, error) {
@@ -442,6 +444,9 @@ func (s *Spool) apply(ctx context.Context, l Ledger, p billing.PendingSettlement
 	}
 	if o.Booked() || (p.Release && o.State == billing.HoldExpired) {
 		return replayed, nil
+	}
+	if o.State == billing.HoldTrimmed {
+		return applied, errHoldTrimmed
 	}
 	var st billing.Settlement
 	if p.Release {
@@ -457,6 +462,13 @@ func (s *Spool) apply(ctx context.Context, l Ledger, p billing.PendingSettlement
 	}
 	return applied, nil
 }
+
+// errHoldTrimmed refuses a settlement whose hold the store can no longer tell
+// booked or not (billing.HoldTrimmed): it goes to rejected.log rather than risk
+// booking a request twice.
+var errHoldTrimmed = errors.New("the hold's record and ledger events are gone (the ledger was trimmed past it): " +
+	"whether it was booked cannot be told, and booking it could book it twice; look it up in the ledger archive " +
+	"(or the account's usage) and book it by hand if it was not")
 
 // reject records a settlement the ledger refused for good.
 func (s *Spool) reject(r record, cause error) error {
