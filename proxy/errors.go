@@ -32,6 +32,12 @@ const QuotaExceededBody = "{\n" +
 // "insufficient") without changing OpenAI's body.
 const ReasonHeader = "X-Creditgate-Reason"
 
+// ShouldRetryHeader is the header the official OpenAI SDKs read before their own
+// retry rules: "false" stops them retrying at once. Every quota 429 (type
+// insufficient_quota: an empty balance, a spend limit, a key limit) carries it,
+// since waiting does not help there; without it the SDKs retry a 429 twice.
+const ShouldRetryHeader = "x-should-retry"
+
 // RequestIDHeader carries creditgate's request id (also the ledger's request_id).
 const RequestIDHeader = "X-Creditgate-Request-Id"
 
@@ -159,8 +165,8 @@ func writeError(w http.ResponseWriter, e *apiError) {
 	if e.retryAfter > 0 {
 		writeRetryAfter(h, e.retryAfter)
 	}
-	if e.noRetry {
-		h.Set("X-Should-Retry", "false")
+	if e.noRetry || e.typ == typeInsufficientQuota {
+		h.Set(ShouldRetryHeader, "false")
 	}
 	w.WriteHeader(e.status)
 	_, _ = w.Write([]byte(b.String()))
