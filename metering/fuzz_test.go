@@ -1,7 +1,9 @@
 package metering
 
 import (
+	"bytes"
 	"encoding/json"
+	"strings"
 	"testing"
 )
 
@@ -57,4 +59,55 @@ func FuzzParseRequest(f *testing.F) {
 			t.Fatalf("rewritten stream request lacks include_usage\n%s", out)
 		}
 	})
+}
+
+// FuzzMultipart: the multipart reader never panics, refuses only with a
+// *RequestError, reads the same form whatever the pieces the body arrives in,
+// keeps within its limits, and agrees with mime/multipart on what both accept.
+func FuzzMultipart(f *testing.F) {
+	f.Add(form(field("model", "dall-e-2"), file("image", "a.png", "image/png", "\x89PNG\r\n\x1a\n"), field("n", "2")), 3)
+	f.Add(form(field("timestamp_granularities[]", "word"), field("timestamp_granularities[]", "segment")), 1)
+	f.Add([]byte("pre\r\n--"+testBoundary+"  \r\n"+field("a", "--"+testBoundary)+"\r\n--"+testBoundary+"--epi"), 5)
+	f.Add([]byte("--"+testBoundary+"\r\n"+field("a", "x")+"\n--"+testBoundary+"--"), 2)
+	f.Add([]byte("--"+testBoundary+"\r\nContent-Disposition: form-data; name*=utf-8''%C3%A9\r\n\r\n\r\n--"+testBoundary+"--"), 4)
+	f.Fuzz(func(t *testing.T, body []byte, step int) {
+		lim := MultipartLimits{MaxParts: 8, MaxFieldBytes: 64, MaxFieldsBytes: 128, HeadBytes: 16, MaxHeaderBytes: 256}
+		whole, errWhole := parseAll(t, body, lim, 0)
+		split, errSplit := parseAll(t, body, lim, 1+abs(step)%17)
+		if (errWhole == nil) != (errSplit == nil) {
+			t.Fatalf("whole: %v; in pieces: %v", errWhole, errSplit)
+		}
+		for _, err := range []error{errWhole, errSplit} {
+			if _, ok := err.(*RequestError); err != nil && !ok {
+				t.Fatalf("error %T is not a *RequestError", err)
+			}
+		}
+		if errWhole != nil {
+			return
+		}
+		if strings.Join(whole.FieldNames(), "\x00") != strings.Join(split.FieldNames(), "\x00") || len(whole.Files()) != len(split.Files()) {
+			t.Fatalf("whole and in pieces differ: %v / %v", whole.FieldNames(), split.FieldNames())
+		}
+		for _, k := range whole.FieldNames() {
+			a, _ := whole.Field(k)
+			b, _ := split.Field(k)
+			if a != b || len(a) > lim.MaxFieldBytes {
+				t.Fatalf("field %q: %q / %q", k, a, b)
+			}
+		}
+		for i, fa := range whole.Files() {
+			fb := split.Files()[i]
+			if fa.Name != fb.Name || fa.Size != fb.Size || !bytes.Equal(fa.Head, fb.Head) || len(fa.Head) > lim.HeadBytes || !fa.Complete {
+				t.Fatalf("file %d: %+v / %+v", i, fa, fb)
+			}
+		}
+		checkAgainstStdlib(t, body, 0)
+	})
+}
+
+func abs(n int) int {
+	if n < 0 {
+		return -n
+	}
+	return n
 }
