@@ -19,25 +19,12 @@ import (
 	"github.com/creditgate/creditgate/billing/redisstore"
 )
 
-// fakeClock is a settable clock shared by the rate limiters of a test.
-type fakeClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *fakeClock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
-
 // rateLimited makes h's proxy rate-limit with tier-1 at rpm and tpm on a fake
 // clock, and returns the clock and a second proxy process's server (its own
 // store and limiter on the same Redis and clock).
-func rateLimited(t *testing.T, h *harness, rpm, tpm int64) (*fakeClock, *httptest.Server) {
+func rateLimited(t *testing.T, h *harness, rpm, tpm int64) (*testClock, *httptest.Server) {
 	t.Helper()
-	clock := &fakeClock{t: time.Date(2026, 3, 10, 12, 0, 0, 0, time.UTC)}
+	clock := &testClock{t: time.Date(2026, 3, 10, 12, 0, 0, 0, time.UTC)}
 	limiter := func() billing.RateLimiter {
 		s, err := redisstore.New(h.redis.Client, redisstore.Options{Prefix: h.redis.Prefix, Now: clock.Now})
 		if err != nil {

@@ -93,14 +93,7 @@ func parseState(id string, r reply) (billing.Account, error) {
 		Debt:      d.microsOf(f, "debt"),
 		Reserved:  d.microsOf(f, "reserved"),
 		Depleted:  f["depleted"],
-		Totals: billing.Totals{
-			Granted:     d.microsOf(f, "granted"),
-			Usage:       d.microsOf(f, "usage"),
-			Consumed:    d.microsOf(f, "consumed"),
-			DebtRepaid:  d.microsOf(f, "repaid"),
-			Expired:     d.microsOf(f, "expired"),
-			AdjustedOut: d.microsOf(f, "adjusted_out"),
-		},
+		Totals:    d.totalsOf(f),
 		AutoRecharge: billing.AutoRecharge{
 			Enabled:      f["ar_enabled"] == "1",
 			Threshold:    d.microsOf(f, "ar_threshold"),
@@ -753,4 +746,17 @@ func parseEvent(account string, m redis.XMessage) (billing.Event, error) {
 		return billing.Event{}, &malformedError{where: d.where, detail: "no type"}
 	}
 	return ev, nil
+}
+
+// totalsOf decodes the running totals an account hash and a checkpoint both
+// keep under the same field names.
+func (d *record) totalsOf(f map[string]string) billing.Totals {
+	return billing.Totals{
+		Granted:     d.microsOf(f, "granted"),
+		Usage:       d.microsOf(f, "usage"),
+		Consumed:    d.microsOf(f, "consumed"),
+		DebtRepaid:  d.microsOf(f, "repaid"),
+		Expired:     d.microsOf(f, "expired"),
+		AdjustedOut: d.microsOf(f, "adjusted_out"),
+	}
 }

@@ -93,19 +93,12 @@ func parseCheckpoint(where string, f map[string]string) (*billing.Checkpoint, er
 		}
 	}
 	cp := &billing.Checkpoint{
-		EventID: f["event"],
-		At:      d.msOf(f, "at"),
-		Events:  int64(d.countOf(f, "events")),
-		Credit:  d.microsOf(f, "credit"),
-		Debt:    d.microsOf(f, "debt"),
-		Totals: billing.Totals{
-			Granted:     d.microsOf(f, "granted"),
-			Usage:       d.microsOf(f, "usage"),
-			Consumed:    d.microsOf(f, "consumed"),
-			DebtRepaid:  d.microsOf(f, "repaid"),
-			Expired:     d.microsOf(f, "expired"),
-			AdjustedOut: d.microsOf(f, "adjusted_out"),
-		},
+		EventID:      f["event"],
+		At:           d.msOf(f, "at"),
+		Events:       int64(d.countOf(f, "events")),
+		Credit:       d.microsOf(f, "credit"),
+		Debt:         d.microsOf(f, "debt"),
+		Totals:       d.totalsOf(f),
 		Paid:         d.microsOf(f, "paid"),
 		Tier:         f["tier"],
 		Grants:       int64(d.countOf(f, "grants")),
