@@ -8,6 +8,8 @@ import (
 	"errors"
 	"strings"
 	"time"
+
+	"github.com/creditgate/creditgate/money"
 )
 
 // KeyPrefix starts every creditgate API key.
@@ -32,7 +34,27 @@ type APIKey struct {
 	// (the account's limit counts every key; see RateLimiter).
 	RPM int64
 	TPM int64
+	// Limit is what the key may spend per LimitReset period (calendar periods
+	// in UTC, weeks from Monday; LimitNever: in all), checked and charged in
+	// the same reserve and settle scripts as the balance; 0: no limit.
+	Limit      money.Micros
+	LimitReset string
+	// ExpiresAt ends the key (401 after it); zero: never.
+	ExpiresAt time.Time
+	// Models is the key's model allowlist (aliases resolve first; 403
+	// model_not_allowed outside it); empty: every model.
+	Models []string
+	// Disabled keys answer 401 until enabled again.
+	Disabled bool
 }
+
+// Key limit periods (APIKey.LimitReset).
+const (
+	LimitNever   = "never" // the limit bounds the key's whole life ("" reads as never)
+	LimitDaily   = "daily"
+	LimitWeekly  = "weekly" // weeks start on Monday, 00:00 UTC
+	LimitMonthly = "monthly"
+)
 
 // KeySpec describes a key to create.
 type KeySpec struct {
@@ -40,6 +62,17 @@ type KeySpec struct {
 	// RPM and TPM are the key's rate limits (APIKey.RPM, TPM): 0 to MaxRateLimit.
 	RPM int64
 	TPM int64
+	// Limit, LimitReset, ExpiresAt, Models and Disabled are APIKey's.
+	Limit      money.Micros
+	LimitReset string
+	ExpiresAt  time.Time
+	Models     []string
+	Disabled   bool
+}
+
+// KeyUsage is what a key spent in the current calendar periods (UTC) and in all.
+type KeyUsage struct {
+	Daily, Weekly, Monthly, Total money.Micros
 }
 
 // KeyHash is the SHA-256 of a key's secret.
