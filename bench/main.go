@@ -46,6 +46,8 @@ type options struct {
 	profileDir      string
 	skipEmbedded    bool
 	quick           bool
+	mockListen      string
+	peers           peerFlags
 }
 
 func main() {
@@ -66,6 +68,8 @@ func main() {
 	fs.StringVar(&o.profileDir, "profile", "", "directory to write pprof CPU and allocation profiles of creditgate under load into")
 	fs.BoolVar(&o.skipEmbedded, "skip-embedded", false, "leave out the embedded-store row")
 	fs.BoolVar(&o.quick, "quick", false, "a short smoke run (100 ms windows, one round); its numbers are not meaningful")
+	fs.StringVar(&o.mockListen, "mock-listen", "127.0.0.1:0", "address of the mock upstream behind the proxies; fix it (e.g. 127.0.0.1:18090) to point peers at it")
+	fs.Var(&o.peers, "peer", "another gateway to load beside creditgate, repeatable: name=NAME,url=BASE_URL,key=KEY[,pid=PID…] (see BENCHMARKS.md, \"Peers\")")
 	rf.register(fs)
 	fs.Parse(os.Args[1:])
 

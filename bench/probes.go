@@ -221,6 +221,10 @@ func probeStreamMemory(ctx context.Context, client *http.Client, targets []*targ
 // profileCreditgate takes CPU and allocation profiles of creditgate under the
 // throughput load of each cell.
 func profileCreditgate(ctx context.Context, client *http.Client, t *target, cells []cell, o options) error {
+	cg, ok := t.proc.(*child)
+	if !ok {
+		return fmt.Errorf("%s is not a process of the harness", t.name)
+	}
 	seconds := max(int(o.duration.Seconds()+0.5), 1) + 2
 	for _, c := range cells {
 		name := strings.ReplaceAll(c.name(), " ", "-")
@@ -229,11 +233,11 @@ func profileCreditgate(ctx context.Context, client *http.Client, t *target, cell
 		wg.Add(2)
 		go func() {
 			defer wg.Done()
-			errs[0] = t.proc.profile(fmt.Sprintf("profile?seconds=%d", seconds), filepath.Join(o.profileDir, "cpu-"+name+".pprof"))
+			errs[0] = cg.profile(fmt.Sprintf("profile?seconds=%d", seconds), filepath.Join(o.profileDir, "cpu-"+name+".pprof"))
 		}()
 		go func() {
 			defer wg.Done()
-			errs[1] = t.proc.profile(fmt.Sprintf("allocs?seconds=%d", seconds), filepath.Join(o.profileDir, "allocs-"+name+".pprof"))
+			errs[1] = cg.profile(fmt.Sprintf("allocs?seconds=%d", seconds), filepath.Join(o.profileDir, "allocs-"+name+".pprof"))
 		}()
 		runLoad(ctx, client, loadSpec{url: t.proc.url("/v1/chat/completions"), keys: t.keys, work: c.work, stream: c.stream,
 			concurrency: o.concurrency, warmup: 0, duration: time.Duration(seconds+1) * time.Second})

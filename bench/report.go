@@ -218,6 +218,15 @@ func renderReport(m machine, o options, pin pinning, cells []cell, targets []*ta
 	} else {
 		p("| upstream | `internal/mockupstream`, answering every request (`-upstream live`) |\n\n")
 	}
+	var peers []string
+	for _, t := range targets {
+		if t.peer {
+			peers = append(peers, fmt.Sprintf("%s at %s", t.name, redactURL(t.proc.url(""))))
+		}
+	}
+	if len(peers) > 0 {
+		p("**Peers** (`-peer`): %s. The harness did not start them and cannot see their config: how each was set up (budgets on, its store, its upstream pointed at the harness's mock on `-mock-listen`) is the operator's statement, not a measurement. Their CPU and peak RSS are summed over the pids given (`–` when none was), and their allocations are not known.\n\n", strings.Join(peers, "; "))
+	}
 	p("Every message of every request starts with a fresh `[ref NNNNNN]` nonce, so creditgate counts all of the prompt on every request (its count cache never hits), except in the *repeated texts* row, where the same few prompts come back as a chat's history does.\n\n")
 
 	// Goals.
@@ -275,10 +284,19 @@ func renderReport(m machine, o options, pin pinning, cells []cell, targets []*ta
 			mockCPU = us(s.cpuMock)
 		}
 		redisTime, redisCalls := redisCells(t, s.redisTime, s.redisCalls)
-		p("| %s | %d tok, %.1f KB | %s | %.0f | %s | %s | %s | %s | %s | %.2f | %.2f | %s | %s | %s | %s | %.0f | %.1f | %.0f | %d |\n",
+		cpu, byCPU, use := us(s.cpuTarget), ratio(float64(bare.cpuTarget), float64(s.cpuTarget)), fmt.Sprintf("%.2f", s.targetUse)
+		allocs, kb, rss := fmt.Sprintf("%.0f", s.allocs), fmt.Sprintf("%.1f", s.allocBytes/1024), fmt.Sprintf("%.0f", float64(s.peakRSS)/(1<<20))
+		if t.peer {
+			// A peer's heap is not ours to read; its CPU and RSS are known only from its pids.
+			allocs, kb = "–", "–"
+			if s.cpuTarget == 0 {
+				cpu, byCPU, use, rss = "–", "–", "–", "–"
+			}
+		}
+		p("| %s | %d tok, %.1f KB | %s | %.0f | %s | %s | %s | %s | %s | %s | %.2f | %s | %s | %s | %s | %s | %s | %s | %d |\n",
 			c.name(), c.work.tokens, float64(c.work.bodyBytes)/1024, t.name, s.rps, ratio(s.rps, bare.rps),
-			ratio(float64(bare.cpuTarget), float64(s.cpuTarget)), ms(s.p50), ms(s.p99), us(s.cpuTarget), s.targetUse, s.loadUse,
-			mockCPU, us(s.cpuLoad), redisTime, redisCalls, s.allocs, s.allocBytes/1024, float64(s.peakRSS)/(1<<20), s.errors+s.latErrors)
+			byCPU, ms(s.p50), ms(s.p99), cpu, use, s.loadUse,
+			mockCPU, us(s.cpuLoad), redisTime, redisCalls, allocs, kb, rss, s.errors+s.latErrors)
 	})
 	p("\n")
 

@@ -53,6 +53,7 @@ type roleFlags struct {
 	accounts     int    // creditgate: accounts (one key each) to create
 	outputTokens int    // mock
 	replay       bool   // mock: replay recorded answers
+	listen       string // mock: the address to listen on
 }
 
 func (f *roleFlags) register(fs *flag.FlagSet) {
@@ -63,6 +64,7 @@ func (f *roleFlags) register(fs *flag.FlagSet) {
 	fs.IntVar(&f.accounts, "role-accounts", 16, "internal: accounts to create")
 	fs.IntVar(&f.outputTokens, "role-output-tokens", 64, "internal: mock reply length")
 	fs.BoolVar(&f.replay, "role-replay", true, "internal: replay the mock's recorded answers")
+	fs.StringVar(&f.listen, "role-listen", "127.0.0.1:0", "internal: the mock's listen address")
 }
 
 // upstreamKey is the key the proxies send upstream; the mock accepts any.
@@ -96,7 +98,11 @@ func runRole(f roleFlags) error {
 		return announce(handshake{Error: err.Error()})
 	}
 	if handler != nil {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		addr := "127.0.0.1:0"
+		if f.role == "mock" {
+			addr = f.listen
+		}
+		ln, err := net.Listen("tcp", addr)
 		if err != nil {
 			return announce(handshake{Error: err.Error()})
 		}

@@ -18,8 +18,9 @@ import (
 type target struct {
 	id, name string
 	redis    *redis.Client // the real Redis a creditgate target runs on (nil: none or embedded)
-	proc     *child        // the component under test
+	proc     component     // the component under test
 	upstream *child        // the mock behind a proxy; nil for the mock itself
+	peer     bool          // proc is a peer gateway (-peer): allocations unknown
 	keys     []string      // app keys to send
 	warm     bool          // repeat texts (count cache warm) instead of new ones
 	only     string        // when set, the only size this target runs at
@@ -120,7 +121,7 @@ func run(ctx context.Context, o options, pin pinning) error {
 	if err != nil {
 		return err
 	}
-	mockUp, err := spawn("mock-upstream", pin.load, loadProcs, "-role=mock", outTok, replay)
+	mockUp, err := spawn("mock-upstream", pin.load, loadProcs, "-role=mock", outTok, replay, "-role-listen="+o.mockListen)
 	if err != nil {
 		return err
 	}
@@ -153,6 +154,12 @@ func run(ctx context.Context, o options, pin pinning) error {
 			return err
 		}
 		targets = append(targets, &target{id: "cgmem", name: "creditgate, embedded store", proc: mem, upstream: mockUp, keys: mem.hs.Keys})
+	}
+
+	for i := range o.peers {
+		p := &o.peers[i]
+		logf("peer %s at %s (not started by the harness; its upstream should be the mock at %s)", p.name, p.baseURL, upstreamURL)
+		targets = append(targets, &target{id: "peer:" + p.name, name: p.name + " (peer)", proc: p, upstream: mockUp, keys: []string{p.key}, peer: true})
 	}
 
 	client := newClient(max(o.concurrency, streamProbeConns) + 8)
