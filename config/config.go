@@ -209,6 +209,21 @@ type Redis struct {
 	// Wait says when money coming in (top-ups, adjustments, recharges' credits)
 	// is acknowledged: after how many replicas have it.
 	Wait RedisWait `yaml:"wait"`
+	// Pipeline batches the ledger scripts that concurrent requests run at the
+	// same moment into shared pipelines (one write and one read per batch).
+	Pipeline RedisPipeline `yaml:"pipeline"`
+}
+
+// RedisPipeline is automatic pipelining (redisstore.PipelineOptions): nothing
+// waits for a batch to fill, so a request alone goes at once; a batch forms
+// only while earlier ones are in flight. Each script stays atomic on its own.
+type RedisPipeline struct {
+	// MaxBatch is the most scripts one pipeline carries; 1 sends each on its
+	// own. From 1 to 1024. Default 64.
+	MaxBatch int64 `yaml:"max_batch"`
+	// Workers is how many pipelines may be in flight at once. From 1 to 1024.
+	// Default 4.
+	Workers int64 `yaml:"workers"`
 }
 
 // RedisWait makes money coming in survive a failover: a top-up, an adjustment
@@ -574,6 +589,7 @@ func Default() *Config {
 			MaxRetries:       2,
 			OperationTimeout: 5 * time.Second,
 			Wait:             RedisWait{Timeout: time.Second},
+			Pipeline:         RedisPipeline{MaxBatch: 64, Workers: 4},
 		},
 		Spool: Spool{ReplayInterval: 5 * time.Second},
 		Billing: Billing{

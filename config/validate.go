@@ -230,6 +230,12 @@ func validateRedis(c *Config, ps *Problems) {
 	} else if d < r.Timeout {
 		ps.add("redis.operation_timeout", "%s is shorter than redis.timeout (%s): one attempt alone may take redis.timeout", d, r.Timeout)
 	}
+	if n := r.Pipeline.MaxBatch; n < 1 || n > maxPipeline {
+		ps.add("redis.pipeline.max_batch", "must be from 1 (no pipelining) to %d, got %d", maxPipeline, n)
+	}
+	if n := r.Pipeline.Workers; n < 1 || n > maxPipeline {
+		ps.add("redis.pipeline.workers", "must be from 1 to %d, got %d", maxPipeline, n)
+	}
 	w := r.Wait
 	if w.Replicas < 0 || w.Replicas > maxWaitReplicas {
 		ps.add("redis.wait.replicas", "must be from 0 (acknowledge on the master's reply) to %d, got %d", maxWaitReplicas, w.Replicas)
@@ -246,6 +252,9 @@ func validateRedis(c *Config, ps *Problems) {
 		ps.add("redis.wait", "the embedded store (memory://) has no replicas and no append-only file: set redis.wait.replicas: 0 and redis.wait.aof: false")
 	}
 }
+
+// maxPipeline bounds redis.pipeline's figures (redisstore's own bound).
+const maxPipeline = 1024
 
 // maxWaitReplicas bounds redis.wait.replicas: more is surely a typo.
 const maxWaitReplicas = 100

@@ -2,6 +2,8 @@ package redisstore
 
 import (
 	"context"
+	"os"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -53,6 +55,14 @@ type env struct {
 	ctx   context.Context
 }
 
+// testPipeline is the pipelining the package's tests run with:
+// CREDITGATE_TEST_REDIS_PIPELINE=<max batch> runs them all pipelined (CI's
+// cluster run does), unset sends each script on its own.
+func testPipeline() PipelineOptions {
+	n, _ := strconv.Atoi(os.Getenv("CREDITGATE_TEST_REDIS_PIPELINE"))
+	return PipelineOptions{MaxBatch: n}
+}
+
 // eachStore runs f against real Redis (when reachable) and against the embedded
 // miniredis, which the product also runs on (redis.url: memory://).
 func eachStore(t *testing.T, f func(t *testing.T, e *env)) {
@@ -63,10 +73,11 @@ func eachStore(t *testing.T, f func(t *testing.T, e *env)) {
 func newEnv(t testing.TB, r *testredis.Store) *env {
 	t.Helper()
 	c := newClock()
-	s, err := New(r.Client, Options{Prefix: r.Prefix, Now: c.Now})
+	s, err := New(r.Client, Options{Prefix: r.Prefix, Now: c.Now, Pipeline: testPipeline()})
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(s.Close)
 	return &env{Store: s, clock: c, redis: r, ctx: context.Background()}
 }
 

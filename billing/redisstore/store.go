@@ -58,6 +58,10 @@ type Options struct {
 	// credits) is acknowledged: the zero value on the master's reply, as for
 	// everything else (see durable.go).
 	Durability Durability
+	// Pipeline batches concurrent callers' scripts into shared pipelines
+	// (pipeline.go); the zero value sends each script on its own. A Store that
+	// pipelines must be closed (Close) to stop its workers.
+	Pipeline PipelineOptions
 }
 
 // Store is the Redis ledger and key store. It is safe for concurrent use.
@@ -71,6 +75,8 @@ type Store struct {
 	// (waitAOFUnknown, waitAOFYes, waitAOFNo).
 	durability Durability
 	waitAOF    atomic.Int32
+	// pipeline batches scripts (Options.Pipeline); nil: each on its own.
+	pipeline *pipelineRunner
 }
 
 var (
@@ -112,7 +118,28 @@ func New(c Client, o Options) (*Store, error) {
 			return nil, errors.New("redisstore: durability needs a client that runs pipelines (go-redis's clients do)")
 		}
 	}
-	return &Store{c: c, prefix: o.Prefix, now: o.Now, retention: o.HoldRecordRetention, idemTTL: o.IdempotencyTTL, durability: o.Durability}, nil
+	st := &Store{c: c, prefix: o.Prefix, now: o.Now, retention: o.HoldRecordRetention, idemTTL: o.IdempotencyTTL, durability: o.Durability}
+	if p := o.Pipeline; p.On() {
+		pc, ok := c.(pipeliner)
+		if !ok {
+			return nil, errors.New("redisstore: pipelining needs a client that runs pipelines (go-redis's clients do)")
+		}
+		if p.MaxBatch > maxPipelineBatch || p.Workers < 0 || p.Workers > maxPipelineBatch {
+			return nil, fmt.Errorf("redisstore: pipeline batch %d and workers %d: want a batch of at most %d and workers from 0 (default) to %d",
+				p.MaxBatch, p.Workers, maxPipelineBatch, maxPipelineBatch)
+		}
+		st.pipeline = newPipelineRunner(c, pc, p)
+	}
+	return st, nil
+}
+
+// Close stops the store's pipeline workers (Options.Pipeline); calls after it
+// that would run a script fail. It does not close the client. Without
+// pipelining it does nothing.
+func (s *Store) Close() {
+	if s.pipeline != nil {
+		s.pipeline.close()
+	}
 }
 
 // Durability is the Durability the store was opened with, its timeout defaulted.
@@ -225,7 +252,13 @@ func isTransient(err error) bool {
 // run runs sc and returns its reply for strict decoding; a failed run is an error
 // naming the script (billing.ErrUnavailable when Redis could not be reached).
 func (s *Store) run(ctx context.Context, sc *script, keys []string, args ...interface{}) (reply, error) {
-	v, err := sc.Run(ctx, s.c, keys, args...).Result()
+	var v any
+	var err error
+	if s.pipeline != nil {
+		v, err = s.pipeline.run(ctx, sc, keys, args)
+	} else {
+		v, err = sc.Run(ctx, s.c, keys, args...).Result()
+	}
 	if err != nil {
 		return reply{}, sc.failed(wrap(err))
 	}

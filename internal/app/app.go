@@ -177,7 +177,8 @@ func New(ctx context.Context, cfg *config.Config, o Options) (*App, error) {
 	}
 	w := cfg.Redis.Wait
 	a.store, err = redisstore.New(a.conn.Client, redisstore.Options{Prefix: cfg.Redis.KeyPrefix, HoldRecordRetention: holdRecordRetention,
-		Durability: redisstore.Durability{Replicas: int(w.Replicas), Timeout: w.Timeout, AOF: w.AOF}})
+		Durability: redisstore.Durability{Replicas: int(w.Replicas), Timeout: w.Timeout, AOF: w.AOF},
+		Pipeline:   redisstore.PipelineOptions{MaxBatch: int(cfg.Redis.Pipeline.MaxBatch), Workers: int(cfg.Redis.Pipeline.Workers)}})
 	if err != nil {
 		a.conn.Close()
 		return nil, err
@@ -186,6 +187,7 @@ func New(ctx context.Context, cfg *config.Config, o Options) (*App, error) {
 		a.checkDurability(ctx)
 	}
 	if err := a.openSpool(ctx, cfg.SpoolDir()); err != nil {
+		a.store.Close()
 		a.conn.Close()
 		return nil, err
 	}
@@ -486,6 +488,7 @@ func (a *App) closeStore() {
 	if a.spool != nil {
 		a.spool.Close()
 	}
+	a.store.Close()
 	a.conn.Close()
 }
 

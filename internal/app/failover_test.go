@@ -230,8 +230,18 @@ func (a *ackTimes) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 	}
 }
 
+// ProcessPipelineHook notes the commands of a pipeline (the store pipelines
+// concurrent scripts, redis.pipeline) as they come back, each on its own.
 func (a *ackTimes) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
-	return next
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		err := next(ctx, cmds)
+		for _, cmd := range cmds {
+			if cmd.Err() == nil {
+				a.note(cmd)
+			}
+		}
+		return err
+	}
 }
 
 func (a *ackTimes) note(cmd redis.Cmder) {
