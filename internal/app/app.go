@@ -81,12 +81,14 @@ type App struct {
 	level    zap.AtomicLevel
 	conn     *redisstore.Conn
 	store    *redisstore.Store
+
 	// archive is the ledger of record (nil: the store alone). Set it before
 	// New builds the readers (the line that sets reads); reads is the ledger
 	// every reader uses: the store with its history from the archive
 	// (billing.NewArchivedLedger), or the store itself.
 	archive billing.EventArchive
 	reads   billing.Ledger
+
 	settings atomic.Pointer[proxy.Settings]
 	policy   atomic.Pointer[billing.Policy]
 	// expiringWithin is notify.expiring_within (a time.Duration), hot-reloadable.
