@@ -81,14 +81,6 @@ type App struct {
 	level    zap.AtomicLevel
 	conn     *redisstore.Conn
 	store    *redisstore.Store
-
-	// archive is the ledger of record (nil: the store alone). Set it before
-	// New builds the readers (the line that sets reads); reads is the ledger
-	// every reader uses: the store with its history from the archive
-	// (billing.NewArchivedLedger), or the store itself.
-	archive billing.EventArchive
-	reads   billing.Ledger
-
 	settings atomic.Pointer[proxy.Settings]
 	policy   atomic.Pointer[billing.Policy]
 	// expiringWithin is notify.expiring_within (a time.Duration), hot-reloadable.
@@ -119,6 +111,13 @@ type App struct {
 	metricsLn         *limitListener // nil when off
 	dataTLS, adminTLS bool
 	cancelWatch       context.CancelFunc
+
+	// archive is the ledger of record (nil: the store alone). Set it before
+	// New builds the readers (the line that sets reads); reads is the ledger
+	// every reader uses: the store with its history from the archive
+	// (billing.NewArchivedLedger), or the store itself.
+	archive billing.EventArchive
+	reads   billing.Ledger
 }
 
 // New connects the store, builds the servers and opens both listeners, so their
