@@ -1,0 +1,57 @@
+package redisstore
+
+import (
+	"testing"
+	"time"
+
+	"github.com/creditgate/creditgate/billing"
+	"github.com/creditgate/creditgate/billing/billingtest"
+)
+
+// The audit over archive and tail: it replays from the first event when the
+// archive holds every event trimmed, from the checkpoint when it does not,
+// and an archive that is not the ledger's whole prefix (events trimmed before
+// it was shipped, or an event missing) fails it.
+func TestAuditOverArchiveAndTail(t *testing.T) {
+	eachStore(t, func(t *testing.T, e *env) {
+		cases := []struct {
+			name string
+			// archive picks the events the archive holds, of the 7 booked;
+			// trimUpTo is the index the store is trimmed up to.
+			archive        func(evs []billing.Event) []billing.Event
+			trimUpTo       int
+			ok             bool
+			fromCheckpoint bool
+		}{
+			{"archive has all trimmed", func(evs []billing.Event) []billing.Event { return evs[:5] }, 4, true, false},
+			{"archive has everything", func(evs []billing.Event) []billing.Event { return evs }, 5, true, false},
+			{"archive behind the trim", func(evs []billing.Event) []billing.Event { return evs[:2] }, 4, true, true},
+			{"archive shipped after a trim", func(evs []billing.Event) []billing.Event { return evs[3:6] }, 2, false, false},
+			{"archive misses an event", func(evs []billing.Event) []billing.Event {
+				return append(append([]billing.Event(nil), evs[:2]...), evs[3:6]...)
+			}, 4, false, false},
+		}
+		for i, c := range cases {
+			t.Run(c.name, func(t *testing.T) {
+				id := "aa" + string(rune('a'+i))
+				evs := trimHistory(t, e, id, 6)
+				arch := billingtest.NewArchive()
+				arch.Append(id, c.archive(evs)...)
+				e.trim(t, id, evs[c.trimUpTo].ID, e.clock.Now().Add(time.Hour))
+				r, err := billing.AuditAccount(e.ctx, billing.NewArchivedLedger(e.Store, arch), id)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if r.OK() != c.ok {
+					t.Fatalf("audit ok %v, want %v: %+v", r.OK(), c.ok, r.Problems)
+				}
+				if (r.Checkpoint != "") != c.fromCheckpoint {
+					t.Errorf("audit from checkpoint %q; want from a checkpoint: %v", r.Checkpoint, c.fromCheckpoint)
+				}
+				if c.ok && !c.fromCheckpoint && r.Events != len(evs) {
+					t.Errorf("audit replayed %d events, want all %d", r.Events, len(evs))
+				}
+			})
+		}
+	})
+}
