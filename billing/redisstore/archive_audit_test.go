@@ -55,3 +55,29 @@ func TestAuditOverArchiveAndTail(t *testing.T) {
 		}
 	})
 }
+
+// Past a trim, the store cannot tell whether a hold whose record ran out was
+// booked (HoldTrimmed); the archive behind it can, and a hold it has no event
+// of was never booked.
+func TestHoldOutcomeFromTheArchive(t *testing.T) {
+	eachStore(t, func(t *testing.T, e *env) {
+		evs := trimHistory(t, e, "ho", 3)
+		arch := billingtest.NewArchive()
+		arch.Append("ho", evs...)
+		e.trim(t, "ho", evs[len(evs)-1].ID, e.clock.Now().Add(time.Hour))
+		if err := e.redis.Client.Del(e.ctx, e.holdKey("ho", "h0"), e.holdKey("ho", "lost")).Err(); err != nil {
+			t.Fatal(err) // the records ran out (HoldRecordRetention)
+		}
+		since := evs[1].At.Add(-time.Minute)
+		if o, err := e.HoldOutcome(e.ctx, "ho", "h0", since); err != nil || o.State != billing.HoldTrimmed {
+			t.Fatalf("the store alone: %+v %v, want trimmed", o, err)
+		}
+		reads := billing.NewArchivedLedger(e.Store, arch)
+		if o, err := reads.HoldOutcome(e.ctx, "ho", "h0", since); err != nil || o.State != billing.HoldSettled || o.EventID != evs[1].ID {
+			t.Errorf("with the archive: %+v %v, want settled by %s", o, err, evs[1].ID)
+		}
+		if o, err := reads.HoldOutcome(e.ctx, "ho", "lost", since); err != nil || o.State != billing.HoldUnknown {
+			t.Errorf("a hold never booked: %+v %v, want unknown", o, err)
+		}
+	})
+}
