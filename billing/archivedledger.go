@@ -58,6 +58,9 @@ func checkCursor(name, id string) error {
 // Events returns up to limit events after after, oldest first: archived ones
 // up to the archive's head, then the store's (Ledger.Events).
 func (l *ArchivedLedger) Events(ctx context.Context, account, after string, limit int) (EventPage, error) {
+	if ValidAccountID(account) != nil {
+		return l.Ledger.Events(ctx, account, after, limit) // the store's answer to an id it cannot hold
+	}
 	if err := checkCursor("after", after); err != nil {
 		return EventPage{}, err
 	}
@@ -122,6 +125,9 @@ func (l *ArchivedLedger) archivedAfter(ctx context.Context, account, after, head
 // EventsBefore returns up to limit events before before, newest first: the
 // store's after the archive's head, then archived ones (Ledger.EventsBefore).
 func (l *ArchivedLedger) EventsBefore(ctx context.Context, account, before string, limit int) (EventPage, error) {
+	if ValidAccountID(account) != nil {
+		return l.Ledger.EventsBefore(ctx, account, before, limit)
+	}
 	if err := checkCursor("before", before); err != nil {
 		return EventPage{}, err
 	}

@@ -1,11 +1,13 @@
 package redisstore
 
 import (
+	"errors"
 	"testing"
 	"time"
 
 	"github.com/creditgate/creditgate/billing"
 	"github.com/creditgate/creditgate/billing/billingtest"
+	"github.com/creditgate/creditgate/internal/testing/testredis"
 )
 
 // The audit over archive and tail: it replays from the first event when the
@@ -80,4 +82,20 @@ func TestHoldOutcomeFromTheArchive(t *testing.T) {
 			t.Errorf("a hold never booked: %+v %v, want unknown", o, err)
 		}
 	})
+}
+
+// An account id the store cannot hold gets the store's own answer through the
+// composite, before the archive is asked anything.
+func TestArchivedLedgerBadAccountID(t *testing.T) {
+	e := newEnv(t, testredis.Memory(t))
+	arch := billingtest.NewArchive()
+	arch.Err = errors.New("the archive must not be asked")
+	reads := billing.NewArchivedLedger(e.Store, arch)
+	for _, id := range []string{"", "a{b}", "has space"} {
+		_, err1 := reads.Events(e.ctx, id, "", 10)
+		_, err2 := reads.EventsBefore(e.ctx, id, "", 10)
+		if !errors.Is(err1, billing.ErrAccountNotFound) || !errors.Is(err2, billing.ErrAccountNotFound) {
+			t.Errorf("account %q: %v, %v; want the store's ErrAccountNotFound", id, err1, err2)
+		}
+	}
 }
