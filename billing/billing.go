@@ -561,7 +561,9 @@ type Ledger interface {
 	Adjust(ctx context.Context, p Policy, account string, r AdjustRequest) (AdjustResult, error)
 	// Events returns up to limit of account's events with an id after after
 	// ("" from the first), oldest first; Next is the last event's id when more
-	// follow, "" at the newest.
+	// follow, "" at the newest. A cursor of either direction may be any event
+	// id (ValidEventID), whether or not an event has it: report.Scan starts at
+	// an id made of a time.
 	Events(ctx context.Context, account, after string, limit int) (EventPage, error)
 	// EventsBefore returns up to limit of account's events with an id before
 	// before ("" from the newest), newest first; Next is the oldest event's id on
