@@ -378,8 +378,8 @@ func recentQuery(r *http.Request) (limit int, before eventID, hasBefore bool, _ 
 // whose data are the newest `limit` events (default DefaultLedgerLimit, at most
 // MaxLedgerLimit) with ids below `before` (all events when before is absent),
 // newest first. Next is the oldest event's id, to pass as ?before= for the
-// following, older page; "" once the ledger's first event is on the page. See
-// report.Recent for how a ledger that reads forward is read backwards.
+// following, older page; "" once the ledger's first event is on the page
+// (report.Recent, over Ledger.EventsBefore).
 func (s *Server) recentEvents(w http.ResponseWriter, r *http.Request) *apiError {
 	limit, before, hasBefore, e := recentQuery(r)
 	if e != nil {

@@ -524,12 +524,30 @@ const auditPageSize = 1000
 // AuditAccount audits account id of l: it takes a snapshot (GetAccount), streams
 // the ledger up to the snapshot's last event through an Audit, and returns the
 // report. Activity on the account during the audit does not disturb it.
+//
+// When the store was trimmed but l serves the events trimmed (a HistoryLedger
+// whose archive holds them all), the replay starts from the first event again
+// instead of the checkpoint, and the checkpoint is held to the ledger: its
+// event count and its credit and debt must be those of the replay at its event
+// (check "state").
 func AuditAccount(ctx context.Context, l Ledger, id string) (AuditReport, error) {
 	a, err := l.GetAccount(ctx, id)
 	if err != nil {
 		return AuditReport{}, err
 	}
+	var cp *Checkpoint
+	if hl, ok := l.(HistoryLedger); ok && a.Checkpoint != nil {
+		whole, err := hl.WholeHistory(ctx, id, *a.Checkpoint)
+		if err != nil {
+			return AuditReport{}, err
+		}
+		if whole {
+			cp, a.Checkpoint = a.Checkpoint, nil
+		}
+	}
 	au := NewAudit(a)
+	var upToCheckpoint int64
+	var atCheckpoint *Event
 	after := ""
 	for !au.Done() {
 		page, err := l.Events(ctx, id, after, auditPageSize)
@@ -538,11 +556,31 @@ func AuditAccount(ctx context.Context, l Ledger, id string) (AuditReport, error)
 		}
 		for _, ev := range page.Events {
 			au.Event(ev)
+			if cp != nil && CompareEventIDs(ev.ID, cp.EventID) <= 0 {
+				upToCheckpoint++
+				if ev.ID == cp.EventID {
+					atCheckpoint = &ev
+				}
+			}
 		}
 		if page.Next == "" {
 			break
 		}
 		after = page.Next
 	}
-	return au.Finish(), nil
+	r := au.Finish()
+	if cp != nil {
+		switch {
+		case upToCheckpoint != cp.Events:
+			r.Problems = append(r.Problems, AuditProblem{Check: "state", EventID: cp.EventID,
+				Message: fmt.Sprintf("the checkpoint counts %d events trimmed, but the ledger read has %d up to it", cp.Events, upToCheckpoint)})
+		case atCheckpoint == nil:
+			r.Problems = append(r.Problems, AuditProblem{Check: "state", EventID: cp.EventID,
+				Message: "the checkpoint's event is missing from the ledger read"})
+		case atCheckpoint.CreditAfter != cp.Credit || atCheckpoint.DebtAfter != cp.Debt:
+			r.Problems = append(r.Problems, AuditProblem{Check: "state", EventID: cp.EventID,
+				Message: fmt.Sprintf("the checkpoint says credit %s, debt %s; its event says credit %s, debt %s", cp.Credit, cp.Debt, atCheckpoint.CreditAfter, atCheckpoint.DebtAfter)})
+		}
+	}
+	return r, nil
 }

@@ -559,7 +559,17 @@ type Ledger interface {
 	// Adjust records an operator's correction of account's credit (see
 	// AdjustRequest); p gives the default grant lifetime.
 	Adjust(ctx context.Context, p Policy, account string, r AdjustRequest) (AdjustResult, error)
+	// Events returns up to limit of account's events with an id after after
+	// ("" from the first), oldest first; Next is the last event's id when more
+	// follow, "" at the newest. A cursor of either direction may be any event
+	// id (ValidEventID), whether or not an event has it: report.Scan starts at
+	// an id made of a time.
 	Events(ctx context.Context, account, after string, limit int) (EventPage, error)
+	// EventsBefore returns up to limit of account's events with an id before
+	// before ("" from the newest), newest first; Next is the oldest event's id on
+	// the page, to pass as before for the following (older) page, "" when no
+	// older event is left. A cursor that is not an event id is ErrInvalid.
+	EventsBefore(ctx context.Context, account, before string, limit int) (EventPage, error)
 	// HoldOutcome tells how hold holdID of account ended, for a caller that must
 	// not book it twice (a spool replaying a settlement): from the hold's record
 	// while the store keeps it, else from the ledger's events since since (no

@@ -31,6 +31,7 @@ type Ledger struct {
 	TopUpFunc           func(ctx context.Context, p billing.Policy, r billing.TopUpRequest) (billing.TopUpResult, error)
 	AdjustFunc          func(ctx context.Context, p billing.Policy, account string, r billing.AdjustRequest) (billing.AdjustResult, error)
 	EventsFunc          func(ctx context.Context, account, after string, limit int) (billing.EventPage, error)
+	EventsBeforeFunc    func(ctx context.Context, account, before string, limit int) (billing.EventPage, error)
 	HoldOutcomeFunc     func(ctx context.Context, account, holdID string, since time.Time) (billing.HoldOutcome, error)
 }
 
@@ -119,6 +120,13 @@ func (f *Ledger) Events(ctx context.Context, account, after string, limit int) (
 		return billing.EventPage{}, ErrNotSet
 	}
 	return f.EventsFunc(ctx, account, after, limit)
+}
+
+func (f *Ledger) EventsBefore(ctx context.Context, account, before string, limit int) (billing.EventPage, error) {
+	if f.EventsBeforeFunc == nil {
+		return billing.EventPage{}, ErrNotSet
+	}
+	return f.EventsBeforeFunc(ctx, account, before, limit)
 }
 
 func (f *Ledger) HoldOutcome(ctx context.Context, account, holdID string, since time.Time) (billing.HoldOutcome, error) {

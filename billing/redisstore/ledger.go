@@ -672,6 +672,65 @@ func (s *Store) Events(ctx context.Context, account, after string, limit int) (b
 	return page, nil
 }
 
+// EventsBefore returns up to limit ledger events with ids below the cursor
+// (exclusive; "" from the newest), newest first (billing.Ledger.EventsBefore).
+// On a trimmed ledger the oldest event still kept is the last one served.
+func (s *Store) EventsBefore(ctx context.Context, account, before string, limit int) (billing.EventPage, error) {
+	if err := billing.ValidAccountID(account); err != nil {
+		return billing.EventPage{}, notFound(account)
+	}
+	if limit <= 0 {
+		limit = 100
+	}
+	end := "+"
+	if before != "" {
+		prev, ok, err := prevStreamID(before)
+		if err != nil {
+			return billing.EventPage{}, err
+		}
+		if !ok {
+			return billing.EventPage{}, nil // nothing is below 0-0
+		}
+		end = prev
+	}
+	msgs, err := s.c.XRevRangeN(ctx, s.ledgerKey(account), end, "-", int64(limit)+1).Result()
+	if err != nil {
+		return billing.EventPage{}, wrap(err)
+	}
+	page := billing.EventPage{}
+	if len(msgs) > limit {
+		msgs = msgs[:limit]
+		page.Next = msgs[limit-1].ID
+	}
+	page.Events = make([]billing.Event, len(msgs))
+	for i, m := range msgs {
+		ev, err := parseEvent(account, m)
+		if err != nil {
+			return billing.EventPage{}, err
+		}
+		page.Events[i] = ev
+	}
+	return page, nil
+}
+
+// prevStreamID returns the largest stream id before id; ok is false for 0-0,
+// which has none. Like nextStreamID, it makes XREVRANGE exclusive everywhere.
+func prevStreamID(id string) (prev string, ok bool, _ error) {
+	if _, err := nextStreamID(id); err != nil {
+		return "", false, err
+	}
+	msPart, seqPart, _ := strings.Cut(id, "-")
+	ms, _ := strconv.ParseUint(msPart, 10, 64)
+	seq, _ := strconv.ParseUint(seqPart, 10, 64)
+	switch {
+	case seq > 0:
+		return msPart + "-" + strconv.FormatUint(seq-1, 10), true, nil
+	case ms > 0:
+		return strconv.FormatUint(ms-1, 10) + "-" + strconv.FormatUint(^uint64(0), 10), true, nil
+	}
+	return "", false, nil
+}
+
 // nextStreamID returns the smallest stream id after id ("ms-seq" → "ms-(seq+1)"),
 // which makes XRANGE exclusive on every Redis version and on miniredis.
 func nextStreamID(id string) (string, error) {

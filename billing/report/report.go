@@ -22,9 +22,11 @@ import (
 )
 
 // Ledger is the read side of billing.Ledger that reports use: one account's
-// events, oldest first, a page at a time after a cursor.
+// events a page at a time, oldest first after a cursor (Events) or newest first
+// before one (EventsBefore).
 type Ledger interface {
 	Events(ctx context.Context, account, after string, limit int) (billing.EventPage, error)
+	EventsBefore(ctx context.Context, account, before string, limit int) (billing.EventPage, error)
 }
 
 // Snapshot names what a report reads: an account's ledger up to and including
@@ -102,4 +104,13 @@ func Scan(ctx context.Context, ledger Ledger, s Snapshot, q Range, f func(billin
 		}
 		after = page.Next
 	}
+}
+
+// startAfter is the `after` cursor whose page starts at the first event of
+// millisecond ms ("" for ms 0: the ledger's start).
+func startAfter(ms uint64) string {
+	if ms == 0 {
+		return ""
+	}
+	return EventID{ms - 1, ^uint64(0)}.String()
 }

@@ -65,6 +65,9 @@ type Options struct {
 	// instead of the ledger's store (tests; and builds whose store keeps none).
 	Purchases billing.PurchaseStore
 	Portal    billing.PortalStore
+	// Archive, when set, is the ledger of record every reader reads history
+	// from (with the store's unshipped tail): see App.archive.
+	Archive billing.EventArchive
 	// BatchPollInterval, when set, replaces how often ended batches are
 	// looked for (batchPollInterval; tests).
 	BatchPollInterval time.Duration
@@ -108,6 +111,13 @@ type App struct {
 	metricsLn         *limitListener // nil when off
 	dataTLS, adminTLS bool
 	cancelWatch       context.CancelFunc
+
+	// archive is the ledger of record (nil: the store alone). Set it before
+	// New builds the readers (the line that sets reads); reads is the ledger
+	// every reader uses: the store with its history from the archive
+	// (billing.NewArchivedLedger), or the store itself.
+	archive billing.EventArchive
+	reads   billing.Ledger
 }
 
 // New connects the store, builds the servers and opens both listeners, so their
@@ -186,6 +196,11 @@ func New(ctx context.Context, cfg *config.Config, o Options) (*App, error) {
 	if !a.conn.Embedded {
 		a.checkDurability(ctx)
 	}
+	// Every reader (and the spool's replay) reads through a.reads.
+	if o.Archive != nil {
+		a.archive = o.Archive
+	}
+	a.reads = billing.NewArchivedLedger(a.store, a.archive)
 	if err := a.openSpool(ctx, cfg.SpoolDir()); err != nil {
 		a.store.Close()
 		a.conn.Close()
@@ -204,7 +219,7 @@ func New(ctx context.Context, cfg *config.Config, o Options) (*App, error) {
 		return nil, err
 	}
 	a.metrics.SetActivityDropped(a.activity.Dropped)
-	ledger := recordingLedger{Ledger: a.store, rec: a.activity}
+	ledger := recordingLedger{Ledger: a.reads, rec: a.activity}
 	a.apply(cfg)
 	a.metrics.SetSpoolDepth(a.SpoolDepth)
 	if err := a.newWorker(cfg); err != nil {
@@ -252,7 +267,7 @@ func New(ctx context.Context, cfg *config.Config, o Options) (*App, error) {
 		return nil, err
 	}
 	adminSrv := &admin.Server{
-		Ledger:       a.store,
+		Ledger:       a.reads,
 		Keys:         a.store,
 		Directory:    a.store,
 		Policy:       func() billing.Policy { return *a.policy.Load() },
@@ -456,7 +471,7 @@ func (a *App) openSpool(ctx context.Context, dir string) error {
 	if depth == 0 {
 		return nil
 	}
-	res, err := sp.Replay(ctx, a.store)
+	res, err := sp.Replay(ctx, a.reads)
 	if err != nil {
 		a.log.Warn("spool: replay at start-up stopped; the rest is retried while serving",
 			zap.Int("applied", res.Applied), zap.Int("left", res.Left), zap.Error(err))
@@ -614,7 +629,7 @@ func (a *App) Shutdown(ctx context.Context) error {
 		<-a.replayDone
 		if a.spool.Depth() > 0 {
 			fctx, cancel := context.WithTimeout(context.Background(), flushGrace)
-			res, err := a.spool.Replay(fctx, a.store)
+			res, err := a.spool.Replay(fctx, a.reads)
 			cancel()
 			if err != nil {
 				a.log.Warn("shutdown: spool not fully flushed; the rest is replayed at the next start",

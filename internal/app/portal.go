@@ -22,7 +22,7 @@ const stripeCheckoutOrigin = "https://checkout.stripe.com"
 func (a *App) newPortal(cfg *config.Config, sessions billing.PortalStore) *portal.Handler {
 	h := &portal.Handler{
 		Sessions:   sessions,
-		Ledger:     a.store,
+		Ledger:     a.reads,
 		Keys:       a.store,
 		Policy:     func() billing.Policy { return *a.policy.Load() },
 		SessionTTL: cfg.Portal.SessionTTL,
