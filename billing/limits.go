@@ -23,7 +23,8 @@ const (
 )
 
 // NoticeSpendAlert is queued once per calendar month when a settle takes the
-// month's usage to the account's SpendLimit.AlertAt or past it.
+// month's usage to the account's SpendLimit.AlertAt or past it (with notices
+// on): Threshold is AlertAt, Amount the month's usage.
 const NoticeSpendAlert = "spend_limit.alert"
 
 // Periods are the starts (UTC) of the calendar periods that contain a time.
