@@ -84,11 +84,15 @@ if ARGV[8] == '1' then outbox = KEYS[8] end
 crossings(outbox, now, x[8], before, tonumber(ARGV[7]), notices)
 -- the limits
 local day, week, month = tonumber(ARGV[10]), tonumber(ARGV[11]), tonumber(ARGV[12])
-local kid = redis.call('HGET', kuse, 'h:' .. hid)
+-- One HMGET reads the hold's key (if it has a limit) and, in the usual case
+-- that it is key_id, that key's record.
+local kv = redis.call('HMGET', kuse, 'h:' .. hid, ARGV[9])
+local kid, kraw = kv[1], kv[2]
 local unhold = kid ~= false
 if not unhold and ARGV[9] ~= '' then kid = ARGV[9] end
+if kid and kid ~= ARGV[9] then kraw = redis.call('HGET', kuse, kid) end
 if kid then
-  local k = ku_get(redis.call('HGET', kuse, kid))
+  local k = ku_get(kraw)
   ku_roll(k, day, week, month)
   for i = 2, 8, 2 do k[i] = k[i] + cost end
   if unhold then
