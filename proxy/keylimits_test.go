@@ -3,6 +3,7 @@ package proxy
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
@@ -10,6 +11,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/openai/openai-go/v3"
 
 	"github.com/creditgate/creditgate/billing"
 	"github.com/creditgate/creditgate/billing/redisstore"
@@ -333,4 +336,23 @@ func TestKeyLimitAcrossTwoProcesses(t *testing.T) {
 		t.Fatalf("audit: %+v %v", rep.Problems, err)
 	}
 	t.Logf("%d answered, %d refused (key_limit); key spent %s of %s (clamp slack %s)", ok, refused, spent, limit, slack)
+}
+
+// The official Go SDK raises a key limit's 429 after one request (x-should-retry:
+// false), with its code.
+func TestOfficialGoSDKDoesNotRetryKeyLimit(t *testing.T) {
+	h, lk := limitedHarness(t)
+	_, key := h.limitedKey(lk, "acme", func(k *billing.APIKey) { k.Limit, k.LimitReset = 1, billing.LimitWeekly }, "20.00")
+	client, attempts := countingSDK(h.server.URL, key)
+	_, err := client.Chat.Completions.New(h.ctx, openai.ChatCompletionNewParams{
+		Model:    "gpt-4o-mini",
+		Messages: []openai.ChatCompletionMessageParamUnion{openai.UserMessage("Say hello.")},
+	})
+	var apiErr *openai.Error
+	if !errors.As(err, &apiErr) || apiErr.StatusCode != http.StatusTooManyRequests || apiErr.Code != "key_limit_exceeded" || apiErr.Type != "insufficient_quota" {
+		t.Fatalf("err = %v, want the key limit's 429", err)
+	}
+	if n := attempts.Load(); n != 1 {
+		t.Fatalf("the SDK sent %d requests, want 1", n)
+	}
 }
