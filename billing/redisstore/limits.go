@@ -121,6 +121,9 @@ func (s *Store) KeyUsage(ctx context.Context, account, keyID string, now time.Ti
 	if err := billing.ValidAccountID(account); err != nil {
 		return billing.KeyUsage{}, err
 	}
+	if keyID == "" || strings.HasPrefix(keyID, "h:") { // "h:" fields map holds to keys
+		return billing.KeyUsage{}, fmt.Errorf("%w: key id %q", billing.ErrInvalid, keyID)
+	}
 	raw, err := s.c.HGet(ctx, s.kuseKey(account), keyID).Result()
 	if err != nil && !errors.Is(err, redis.Nil) {
 		return billing.KeyUsage{}, wrap(err)

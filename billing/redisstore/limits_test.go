@@ -1,6 +1,7 @@
 package redisstore
 
 import (
+	"errors"
 	"testing"
 	"time"
 
@@ -199,6 +200,9 @@ func TestKeyUsageOfAnEndedPeriodIsZero(t *testing.T) {
 		}
 		if u := e.keyUsage(t, "a", "key_none"); u != (billing.KeyUsage{}) {
 			t.Fatalf("usage of a key that spent nothing: %+v", u)
+		}
+		if _, err := e.KeyUsage(e.ctx, "a", "h:h1", e.clock.Now()); !errors.Is(err, billing.ErrInvalid) {
+			t.Fatalf("usage of a hold's field: %v, want ErrInvalid", err)
 		}
 	})
 }
