@@ -356,3 +356,51 @@ func TestOfficialGoSDKDoesNotRetryKeyLimit(t *testing.T) {
 		t.Fatalf("the SDK sent %d requests, want 1", n)
 	}
 }
+
+// An account's monthly spend limit reached through requests: each is held
+// within what is left (the last ones clamped), then the 429; alert_at queued
+// one spend_limit.alert notice on the way.
+func TestSpendLimitReachedAndAlertedOnce(t *testing.T) {
+	h := newHarness(t)
+	st := *h.settings.Load()
+	st.Triggers = billing.Triggers{Notices: true}
+	h.settings.Store(&st)
+	key := h.account("acme", "20.00")
+	limit := usd("0.20")
+	if _, err := h.store.UpdateAccount(h.ctx, "acme", billing.AccountUpdate{SpendLimit: &billing.SpendLimit{Monthly: limit, AlertAt: usd("0.10")}}); err != nil {
+		t.Fatal(err)
+	}
+	var answered int
+	for range 20 {
+		res := h.post("/v1/chat/completions", key, chatBody("dear", false, `"max_tokens":16`))
+		body := readAll(t, res)
+		if res.StatusCode == http.StatusTooManyRequests {
+			if res.Header.Get(ReasonHeader) != "spend_limit" || !strings.Contains(string(body), `"spend_limit_exceeded"`) {
+				t.Fatalf("429 %v %s", res.Header, body)
+			}
+			break
+		}
+		if res.StatusCode != http.StatusOK {
+			t.Fatalf("status %d: %s", res.StatusCode, body)
+		}
+		answered++
+	}
+	a := h.get("acme")
+	if answered < 2 || answered == 20 || a.Totals.Usage > limit || a.Reserved != 0 {
+		t.Fatalf("%d answered, usage %s of the %s limit, reserved %s", answered, a.Totals.Usage, limit, a.Reserved)
+	}
+	claimed, _, err := h.store.ClaimNotices(h.ctx, "acme", nil, time.Minute, 5)
+	if err != nil {
+		t.Fatal(err)
+	}
+	alerts := 0
+	for _, n := range claimed {
+		if n.Type == billing.NoticeSpendAlert {
+			alerts++
+		}
+	}
+	if alerts != 1 {
+		t.Fatalf("%d spend_limit.alert notices among %+v, want 1", alerts, claimed)
+	}
+	t.Logf("%d answered, usage %s of %s", answered, a.Totals.Usage, limit)
+}
