@@ -299,6 +299,15 @@ type ReserveRequest struct {
 	KeyID     string
 	Model     string
 	Endpoint  string
+	// KeyLimit and KeyLimitReset are the key's (APIKey.Limit, LimitReset):
+	// with KeyLimit > 0 the hold is at most what the key may still spend in its
+	// period (limits.go). KeyID names the key.
+	KeyLimit      money.Micros
+	KeyLimitReset string
+	// TierUsageLimits are the tiers' MonthlyUsageLimit by tier name (non-zero
+	// ones): the account's tier's, with its SpendLimit.Monthly, caps the
+	// calendar month's usage. nil: no tier limit.
+	TierUsageLimits map[string]money.Micros
 }
 
 // Denial reasons, for the 429 and for metrics.
@@ -313,7 +322,8 @@ type Reservation struct {
 	Admitted bool
 	// Held is the amount reserved: Estimate, or less (≥ Minimum) for a partial hold.
 	Held money.Micros
-	// Reason is set when not admitted: ReasonEmpty, ReasonExpired or ReasonInsufficient.
+	// Reason is set when not admitted: ReasonEmpty, ReasonExpired,
+	// ReasonInsufficient, ReasonKeyLimit or ReasonSpendLimit.
 	Reason string
 	// Available is available credit after the reservation (before it when denied).
 	Available money.Micros

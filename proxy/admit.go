@@ -156,12 +156,12 @@ func (p *Proxy) reserve(x *exchange) *apiError {
 	if s.ClampMaxTokens {
 		minimum = x.req.ClampFloor(x.price, x.input)
 	}
-	res, err := p.opts.Ledger.Reserve(ctx, billing.ReserveRequest{
+	res, err := p.opts.Ledger.Reserve(ctx, withLimits(billing.ReserveRequest{
 		Account: x.key.Account, HoldID: x.id, Estimate: x.estimate, Minimum: minimum,
 		Grace: s.Policy.Grace, TTL: s.Policy.HoldTTL,
 		// Kept on the hold, for the hold_expired event should it die unsettled.
 		RequestID: x.id, KeyID: x.key.ID, Model: x.model, Endpoint: x.path(),
-	})
+	}, x.key, s.Policy)) // the key's limit and the monthly caps, checked with the balance
 	if err != nil {
 		if errors.Is(err, billing.ErrAccountNotFound) {
 			p.forgetKey(x.in) // the key outlived its account
@@ -172,7 +172,7 @@ func (p *Proxy) reserve(x *exchange) *apiError {
 		return p.storeError(err, "reserve failed", zap.String("request_id", x.id))
 	}
 	if !res.Admitted {
-		return errQuotaExceeded(res.Reason)
+		return errDenied(res.Reason, x.key, p.opts.Now())
 	}
 	x.held = res.Held
 	if x.held < x.estimate {

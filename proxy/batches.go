@@ -109,10 +109,10 @@ func (p *Proxy) createBatch(c *objectCall) {
 	now := p.opts.Now()
 	ttl := window + batchHoldMargin
 	u := billing.Usage{RequestID: holdID, KeyID: c.key.ID, Model: est.Model, Endpoint: r.URL.Path}
-	res, err := p.opts.Ledger.Reserve(r.Context(), billing.ReserveRequest{
+	res, err := p.opts.Ledger.Reserve(r.Context(), withLimits(billing.ReserveRequest{
 		Account: c.key.Account, HoldID: holdID, Estimate: held, Minimum: held, Grace: settings.Policy.Grace, TTL: ttl,
 		RequestID: holdID, KeyID: c.key.ID, Model: est.Model, Endpoint: r.URL.Path,
-	})
+	}, c.key, settings.Policy))
 	if err != nil {
 		if reserveMayHaveApplied(err) {
 			p.releaseBatchHold(r.Context(), c.key.Account, holdID, u, "reserve failed: answered 503")
@@ -121,7 +121,7 @@ func (p *Proxy) createBatch(c *objectCall) {
 		return
 	}
 	if !res.Admitted {
-		writeError(w, errQuotaExceeded(res.Reason))
+		writeError(w, errDenied(res.Reason, c.key, now))
 		return
 	}
 

@@ -111,6 +111,9 @@ type Options struct {
 	// RateLimiter enforces the tiers' and keys' RPM and TPM (ratelimit.go);
 	// nil: no rate limits, and no x-ratelimit-* headers.
 	RateLimiter billing.RateLimiter
+	// KeyUsage answers what a key spent, for GET /v1/key (keylimits.go); nil:
+	// its usage reads 0.
+	KeyUsage billing.KeyUsageReader
 	// CORS lets browser pages on the origins it allows call the data plane
 	// (cors.go); the zero value allows none.
 	CORS CORS
@@ -239,6 +242,12 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			break
 		}
 		p.serveCredits(uw, r)
+		return
+	case path == "/v1/key":
+		if r.Method != http.MethodGet {
+			break
+		}
+		p.serveKey(uw, r)
 		return
 	case compatPaths[path]:
 		if r.Method != http.MethodGet {

@@ -563,7 +563,7 @@ type noticeBody struct {
 	Account   string        `json:"account"`
 	Balance   money.Micros  `json:"balance"`
 	At        time.Time     `json:"at"`
-	Threshold *money.Micros `json:"threshold,omitempty"` // balance.low
+	Threshold *money.Micros `json:"threshold,omitempty"` // balance.low, spend_limit.alert
 	// credits.expiring
 	GrantID   string     `json:"grant_id,omitempty"`
 	ExpiresAt *time.Time `json:"expires_at,omitempty"`
@@ -589,6 +589,8 @@ func noticeJSON(n billing.Notice) ([]byte, error) {
 		b.RechargeID, b.Amount, b.Reason = n.RechargeID, &n.Amount, n.Reason
 	case billing.NoticeTierChanged:
 		b.Tier, b.PreviousTier, b.Amount = n.Tier, n.FromTier, &n.Amount
+	case billing.NoticeSpendAlert: // alert_at, and the month's usage
+		b.Threshold, b.Amount = &n.Threshold, &n.Amount
 	}
 	return json.Marshal(b)
 }

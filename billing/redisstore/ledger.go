@@ -256,9 +256,14 @@ func (s *Store) Reserve(ctx context.Context, q billing.ReserveRequest) (billing.
 	if q.Estimate < 0 || q.Minimum < 0 || q.Grace < 0 || q.Estimate > money.MaxAmount || q.TTL <= 0 {
 		return billing.Reservation{}, fmt.Errorf("%w: reserve estimate %s, minimum %s, grace %s, ttl %s", billing.ErrInvalid, q.Estimate, q.Minimum, q.Grace, q.TTL)
 	}
-	args := make([]interface{}, 0, 15)
-	args = append(args, msArg(s.now()), q.HoldID, amountArg(q.Estimate), amountArg(q.Minimum), amountArg(q.Grace),
+	if err := checkReserveLimits(q); err != nil {
+		return billing.Reservation{}, err
+	}
+	now := s.now()
+	args := make([]interface{}, 0, 22)
+	args = append(args, msArg(now), q.HoldID, amountArg(q.Estimate), amountArg(q.Minimum), amountArg(q.Grace),
 		q.TTL.Milliseconds(), (q.TTL + s.retention).Milliseconds())
+	args = appendLimits(args, q, now)
 	args = appendRequest(args, q.RequestID, q.KeyID, q.Model, q.Endpoint)
 	r, err := s.run(ctx, reserveScript, s.holdKeys(q.Account, q.HoldID), args...)
 	if err != nil {
@@ -303,6 +308,7 @@ func (s *Store) Settle(ctx context.Context, q billing.SettleRequest) (billing.Se
 	}
 	args := make([]interface{}, 0, 40)
 	args = append(args, msArg(now), q.HoldID, amountArg(q.Cost), s.recordTTL(), billing.MonthOf(now), flag(t.AutoRecharge), low, flag(t.Notices))
+	args = appendPeriods(append(args, q.Usage.KeyID), now)
 	args = appendUsage(args, q.Usage, true)
 	r, err := s.run(ctx, settleScript, s.holdKeys(q.Account, q.HoldID, "outbox", "recharges"), args...)
 	if err != nil {

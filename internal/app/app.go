@@ -247,6 +247,7 @@ func New(ctx context.Context, cfg *config.Config, o Options) (*App, error) {
 		MaxUpstreamConns: budget.Data,
 		Ledger:           ledger,
 		RateLimiter:      a.store,
+		KeyUsage:         a.store,
 		Keys:             a.store,
 		Settings:         a.settings.Load,
 		Logger:           a.log.Named("proxy"),

@@ -159,6 +159,73 @@ end
 -- Store.holdKeys names it. acct ends in ":acct".
 local function hold_key(hid) return string.sub(acct, 1, -5) .. 'hold:' .. hid end
 
+-- Key usage: the hash kuse ("<prefix>{acct:<id>}:kuse", named from acct as
+-- hold_key names a hold's record, so it shares the tag and the slot) keeps, per
+-- key id, "reserved total day_start day week_start week month_start month": the
+-- holds of the key that count against its limit, what it spent in all and in
+-- the calendar periods (UTC, starts in ms) that the starts name. And per hold of
+-- a key with a limit, field "h:<hold id>" -> the key id: reserve writes it with
+-- the hold, and settle, release and the sweep of expired holds take the hold's
+-- amount back out of that key's reserved when the hold ends.
+local kuse = string.sub(acct, 1, -5) .. 'kuse'
+local function ku_get(raw)
+  local k = {0, 0, 0, 0, 0, 0, 0, 0}
+  if raw then
+    local i = 0
+    for v in string.gmatch(raw, '%S+') do i = i + 1; k[i] = tonumber(v) or 0 end
+  end
+  return k
+end
+local function ku_str(k)
+  local t = {}
+  for i = 1, 8 do t[i] = fmt(k[i]) end
+  return table.concat(t, ' ')
+end
+-- ku_roll starts the periods of k that the starts day, week, month (ms) say
+-- have begun: a start later than the kept one resets its amount; an earlier one
+-- (a caller whose clock is behind) keeps the later period, so periods only move
+-- forward.
+local function ku_roll(k, day, week, month)
+  local starts = {day, week, month}
+  for i = 1, 3 do
+    local j = 1 + 2 * i
+    if starts[i] > k[j] then k[j] = starts[i]; k[j + 1] = 0 end
+  end
+end
+-- ku_spent is what k spent in the period of a limit that resets reset.
+local function ku_spent(k, reset)
+  if reset == 'daily' then return k[4] end
+  if reset == 'weekly' then return k[6] end
+  if reset == 'monthly' then return k[8] end
+  return k[2]
+end
+-- ku_unhold takes the amounts amts[i] of ended holds hs[i] out of their keys'
+-- reserved (holds of keys without a limit have no "h:" field) and drops their
+-- "h:" fields.
+local function ku_unhold(hs, amts)
+  local fs = {}
+  for i, hid in ipairs(hs) do fs[i] = 'h:' .. hid end
+  local kids = redis.call('HMGET', kuse, unpack(fs))
+  local per, order, gone = {}, {}, {}
+  for i, kid in ipairs(kids) do
+    if kid then
+      if not per[kid] then per[kid] = 0; order[#order + 1] = kid end
+      per[kid] = per[kid] + (tonumber(amts[i]) or 0)
+      gone[#gone + 1] = fs[i]
+    end
+  end
+  if #gone == 0 then return end
+  local raws = redis.call('HMGET', kuse, unpack(order))
+  local args = {}
+  for i, kid in ipairs(order) do
+    local k = ku_get(raws[i])
+    k[1] = math.max(0, k[1] - per[kid])
+    args[#args + 1] = kid; args[#args + 1] = ku_str(k)
+  end
+  redis.call('HSET', kuse, unpack(args))
+  redis.call('HDEL', kuse, unpack(gone))
+end
+
 -- The fields of a hold record that describe its request (reserve.lua writes them).
 local HOLD_INFO = {'request_id', 'key_id', 'model', 'endpoint'}
 
@@ -194,6 +261,9 @@ local function sweep_holds(now, keep)
       ended[#ended + 1] = hid
     end
   end
+  local eamts = {}
+  for i, hid in ipairs(hs) do if hid ~= keep then eamts[#eamts + 1] = amts[i] end end
+  ku_unhold(ended, eamts)
   redis.call('ZREM', holds, unpack(ended))
   redis.call('HDEL', holdamt, unpack(ended))
   need('hx_total')

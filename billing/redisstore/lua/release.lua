@@ -34,6 +34,7 @@ if redis.call('HDEL', holdamt, hid) == 1 then
   redis.call('ZREM', holds, hid)
   S.reserved = S.reserved - held
   redis.call('HSET', acct, 'reserved', fmt(S.reserved))
+  ku_unhold({hid}, {held}) -- and out of its key's reserved (prelude.lua)
 end
 local fields = {'type', 'release', 'amount', fmt(held), 'hold_id', hid}
 for i = 4, #ARGV do fields[#fields + 1] = ARGV[i] end

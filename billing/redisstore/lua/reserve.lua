@@ -4,11 +4,17 @@
 --
 -- KEYS   1-6 the account's (prelude.lua), 7 the hold record.
 -- ARGV   1 now_ms, 2 hold_id, 3 estimate, 4 minimum, 5 grace (micros, each in
---        [0, money.MaxAmount]), 6 hold_ttl_ms, 7 record_ttl_ms (both > 0), 8…
---        field/value pairs describing the request (request_id, key_id, model,
---        endpoint), kept in the hold record for its hold_expired event.
+--        [0, money.MaxAmount]), 6 hold_ttl_ms, 7 record_ttl_ms (both > 0),
+--        8 key_id ('' = none), 9 key_limit (micros, [0, money.MaxAmount], 0 =
+--        none), 10 key_reset ('never' | 'daily' | 'weekly' | 'monthly'),
+--        11 day_start_ms, 12 week_start_ms, 13 month_start_ms (the calendar
+--        periods, UTC, that contain now), 14 tier usage limits ("tier micros
+--        …", micros in [1, money.MaxAmount]; '' = none), 15… field/value pairs
+--        describing the request (request_id, key_id, model, endpoint), kept in
+--        the hold record for its hold_expired event.
 -- Reply  {'OK', held, available_after, expires_ms}
---      | {'DENY', reason ('empty' | 'expired' | 'insufficient'), available}
+--      | {'DENY', reason ('empty' | 'expired' | 'insufficient' | 'key_limit' |
+--         'spend_limit'), available}
 --      | {'DONE', state} (the hold id was already settled, released or expired)
 --      | {'NOACCOUNT'}.
 --
@@ -16,16 +22,18 @@
 -- 0 < minimum < estimate, holds everything affordable (available + grace) if that
 -- covers minimum. A retried reserve of a live hold returns it again.
 --
--- Two fields of the account let reserve skip the sweeps when nothing can have
--- expired: h_next, a lower bound on the expiry (ms) of every hold in holds, and
--- g_next, "<granted> <bound>": a lower bound on the expiry of every grant in live
--- ('-': none), valid only while the account's granted total is still <granted>.
--- Only reserve adds holds, and it lowers h_next to cover each; any new grant, from
--- any script of any version, raises granted and so invalidates g_next; removals
--- (sweeps, settles) keep a lower bound a lower bound. A missing or passed bound
--- means: sweep, then read the earliest expiry left.
-
-local RESERVE_FIELDS = {'tier', 'depleted', 'credit', 'debt', 'reserved', 'granted', 'h_next', 'g_next'}
+-- The limits bound the hold the same way, without grace: the key's room is
+-- key_limit - what the key spent in its period - the key's reserved (kuse, see
+-- prelude.lua); the account's month room is its monthly cap (the lower non-zero
+-- of spend_limit and its tier's usage limit) - the month's usage (mu, counted
+-- from mu_start) - the account's reserved. The hold is the estimate if every
+-- room covers it, else (partial holds allowed) the smallest room if that covers
+-- minimum; else the first that cannot, in the order balance, key, month, denies.
+-- A room of 0 or less denies even a free request. Every hold counts in the rooms
+-- until it ends, so concurrent reserves cannot together pass a limit.
+--
+local RESERVE_FIELDS = {'tier', 'depleted', 'credit', 'debt', 'reserved', 'granted', 'h_next', 'g_next',
+  'spend_limit', 'mu_start', 'mu'}
 local now, hid = tonumber(ARGV[1]), ARGV[2]
 local x = load(RESERVE_FIELDS, 4)
 if not x then return {'NOACCOUNT'} end
@@ -58,21 +66,48 @@ if avail <= 0 then
   return {'DENY', reason, fmt(avail)}
 end
 local cap = avail + grace
-local held
-if est <= cap then
-  held = est
-elseif minimum > 0 and minimum < est and minimum <= cap then
-  held = cap
-else
-  return {'DENY', 'insufficient', fmt(avail)}
+local need = est
+if minimum > 0 and minimum < est then need = minimum end
+local room = cap
+if need > cap then return {'DENY', 'insufficient', fmt(avail)} end
+-- the key's limit
+local kid, klimit = ARGV[8], tonumber(ARGV[9])
+local k
+if kid ~= '' and klimit > 0 then
+  k = ku_get(redis.call('HGET', kuse, kid))
+  ku_roll(k, tonumber(ARGV[11]), tonumber(ARGV[12]), tonumber(ARGV[13]))
+  local kroom = klimit - ku_spent(k, ARGV[10]) - k[1]
+  if kroom <= 0 or need > kroom then return {'DENY', 'key_limit', fmt(avail)} end
+  if kroom < room then room = kroom end
 end
+-- the account's monthly cap
+local mcap = tonumber(x[9] or '') or 0
+for t, l in string.gmatch(ARGV[14], '(%S+) (%S+)') do
+  if t == S.tier then
+    local tl = tonumber(l)
+    if mcap == 0 or tl < mcap then mcap = tl end
+  end
+end
+if mcap > 0 then
+  local mu = 0
+  if (tonumber(x[10] or '') or 0) >= tonumber(ARGV[13]) then mu = tonumber(x[11] or '') or 0 end
+  local mroom = mcap - mu - S.reserved
+  if mroom <= 0 or need > mroom then return {'DENY', 'spend_limit', fmt(avail)} end
+  if mroom < room then room = mroom end
+end
+local held = est
+if est > room then held = room end
 local exp = now + tonumber(ARGV[6])
 local sheld, sexp = fmt(held), fmt(exp)
 S.reserved = S.reserved + held
 redis.call('ZADD', holds, exp, hid)
 redis.call('HSET', holdamt, hid, sheld)
-redis.call('HSET', KEYS[7], 'state', 'held', 'held', sheld, 'exp', sexp, unpack(ARGV, 8))
+redis.call('HSET', KEYS[7], 'state', 'held', 'held', sheld, 'exp', sexp, unpack(ARGV, 15))
 redis.call('PEXPIRE', KEYS[7], ARGV[7])
+if k then
+  k[1] = k[1] + held
+  redis.call('HSET', kuse, kid, ku_str(k), 'h:' .. hid, kid)
+end
 local bounds = {}
 if not hb or exp < hb then hb = exp end
 local sh, sg = fmt(hb), fmt(S.granted) .. ' ' .. gb
