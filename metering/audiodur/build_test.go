@@ -5,66 +5,19 @@ import (
 	"encoding/binary"
 	"math"
 	"time"
+
+	"github.com/creditgate/creditgate/metering/audiodur/audiotest"
 )
 
 // Builders of minimal valid files, written by hand: the headers each parser
 // reads, and audio bytes (silence, or a pattern) standing for the rest.
 
-// makeWAV is a PCM WAV of the given rate, channels and 16-bit samples per
-// channel, with a LIST chunk before fmt to walk over.
-func makeWAV(rate, channels, samples int) []byte {
-	var b bytes.Buffer
-	data := samples * channels * 2
-	le := binary.LittleEndian
-	b.WriteString("RIFF")
-	_ = binary.Write(&b, le, uint32(4+8+4+8+16+8+data))
-	b.WriteString("WAVE")
-	b.WriteString("LIST")
-	_ = binary.Write(&b, le, uint32(3))
-	b.WriteString("abc\x00") // odd size, padded
-	b.WriteString("fmt ")
-	_ = binary.Write(&b, le, uint32(16))
-	_ = binary.Write(&b, le, uint16(1)) // PCM
-	_ = binary.Write(&b, le, uint16(channels))
-	_ = binary.Write(&b, le, uint32(rate))
-	_ = binary.Write(&b, le, uint32(rate*channels*2)) // byte rate
-	_ = binary.Write(&b, le, uint16(channels*2))
-	_ = binary.Write(&b, le, uint16(16))
-	b.WriteString("data")
-	_ = binary.Write(&b, le, uint32(data))
-	for i := range data {
-		b.WriteByte(byte(i * 7))
-	}
-	return b.Bytes()
-}
-
-// mp3Frame is one MPEG-1 Layer III frame at 128 kbit/s, 44.1 kHz, stereo
-// (417 bytes, no padding), its payload filled by fill (nil: zeros).
-func mp3Frame(fill func(frame []byte)) []byte {
-	f := make([]byte, 417)
-	copy(f, []byte{0xFF, 0xFB, 0x90, 0x00})
-	if fill != nil {
-		fill(f)
-	}
-	return f
-}
-
-// id3v2 is an ID3v2.4 tag of n bytes of (padding) content.
-func id3v2(n int) []byte {
-	h := []byte{'I', 'D', '3', 4, 0, 0, byte(n >> 21 & 0x7F), byte(n >> 14 & 0x7F), byte(n >> 7 & 0x7F), byte(n & 0x7F)}
-	return append(h, make([]byte, n)...)
-}
-
-// makeMP3CBR is an ID3v2 tag, then frames CBR frames, then an ID3v1 tag.
-func makeMP3CBR(frames int) []byte {
-	b := id3v2(100)
-	for range frames {
-		b = append(b, mp3Frame(nil)...)
-	}
-	tag := make([]byte, 128)
-	copy(tag, "TAG")
-	return append(b, tag...)
-}
+var (
+	makeWAV    = audiotest.WAV
+	mp3Frame   = audiotest.MP3Frame
+	id3v2      = audiotest.ID3v2
+	makeMP3CBR = audiotest.MP3CBR
+)
 
 // makeMP3Xing is a Xing-headed VBR file that claims total frames but holds
 // only a few (the count, not the size, says the duration).

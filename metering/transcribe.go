@@ -1,0 +1,214 @@
+package metering
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"math/bits"
+	"mime"
+	"strings"
+	"time"
+
+	"github.com/creditgate/creditgate/metering/audiodur"
+	"github.com/creditgate/creditgate/money"
+)
+
+// Transcriptions and translations (POST /v1/audio/transcriptions and
+// /v1/audio/translations): a multipart upload of an audio file, billed either
+// per minute of audio (a model whose Price has AudioMinute: whisper-1) or by the
+// tokens its response reports (gpt-4o-transcribe, gpt-4o-mini-transcribe). The
+// audio's duration is read from the uploaded file's own header (audiodur) —
+// never from what the client or the upstream says — and a file whose duration
+// cannot be read is refused. The whole upload is at hand when it is parsed (the
+// proxy reads it within limits.max_body_bytes), so the form's field order does
+// not matter and an M4A whose moov box follows its audio is read too.
+
+// Transcription endpoints.
+const (
+	Transcriptions Endpoint = "transcriptions"
+	Translations   Endpoint = "translations"
+)
+
+// TranscriptionEndpointForPath maps /v1/audio/transcriptions and
+// /v1/audio/translations (a trailing slash tolerated) to their endpoint.
+func TranscriptionEndpointForPath(path string) (Endpoint, bool) {
+	switch strings.TrimSuffix(path, "/") {
+	case "/v1/audio/transcriptions":
+		return Transcriptions, true
+	case "/v1/audio/translations":
+		return Translations, true
+	}
+	return "", false
+}
+
+// Audio tokens of the GPT-4o transcribe models. OpenAI's audio models count
+// about one audio token per 100 ms of audio (10 per second): that nominal rate
+// bills a response that reports no usage. The estimate holds twice that, so a
+// reported count above the nominal rate is still covered; a count above the
+// bound is billed at the bound and the rest logged as excess (Limit.Bill).
+const (
+	TranscribeAudioTokensPerSecond      = 10
+	TranscribeAudioTokensPerSecondBound = 2 * TranscribeAudioTokensPerSecond
+	// transcribePromptOverhead covers the framing of the text input besides the
+	// client's prompt (the instructions the upstream adds are not billed to us
+	// as far as its usage shows; a margin all the same).
+	transcribePromptOverhead = 16
+)
+
+// Response formats of a transcription.
+var transcriptionFormats = map[string]bool{"json": true, "text": true, "srt": true, "verbose_json": true, "vtt": true}
+
+// Transcription is a parsed transcription or translation upload.
+type Transcription struct {
+	Endpoint       Endpoint
+	Model          string
+	ResponseFormat string // as sent; "" means json
+	Prompt         string
+	Filename       string
+	Format         audiodur.Format // the audio's container, as sniffed
+	Duration       time.Duration   // read from the file's header
+	FileBytes      int64
+}
+
+// ParseTranscription validates a transcription or translation upload (the
+// whole body, of the given Content-Type) and reads its audio's duration. Every
+// problem is a *RequestError: a form that is not strict multipart/form-data
+// (Multipart), a missing file or model, a response_format OpenAI does not
+// know, stream=true (not metered), or a file whose duration cannot be read.
+func ParseTranscription(ep Endpoint, contentType string, body []byte) (*Transcription, error) {
+	m, err := NewMultipart(contentType, MultipartLimits{})
+	if err != nil {
+		return nil, err
+	}
+	if _, err := m.Write(body); err != nil {
+		return nil, err
+	}
+	if err := m.Close(); err != nil {
+		return nil, err
+	}
+	f, ok := m.File("file")
+	if !ok {
+		return nil, missingParam("file")
+	}
+	if len(m.Files()) > 1 {
+		return nil, &RequestError{Message: "Invalid multipart body: more than one file part; a transcription takes one 'file'.", Param: "file"}
+	}
+	t := &Transcription{Endpoint: ep, Filename: f.Filename, FileBytes: f.Size}
+	t.Model, _ = m.Field("model")
+	if t.Model == "" {
+		return nil, &RequestError{Message: "you must provide a model parameter", Param: "model"}
+	}
+	t.ResponseFormat, _ = m.Field("response_format")
+	if t.ResponseFormat != "" && !transcriptionFormats[t.ResponseFormat] {
+		return nil, badValue("response_format", "'%s' is not one of ['json', 'text', 'srt', 'verbose_json', 'vtt'].", snippet([]byte(t.ResponseFormat)))
+	}
+	if s, ok := m.Field("stream"); ok && s != "false" {
+		return nil, &RequestError{Message: "Streamed transcriptions (stream=true) are not supported by this gateway: send the request without stream.", Param: "stream"}
+	}
+	t.Prompt, _ = m.Field("prompt")
+	if f.Size == 0 {
+		return nil, &RequestError{Message: "The uploaded audio file '" + snippet([]byte(f.Filename)) + "' is empty.", Param: "file"}
+	}
+	audio := bytes.NewReader(body[f.Offset : f.Offset+f.Size])
+	t.Duration, t.Format, err = audiodur.Duration(audio, f.Size)
+	if err != nil {
+		return nil, &RequestError{Param: "file", Message: fmt.Sprintf("Could not read the duration of the uploaded audio file '%s' (%s). "+
+			"This gateway bills audio by the duration in the file's own header, and reads WAV, MP3, M4A/MP4, OGG (Opus or Vorbis), WebM/Matroska and FLAC files.",
+			snippet([]byte(f.Filename)), strings.TrimPrefix(err.Error(), "audiodur: "))}
+	}
+	return t, nil
+}
+
+// Seconds is the audio's duration in whole seconds, rounded up, at least 1:
+// what a per-minute price bills.
+func (t *Transcription) Seconds() int64 {
+	s := int64((t.Duration + time.Second - 1) / time.Second)
+	return max(s, 1)
+}
+
+// AudioCost is seconds of audio at perMinute micro-USD a minute:
+// ceil(seconds × perMinute / 60), saturating at money.MaxAmount.
+func AudioCost(perMinute money.Micros, seconds int64) money.Micros {
+	if perMinute <= 0 || seconds <= 0 {
+		return 0
+	}
+	hi, lo := bits.Mul64(uint64(perMinute), uint64(seconds))
+	if hi >= 60 {
+		return money.MaxAmount
+	}
+	q, r := bits.Div64(hi, lo, 60)
+	if r != 0 {
+		q++
+	}
+	if q > uint64(money.MaxAmount) {
+		return money.MaxAmount
+	}
+	return money.Micros(q)
+}
+
+// PerMinute reports whether p bills transcriptions per minute of audio.
+func PerMinute(p Price) bool { return p.AudioMinute > 0 }
+
+// InputBound is the most input a token-billed transcription may report: the
+// prompt counted locally plus an overhead, and TranscribeAudioTokensPerSecondBound
+// audio tokens per second of audio.
+func (t *Transcription) InputBound(tok Tokenizer) Tokens {
+	audio := t.Seconds() * TranscribeAudioTokensPerSecondBound
+	return Tokens{Input: int64(tok.Count(t.Prompt)) + transcribePromptOverhead + audio, AudioInput: audio}
+}
+
+// Estimate is the worst-case cost: the seconds at the per-minute price, or the
+// InputBound plus the model's largest output at WorstCase.
+func (t *Transcription) Estimate(p Price, input Tokens) money.Micros {
+	if PerMinute(p) {
+		return AudioCost(p.AudioMinute, t.Seconds())
+	}
+	return p.WorstCase(input, p.MaxOutput())
+}
+
+// Limit bounds what a token-billed transcription's response may be billed: the
+// InputBound and the model's largest output, within the hold.
+func (t *Transcription) Limit(p Price, input Tokens, hold money.Micros) Limit {
+	return Limit{PerChoice: p.MaxOutput(), Choices: 1, Price: p, Input: input, Hold: hold}
+}
+
+// transcriptionAnswer is what a transcription's JSON answer says that bills it.
+type transcriptionAnswer struct {
+	Text  string `json:"text"`
+	Usage *struct {
+		Type         string `json:"type"`
+		InputTokens  int64  `json:"input_tokens"`
+		OutputTokens int64  `json:"output_tokens"`
+		Details      *struct {
+			AudioTokens int64 `json:"audio_tokens"`
+		} `json:"input_token_details"`
+	} `json:"usage"`
+}
+
+// Bill prices a token-billed transcription's 2xx answer (of the given
+// Content-Type) within l: by its usage when it reports tokens, else by the
+// local count — the InputBound's text part, the audio at the nominal rate and
+// the answer's text (the whole body for text, srt and vtt) counted with tok.
+func (t *Transcription) Bill(l Limit, contentType string, body []byte, tok Tokenizer) (Bill, Result) {
+	text := string(body)
+	var usage *Tokens
+	if mt, _, _ := mime.ParseMediaType(contentType); mt == "application/json" {
+		var a transcriptionAnswer
+		if json.Unmarshal(body, &a) == nil {
+			text = a.Text
+			if u := a.Usage; u != nil && (u.Type == "tokens" || u.Type == "") && (u.InputTokens > 0 || u.OutputTokens > 0) {
+				usage = &Tokens{Input: u.InputTokens, Output: u.OutputTokens}
+				if u.Details != nil {
+					usage.AudioInput = u.Details.AudioTokens
+				}
+			}
+		}
+	}
+	audio := t.Seconds() * TranscribeAudioTokensPerSecond
+	local := Tokens{Input: l.Input.Input - l.Input.AudioInput + audio, AudioInput: audio, Output: int64(tok.Count(text))}
+	res := Result{Tokens: local, Source: SourceLocal, Local: local, Done: true}
+	if usage != nil {
+		res.Tokens, res.Source = *usage, SourceUpstream
+	}
+	return l.Bill(res), res
+}
