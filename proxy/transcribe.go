@@ -1,0 +1,213 @@
+package proxy
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+
+	"go.uber.org/zap"
+
+	"github.com/creditgate/creditgate/billing"
+	"github.com/creditgate/creditgate/metering"
+)
+
+// POST /v1/audio/transcriptions and /v1/audio/translations: a multipart upload
+// of an audio file, metered by metering.Transcription. The body is read whole
+// within limits.max_body_bytes (413 beyond it, refused from Content-Length
+// before a byte is read), so the form's field order does not matter — the
+// official SDKs send the file before the model — and the audio's duration is
+// read from the file's own header. The request is then admitted like any other:
+// priced by its model, held at its worst case (the seconds at the per-minute
+// price, or the duration's token bound plus the model's largest output),
+// forwarded byte for byte, and settled from the answer: per second of audio
+// for a per-minute model, else by the usage the answer reports (or, for text,
+// srt and vtt answers, which carry none, the local count), never above the
+// hold. An upstream error releases the hold. The answer is relayed as the
+// upstream sent it, after it has been read whole (within
+// maxTranscriptionAnswer). Not served: stream=true (400).
+
+// maxTranscriptionAnswer bounds an upstream answer (a verbose_json of hours of
+// audio with word timestamps is a few MB).
+const maxTranscriptionAnswer = 16 << 20
+
+// serveTranscription handles one transcription or translation from
+// authentication to its log line.
+func (p *Proxy) serveTranscription(w http.ResponseWriter, r *http.Request, ep metering.Endpoint) {
+	x := &exchange{id: billing.NewID("req_"), start: p.opts.Now(), endpoint: ep, settings: p.opts.Settings(), in: r, w: w}
+	w.Header().Set(RequestIDHeader, x.id)
+	t, tok, aerr := p.admitTranscription(x)
+	if aerr != nil {
+		writeError(w, aerr)
+		p.logRejected(x, aerr)
+		p.opts.Observer.RequestDone(Report{Endpoint: x.path(), Model: x.model, Status: aerr.status, Reason: quotaReason(aerr),
+			RateLimited: aerr.rateLimited, Latency: p.opts.Now().Sub(x.start)})
+		return
+	}
+	p.opts.Observer.HoldOpened()
+	defer p.opts.Observer.HoldClosed()
+
+	ctx, cancel := context.WithTimeout(r.Context(), p.opts.Timeout)
+	defer cancel()
+	x.forwardAt = p.opts.Now()
+	path := strings.TrimPrefix(strings.TrimSuffix(x.path(), "/"), "/v1")
+	up, err := p.upstreamCall(ctx, http.MethodPost, path, bytes.NewReader(x.body), r.Header.Get("Content-Type"))
+	var answer []byte
+	if err == nil {
+		x.responseAt, x.upstreamStatus = p.opts.Now(), up.StatusCode
+		answer, err = io.ReadAll(io.LimitReader(up.Body, maxTranscriptionAnswer+1))
+		up.Body.Close()
+		if err == nil && len(answer) > maxTranscriptionAnswer {
+			err = fmt.Errorf("the upstream's answer is larger than %d bytes", maxTranscriptionAnswer)
+		}
+	}
+	if err != nil {
+		x.upstreamErr = err
+		st := p.release(ctx, x, "upstream error")
+		status := 499 // the app went away: nobody to answer
+		if !errors.Is(err, context.Canceled) {
+			aerr := p.upstreamFailure(err)
+			writeError(w, aerr)
+			status = aerr.status
+		}
+		p.transcriptionDone(x, metering.Result{}, st, status)
+		return
+	}
+	if up.StatusCode < 200 || up.StatusCode > 299 {
+		st := p.release(ctx, x, "upstream error")
+		writeUpstream(w, up, answer)
+		p.transcriptionDone(x, metering.Result{}, st, up.StatusCode)
+		return
+	}
+	writeUpstream(w, up, answer)
+	note := ""
+	var res metering.Result
+	if metering.PerMinute(x.price) {
+		cost := metering.AudioCost(x.price.AudioMinute, t.Seconds())
+		x.bill = metering.Bill{Cost: min(cost, x.held)}
+		note = fmt.Sprintf("%d s of audio (%s header) at %s USD/min", t.Seconds(), t.Format, x.price.AudioMinute)
+	} else {
+		x.limit = t.Limit(x.price, x.input, x.held)
+		x.bill, res = t.Bill(x.limit, up.Header.Get("Content-Type"), answer, tok)
+		if res.Source == billing.TokenSourceLocal {
+			note = fmt.Sprintf("no usage in the answer: %d s of audio (%s header) at %d audio tokens a second, the text counted locally",
+				t.Seconds(), t.Format, metering.TranscribeAudioTokensPerSecond)
+		}
+	}
+	st := p.settleTranscription(ctx, x, res, note)
+	p.transcriptionDone(x, res, st, up.StatusCode)
+}
+
+// admitTranscription authenticates, reads and parses the upload, prices it,
+// counts it against the rate limits and holds its worst case.
+func (p *Proxy) admitTranscription(x *exchange) (*metering.Transcription, metering.Tokenizer, *apiError) {
+	if aerr := p.authenticateKey(x); aerr != nil {
+		return nil, nil, aerr
+	}
+	if aerr := p.readBody(x); aerr != nil {
+		return nil, nil, aerr
+	}
+	t, err := metering.ParseTranscription(x.endpoint, x.in.Header.Get("Content-Type"), x.body)
+	if err != nil {
+		var re *metering.RequestError
+		if errors.As(err, &re) {
+			return nil, nil, &apiError{status: http.StatusBadRequest, typ: typeInvalidRequest, param: re.Param, message: re.Message}
+		}
+		return nil, nil, &apiError{status: http.StatusBadRequest, typ: typeInvalidRequest, message: err.Error()}
+	}
+	// The log line and the report read the model off x.req; nothing else does here.
+	x.req = &metering.Request{Endpoint: x.endpoint, Model: t.Model}
+	if aerr := p.priceModel(x); aerr != nil {
+		return nil, nil, aerr
+	}
+	encoding := x.price.Encoding
+	if encoding == "" {
+		encoding = metering.EncodingForModel(t.Model)
+	}
+	tok, err := metering.TokenizerFor(encoding)
+	if err != nil {
+		p.log.Error("tokenizer unavailable", zap.String("encoding", encoding), zapErr(err))
+		return nil, nil, errInternal()
+	}
+	var rateTokens int64 // a per-minute model counts as a request, no tokens
+	if !metering.PerMinute(x.price) {
+		x.input = t.InputBound(tok)
+		rateTokens = x.input.Input + x.price.MaxOutput()
+	}
+	x.estimate = t.Estimate(x.price, x.input)
+	if aerr := p.rateLimitTokens(x, rateTokens); aerr != nil {
+		return nil, nil, aerr
+	}
+	return t, tok, p.holdTranscription(x)
+}
+
+// holdTranscription reserves the estimate whole: an upload has no output cap
+// to lower, so it is never clamped.
+func (p *Proxy) holdTranscription(x *exchange) *apiError {
+	ctx, s := x.in.Context(), x.settings
+	res, err := p.opts.Ledger.Reserve(ctx, billing.ReserveRequest{
+		Account: x.key.Account, HoldID: x.id, Estimate: x.estimate, Minimum: x.estimate,
+		Grace: s.Policy.Grace, TTL: s.Policy.HoldTTL,
+		RequestID: x.id, KeyID: x.key.ID, Model: x.model, Endpoint: x.path(),
+	})
+	if err != nil {
+		if errors.Is(err, billing.ErrAccountNotFound) {
+			p.forgetKey(x.in)
+		}
+		if reserveMayHaveApplied(err) {
+			p.releaseAfterFailedReserve(x, err)
+		}
+		return p.storeError(err, "reserve failed", zap.String("request_id", x.id))
+	}
+	if !res.Admitted {
+		return errQuotaExceeded(res.Reason)
+	}
+	x.held = res.Held
+	return nil
+}
+
+// settleTranscription books x.bill, spooling it when the store is unavailable.
+func (p *Proxy) settleTranscription(ctx context.Context, x *exchange, res metering.Result, note string) billing.Settlement {
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), p.opts.SettleTimeout)
+	defer cancel()
+	t := x.bill.Tokens
+	req := billing.SettleRequest{
+		Account: x.key.Account, HoldID: x.id, Cost: x.bill.Cost, Triggers: x.settings.Triggers,
+		Usage: billing.Usage{
+			RequestID: x.id, KeyID: x.key.ID, Model: x.model, Endpoint: x.path(),
+			PromptTokens: t.Input, CompletionTokens: t.Output, AudioPromptTokens: t.AudioInput,
+			LocalPromptTokens: res.Local.Input, LocalCompletionTokens: res.Local.Output,
+			TokenSource: res.Source, Excess: x.bill.Excess, ExcessTokens: x.bill.ExcessTokens, Note: note, Prices: unitPrices(x.price),
+		},
+	}
+	st, err := p.opts.Ledger.Settle(sctx, req)
+	switch {
+	case err == nil:
+		if p.opts.OnSettled != nil {
+			p.opts.OnSettled(x.key.Account, st)
+		}
+	case errors.Is(err, billing.ErrUnavailable):
+		p.spool(x, billing.PendingSettlement{Settle: req}, err)
+	default:
+		p.log.Error("settle refused: usage not booked", zap.String("request_id", x.id), zap.String("account", x.key.Account),
+			zap.Stringer("cost", x.bill.Cost), zapErr(err))
+	}
+	return st
+}
+
+// transcriptionDone reports a forwarded transcription to the observer and the log.
+func (p *Proxy) transcriptionDone(x *exchange, res metering.Result, st billing.Settlement, status int) {
+	rep := Report{
+		Endpoint: x.path(), Model: x.model, Status: status, Tokens: x.bill.Tokens, TokenSource: res.Source, Local: res.Local,
+		Cost: x.bill.Cost, Excess: x.bill.Excess, ExcessTokens: x.bill.ExcessTokens, Forwarded: true,
+		UpstreamStatus: x.upstreamStatus, Latency: p.opts.Now().Sub(x.start),
+	}
+	if !x.responseAt.IsZero() {
+		rep.UpstreamTime = x.responseAt.Sub(x.forwardAt)
+	}
+	p.opts.Observer.RequestDone(rep)
+	p.logExchange(x, rep, st)
+}
