@@ -211,3 +211,15 @@ func (p *Proxy) transcriptionDone(x *exchange, res metering.Result, st billing.S
 	p.opts.Observer.RequestDone(rep)
 	p.logExchange(x, rep, st)
 }
+
+// transcriptionEndpoint reports whether ep is a transcription or translation.
+func transcriptionEndpoint(ep metering.Endpoint) bool {
+	return ep == metering.Transcriptions || ep == metering.Translations
+}
+
+// errAudioOnly refuses a model priced per minute of audio alone (whisper-1) on
+// an endpoint billed by tokens, where it would cost nothing.
+func errAudioOnly(model string) *apiError {
+	return &apiError{status: http.StatusBadRequest, typ: typeInvalidRequest, param: "model", code: "model_not_found",
+		message: "The model `" + model + "` is priced per minute of audio: this gateway serves it on /v1/audio/transcriptions and /v1/audio/translations only."}
+}

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"slices"
+	"strings"
 	"sync/atomic"
 	"testing"
 
@@ -182,6 +183,11 @@ func TestTranscriptionsRefusedAndReleased(t *testing.T) {
 	}
 	if ev := h.lastEvent("acme"); ev.Type != billing.EventRelease || ev.Endpoint != "/v1/audio/translations" {
 		t.Errorf("the refused translation's hold: last event %+v; want its release", ev)
+	}
+	// whisper-1 has no token prices: on a token endpoint it would be free.
+	res := h.post("/v1/chat/completions", key, chatBody("whisper-1", false, ""))
+	if answer := readAll(t, res); res.StatusCode != http.StatusBadRequest || !strings.Contains(string(answer), "priced per minute of audio") {
+		t.Errorf("whisper-1 on chat completions: %d %s; want 400", res.StatusCode, answer)
 	}
 	if !slices.ContainsFunc(h.requestLogs(), func(l map[string]any) bool {
 		return l["endpoint"] == "/v1/audio/translations" && l["status"] == int64(400) && l["upstream_status"] == int64(400)
