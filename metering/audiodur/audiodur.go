@@ -6,7 +6,9 @@
 // (Segment Info Duration × TimecodeScale) and FLAC (STREAMINFO). Each parser
 // reads through an io.ReaderAt only the bytes it needs — never the audio
 // itself — within MaxReadBytes in all and a bounded number of boxes, chunks,
-// pages or elements, so a hostile file costs little; every failure is an
+// pages or elements, so a hostile file costs little (one exception: a WebM
+// without a Duration, as a browser's MediaRecorder writes it, is timed by
+// walking its blocks' headers, within MaxWebMWalkBytes); every failure is an
 // *Error naming the format and what is wrong. Durations are never negative and
 // never above MaxDuration.
 package audiodur
@@ -134,10 +136,11 @@ type reader struct {
 	size   int64
 	format Format
 	read   int64
+	budget int64 // MaxReadBytes, or more for a walk that allows it
 }
 
 func newReader(r io.ReaderAt, size int64, f Format) *reader {
-	return &reader{r: r, size: max(size, 0), format: f}
+	return &reader{r: r, size: max(size, 0), format: f, budget: MaxReadBytes}
 }
 
 // at reads up to n bytes at off (fewer at the end of the file). It fails past
@@ -149,8 +152,8 @@ func (rd *reader) at(off int64, n int) ([]byte, error) {
 	if int64(n) > rd.size-off {
 		n = int(rd.size - off)
 	}
-	if rd.read+int64(n) > MaxReadBytes {
-		return nil, fail(rd.format, "the header is spread over more than %d bytes", MaxReadBytes)
+	if rd.read+int64(n) > rd.budget {
+		return nil, fail(rd.format, "the header is spread over more than %d bytes", rd.budget)
 	}
 	rd.read += int64(n)
 	b := make([]byte, n)

@@ -42,6 +42,13 @@ func TestDuration(t *testing.T) {
 		{"ogg vorbis 44.1 kHz", makeVorbis(44100, 44100*3/2), Ogg, 1500 * time.Millisecond},
 		{"webm ms scale", makeWebM(12345.5, 1_000_000), WebM, 12345500 * time.Microsecond},
 		{"webm µs scale", makeWebM(2_000_000, 1000), WebM, 2 * time.Second},
+		{"webm live recording: walked to its last block", makeLiveWebM(
+			unknownCluster(0, simpleBlock(0, 50), simpleBlock(20, 50)),
+			unknownCluster(4980, simpleBlock(0, 50), simpleBlock(20, 50))), WebM, 5 * time.Second},
+		{"webm live recording: last BlockGroup's duration", makeLiveWebM(
+			unknownCluster(1000, simpleBlock(0, 10)),
+			unknownCluster(3000, ebml(idBlockGroup, ebml(idBlock, []byte{0x81, 0, 10, 0, 1, 2}), ebml(idBlockDuration, []byte{40})))), WebM, 3050 * time.Millisecond},
+		{"webm live recording cut mid-block", append(makeLiveWebM(unknownCluster(0, simpleBlock(0, 10), simpleBlock(700, 10))), 0xA3, 0x90, 0x81), WebM, 700 * time.Millisecond},
 		{"flac 48 kHz", makeFLAC(48000, 48000*11), FLAC, 11 * time.Second},
 		{"flac after id3", append(id3v2(50), makeFLAC(44100, 441000)...), FLAC, 10 * time.Second},
 	}

@@ -187,3 +187,33 @@ func makeFLAC(rate uint32, total uint64) []byte {
 }
 
 func seconds(s float64) time.Duration { return time.Duration(s * float64(time.Second)) }
+
+// simpleBlock is a SimpleBlock of track 1 at rel ms into its Cluster.
+func simpleBlock(rel int16, payload int) []byte {
+	c := []byte{0x81, byte(uint16(rel) >> 8), byte(rel), 0x80}
+	return ebml(idSimpleBlock, append(c, make([]byte, payload)...))
+}
+
+// unknownCluster is a Cluster of unknown size (as MediaRecorder writes them)
+// at timecode ms, holding elements.
+func unknownCluster(timecode uint16, elements ...[]byte) []byte {
+	b := []byte{0x1F, 0x43, 0xB6, 0x75, 0x01, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF}
+	b = append(b, ebml(idTimecode, []byte{byte(timecode >> 8), byte(timecode)})...)
+	for _, e := range elements {
+		b = append(b, e...)
+	}
+	return b
+}
+
+// makeLiveWebM is a browser recording: Segment and Clusters of unknown size,
+// Info without a Duration, then clusters.
+func makeLiveWebM(clusters ...[]byte) []byte {
+	b := ebml(idEBML, ebml(0x4282, []byte("webm")))
+	b = append(b, 0x18, 0x53, 0x80, 0x67, 0x01, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF)
+	b = append(b, ebml(idInfo, ebml(idTimecodeScale, []byte{0x0F, 0x42, 0x40}), ebml(0x4D80, []byte("Chrome")))...)
+	b = append(b, ebml(0x1654AE6B, make([]byte, 40))...) // Tracks
+	for _, c := range clusters {
+		b = append(b, c...)
+	}
+	return b
+}
