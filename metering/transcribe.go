@@ -63,6 +63,7 @@ type Transcription struct {
 	Endpoint       Endpoint
 	Model          string
 	ResponseFormat string // as sent; "" means json
+	Stream         bool   // stream=true: the GPT-4o transcribe models answer SSE
 	Prompt         string
 	Filename       string
 	Format         audiodur.Format // the audio's container, as sniffed
@@ -74,7 +75,7 @@ type Transcription struct {
 // whole body, of the given Content-Type) and reads its audio's duration. Every
 // problem is a *RequestError: a form that is not strict multipart/form-data
 // (Multipart), a missing file or model, a response_format OpenAI does not
-// know, stream=true (not metered), or a file whose duration cannot be read.
+// know, or a file whose duration cannot be read.
 func ParseTranscription(ep Endpoint, contentType string, body []byte) (*Transcription, error) {
 	m, err := NewMultipart(contentType, MultipartLimits{})
 	if err != nil {
@@ -102,8 +103,14 @@ func ParseTranscription(ep Endpoint, contentType string, body []byte) (*Transcri
 	if t.ResponseFormat != "" && !transcriptionFormats[t.ResponseFormat] {
 		return nil, badValue("response_format", "'%s' is not one of ['json', 'text', 'srt', 'verbose_json', 'vtt'].", snippet([]byte(t.ResponseFormat)))
 	}
-	if s, ok := m.Field("stream"); ok && s != "false" {
-		return nil, &RequestError{Message: "Streamed transcriptions (stream=true) are not supported by this gateway: send the request without stream.", Param: "stream"}
+	if s, ok := m.Field("stream"); ok {
+		switch s {
+		case "true":
+			t.Stream = true
+		case "false":
+		default:
+			return nil, badValue("stream", "expected 'true' or 'false', but got '%s'.", snippet([]byte(s)))
+		}
 	}
 	t.Prompt, _ = m.Field("prompt")
 	if f.Size == 0 {
@@ -196,19 +203,119 @@ func (t *Transcription) Bill(l Limit, contentType string, body []byte, tok Token
 		var a transcriptionAnswer
 		if json.Unmarshal(body, &a) == nil {
 			text = a.Text
-			if u := a.Usage; u != nil && (u.Type == "tokens" || u.Type == "") && (u.InputTokens > 0 || u.OutputTokens > 0) {
-				usage = &Tokens{Input: u.InputTokens, Output: u.OutputTokens}
-				if u.Details != nil {
-					usage.AudioInput = u.Details.AudioTokens
-				}
-			}
+			usage = a.tokens()
 		}
 	}
+	return t.billTokens(l, usage, int64(tok.Count(text)))
+}
+
+// tokens is the answer's token usage, nil when it reports none.
+func (a *transcriptionAnswer) tokens() *Tokens {
+	u := a.Usage
+	if u == nil || (u.Type != "tokens" && u.Type != "") || (u.InputTokens <= 0 && u.OutputTokens <= 0) {
+		return nil
+	}
+	t := &Tokens{Input: u.InputTokens, Output: u.OutputTokens}
+	if u.Details != nil {
+		t.AudioInput = u.Details.AudioTokens
+	}
+	return t
+}
+
+// billTokens bills usage, or when nil the local count with output tokens out.
+func (t *Transcription) billTokens(l Limit, usage *Tokens, output int64) (Bill, Result) {
 	audio := t.Seconds() * TranscribeAudioTokensPerSecond
-	local := Tokens{Input: l.Input.Input - l.Input.AudioInput + audio, AudioInput: audio, Output: int64(tok.Count(text))}
+	local := Tokens{Input: l.Input.Input - l.Input.AudioInput + audio, AudioInput: audio, Output: output}
 	res := Result{Tokens: local, Source: SourceLocal, Local: local, Done: true}
 	if usage != nil {
 		res.Tokens, res.Source = *usage, SourceUpstream
 	}
 	return l.Bill(res), res
+}
+
+// maxTranscriptionEventBytes bounds one SSE line a TranscriptionStream reads;
+// a longer one is relayed but not metered.
+const maxTranscriptionEventBytes = 1 << 20
+
+// TranscriptionStream meters a streamed transcription (stream=true) as it is
+// relayed: the text of each transcript.text.delta event is counted, and the
+// transcript.text.done event's text and usage are kept. Its memory is bounded
+// by one line of maxTranscriptionEventBytes.
+type TranscriptionStream struct {
+	tok      Tokenizer
+	line     []byte
+	skipping bool // the line being read is too long: not metered
+	output   int64
+	usage    *Tokens
+	done     bool
+}
+
+// NewTranscriptionStream starts a meter counting text with tok.
+func NewTranscriptionStream(tok Tokenizer) *TranscriptionStream { return &TranscriptionStream{tok: tok} }
+
+// Write feeds the next bytes of the stream; it never fails.
+func (s *TranscriptionStream) Write(p []byte) (int, error) {
+	n := len(p)
+	for len(p) > 0 {
+		i := bytes.IndexByte(p, '\n')
+		if i < 0 {
+			s.add(p)
+			break
+		}
+		s.add(p[:i])
+		if !s.skipping {
+			s.event(bytes.TrimSuffix(s.line, []byte("\r")))
+		}
+		s.line, s.skipping, p = s.line[:0], false, p[i+1:]
+	}
+	return n, nil
+}
+
+func (s *TranscriptionStream) add(b []byte) {
+	if s.skipping {
+		return
+	}
+	if len(s.line)+len(b) > maxTranscriptionEventBytes {
+		s.line, s.skipping = s.line[:0], true
+		return
+	}
+	s.line = append(s.line, b...)
+}
+
+// event reads one line: a "data:" line of a delta or done event.
+func (s *TranscriptionStream) event(line []byte) {
+	data, ok := bytes.CutPrefix(line, []byte("data:"))
+	if !ok {
+		return
+	}
+	var e struct {
+		Type  string `json:"type"`
+		Delta string `json:"delta"`
+		transcriptionAnswer
+	}
+	if json.Unmarshal(bytes.TrimSpace(data), &e) != nil {
+		return
+	}
+	switch e.Type {
+	case "transcript.text.delta":
+		s.output += int64(s.tok.Count(e.Delta))
+	case "transcript.text.done":
+		s.done = true
+		if e.Text != "" {
+			s.output = int64(s.tok.Count(e.Text))
+		}
+		s.usage = e.tokens()
+	}
+}
+
+// Done reports whether the transcript.text.done event was seen.
+func (s *TranscriptionStream) Done() bool { return s.done }
+
+// BillStream prices a streamed transcription within l: by the done event's
+// usage, else by the local count (the text of the deltas relayed, or of the
+// done event).
+func (t *Transcription) BillStream(l Limit, s *TranscriptionStream) (Bill, Result) {
+	b, res := t.billTokens(l, s.usage, s.output)
+	res.Done = s.done
+	return b, res
 }

@@ -68,7 +68,7 @@ func TestParseTranscriptionErrors(t *testing.T) {
 		{"truncated wav", "file", "wav: the file ends inside", form(field("model", "whisper-1"), file("file", "a.wav", "audio/wav", wav[:20]))},
 		{"empty file", "file", "is empty", form(field("model", "whisper-1"), file("file", "a.wav", "audio/wav", ""))},
 		{"two files", "file", "more than one file", form(field("model", "whisper-1"), file("file", "a.wav", "audio/wav", wav), file("file2", "b.wav", "audio/wav", wav))},
-		{"stream", "stream", "not supported", form(field("model", "gpt-4o-transcribe"), field("stream", "true"), file("file", "a.wav", "audio/wav", wav))},
+		{"stream not a boolean", "stream", "expected 'true' or 'false'", form(field("model", "gpt-4o-transcribe"), field("stream", "yes"), file("file", "a.wav", "audio/wav", wav))},
 		{"response format", "response_format", "is not one of", form(field("model", "whisper-1"), field("response_format", "xml"), file("file", "a.wav", "audio/wav", wav))},
 		{"no closing boundary", "", "closing boundary", form(field("model", "whisper-1"), file("file", "a.wav", "audio/wav", wav))[:200]},
 	}
@@ -162,5 +162,44 @@ func TestTranscriptionEndpointForPath(t *testing.T) {
 	}
 	if _, ok := EndpointForPath("/v1/audio/transcriptions"); ok {
 		t.Error("transcriptions are not JSON endpoints")
+	}
+}
+
+func TestTranscriptionStream(t *testing.T) {
+	tok, err := TokenizerFor(O200kBase)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr := &Transcription{Duration: 2 * time.Second}
+	input := tr.InputBound(tok)
+	l := tr.Limit(transcribePrice, input, tr.Estimate(transcribePrice, input))
+	deltas := "data: {\"type\":\"transcript.text.delta\",\"delta\":\"Hello\"}\n\n" +
+		"data: {\"type\":\"transcript.text.delta\",\"delta\":\" there\"}\r\n\r\n"
+	done := "data: {\"type\":\"transcript.text.done\",\"text\":\"Hello there\",\"usage\":{\"type\":\"tokens\",\"input_tokens\":25,\"input_token_details\":{\"text_tokens\":5,\"audio_tokens\":20},\"output_tokens\":2,\"total_tokens\":27}}\n\n"
+	tests := []struct {
+		name, sse string
+		cost      money.Micros
+		source    string
+		done      bool
+	}{
+		{"done with usage", deltas + done, 13 + 120 + 20, SourceUpstream, true}, // 5×2.5 + 20×6 + 2×10 µUSD
+		{"cut before done: the deltas relayed", deltas, 40 + 120 + 20, SourceLocal, false},
+		{"a line too long is not metered", "data: " + strings.Repeat("x", maxTranscriptionEventBytes) + "\n" + deltas, 40 + 120 + 20, SourceLocal, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			for _, step := range []int{1, 5, 1 << 20} {
+				s := NewTranscriptionStream(tok)
+				for b := []byte(tt.sse); len(b) > 0; {
+					k := min(step, len(b))
+					_, _ = s.Write(b[:k])
+					b = b[k:]
+				}
+				bill, res := tr.BillStream(l, s)
+				if bill.Cost != tt.cost || res.Source != tt.source || s.Done() != tt.done {
+					t.Fatalf("step %d: cost %s source %s done %v; want %s %s %v", step, bill.Cost, res.Source, s.Done(), tt.cost, tt.source, tt.done)
+				}
+			}
+		})
 	}
 }

@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"bytes"
+	"strings"
 	"testing"
 
 	"github.com/openai/openai-go/v3"
@@ -66,5 +67,31 @@ func TestOfficialGoSDKTranscriptions(t *testing.T) {
 	}
 	if ev := h.lastEvent("acme"); ev.Amount != money.Micros(2700) || ev.Endpoint != "/v1/audio/translations" { // 27 s
 		t.Fatalf("whisper-1 translation billed %+v; want 0.002700", ev)
+	}
+
+	// Streamed (stream=true): relayed event by event, billed by the done event's usage.
+	stream := client.Audio.Transcriptions.NewStreaming(h.ctx, openai.AudioTranscriptionNewParams{
+		File: openai.File(bytes.NewReader(wav), "speech.wav", "audio/wav"), Model: openai.AudioModelGPT4oMiniTranscribe,
+	})
+	var deltas strings.Builder
+	var done openai.TranscriptionStreamEventUnion
+	for stream.Next() {
+		switch ev := stream.Current(); ev.Type {
+		case "transcript.text.delta":
+			deltas.WriteString(ev.Delta)
+		case "transcript.text.done":
+			done = ev
+		}
+	}
+	if err := stream.Err(); err != nil {
+		t.Fatal(err)
+	}
+	su := done.Usage
+	if done.Text == "" || done.Text != deltas.String() || su.InputTokenDetails.AudioTokens != 10*mockupstream.TranscriptAudioTokensPerSecond {
+		t.Fatalf("stream: deltas %q, done %+v", deltas.String(), done)
+	}
+	want = tokenCost(su.InputTokens-su.InputTokenDetails.AudioTokens, "1.25", su.InputTokenDetails.AudioTokens, "3.00", su.OutputTokens, "5.00")
+	if ev := h.lastEvent("acme"); ev.Amount != want || ev.TokenSource != billing.TokenSourceUpstream || ev.CompletionTokens != su.OutputTokens {
+		t.Fatalf("streamed transcription billed %+v; want %s by its usage %+v", ev, want, su)
 	}
 }

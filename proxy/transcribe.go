@@ -28,7 +28,10 @@ import (
 // srt and vtt answers, which carry none, the local count), never above the
 // hold. An upstream error releases the hold. The answer is relayed as the
 // upstream sent it, after it has been read whole (within
-// maxTranscriptionAnswer). Not served: stream=true (400).
+// maxTranscriptionAnswer) — but for a stream (stream=true: the GPT-4o
+// transcribe models answer SSE), relayed as it arrives, event by event, and
+// billed by its transcript.text.done event's usage, or by the text relayed
+// when the stream ends before it.
 
 // maxTranscriptionAnswer bounds an upstream answer (a verbose_json of hours of
 // audio with word timestamps is a few MB).
@@ -58,6 +61,10 @@ func (p *Proxy) serveTranscription(w http.ResponseWriter, r *http.Request, ep me
 	var answer []byte
 	if err == nil {
 		x.responseAt, x.upstreamStatus = p.opts.Now(), up.StatusCode
+		if up.StatusCode >= 200 && up.StatusCode <= 299 && isEventStream(up.Header.Get("Content-Type")) && !metering.PerMinute(x.price) {
+			p.relayTranscriptionStream(ctx, x, t, tok, up)
+			return
+		}
 		answer, err = io.ReadAll(io.LimitReader(up.Body, maxTranscriptionAnswer+1))
 		up.Body.Close()
 		if err == nil && len(answer) > maxTranscriptionAnswer {
@@ -101,6 +108,52 @@ func (p *Proxy) serveTranscription(w http.ResponseWriter, r *http.Request, ep me
 	p.transcriptionDone(x, res, st, up.StatusCode)
 }
 
+// relayTranscriptionStream relays a streamed transcription as it arrives,
+// metering it on the way, then settles it.
+func (p *Proxy) relayTranscriptionStream(ctx context.Context, x *exchange, t *metering.Transcription, tok metering.Tokenizer, up *http.Response) {
+	defer up.Body.Close()
+	h := x.w.Header()
+	h.Set("Content-Type", up.Header.Get("Content-Type"))
+	h.Set("Cache-Control", "no-cache")
+	if id := up.Header.Get("X-Request-Id"); id != "" {
+		h.Set("X-Request-Id", id)
+	}
+	x.w.WriteHeader(up.StatusCode)
+	rc := http.NewResponseController(x.w)
+	_ = rc.Flush()
+	meter := metering.NewTranscriptionStream(tok)
+	buf := copyBuffers.Get().(*[]byte)
+	defer copyBuffers.Put(buf)
+	for {
+		n, err := up.Body.Read(*buf)
+		if n > 0 {
+			_, _ = meter.Write((*buf)[:n])
+			if _, werr := x.w.Write((*buf)[:n]); werr != nil {
+				x.upstreamErr = werr // the app went away: billed for what was relayed
+				break
+			}
+			_ = rc.Flush()
+		}
+		if err != nil {
+			if err != io.EOF {
+				x.upstreamErr = err
+			}
+			break
+		}
+	}
+	x.limit = t.Limit(x.price, x.input, x.held)
+	var res metering.Result
+	x.bill, res = t.BillStream(x.limit, meter)
+	note := ""
+	if !meter.Done() {
+		note = "the stream ended before transcript.text.done: billed for the text relayed"
+	} else if res.Source == billing.TokenSourceLocal {
+		note = "no usage in transcript.text.done: the text counted locally"
+	}
+	st := p.settleTranscription(ctx, x, res, note)
+	p.transcriptionDone(x, res, st, up.StatusCode)
+}
+
 // admitTranscription authenticates, reads and parses the upload, prices it,
 // counts it against the rate limits and holds its worst case.
 func (p *Proxy) admitTranscription(x *exchange) (*metering.Transcription, metering.Tokenizer, *apiError) {
@@ -119,7 +172,7 @@ func (p *Proxy) admitTranscription(x *exchange) (*metering.Transcription, meteri
 		return nil, nil, &apiError{status: http.StatusBadRequest, typ: typeInvalidRequest, message: err.Error()}
 	}
 	// The log line and the report read the model off x.req; nothing else does here.
-	x.req = &metering.Request{Endpoint: x.endpoint, Model: t.Model}
+	x.req = &metering.Request{Endpoint: x.endpoint, Model: t.Model, Stream: t.Stream}
 	if aerr := p.priceModel(x); aerr != nil {
 		return nil, nil, aerr
 	}

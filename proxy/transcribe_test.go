@@ -149,7 +149,7 @@ func TestTranscriptionsRefusedAndReleased(t *testing.T) {
 		{name: "unreadable audio", path: "/v1/audio/transcriptions", key: key, file: "notes.txt", audio: []byte("not audio"), fields: []string{"model", "whisper-1"}, status: 400, param: "file"},
 		{name: "no key", path: "/v1/audio/transcriptions", file: "a.wav", audio: wav, fields: []string{"model", "whisper-1"}, status: 401, code: "invalid_api_key"},
 		{name: "unpriced model", path: "/v1/audio/transcriptions", key: key, file: "a.wav", audio: wav, fields: []string{"model", "whisper-9"}, status: 400, param: "model", code: "model_not_found"},
-		{name: "stream", path: "/v1/audio/transcriptions", key: key, file: "a.wav", audio: wav, fields: []string{"model", "gpt-4o-transcribe", "stream", "true"}, status: 400, param: "stream"},
+		{name: "stream not a boolean", path: "/v1/audio/transcriptions", key: key, file: "a.wav", audio: wav, fields: []string{"model", "gpt-4o-transcribe", "stream", "1"}, status: 400, param: "stream"},
 		{name: "no balance", path: "/v1/audio/transcriptions", key: poor, file: "a.wav", audio: wav, fields: []string{"model", "whisper-1"}, status: 429, code: "insufficient_quota"},
 		{name: "upstream refuses: released", path: "/v1/audio/translations", key: key, file: "a.wav", audio: wav, fields: []string{"model", "gpt-4o-transcribe"}, status: 400, param: "model", forwarded: true},
 	}
@@ -289,5 +289,24 @@ func TestTranscriptionHugeUploadRefusedAtTheCap(t *testing.T) {
 	}
 	if h.upstreamHits("/v1/audio/transcriptions") != 0 {
 		t.Error("an upload over the cap was forwarded")
+	}
+}
+
+// TestTranscriptionStreamCut: a streamed transcription the upstream breaks off
+// after 3 deltas is billed for what was relayed: the duration's audio at the
+// nominal rate, the 16 text tokens of the bound, and the 3 words.
+func TestTranscriptionStreamCut(t *testing.T) {
+	h := transcribeHarness(t)
+	key := h.account("acme", "5.00")
+	h.mock.Behavior = func(*http.Request, []byte) mockupstream.Behavior { return mockupstream.Behavior{DropAfter: 3} }
+	ct, body := audioForm("a.wav", audiotest.WAV(8000, 1, 8000*4), "model", "gpt-4o-transcribe", "stream", "true") // 4 s
+	status, answer := h.do(http.MethodPost, "/v1/audio/transcriptions", key, bytes.NewReader(body), "Content-Type", ct)
+	if status != http.StatusOK || strings.Count(string(answer), "transcript.text.delta") != 3 || strings.Contains(string(answer), "transcript.text.done") {
+		t.Fatalf("status %d: %s; want the 3 deltas relayed", status, answer)
+	}
+	ev := h.lastEvent("acme")
+	want := tokenCost(int64(16), "2.50", int64(40), "6.00", int64(3), "10.00")
+	if ev.Type != billing.EventUsage || ev.Amount != want || ev.TokenSource != billing.TokenSourceLocal || ev.CompletionTokens != 3 {
+		t.Fatalf("billed %+v; want %s for what was relayed", ev, want)
 	}
 }

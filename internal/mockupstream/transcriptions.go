@@ -24,7 +24,9 @@ import (
 // verbose_json (task, language, duration, text, segments, usage), text, srt
 // and vtt; the gpt-4o transcribe models answer json with token usage
 // (input_tokens = the prompt's tokens + TranscriptAudioTokensPerSecond audio
-// tokens per second, output_tokens = the transcript's) or text without usage.
+// tokens per second, output_tokens = the transcript's) or text without usage,
+// and with stream=true stream it (transcript.text.delta events, then
+// transcript.text.done with the usage).
 // Translations, as at OpenAI, take whisper-1 only. Behavior's NoUsage,
 // PromptTokens, CompletionTokens and InflateUsage apply to the token usage.
 const (
@@ -37,7 +39,7 @@ const (
 type transcriptionForm struct {
 	model, format, prompt, language string
 	audio                           []byte
-	haveFile                        bool
+	haveFile, stream                bool
 }
 
 func readTranscriptionForm(r *http.Request, body []byte) (transcriptionForm, *apiError) {
@@ -70,6 +72,8 @@ func readTranscriptionForm(r *http.Request, body []byte) (transcriptionForm, *ap
 			f.prompt = string(data)
 		case "language":
 			f.language = string(data)
+		case "stream":
+			f.stream = string(data) == "true"
 		}
 	}
 }
@@ -110,12 +114,14 @@ func (s *Server) speechToText(x *exchange, task string) error {
 	}
 	seconds := int64(math.Ceil(d.Seconds()))
 	n := int(min(max(seconds*TranscriptWordsPerSecond, 1), maxTranscriptWords))
-	transcript := newText(fnv(fnvOffset, string(f.audio[:min(len(f.audio), 4096)])), 0, n).String()
+	words := newText(fnv(fnvOffset, string(f.audio[:min(len(f.audio), 4096)])), 0, n)
+	transcript := words.String()
 
-	if x.b.DropAfter > 0 {
+	streamed := f.stream && !whisper && f.format == "json"
+	if !streamed && x.b.DropAfter > 0 { // a plain answer has no events: the faults strike before it
 		return x.drop()
 	}
-	if x.b.StallAfter > 0 {
+	if !streamed && x.b.StallAfter > 0 {
 		return x.stall()
 	}
 	switch f.format {
@@ -164,7 +170,29 @@ func (s *Server) speechToText(x *exchange, task string) error {
 			"input_token_details": map[string]int64{"text_tokens": promptTokens, "audio_tokens": audio},
 			"output_tokens":       output, "total_tokens": promptTokens + audio + output}
 	}
+	if streamed {
+		return x.streamTranscript(words, resp)
+	}
 	return x.answer(resp)
+}
+
+// streamTranscript streams a transcript as OpenAI does for stream=true: a
+// transcript.text.delta event per word, then transcript.text.done with the
+// text and the usage of done (no [DONE]).
+func (x *exchange) streamTranscript(t text, done map[string]any) error {
+	if err := x.startStream(); err != nil {
+		return err
+	}
+	for i := range t.n {
+		if err := x.event("", map[string]any{"type": "transcript.text.delta", "delta": t.delta(i)}); err != nil {
+			return err
+		}
+	}
+	done["type"] = "transcript.text.done"
+	if err := x.event("", done); err != nil {
+		return err
+	}
+	return x.endStream()
 }
 
 // writeText answers 200 with a text body.

@@ -94,6 +94,13 @@ func TestTranscriptions(t *testing.T) {
 				t.Errorf("answer %s", body)
 			}
 		}},
+		{"gpt-4o-transcribe stream", "/v1/audio/transcriptions", []string{"model", "gpt-4o-transcribe", "stream", "true"}, "text/event-stream; charset=utf-8", func(t *testing.T, body []byte) {
+			events := strings.Split(strings.TrimSpace(string(body)), "\n\n")
+			if len(events) != 7 || strings.Count(string(body), `"type":"transcript.text.delta"`) != 6 ||
+				!strings.Contains(events[6], `"type":"transcript.text.done"`) || !strings.Contains(events[6], `"audio_tokens":30`) {
+				t.Errorf("stream %q", body)
+			}
+		}},
 		{"gpt-4o-mini-transcribe text", "/v1/audio/transcriptions", []string{"model", "gpt-4o-mini-transcribe", "response_format", "text"}, "text/plain; charset=utf-8", func(t *testing.T, body []byte) {
 			if len(strings.Fields(string(body))) != 6 {
 				t.Errorf("answer %q", body)
