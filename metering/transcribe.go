@@ -251,7 +251,9 @@ type TranscriptionStream struct {
 }
 
 // NewTranscriptionStream starts a meter counting text with tok.
-func NewTranscriptionStream(tok Tokenizer) *TranscriptionStream { return &TranscriptionStream{tok: tok} }
+func NewTranscriptionStream(tok Tokenizer) *TranscriptionStream {
+	return &TranscriptionStream{tok: tok}
+}
 
 // Write feeds the next bytes of the stream; it never fails.
 func (s *TranscriptionStream) Write(p []byte) (int, error) {
