@@ -181,11 +181,13 @@ func (t *Transcription) Limit(p Price, input Tokens, hold money.Micros) Limit {
 
 // transcriptionAnswer is what a transcription's JSON answer says that bills it.
 type transcriptionAnswer struct {
-	Text  string `json:"text"`
-	Usage *struct {
-		Type         string `json:"type"`
-		InputTokens  int64  `json:"input_tokens"`
-		OutputTokens int64  `json:"output_tokens"`
+	Text     string   `json:"text"`
+	Duration *float64 `json:"duration"` // verbose_json
+	Usage    *struct {
+		Type         string   `json:"type"`
+		Seconds      *float64 `json:"seconds"` // type duration (whisper-1)
+		InputTokens  int64    `json:"input_tokens"`
+		OutputTokens int64    `json:"output_tokens"`
 		Details      *struct {
 			AudioTokens int64 `json:"audio_tokens"`
 		} `json:"input_token_details"`
@@ -207,6 +209,26 @@ func (t *Transcription) Bill(l Limit, contentType string, body []byte, tok Token
 		}
 	}
 	return t.billTokens(l, usage, int64(tok.Count(text)))
+}
+
+// UpstreamAudioSeconds is the audio duration a JSON answer reports (usage
+// {"type":"duration","seconds"}, or verbose_json's duration), for a cross-check
+// with the file's header; ok is false when it reports none.
+func UpstreamAudioSeconds(contentType string, body []byte) (seconds float64, ok bool) {
+	if mt, _, _ := mime.ParseMediaType(contentType); mt != "application/json" {
+		return 0, false
+	}
+	var a transcriptionAnswer
+	if json.Unmarshal(body, &a) != nil {
+		return 0, false
+	}
+	switch {
+	case a.Usage != nil && a.Usage.Type == "duration" && a.Usage.Seconds != nil:
+		return *a.Usage.Seconds, true
+	case a.Duration != nil:
+		return *a.Duration, true
+	}
+	return 0, false
 }
 
 // tokens is the answer's token usage, nil when it reports none.

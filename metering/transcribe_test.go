@@ -203,3 +203,20 @@ func TestTranscriptionStream(t *testing.T) {
 		})
 	}
 }
+
+func TestUpstreamAudioSeconds(t *testing.T) {
+	for _, tt := range []struct {
+		ct, body string
+		want     float64
+		ok       bool
+	}{
+		{"application/json", `{"text":"x","usage":{"type":"duration","seconds":62}}`, 62, true},
+		{"application/json; charset=utf-8", `{"task":"transcribe","duration":8.47,"text":"x"}`, 8.47, true},
+		{"application/json", `{"text":"x","usage":{"type":"tokens","input_tokens":3}}`, 0, false},
+		{"text/plain", `62`, 0, false},
+	} {
+		if got, ok := UpstreamAudioSeconds(tt.ct, []byte(tt.body)); got != tt.want || ok != tt.ok {
+			t.Errorf("UpstreamAudioSeconds(%s) = %v, %v; want %v, %v", tt.body, got, ok, tt.want, tt.ok)
+		}
+	}
+}

@@ -96,6 +96,13 @@ func (p *Proxy) serveTranscription(w http.ResponseWriter, r *http.Request, ep me
 		cost := metering.AudioCost(x.price.AudioMinute, t.Seconds())
 		x.bill = metering.Bill{Cost: min(cost, x.held)}
 		note = fmt.Sprintf("%d s of audio (%s header) at %s USD/min", t.Seconds(), t.Format, x.price.AudioMinute)
+		if heard, ok := metering.UpstreamAudioSeconds(up.Header.Get("Content-Type"), answer); ok && heard > float64(t.Seconds())+1 {
+			// The upstream heard more audio than the header says: a header that
+			// lies (or a parser bug) under-bills. Billed by the header all the same.
+			p.log.Warn("audio duration drift: the upstream reports more audio than the file's header",
+				zap.String("request_id", x.id), zap.String("account", x.key.Account), zap.Int64("file_seconds", t.Seconds()),
+				zap.Float64("upstream_seconds", heard), zap.String("format", string(t.Format)))
+		}
 	} else {
 		x.limit = t.Limit(x.price, x.input, x.held)
 		x.bill, res = t.Bill(x.limit, up.Header.Get("Content-Type"), answer, tok)
