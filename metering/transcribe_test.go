@@ -220,3 +220,23 @@ func TestUpstreamAudioSeconds(t *testing.T) {
 		}
 	}
 }
+
+// FuzzParseTranscription: a transcription upload never panics the parser, is
+// refused only with a *RequestError, and a duration read is never negative.
+func FuzzParseTranscription(f *testing.F) {
+	f.Add(form(file("file", "a.wav", "audio/wav", string(audiotest.WAV(8000, 1, 800))), field("model", "whisper-1")))
+	f.Add(form(field("model", "gpt-4o-transcribe"), field("stream", "true"), file("file", "a.mp3", "audio/mpeg", string(audiotest.MP3CBR(3)))))
+	f.Add(form(field("model", "whisper-1"), file("file", "a", "", "RIFF\x00\x00\x00\x00WAVE")))
+	f.Fuzz(func(t *testing.T, body []byte) {
+		tr, err := ParseTranscription(Transcriptions, testContentType, body)
+		if err != nil {
+			if _, ok := err.(*RequestError); !ok {
+				t.Fatalf("error %T is not a *RequestError", err)
+			}
+			return
+		}
+		if tr.Duration < 0 || tr.Seconds() < 1 || tr.Model == "" || tr.FileBytes <= 0 {
+			t.Fatalf("accepted %+v", tr)
+		}
+	})
+}
