@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -308,5 +309,27 @@ func TestTranscriptionStreamCut(t *testing.T) {
 	want := tokenCost(int64(16), "2.50", int64(40), "6.00", int64(3), "10.00")
 	if ev.Type != billing.EventUsage || ev.Amount != want || ev.TokenSource != billing.TokenSourceLocal || ev.CompletionTokens != 3 {
 		t.Fatalf("billed %+v; want %s for what was relayed", ev, want)
+	}
+}
+
+// TestTranscriptionUpstreamUnreachable: no upstream answers 502 in OpenAI's
+// shape and releases the hold.
+func TestTranscriptionUpstreamUnreachable(t *testing.T) {
+	dead := httptest.NewServer(http.NotFoundHandler())
+	deadURL, _ := url.Parse(dead.URL + "/v1")
+	dead.Close()
+	h := transcribeHarness(t, func(o *Options) { o.Upstream = deadURL })
+	key := h.account("acme", "5.00")
+	before := h.get("acme")
+	ct, body := audioForm("a.wav", audiotest.WAV(8000, 1, 8000), "model", "whisper-1")
+	status, answer := h.do(http.MethodPost, "/v1/audio/transcriptions", key, bytes.NewReader(body), "Content-Type", ct)
+	if status != http.StatusBadGateway || !strings.Contains(string(answer), "upstream_unreachable") {
+		t.Fatalf("status %d: %s; want 502", status, answer)
+	}
+	if after := h.get("acme"); after.Available() != before.Available() || after.Reserved != 0 {
+		t.Fatalf("balance %s → %s, reserved %s: the hold was not released", before.Available(), after.Available(), after.Reserved)
+	}
+	if ev := h.lastEvent("acme"); ev.Type != billing.EventRelease || ev.Endpoint != "/v1/audio/transcriptions" {
+		t.Fatalf("last event %+v; want the release", ev)
 	}
 }
