@@ -463,6 +463,10 @@ type ModelPrice struct {
 	AudioInput *money.Micros `yaml:"audio_input"`
 	// AudioOutput prices audio output tokens. Default: Output.
 	AudioOutput *money.Micros `yaml:"audio_output"`
+	// AudioMinute prices a minute of audio sent to /v1/audio/transcriptions or
+	// translations (whisper-1), billed per second; such a model may leave Input
+	// unset. Default: none (billed by tokens).
+	AudioMinute *money.Micros `yaml:"audio_minute"`
 	// MaxOutputTokens is the model's largest output, assumed by the estimate when a
 	// request sets no cap. 0 or absent: metering.DefaultMaxOutputTokens.
 	MaxOutputTokens int64 `yaml:"max_output_tokens"`

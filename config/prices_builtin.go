@@ -80,6 +80,11 @@ func builtinModels() map[string]ModelPrice {
 		"text-embedding-3-small": embedding("0.02"),
 		"text-embedding-3-large": embedding("0.13"),
 		"text-embedding-ada-002": embedding("0.10"),
+		// Speech to text: whisper-1 per minute of audio (billed per second), the
+		// GPT-4o transcribe models by tokens (text in, audio in, text out)
+		"whisper-1":              {AudioMinute: usd("0.006"), Encoding: o200k},
+		"gpt-4o-transcribe":      {Input: usd("2.50"), AudioInput: usd("6.00"), Output: usd("10.00"), MaxOutputTokens: 2000, Encoding: o200k},
+		"gpt-4o-mini-transcribe": {Input: usd("1.25"), AudioInput: usd("3.00"), Output: usd("5.00"), MaxOutputTokens: 2000, Encoding: o200k},
 	}
 }
 

@@ -137,6 +137,7 @@ func (mp ModelPrice) Price() metering.Price {
 		AudioOutput:     orDefault(mp.AudioOutput, out),
 		MaxOutputTokens: mp.MaxOutputTokens,
 		Encoding:        mp.Encoding,
+		AudioMinute:     orZero(mp.AudioMinute),
 	}
 }
 

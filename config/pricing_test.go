@@ -224,6 +224,12 @@ pricing:
 // input only. The table carries its check date and source.
 func TestBuiltinTable(t *testing.T) {
 	for name, mp := range builtinModels() {
+		if mp.AudioMinute != nil { // whisper-1: per minute of audio, no tokens
+			if *mp.AudioMinute <= 0 || mp.Input != nil || mp.Output != nil {
+				t.Errorf("%s: audio minute %v, input %v, output %v", name, *mp.AudioMinute, mp.Input, mp.Output)
+			}
+			continue
+		}
 		if mp.Input == nil || *mp.Input <= 0 || mp.Encoding == "" {
 			t.Errorf("%s: input %v encoding %q", name, mp.Input, mp.Encoding)
 		}

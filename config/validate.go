@@ -643,7 +643,7 @@ var encodings = map[string]bool{"o200k_base": true, "cl100k_base": true}
 // checkModelPrice checks one model's price and reports whether it is sound.
 func checkModelPrice(ps *Problems, key string, mp ModelPrice) bool {
 	ok := true
-	if mp.Input == nil {
+	if mp.Input == nil && mp.AudioMinute == nil {
 		ps.add(key+".input", "required: the price of 1M input tokens in USD, e.g. \"0.15\"")
 		ok = false
 	}
@@ -653,6 +653,7 @@ func checkModelPrice(ps *Problems, key string, mp ModelPrice) bool {
 	}{
 		{"input", mp.Input}, {"cached_input", mp.CachedInput}, {"output", mp.Output},
 		{"reasoning", mp.Reasoning}, {"audio_input", mp.AudioInput}, {"audio_output", mp.AudioOutput},
+		{"audio_minute", mp.AudioMinute},
 	} {
 		if class.m != nil && (*class.m < 0 || *class.m > money.MaxAmount) {
 			ps.add(key+"."+class.name, "price %s is out of range", *class.m)
@@ -780,7 +781,7 @@ func (c *Config) Warnings() []string {
 	const noMaxOutput = "not set, so a request without an output cap is assumed to produce at most %d tokens; if the model can write more, such a request can overdraw past billing.grace: set the model's real limit"
 	for _, name := range sortedKeys(c.Prices.Models) {
 		mp := c.Prices.Models[name]
-		if mp.Output == nil && !strings.Contains(name, "embedding") {
+		if mp.Output == nil && mp.AudioMinute == nil && !strings.Contains(name, "embedding") {
 			warn("pricing.models."+name+".output", "not set, so this model's output tokens are free (right for embeddings models only)")
 		}
 		if mp.Output != nil && mp.MaxOutputTokens == 0 {

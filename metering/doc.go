@@ -17,5 +17,8 @@
 // (cut.go), and Limit.Bill charges at most what the request could cost, reporting
 // what the upstream claimed beyond it as excess; a plain body that broke off is
 // metered from what was relayed (PartialBody). Price and Pricing price Tokens per
-// class in integer micro-USD, rounding up once per request.
+// class in integer micro-USD, rounding up once per request. Transcriptions and
+// translations (transcribe.go) are multipart uploads (Multipart), priced per
+// second of the audio's own duration (audiodur) for a per-minute price, else by
+// the tokens their answer reports.
 package metering

@@ -63,7 +63,7 @@ func FuzzParseRequest(f *testing.F) {
 
 // FuzzMultipart: the multipart reader never panics, refuses only with a
 // *RequestError, reads the same form whatever the pieces the body arrives in,
-// keeps within its limits, and agrees with mime/multipart on what both accept.
+// keeps within its limits, locates each file in the body, and agrees with mime/multipart on what both accept.
 func FuzzMultipart(f *testing.F) {
 	f.Add(form(field("model", "dall-e-2"), file("image", "a.png", "image/png", "\x89PNG\r\n\x1a\n"), field("n", "2")), 3)
 	f.Add(form(field("timestamp_granularities[]", "word"), field("timestamp_granularities[]", "segment")), 1)
@@ -99,6 +99,12 @@ func FuzzMultipart(f *testing.F) {
 			fb := split.Files()[i]
 			if fa.Name != fb.Name || fa.Size != fb.Size || !bytes.Equal(fa.Head, fb.Head) || len(fa.Head) > lim.HeadBytes || !fa.Complete {
 				t.Fatalf("file %d: %+v / %+v", i, fa, fb)
+			}
+			// Offset locates the whole file in the body (what a transcription's
+			// duration is read from), whatever the pieces.
+			if fa.Offset != fb.Offset || fa.Offset < 0 || fa.Offset+fa.Size > int64(len(body)) ||
+				(fa.Size > 0 && !bytes.HasPrefix(body[fa.Offset:fa.Offset+fa.Size], fa.Head)) {
+				t.Fatalf("file %d: offset %d / %d, size %d of a %d-byte body", i, fa.Offset, fb.Offset, fa.Size, len(body))
 			}
 		}
 		checkAgainstStdlib(t, body, 0)

@@ -77,6 +77,9 @@ type FilePart struct {
 	Head []byte
 	// Size is the file's size in bytes so far; final once Complete.
 	Size int64
+	// Offset is where the file's content begins in the body (0 while it has
+	// none): with the body at hand, body[Offset:Offset+Size] is the whole file.
+	Offset int64
 	// Complete says the part's closing delimiter was seen.
 	Complete bool
 }
@@ -282,6 +285,9 @@ func (m *Multipart) take(b []byte) error {
 	}
 	if m.isFile {
 		f := &m.files[len(m.files)-1]
+		if f.Size == 0 { // b begins buf, whose first byte is body byte read-len(buf)
+			f.Offset = m.read - int64(len(m.buf))
+		}
 		f.Size += int64(len(b))
 		if room := m.lim.HeadBytes - len(f.Head); room > 0 {
 			f.Head = append(f.Head, b[:min(room, len(b))]...)

@@ -48,6 +48,10 @@ type Price struct {
 	// Encoding is the tiktoken encoding used to count this model's text locally;
 	// "" means the one EncodingForModel picks.
 	Encoding string
+	// AudioMinute prices one minute of audio transcribed or translated
+	// (whisper-1), billed per second (AudioCost); 0: such requests are billed
+	// by their tokens.
+	AudioMinute money.Micros
 }
 
 // DefaultMaxOutputTokens is assumed for a model whose price sets no MaxOutputTokens.

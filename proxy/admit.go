@@ -115,6 +115,9 @@ func (p *Proxy) priceModel(x *exchange) *apiError {
 	if !ok {
 		return errUnpriced(x.req.Model)
 	}
+	if metering.PerMinute(price) && price.Input == 0 && price.Output == 0 && !transcriptionEndpoint(x.endpoint) {
+		return errAudioOnly(x.req.Model) // its token classes are free: not a price for tokens
+	}
 	x.model, x.price = name, price
 	return nil
 }

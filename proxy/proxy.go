@@ -223,6 +223,10 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		p.serveMetered(w, r, ep)
 		return
 	}
+	if ep, ok := metering.TranscriptionEndpointForPath(path); ok && r.Method == http.MethodPost {
+		p.serveTranscription(w, r, ep) // multipart uploads (transcribe.go)
+		return
+	}
 	// Every other request gets its log line too: unmetered, no tokens, no cost.
 	uw := &unmeteredWriter{Writer: httpstatus.New(w)}
 	start := p.opts.Now()

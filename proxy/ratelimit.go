@@ -30,8 +30,16 @@ func (p *Proxy) rateLimit(x *exchange) *apiError {
 	if p.opts.RateLimiter == nil {
 		return nil
 	}
+	return p.rateLimitTokens(x, x.req.RateTokens(x.price, x.input))
+}
+
+// rateLimitTokens counts x against the rate limits as tokens tokens.
+func (p *Proxy) rateLimitTokens(x *exchange, tokens int64) *apiError {
+	if p.opts.RateLimiter == nil {
+		return nil
+	}
 	q := billing.RateLimitRequest{Account: x.key.Account, KeyID: x.key.ID, KeyRPM: x.key.RPM, KeyTPM: x.key.TPM,
-		Tokens: x.req.RateTokens(x.price, x.input), Tiers: x.settings.Policy.Tiers}
+		Tokens: tokens, Tiers: x.settings.Policy.Tiers}
 	if !q.HasLimits() {
 		return nil
 	}

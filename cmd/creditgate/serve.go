@@ -149,6 +149,9 @@ func printPriceTable(w io.Writer, rows []config.PricedModel) error {
 		if r.AliasOf != "" {
 			source += ", alias of " + r.AliasOf
 		}
+		if p.AudioMinute > 0 { // whisper-1: priced per minute of audio, not per token
+			source += ", audio " + unitPrice(p.AudioMinute) + "/min"
+		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Name, unitPrice(p.Input), unitPrice(p.CachedInput), unitPrice(p.Output), maxOut, enc, source)
 	}
 	return tw.Flush()
