@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -23,7 +24,7 @@ pricing:
 	p := cfg.Pricing()
 	for name, want := range DefaultPricingModels() {
 		got, price, ok := p.Resolve(name)
-		if !ok || got != name || price != want {
+		if !ok || got != name || !reflect.DeepEqual(price, want) {
 			t.Errorf("Resolve(%q) = %q %+v %v, want the built-in %+v", name, got, price, ok, want)
 		}
 	}
@@ -224,6 +225,13 @@ pricing:
 // input only. The table carries its check date and source.
 func TestBuiltinTable(t *testing.T) {
 	for name, mp := range builtinModels() {
+		if mediaModel(name, mp) {
+			// Per image, per character, or tokens with a request-bound output.
+			if mp.Images == nil && mp.Characters == nil && mp.Input == nil {
+				t.Errorf("%s: a media model with no price", name)
+			}
+			continue
+		}
 		if mp.Input == nil || *mp.Input <= 0 || mp.Encoding == "" {
 			t.Errorf("%s: input %v encoding %q", name, mp.Input, mp.Encoding)
 		}

@@ -129,6 +129,11 @@ func (p *Proxy) modifyResponse(res *http.Response) error {
 	p.progressInFlight(x, true)
 	x.rec.onWrite = func() { p.progressInFlight(x, false) }
 	x.upstream.rc = p.storedObjectBody(x, res.Body) // record what the upstream stores (stored.go)
+	if x.req.RawBody() {                            // speech audio: relayed as it comes, unread, billed by the request
+		x.upstream.checked = true
+		res.Body = &x.upstream
+		return nil
+	}
 	if isEventStream(res.Header.Get("Content-Type")) {
 		x.upstream.stream = true
 		res.Body = metering.NewStreamFilter(&x.upstream, x.meter)
