@@ -431,3 +431,42 @@ func TestSpeechIsRelayedWithoutBuffering(t *testing.T) {
 		t.Fatalf("cost %s, want %s", ev.Cost, want)
 	}
 }
+
+// TestImageWorstCaseIsHeld: the hold is the worst case for n, size and quality,
+// so a request whose worst case passes available + grace is refused with the
+// 429 and never forwarded (a media request is never clamped), while one that
+// fits goes.
+func TestImageWorstCaseIsHeld(t *testing.T) {
+	h := newMediaHarness(t, nil)
+	key := h.account("acme", "5.00")
+	// Leave $0.10 available: with the $0.50 grace, $0.60 may be held.
+	if _, err := h.store.Adjust(h.ctx, testPolicy, "acme", billing.AdjustRequest{Amount: -usd("4.90"), Reason: "test spend"}); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name, body string
+		status     int
+	}{
+		// 10 × 6240 high-quality output tokens at $40/1M = $2.496
+		{"gpt-image-1 auto, n=10", `{"model":"gpt-image-1","prompt":"a","n":10}`, http.StatusTooManyRequests},
+		// 10 × $0.080 = $0.80
+		{"dall-e-3 auto quality, n=10", `{"model":"dall-e-3","prompt":"a","n":10,"quality":"auto"}`, http.StatusTooManyRequests},
+		// 10 × $0.040 = $0.40
+		{"dall-e-3 standard, n=10", `{"model":"dall-e-3","prompt":"a","n":10,"quality":"standard","size":"1024x1024"}`, http.StatusOK},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			before := h.upstreamHits("/v1/images/generations")
+			res := h.post("/v1/images/generations", key, tc.body)
+			body := readAll(t, res)
+			if res.StatusCode != tc.status {
+				t.Fatalf("%d %s, want %d", res.StatusCode, body, tc.status)
+			}
+			if forwarded := h.upstreamHits("/v1/images/generations") > before; forwarded != (tc.status == http.StatusOK) {
+				t.Fatalf("forwarded: %v", forwarded)
+			}
+			if tc.status == http.StatusTooManyRequests && !strings.Contains(string(body), "insufficient_quota") {
+				t.Fatalf("429 body %s", body)
+			}
+		})
+	}
+}
