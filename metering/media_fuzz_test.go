@@ -87,3 +87,25 @@ func FuzzSpeechRequest(f *testing.F) {
 		}
 	})
 }
+
+// FuzzImageForm: an image edit's form, parsed whole, never panics, refuses only
+// with a *RequestError, and keeps the bill within the estimate; the form is
+// forwarded unchanged.
+func FuzzImageForm(f *testing.F) {
+	f.Add(form(file("image", "a.png", "image/png", "\x89PNG\r\n\x1a\n"), field("prompt", "a b"), field("model", "gpt-image-1"), field("n", "3"), field("quality", "high")))
+	f.Add(form(field("model", "dall-e-2"), file("image[]", "a.png", "image/png", "x"), file("image[]", "b.png", "image/png", "y"), field("prompt", "p"), field("size", "256x256")))
+	f.Add(form(file("image", "a.png", "", "x"), field("n", "11")))
+	f.Fuzz(func(t *testing.T, body []byte) {
+		r, err := ParseMultipartRequest(ImageEdits, "multipart/form-data; boundary="+testBoundary, body)
+		if err != nil {
+			if _, ok := err.(*RequestError); !ok {
+				t.Fatalf("error %T is not a *RequestError", err)
+			}
+			return
+		}
+		if r.media.n < 1 || r.media.n > maxImages || r.media.inputImages < 1 {
+			t.Fatalf("n = %d, %d images", r.media.n, r.media.inputImages)
+		}
+		checkMediaRequest(t, r, body, []byte(`{"data":[{"b64_json":"AA=="}],"usage":{"input_tokens":99,"output_tokens":5}}`), dallE2, gptImage1)
+	})
+}
