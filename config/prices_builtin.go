@@ -83,9 +83,11 @@ func builtinModels() map[string]ModelPrice {
 		"text-embedding-3-large": embedding("0.13"),
 		"text-embedding-ada-002": embedding("0.10"),
 		// Moderations: free at OpenAI (a usage event of zero cost)
-		"omni-moderation-latest": embedding("0"),
-		"text-moderation-latest": embedding("0"),
-		"text-moderation-stable": embedding("0"),
+		"omni-moderation-latest":     embedding("0"),
+		"omni-moderation-2024-09-26": embedding("0"), // its family name "omni-moderation" is no model
+		"text-moderation-007":        embedding("0"),
+		"text-moderation-latest":     embedding("0"),
+		"text-moderation-stable":     embedding("0"),
 		// Images: per image by quality and size (dall-e), or by tokens (gpt-image-1)
 		"dall-e-2": {Images: &ImagePrice{DefaultSize: "1024x1024", DefaultQuality: "standard",
 			PerImage: map[string]map[string]money.Micros{"standard": {"256x256": *usd("0.016"), "512x512": *usd("0.018"), "1024x1024": *usd("0.020")}}}},
