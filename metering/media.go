@@ -89,7 +89,18 @@ func perUnit(unit money.Micros) money.Micros {
 // unit (see above), which also sets the request's output bound. An error is a
 // *RequestError (a request the model's price cannot bill).
 func (r *Request) PriceFor(p Price) (Price, error) {
-	if r.spec.unitPrice == nil {
+	perImage, perChar := p.Images != nil, p.Characters > 0
+	switch {
+	case r.spec.unitPrice == nil && (perImage || perChar),
+		r.spec.name == Speech && perImage,
+		r.spec.unitPrice != nil && r.spec.name != Speech && perChar:
+		// Its token classes are not its price: billed by them, it would be free.
+		unit := "per image"
+		if perChar {
+			unit = "per character"
+		}
+		return Price{}, badValue("model", "%s is priced %s; creditgate does not serve it on this endpoint.", snippet([]byte(r.Model)), unit)
+	case r.spec.unitPrice == nil:
 		return p, nil
 	}
 	return r.spec.unitPrice(r, p)

@@ -218,3 +218,37 @@ func TestImageFormParsedWhateverTheOrder(t *testing.T) {
 		t.Fatal("batchable endpoints")
 	}
 }
+
+// TestUnitPricedModelsStayOnTheirEndpoints: a model priced per image or per
+// character has free token classes; on another endpoint it would be served free,
+// so it is refused there.
+func TestUnitPricedModelsStayOnTheirEndpoints(t *testing.T) {
+	for _, tc := range []struct {
+		ep    Endpoint
+		body  string
+		price Price
+		ok    bool
+	}{
+		{ChatCompletions, `{"model":"tts-1","messages":[{"role":"user","content":"hi"}]}`, tts1, false},
+		{ChatCompletions, `{"model":"dall-e-3","messages":[{"role":"user","content":"hi"}]}`, dallE3, false},
+		{Embeddings, `{"model":"dall-e-2","input":"x"}`, dallE2, false},
+		{Moderations, `{"model":"tts-1","input":"x"}`, tts1, false},
+		{Speech, `{"model":"dall-e-3","input":"x"}`, dallE3, false},
+		{ImageGenerations, `{"model":"tts-1","prompt":"x"}`, tts1, false},
+		{Speech, `{"model":"tts-1","input":"x"}`, tts1, true},
+		{ImageGenerations, `{"model":"dall-e-3","prompt":"x"}`, dallE3, true},
+		{ChatCompletions, `{"model":"gpt-image-1","messages":[{"role":"user","content":"hi"}]}`, gptImage1, true}, // tokens: priced as tokens
+	} {
+		r, err := ParseRequest(tc.ep, []byte(tc.body))
+		if err != nil {
+			t.Fatalf("%s: %v", tc.body, err)
+		}
+		_, err = r.PriceFor(tc.price)
+		if (err == nil) != tc.ok {
+			t.Errorf("%s %s: %v, want ok %v", tc.ep, tc.body, err, tc.ok)
+		}
+		if re, isRE := err.(*RequestError); err != nil && (!isRE || re.Param != "model") {
+			t.Errorf("%s: error %v does not name the model", tc.body, err)
+		}
+	}
+}
