@@ -237,3 +237,71 @@ func (m *ResponseMeter) readImageUsage(b []byte, u jsonscan.Member) {
 	t.Input, t.Output = in, out
 	m.usage, m.hasUsage = t, true
 }
+
+// ImageCounter counts the images of an images response as it passes, without
+// keeping it: the "b64_json" and "url" members of the objects in the top-level
+// "data" array (depth 3), read with a JSON string and nesting tracker. It bills a
+// per-image model's response too large to be kept whole for metering.
+type ImageCounter struct {
+	depth    int
+	inString bool
+	escape   bool
+	key      []byte // the last string's first bytes, while it may be a key
+	keyLen   int    // its full length
+	pending  bool   // a string just ended at depth 3: a ':' makes it a key
+	images   int64
+}
+
+// Write feeds the next bytes of the body; it never fails.
+func (c *ImageCounter) Write(p []byte) (int, error) {
+	for _, b := range p {
+		if c.inString {
+			switch {
+			case c.escape:
+				c.escape = false
+			case b == '\\':
+				c.escape = true
+			case b == '"':
+				c.inString, c.pending = false, c.depth == 3
+				continue
+			}
+			if c.keyLen < len("b64_json")+1 {
+				c.key = append(c.key, b)
+			}
+			c.keyLen++
+			continue
+		}
+		switch b {
+		case ' ', '\t', '\r', '\n':
+			continue
+		case '"':
+			c.inString, c.key, c.keyLen = true, c.key[:0], 0
+		case ':':
+			if c.pending && (string(c.key) == "b64_json" || string(c.key) == "url") && c.keyLen == len(c.key) {
+				c.images++
+			}
+		case '{', '[':
+			c.depth++
+		case '}', ']':
+			c.depth--
+		}
+		c.pending = false
+	}
+	return len(p), nil
+}
+
+// Images is the count so far.
+func (c *ImageCounter) Images() int64 { return c.images }
+
+// CountsImages reports whether r's response is billed by the images it returns
+// (a per-image model; set once PriceFor has priced it).
+func (r *Request) CountsImages() bool { return r.media.perImage }
+
+// CountedImages bills a per-image model's response by n images counted as it
+// passed (ImageCounter), when the body was too large to be metered whole.
+func (m *ResponseMeter) CountedImages(n int64) {
+	if m.perImage {
+		m.cached = false
+		m.usage, m.hasUsage, m.done = Tokens{Output: n}, true, true
+	}
+}

@@ -252,3 +252,27 @@ func TestUnitPricedModelsStayOnTheirEndpoints(t *testing.T) {
 		}
 	}
 }
+
+// TestImageCounter counts the images of a response fed in any pieces, whatever
+// their strings hold, as imagesBody does for a whole one.
+func TestImageCounter(t *testing.T) {
+	for _, tc := range []struct {
+		body string
+		want int64
+	}{
+		{`{"created":1,"data":[{"url":"u"},{"url":"v","revised_prompt":"say \"url\": no"}]}`, 2},
+		{`{"data":[{"b64_json":"AAAA"},{"b64_json":"BB=="},{"b64_json":"CC"}],"usage":{"url":1}}`, 3},
+		{`{"data":[],"note":{"data":[{"url":"x"}]}}`, 0},
+		{`{"data" : [ { "b64_json" : "A\\"}, {"urls":"x"} ] }`, 1},
+	} {
+		for step := 1; step <= len(tc.body); step += 3 {
+			var c ImageCounter
+			for i := 0; i < len(tc.body); i += step {
+				c.Write([]byte(tc.body[i:min(i+step, len(tc.body))]))
+			}
+			if c.Images() != tc.want {
+				t.Fatalf("%s in pieces of %d: %d images, want %d", tc.body, step, c.Images(), tc.want)
+			}
+		}
+	}
+}

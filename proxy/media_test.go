@@ -470,3 +470,27 @@ func TestImageWorstCaseIsHeld(t *testing.T) {
 		})
 	}
 }
+
+// TestLargeImagesResponseIsBilledByItsImages: a dall-e answer too large to be
+// metered whole (two 5 MB base64 images) is billed by the images counted as it
+// passed, not by the n it asked for.
+func TestLargeImagesResponseIsBilledByItsImages(t *testing.T) {
+	big := strings.Repeat("QUFB", 5<<20/4)
+	body := `{"created":1,"data":[{"b64_json":"` + big + `"},{"b64_json":"` + big + `"}]}`
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		w.Header().Set("Content-Type", "application/json")
+		io.WriteString(w, body)
+	}))
+	t.Cleanup(up.Close)
+	h := newMediaHarness(t, nil, func(o *Options) { o.Upstream, _ = url.Parse(up.URL + "/v1") })
+	key := h.account("acme", "5.00")
+	res := h.post("/v1/images/generations", key, `{"prompt":"a","n":3,"response_format":"b64_json"}`)
+	if got := readAll(t, res); res.StatusCode != http.StatusOK || len(got) != len(body) {
+		t.Fatalf("%d, %d bytes relayed of %d", res.StatusCode, len(got), len(body))
+	}
+	ev := usageEvent(t, h, "acme", "/v1/images/generations")
+	if ev.Cost != 2*usd("0.020") || ev.CompletionTokens != 2 || ev.TokenSource != billing.TokenSourceUpstream {
+		t.Fatalf("event %+v, want 2 images × $0.020", ev)
+	}
+}

@@ -152,6 +152,9 @@ func (p *Proxy) modifyResponse(res *http.Response) error {
 		return nil
 	}
 	x.plainBody = teeBody{rc: &x.upstream}
+	if x.req.CountsImages() {
+		x.plainBody.images = &metering.ImageCounter{} // a body past maxPlainBody is billed by this count
+	}
 	if res.ContentLength > 0 && res.ContentLength <= maxPlainBody {
 		x.plainBody.buf = make([]byte, 0, res.ContentLength) // the copy in one allocation
 	}
