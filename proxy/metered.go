@@ -129,7 +129,8 @@ func (p *Proxy) modifyResponse(res *http.Response) error {
 	p.progressInFlight(x, true)
 	x.rec.onWrite = func() { p.progressInFlight(x, false) }
 	x.upstream.rc = p.storedObjectBody(x, res.Body) // record what the upstream stores (stored.go)
-	if x.req.RawBody() {                            // speech audio: relayed as it comes, unread, billed by the request
+	// Speech audio: relayed as it comes, never read, billed by the request alone.
+	if x.req.RawBody() {
 		x.upstream.checked = true
 		res.Body = &x.upstream
 		return nil
