@@ -473,6 +473,23 @@ type ModelPrice struct {
 	// Encoding is the tiktoken encoding for local counts: "o200k_base" or
 	// "cl100k_base"; absent: chosen from the model name.
 	Encoding string `yaml:"encoding"`
+	// The media endpoints' units (README "Images, speech and moderations"):
+	// ImageInput prices 1M image input tokens (gpt-image-1; default Input);
+	// Images prices an image model per image instead (dall-e); Characters prices
+	// a speech model per 1M input characters instead of per token (tts-1). With
+	// Images or Characters set, Input is not required.
+	ImageInput *money.Micros `yaml:"image_input"`
+	Images     *ImagePrice   `yaml:"images"`
+	Characters *money.Micros `yaml:"characters"`
+}
+
+// ImagePrice prices an image model per image: USD per image by quality, then
+// size ("standard": {"1024x1024": "0.040"}), and the size and quality the model
+// makes when a request names none (absent: the dearest entry).
+type ImagePrice struct {
+	PerImage       map[string]map[string]money.Micros `yaml:"per_image"`
+	DefaultSize    string                             `yaml:"default_size"`
+	DefaultQuality string                             `yaml:"default_quality"`
 }
 
 // Metering tunes token counting.

@@ -1,5 +1,7 @@
 package config
 
+import "github.com/creditgate/creditgate/money"
+
 // The built-in price table: OpenAI's published standard-tier prices in USD per 1M
 // tokens (input, cached input, output), each model's documented maximum output
 // tokens and the tiktoken encoding creditgate counts it with locally.
@@ -85,6 +87,23 @@ func builtinModels() map[string]ModelPrice {
 		"whisper-1":              {AudioMinute: usd("0.006"), Encoding: o200k},
 		"gpt-4o-transcribe":      {Input: usd("2.50"), AudioInput: usd("6.00"), Output: usd("10.00"), MaxOutputTokens: 2000, Encoding: o200k},
 		"gpt-4o-mini-transcribe": {Input: usd("1.25"), AudioInput: usd("3.00"), Output: usd("5.00"), MaxOutputTokens: 2000, Encoding: o200k},
+		// Moderations: free at OpenAI (a usage event of zero cost)
+		"omni-moderation-latest":     embedding("0"),
+		"omni-moderation-2024-09-26": embedding("0"), // its family name "omni-moderation" is no model
+		"text-moderation-007":        embedding("0"),
+		"text-moderation-latest":     embedding("0"),
+		"text-moderation-stable":     embedding("0"),
+		// Images: per image by quality and size (dall-e), or by tokens (gpt-image-1)
+		"dall-e-2": {Images: &ImagePrice{DefaultSize: "1024x1024", DefaultQuality: "standard",
+			PerImage: map[string]map[string]money.Micros{"standard": {"256x256": *usd("0.016"), "512x512": *usd("0.018"), "1024x1024": *usd("0.020")}}}},
+		"dall-e-3": {Images: &ImagePrice{DefaultSize: "1024x1024", DefaultQuality: "standard", PerImage: map[string]map[string]money.Micros{
+			"standard": {"1024x1024": *usd("0.040"), "1024x1792": *usd("0.080"), "1792x1024": *usd("0.080")},
+			"hd":       {"1024x1024": *usd("0.080"), "1024x1792": *usd("0.120"), "1792x1024": *usd("0.120")}}}},
+		"gpt-image-1": {Input: usd("5.00"), CachedInput: usd("1.25"), ImageInput: usd("10.00"), Output: usd("40.00"), Encoding: o200k},
+		// Speech: per 1M input characters (tts-1), or by tokens (gpt-4o-mini-tts)
+		"tts-1":           {Characters: usd("15.00")},
+		"tts-1-hd":        {Characters: usd("30.00")},
+		"gpt-4o-mini-tts": {Input: usd("0.60"), AudioOutput: usd("12.00"), Encoding: o200k},
 	}
 }
 

@@ -2,6 +2,7 @@ package config
 
 import (
 	"sort"
+	"strings"
 
 	"github.com/creditgate/creditgate/billing"
 	"github.com/creditgate/creditgate/metering"
@@ -138,7 +139,41 @@ func (mp ModelPrice) Price() metering.Price {
 		MaxOutputTokens: mp.MaxOutputTokens,
 		Encoding:        mp.Encoding,
 		AudioMinute:     orZero(mp.AudioMinute),
+		ImageInput:      orZero(mp.ImageInput), // 0: metering bills image input at Input
+		Images:          mp.Images.prices(),
+		Characters:      orZero(mp.Characters),
 	}
+}
+
+// mediaModel reports whether a model is priced for the media endpoints (per
+// image, per character, image tokens, or a moderation or speech model), whose
+// output is bounded by the request, not by max_output_tokens.
+func mediaModel(name string, mp ModelPrice) bool {
+	if mp.Images != nil || mp.Characters != nil || mp.ImageInput != nil {
+		return true
+	}
+	for _, family := range []string{"moderation", "tts", "dall-e", "gpt-image"} {
+		if strings.Contains(name, family) {
+			return true
+		}
+	}
+	return false
+}
+
+// prices converts ip to metering's per-image prices (nil for nil).
+func (ip *ImagePrice) prices() *metering.ImagePrices {
+	if ip == nil {
+		return nil
+	}
+	out := &metering.ImagePrices{PerImage: make(map[string]map[string]money.Micros, len(ip.PerImage)),
+		DefaultSize: ip.DefaultSize, DefaultQuality: ip.DefaultQuality}
+	for q, sizes := range ip.PerImage {
+		out.PerImage[q] = make(map[string]money.Micros, len(sizes))
+		for size, price := range sizes {
+			out.PerImage[q][size] = price
+		}
+	}
+	return out
 }
 
 func orZero(m *money.Micros) money.Micros { return orDefault(m, 0) }

@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -23,7 +24,7 @@ pricing:
 	p := cfg.Pricing()
 	for name, want := range DefaultPricingModels() {
 		got, price, ok := p.Resolve(name)
-		if !ok || got != name || price != want {
+		if !ok || got != name || !reflect.DeepEqual(price, want) {
 			t.Errorf("Resolve(%q) = %q %+v %v, want the built-in %+v", name, got, price, ok, want)
 		}
 	}
@@ -227,6 +228,13 @@ func TestBuiltinTable(t *testing.T) {
 		if mp.AudioMinute != nil { // whisper-1: per minute of audio, no tokens
 			if *mp.AudioMinute <= 0 || mp.Input != nil || mp.Output != nil {
 				t.Errorf("%s: audio minute %v, input %v, output %v", name, *mp.AudioMinute, mp.Input, mp.Output)
+			}
+			continue
+		}
+		if mediaModel(name, mp) {
+			// Per image, per character, or tokens with a request-bound output.
+			if mp.Images == nil && mp.Characters == nil && mp.Input == nil {
+				t.Errorf("%s: a media model with no price", name)
 			}
 			continue
 		}

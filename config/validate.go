@@ -643,10 +643,11 @@ var encodings = map[string]bool{"o200k_base": true, "cl100k_base": true}
 // checkModelPrice checks one model's price and reports whether it is sound.
 func checkModelPrice(ps *Problems, key string, mp ModelPrice) bool {
 	ok := true
-	if mp.Input == nil && mp.AudioMinute == nil {
+	if mp.Input == nil && mp.AudioMinute == nil && mp.Images == nil && mp.Characters == nil { // per minute, per image or per character: no tokens
 		ps.add(key+".input", "required: the price of 1M input tokens in USD, e.g. \"0.15\"")
 		ok = false
 	}
+	ok = checkMediaPrice(ps, key, mp) && ok
 	for _, class := range []struct {
 		name string
 		m    *money.Micros
@@ -666,6 +667,44 @@ func checkModelPrice(ps *Problems, key string, mp ModelPrice) bool {
 	}
 	if mp.Encoding != "" && !encodings[mp.Encoding] {
 		ps.add(key+".encoding", "%q is not a supported encoding: want o200k_base or cl100k_base (or leave it out)", mp.Encoding)
+		ok = false
+	}
+	return ok
+}
+
+// maxImagePrice bounds one image's price: $1,000,000.
+const maxImagePrice = money.Micros(1_000_000_000_000)
+
+// checkMediaPrice checks a model's image and speech prices.
+func checkMediaPrice(ps *Problems, key string, mp ModelPrice) bool {
+	ok := true
+	for name, m := range map[string]*money.Micros{"image_input": mp.ImageInput, "characters": mp.Characters} {
+		if m != nil && (*m < 0 || *m > money.MaxAmount) {
+			ps.add(key+"."+name, "price %s is out of range", *m)
+			ok = false
+		}
+	}
+	if mp.Images == nil {
+		return ok
+	}
+	if len(mp.Images.PerImage) == 0 {
+		ps.add(key+".images.per_image", "required: USD per image by quality, then size, e.g. {standard: {1024x1024: \"0.040\"}}")
+		return false
+	}
+	for q, sizes := range mp.Images.PerImage {
+		if len(sizes) == 0 {
+			ps.add(key+".images.per_image."+q, "lists no size")
+			ok = false
+		}
+		for size, price := range sizes {
+			if price < 0 || price > maxImagePrice {
+				ps.add(key+".images.per_image."+q+"."+size, "price %s is out of range (0 to 1000000 USD per image)", price)
+				ok = false
+			}
+		}
+	}
+	if q := mp.Images.DefaultQuality; q != "" && mp.Images.PerImage[q] == nil {
+		ps.add(key+".images.default_quality", "%q is not a quality of images.per_image", q)
 		ok = false
 	}
 	return ok
@@ -781,6 +820,9 @@ func (c *Config) Warnings() []string {
 	const noMaxOutput = "not set, so a request without an output cap is assumed to produce at most %d tokens; if the model can write more, such a request can overdraw past billing.grace: set the model's real limit"
 	for _, name := range sortedKeys(c.Prices.Models) {
 		mp := c.Prices.Models[name]
+		if mediaModel(name, mp) {
+			continue // its output is bounded by the request (README "Images, speech and moderations")
+		}
 		if mp.Output == nil && mp.AudioMinute == nil && !strings.Contains(name, "embedding") {
 			warn("pricing.models."+name+".output", "not set, so this model's output tokens are free (right for embeddings models only)")
 		}

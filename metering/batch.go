@@ -64,7 +64,7 @@ func (e *BatchInputError) Error() string {
 // memory are linear in one line, the file is never held whole.
 func EstimateBatch(r io.Reader, ep Endpoint, pricing *Pricing, lim BatchLimits) (BatchEstimate, error) {
 	spec := specOf(ep)
-	if spec == nil {
+	if spec == nil || !Batchable(ep) { // images and speech are not batched here
 		return BatchEstimate{}, &BatchInputError{Message: fmt.Sprintf("targets %q, which creditgate does not meter", ep)}
 	}
 	var out BatchEstimate

@@ -75,5 +75,7 @@ func (r *Request) InputTokens(tok Tokenizer) Tokens {
 		}
 		n += r.funcs * init
 	}
-	return Tokens{Input: max(n, 0)}
+	// Image inputs of an image edit are priced apart (media.go): they ride in the
+	// AudioInput class, at the model's image input price.
+	return Tokens{Input: max(n, 0) + r.imageInput, AudioInput: r.imageInput}
 }

@@ -31,6 +31,17 @@ type endpointSpec struct {
 	event func(m *ResponseMeter, data []byte) (forward bool)
 	// stop is how a stream cut at its output cap ends (cut.go).
 	stop stopStyle
+	// The media endpoints (media.go): defaultModel is the model of a request that
+	// names none; multipart says the body is multipart/form-data
+	// (ParseMultipartRequest); unitPrice turns the model's price into the one the
+	// request is billed at (per image, per character or per token) and sets its
+	// output bound; raw says a 2xx body is not JSON but bytes relayed as they come
+	// (speech audio), never read by the meter.
+	defaultModel string
+	multipart    bool
+	unitPrice    func(r *Request, p Price) (Price, error)
+	parseForm    func(r *Request, form *Multipart) error
+	raw          bool
 }
 
 // stopStyle is how a stream cut at its output cap ends.
@@ -44,7 +55,8 @@ const (
 )
 
 // endpoints are the metered endpoints.
-var endpoints = [...]*endpointSpec{&chatEndpoint, &completionsEndpoint, &embeddingsEndpoint, &responsesEndpoint}
+var endpoints = [...]*endpointSpec{&chatEndpoint, &completionsEndpoint, &embeddingsEndpoint, &responsesEndpoint,
+	&moderationsEndpoint, &imageGenerationsEndpoint, &imageEditsEndpoint, &imageVariationsEndpoint, &speechEndpoint}
 
 // specOf returns the spec of ep, or nil for an endpoint that is not metered.
 func specOf(ep Endpoint) *endpointSpec {

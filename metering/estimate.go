@@ -34,6 +34,9 @@ func (r *Request) Estimate(p Price, input Tokens) money.Micros {
 // client's, or the model's largest output when it set none) times the choices;
 // 0 for an endpoint without output.
 func (r *Request) mostOutput(p Price) int64 {
+	if r.spec.unitPrice != nil {
+		return r.outputBound // the media endpoints' own bound (media.go)
+	}
 	if !r.spec.hasOutput() {
 		return 0
 	}

@@ -35,6 +35,10 @@ type Limit struct {
 // (InputTokens).
 func (r *Request) Limit(p Price, input Tokens, clampedTo int64, hold money.Micros) Limit {
 	l := Limit{Choices: r.choices(), Price: p, Input: input, Hold: hold, noCut: r.echo}
+	if r.spec.unitPrice != nil { // media: the whole output bound, never cut (no stream)
+		l.PerChoice, l.Choices = r.outputBound, 1
+		return l
+	}
 	if r.spec.hasOutput() {
 		switch {
 		case clampedTo > 0:

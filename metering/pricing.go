@@ -52,6 +52,13 @@ type Price struct {
 	// (whisper-1), billed per second (AudioCost); 0: such requests are billed
 	// by their tokens.
 	AudioMinute money.Micros
+	// The media endpoints' units (media.go): ImageInput prices image input tokens
+	// (gpt-image-1; 0: Input); Images, when set, prices an image model per image
+	// instead of per token (dall-e); Characters, when > 0, prices a speech model
+	// per 1M input characters instead of per token (tts-1).
+	ImageInput money.Micros
+	Images     *ImagePrices
+	Characters money.Micros
 }
 
 // DefaultMaxOutputTokens is assumed for a model whose price sets no MaxOutputTokens.

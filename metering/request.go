@@ -53,6 +53,13 @@ type Request struct {
 	texts []string
 	fixed int64
 	funcs int64
+
+	// The media endpoints (media.go): what prices the request, and the most
+	// output it may bill (images, or audio tokens), set by the endpoint's
+	// unitPrice; imageInput is the estimate of an edit's image input tokens.
+	media       mediaParams
+	outputBound int64
+	imageInput  int64
 }
 
 // RequestError is a client error in a request body (HTTP 400,
@@ -108,6 +115,7 @@ type topFields struct {
 	messages, tools, functions, prompt, input       jsonscan.Member
 	instructions, responseFormat, text, echo        jsonscan.Member
 	previousResponseID                              jsonscan.Member
+	size, quality, voice, streamFormat              jsonscan.Member // images and speech (media.go)
 	seen                                            uint32
 }
 
@@ -150,6 +158,14 @@ func (f *topFields) slot(key string) (*jsonscan.Member, uint32) {
 		return &f.echo, 1 << 16
 	case "previous_response_id":
 		return &f.previousResponseID, 1 << 17
+	case "size":
+		return &f.size, 1 << 18
+	case "quality":
+		return &f.quality, 1 << 19
+	case "voice":
+		return &f.voice, 1 << 20
+	case "stream_format":
+		return &f.streamFormat, 1 << 21
 	}
 	return nil, 0
 }
@@ -164,6 +180,9 @@ func ParseRequest(ep Endpoint, body []byte) (*Request, error) {
 	spec := specOf(ep)
 	if spec == nil {
 		return nil, &RequestError{Message: fmt.Sprintf("metering: unknown endpoint %q", ep)}
+	}
+	if spec.multipart {
+		return nil, &RequestError{Message: "Invalid Content-Type header: this endpoint expects multipart/form-data with a boundary."}
 	}
 	if !utf8.Valid(body) {
 		// JSON is UTF-8 (RFC 8259 §8.1); counting and forwarding other bytes would
@@ -221,6 +240,10 @@ func invalidUTF8At(b []byte) int {
 // endpoint reads.
 func (r *Request) parseCommon(f *topFields) error {
 	b := r.body
+	if (!f.model.Present() || b[f.model.Start] == 'n') && r.spec.defaultModel != "" {
+		r.Model = r.spec.defaultModel // the upstream's own default, which it then serves
+		return nil
+	}
 	if !f.model.Present() || b[f.model.Start] == 'n' {
 		return &RequestError{Message: "you must provide a model parameter", Param: "model"}
 	}

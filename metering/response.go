@@ -59,6 +59,9 @@ type ResponseMeter struct {
 	limStore limiter  // what lim points to (no allocation)
 
 	generalOnly bool // tests: never take fastChunk's path
+
+	outputBound int64 // media endpoints: the request's output bound (media.go)
+	perImage    bool  // images: billed per image, counted in the body
 }
 
 // maxBodyDepth bounds the nesting of a response body: it comes from the upstream,
@@ -74,6 +77,8 @@ func NewResponseMeter(r *Request, tok Tokenizer, input Tokens) *ResponseMeter {
 			m.spec = s
 		}
 		m.includeUsage = r.IncludeUsage
+		m.outputBound = r.outputBound
+		m.perImage = r.media.perImage
 	}
 	return m
 }
@@ -130,6 +135,9 @@ func (m *ResponseMeter) Result() Result {
 	}
 	local := m.input
 	local.Output = m.localOut
+	if m.spec.unitPrice != nil {
+		local.Output = m.outputBound // media: no text to count; the bound is the estimate
+	}
 	res := Result{Tokens: local, Source: SourceLocal, Local: local, Done: m.done, Status: m.status}
 	if m.lim != nil {
 		res.Cut, res.Unrelayed = m.lim.cuts > 0, m.lim.unrelayed

@@ -81,7 +81,13 @@ func (p *Proxy) readBody(x *exchange) *apiError {
 // each parameter's type and bounds, no key given twice), answering 400 with the
 // parameter at fault.
 func (p *Proxy) parseBody(x *exchange) *apiError {
-	req, err := metering.ParseRequest(x.endpoint, x.body)
+	var req *metering.Request
+	var err error
+	if metering.IsMultipart(x.endpoint) { // image edits and variations (media.go)
+		req, err = metering.ParseMultipartRequest(x.endpoint, x.in.Header.Get("Content-Type"), x.body)
+	} else {
+		req, err = metering.ParseRequest(x.endpoint, x.body)
+	}
 	if err != nil {
 		var re *metering.RequestError
 		if errors.As(err, &re) {
@@ -117,6 +123,15 @@ func (p *Proxy) priceModel(x *exchange) *apiError {
 	}
 	if metering.PerMinute(price) && price.Input == 0 && price.Output == 0 && !transcriptionEndpoint(x.endpoint) {
 		return errAudioOnly(x.req.Model) // its token classes are free: not a price for tokens
+	}
+	// The media endpoints bill in their own unit (per image, per character).
+	price, err := x.req.PriceFor(price)
+	if err != nil {
+		var re *metering.RequestError
+		if !errors.As(err, &re) {
+			re = &metering.RequestError{Message: err.Error()}
+		}
+		return &apiError{status: http.StatusBadRequest, typ: typeInvalidRequest, param: re.Param, message: re.Message}
 	}
 	x.model, x.price = name, price
 	return nil

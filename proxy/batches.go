@@ -81,9 +81,9 @@ func (p *Proxy) createBatch(c *objectCall) {
 		return
 	}
 	ep, ok := metering.EndpointForPath(req.Endpoint)
-	if !ok || req.Endpoint != strings.TrimSuffix(req.Endpoint, "/") {
+	if !ok || !metering.Batchable(ep) || req.Endpoint != strings.TrimSuffix(req.Endpoint, "/") {
 		writeError(w, &apiError{status: http.StatusBadRequest, typ: typeInvalidRequest, param: "endpoint", code: "invalid_value",
-			message: "Invalid 'endpoint': creditgate meters batches of /v1/chat/completions, /v1/completions, /v1/embeddings and /v1/responses; got " + strconvQuote(req.Endpoint) + "."})
+			message: "Invalid 'endpoint': creditgate meters batches of /v1/chat/completions, /v1/completions, /v1/embeddings, /v1/responses and /v1/moderations; got " + strconvQuote(req.Endpoint) + "."})
 		return
 	}
 	window, err := time.ParseDuration(req.CompletionWindow)

@@ -30,11 +30,17 @@ type teeBody struct {
 	buf      []byte
 	overflow bool
 	eof      bool
+	// images counts a per-image model's images as they pass, for a body too
+	// large to keep whole (nil: not an images response).
+	images *metering.ImageCounter
 }
 
 func (t *teeBody) Read(p []byte) (int, error) {
 	n, err := t.rc.Read(p)
 	if n > 0 {
+		if t.images != nil {
+			t.images.Write(p[:n])
+		}
 		t.buf = append(t.buf, p[:n]...)
 		if len(t.buf) > maxPlainBody {
 			// Keep the tail only; the allocation stays bounded by maxPlainBody + one read.
@@ -64,6 +70,10 @@ func (t *teeBody) feed(m *metering.ResponseMeter) {
 	}
 	if !t.overflow {
 		m.Body(t.buf)
+		return
+	}
+	if t.images != nil {
+		m.CountedImages(t.images.Images())
 		return
 	}
 	if usage := usageFromTail(t.buf); usage != nil {

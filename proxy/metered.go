@@ -129,6 +129,12 @@ func (p *Proxy) modifyResponse(res *http.Response) error {
 	p.progressInFlight(x, true)
 	x.rec.onWrite = func() { p.progressInFlight(x, false) }
 	x.upstream.rc = p.storedObjectBody(x, res.Body) // record what the upstream stores (stored.go)
+	// Speech audio: relayed as it comes, never read, billed by the request alone.
+	if x.req.RawBody() {
+		x.upstream.checked = true
+		res.Body = &x.upstream
+		return nil
+	}
 	if isEventStream(res.Header.Get("Content-Type")) {
 		x.upstream.stream = true
 		res.Body = metering.NewStreamFilter(&x.upstream, x.meter)
@@ -147,6 +153,9 @@ func (p *Proxy) modifyResponse(res *http.Response) error {
 		return nil
 	}
 	x.plainBody = teeBody{rc: &x.upstream}
+	if x.req.CountsImages() {
+		x.plainBody.images = &metering.ImageCounter{} // a body past maxPlainBody is billed by this count
+	}
 	if res.ContentLength > 0 && res.ContentLength <= maxPlainBody {
 		x.plainBody.buf = make([]byte, 0, res.ContentLength) // the copy in one allocation
 	}

@@ -36,8 +36,11 @@ func (p *Proxy) finish(ctx context.Context, x *exchange) {
 		p.done(x, metering.Result{}, faultInvalid, st)
 		return
 	}
-	if x.plain != nil {
+	switch {
+	case x.plain != nil:
 		x.plain.feed(x.meter)
+	case x.req.RawBody() && x.upstream.err == nil:
+		x.meter.Body(nil) // the raw body was relayed to its end
 	}
 	result := x.meter.Result()
 	x.bill = x.limit.Bill(result)

@@ -60,6 +60,8 @@ pricing:
 		{"my-chat", "my-chat 0.15 0.075 0.60 16384 o200k_base config, alias of gpt-4o-mini"},
 		{"o3", "o3 2.00 0.50 8.00 100000 o200k_base built-in"},
 		{"text-embedding-3-small", "text-embedding-3-small 0.02 0.02 0.00 - cl100k_base built-in"},
+		{"tts-1", "tts-1 0.00 0.00 0.00 - by name built-in; 15.00 per 1M characters"},
+		{"dall-e-2", "dall-e-2 0.00 0.00 0.00 - by name built-in; per image: standard 1024x1024 0.02, standard 256x256 0.016, standard 512x512 0.018"},
 	}
 	for _, tt := range tests {
 		if got := strings.Join(row(tt.name), " "); got != tt.want {

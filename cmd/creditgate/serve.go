@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"sort"
 	"strconv"
 	"strings"
 	"syscall"
@@ -152,9 +153,39 @@ func printPriceTable(w io.Writer, rows []config.PricedModel) error {
 		if p.AudioMinute > 0 { // whisper-1: priced per minute of audio, not per token
 			source += ", audio " + unitPrice(p.AudioMinute) + "/min"
 		}
+		if units := mediaUnits(p); units != "" {
+			source += "; " + units
+		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Name, unitPrice(p.Input), unitPrice(p.CachedInput), unitPrice(p.Output), maxOut, enc, source)
 	}
 	return tw.Flush()
+}
+
+// mediaUnits describes the prices of a model not billed by text tokens alone
+// (README "Images, speech and moderations"): per image, per 1M characters,
+// image input and audio output tokens; "" for none.
+func mediaUnits(p metering.Price) string {
+	var parts []string
+	if p.Images != nil {
+		var entries []string
+		for q, sizes := range p.Images.PerImage {
+			for size, price := range sizes {
+				entries = append(entries, q+" "+size+" "+unitPrice(price))
+			}
+		}
+		sort.Strings(entries)
+		parts = append(parts, "per image: "+strings.Join(entries, ", "))
+	}
+	if p.Characters > 0 {
+		parts = append(parts, unitPrice(p.Characters)+" per 1M characters")
+	}
+	if p.ImageInput > 0 {
+		parts = append(parts, "image input "+unitPrice(p.ImageInput))
+	}
+	if p.AudioOutput != p.Output {
+		parts = append(parts, "audio output "+unitPrice(p.AudioOutput))
+	}
+	return strings.Join(parts, "; ")
 }
 
 // unitPrice writes a price per 1M tokens in USD the way price lists do: at

@@ -1,7 +1,8 @@
 // Package mockupstream is an OpenAI-compatible mock upstream for tests, the demo and
 // `creditgate mock-upstream`. It serves /v1/chat/completions, /v1/completions,
-// /v1/embeddings, /v1/responses, /v1/audio/transcriptions and translations
-// (transcriptions.go) and /v1/models with OpenAI's JSON shapes, SSE framing,
+// /v1/embeddings, /v1/responses, /v1/moderations, /v1/images/generations|edits|variations,
+// /v1/audio/speech (audio bytes of the requested format), /v1/audio/transcriptions and
+// translations (transcriptions.go) and /v1/models with OpenAI's JSON shapes, SSE framing,
 // error bodies and tiktoken-exact usage for the deterministic text it generates, and it
 // records every request. It keeps stored objects in memory: files (/v1/files),
 // batches (/v1/batches, run by the mock's own handlers into output files whose lines
@@ -320,6 +321,14 @@ func (s *Server) route(r *http.Request) func(*exchange) error {
 		return s.transcriptions
 	case "audio/translations":
 		return s.translations
+	case "moderations":
+		return s.moderations
+	case "images/generations":
+		return s.imageGenerations
+	case "images/edits", "images/variations":
+		return s.imageEdits
+	case "audio/speech":
+		return s.speech
 	}
 	return nil
 }
