@@ -208,11 +208,11 @@ func (p *Proxy) admitTranscription(x *exchange) (*metering.Transcription, meteri
 // to lower, so it is never clamped.
 func (p *Proxy) holdTranscription(x *exchange) *apiError {
 	ctx, s := x.in.Context(), x.settings
-	res, err := p.opts.Ledger.Reserve(ctx, billing.ReserveRequest{
+	res, err := p.opts.Ledger.Reserve(ctx, withLimits(billing.ReserveRequest{
 		Account: x.key.Account, HoldID: x.id, Estimate: x.estimate, Minimum: x.estimate,
 		Grace: s.Policy.Grace, TTL: s.Policy.HoldTTL,
 		RequestID: x.id, KeyID: x.key.ID, Model: x.model, Endpoint: x.path(),
-	})
+	}, x.key, s.Policy))
 	if err != nil {
 		if errors.Is(err, billing.ErrAccountNotFound) {
 			p.forgetKey(x.in)
@@ -223,7 +223,7 @@ func (p *Proxy) holdTranscription(x *exchange) *apiError {
 		return p.storeError(err, "reserve failed", zap.String("request_id", x.id))
 	}
 	if !res.Admitted {
-		return errQuotaExceeded(res.Reason)
+		return errDenied(res.Reason, x.key, p.opts.Now())
 	}
 	x.held = res.Held
 	return nil

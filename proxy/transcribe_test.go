@@ -333,3 +333,25 @@ func TestTranscriptionUpstreamUnreachable(t *testing.T) {
 		t.Fatalf("last event %+v; want the release", ev)
 	}
 }
+
+// A transcription is held through the same limits as any request: a key over
+// its spend limit gets the key limit's 429, and nothing is forwarded or held.
+func TestTranscriptionKeyLimit(t *testing.T) {
+	lk := &limitedKeys{limits: map[string]func(*billing.APIKey){}}
+	h := transcribeHarness(t, func(o *Options) {
+		lk.KeyStore = o.Keys
+		o.Keys = lk
+		o.KeyUsage = o.Ledger.(billing.KeyUsageReader)
+	})
+	// Three seconds of whisper-1 cost $0.0003; the key may spend $0.0001.
+	_, key := h.limitedKey(lk, "acme", func(k *billing.APIKey) { k.Limit = usd("0.0001") }, "5.00")
+	ct, body := audioForm("a.wav", audiotest.WAV(8000, 1, 8000*3), "model", "whisper-1")
+	status, answer := h.do(http.MethodPost, "/v1/audio/transcriptions", key, bytes.NewReader(body), "Content-Type", ct)
+	var e openAIError
+	if status != http.StatusTooManyRequests || json.Unmarshal(answer, &e) != nil || e.Error.Code == nil || *e.Error.Code != "key_limit_exceeded" {
+		t.Fatalf("status %d: %s; want 429 key_limit_exceeded", status, answer)
+	}
+	if a := h.get("acme"); a.Reserved != 0 || a.Totals.Usage != 0 || h.upstreamHits("/v1/audio/transcriptions") != 0 {
+		t.Fatalf("a refused transcription held %s, booked %s, reached the upstream", a.Reserved, a.Totals.Usage)
+	}
+}
