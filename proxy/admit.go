@@ -146,19 +146,25 @@ func (p *Proxy) checkKeyUsable(k billing.APIKey) *apiError {
 // sides: the request's model as priceModel billed it, and each allowlist entry,
 // so an entry naming an alias allows what the alias stands for.
 func (p *Proxy) checkModel(x *exchange) *apiError {
-	if len(x.key.Models) == 0 {
+	return modelRefusal(x.key, x.req.Model, x.model, x.settings.Pricing)
+}
+
+// modelRefusal is checkModel's answer for a request naming requested, billed
+// as model (nil: allowed).
+func modelRefusal(key billing.APIKey, requested, model string, pricing *metering.Pricing) *apiError {
+	if len(key.Models) == 0 {
 		return nil
 	}
-	for _, m := range x.key.Models {
-		if m == x.model {
+	for _, m := range key.Models {
+		if m == model {
 			return nil
 		}
-		if name, _, ok := x.settings.Pricing.Resolve(m); ok && name == x.model {
+		if name, _, ok := pricing.Resolve(m); ok && name == model {
 			return nil
 		}
 	}
 	return &apiError{status: http.StatusForbidden, typ: typeInvalidRequest, param: "model", code: "model_not_allowed",
-		message: "The model `" + x.req.Model + "` is not allowed for this API key."}
+		message: "The model `" + requested + "` is not allowed for this API key."}
 }
 
 // countPrompt counts the prompt locally in the model's encoding (the price's, else

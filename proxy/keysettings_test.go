@@ -172,3 +172,29 @@ func TestKeySettingsReachEveryProxyWithinTTL(t *testing.T) {
 		prev, prevCode = st.status, st.code
 	}
 }
+
+// TestBatchModelAllowlist: a batch whose input file runs a model outside the
+// key's allowlist is refused with 403 model_not_allowed, nothing held; one in
+// the allowlist (through an alias entry) is created.
+func TestBatchModelAllowlist(t *testing.T) {
+	h, _ := newObjectHarness(t)
+	h.account("acme", "20.00")
+	_, narrow, err := h.store.CreateKeyWith(h.ctx, "acme", billing.KeySpec{Models: []string{"gpt-4o"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, wide, err := h.store.CreateKeyWith(h.ctx, "acme", billing.KeySpec{Models: []string{"mini"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, status, body := newBatch(t, h, narrow, batchFile(2), "")
+	if status != http.StatusForbidden || !strings.Contains(string(body), `"code": "model_not_allowed"`) || !strings.Contains(string(body), "gpt-4o-mini") {
+		t.Fatalf("narrow key: %d %s", status, body)
+	}
+	if a := h.get("acme"); a.Reserved != 0 {
+		t.Fatalf("a refused batch held %s", a.Reserved)
+	}
+	if _, status, body := newBatch(t, h, wide, batchFile(2), ""); status != http.StatusOK {
+		t.Fatalf("allowed key: %d %s", status, body)
+	}
+}
