@@ -2,11 +2,14 @@ package redisstore
 
 import (
 	"errors"
+	"fmt"
 	"reflect"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"pgregory.net/rapid"
 
 	"github.com/creditgate/creditgate/billing"
 	"github.com/creditgate/creditgate/money"
@@ -221,4 +224,80 @@ func TestKeyEntrySettingsParse(t *testing.T) {
 			t.Errorf("%q: %v, want a malformed error naming the entry", bad, err)
 		}
 	}
+}
+
+// TestUpdateKeyModel: after any sequence of updates (valid or not) and
+// suspensions, the listed and the looked-up key are the model's: the key as
+// created with every valid update applied (billing.KeyUpdate.Apply) and every
+// invalid one refused whole.
+func TestUpdateKeyModel(t *testing.T) {
+	eachStore(t, func(t *testing.T, e *env) {
+		n := 0
+		rapid.Check(t, func(rt *rapid.T) {
+			n++
+			id := fmt.Sprintf("km%d", n)
+			e.account(t, id)
+			want, secret, err := e.CreateKey(e.ctx, id, "k")
+			if err != nil {
+				rt.Fatal(err)
+			}
+			status := billing.StatusActive
+			models := rapid.SampledFrom([][]string{nil, {}, {"gpt-4o"}, {"gpt-4o", "a|b c%"}, {""}})
+			for range rapid.IntRange(1, 12).Draw(rt, "steps") {
+				if rapid.IntRange(0, 5).Draw(rt, "op") == 0 {
+					status = rapid.SampledFrom([]string{billing.StatusActive, billing.StatusSuspended}).Draw(rt, "status")
+					if _, err := e.UpdateAccount(e.ctx, id, billing.AccountUpdate{Status: &status}); err != nil {
+						rt.Fatal(err)
+					}
+					continue
+				}
+				var u billing.KeyUpdate
+				if rapid.Bool().Draw(rt, "name?") {
+					u.Name = ptr(rapid.SampledFrom([]string{"", "app", "a\nb"}).Draw(rt, "name"))
+				}
+				if rapid.Bool().Draw(rt, "limit?") {
+					u.Limit = ptr(money.Micros(rapid.Int64Range(-1, 50_000_000).Draw(rt, "limit")))
+				}
+				if rapid.Bool().Draw(rt, "reset?") {
+					u.LimitReset = ptr(rapid.SampledFrom([]string{"", "never", "daily", "weekly", "monthly", "hourly"}).Draw(rt, "reset"))
+				}
+				if rapid.Bool().Draw(rt, "expiry?") {
+					u.ExpiresAt = ptr(e.clock.Now().Add(time.Duration(rapid.IntRange(-2, 48).Draw(rt, "hours")) * time.Hour).Truncate(time.Millisecond))
+				}
+				if m := models.Draw(rt, "models"); m != nil {
+					u.Models = &m
+				}
+				if rapid.Bool().Draw(rt, "rpm?") {
+					u.RPM = ptr(rapid.Int64Range(-1, 100).Draw(rt, "rpm"))
+				}
+				if rapid.Bool().Draw(rt, "disabled?") {
+					u.Disabled = ptr(rapid.Bool().Draw(rt, "disabled"))
+				}
+				got, err := e.UpdateKey(e.ctx, id, want.ID, u)
+				valid := !u.Empty() && len(u.Validate(e.clock.Now())) == 0
+				if valid != (err == nil) || (!valid && !errors.Is(err, billing.ErrInvalid)) {
+					rt.Fatalf("update %+v: %v (valid: %v)", u, err, valid)
+				}
+				if valid {
+					u.Apply(&want)
+					if want.LimitReset == billing.LimitNever {
+						want.LimitReset = ""
+					}
+					if !reflect.DeepEqual(got, want) {
+						rt.Fatalf("update answered %+v, want %+v", got, want)
+					}
+				}
+				list, err := e.ListKeys(e.ctx, id)
+				if err != nil || len(list) != 1 || !reflect.DeepEqual(list[0], want) {
+					rt.Fatalf("list %+v, %v; want %+v", list, err, want)
+				}
+				found, err := e.LookupKey(e.ctx, billing.HashKey(secret))
+				w := want
+				w.AccountStatus = status
+				if err != nil || !reflect.DeepEqual(found, w) {
+					rt.Fatalf("lookup %+v, %v; want %+v", found, err, w)
+				}
+			}
+		})
+	})
 }
