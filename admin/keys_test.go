@@ -145,3 +145,24 @@ func TestUpdateKeyHandler(t *testing.T) {
 		t.Fatalf("the store was called for refused bodies: %+v", got)
 	}
 }
+
+// TestUpdateKeyRequestJSON: ClearExpiresAt is "expires_at": null on the wire,
+// alone or with other fields; without it an absent expiry is not sent.
+func TestUpdateKeyRequestJSON(t *testing.T) {
+	on := true
+	at := time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)
+	for _, c := range []struct {
+		req  UpdateKeyRequest
+		want string
+	}{
+		{UpdateKeyRequest{ClearExpiresAt: true}, `{"expires_at":null}`},
+		{UpdateKeyRequest{ClearExpiresAt: true, Disabled: &on}, `{"expires_at":null,"disabled":true}`},
+		{UpdateKeyRequest{Disabled: &on}, `{"disabled":true}`},
+		{UpdateKeyRequest{ExpiresAt: &at}, `{"expires_at":"2030-01-02T03:04:05Z"}`},
+	} {
+		b, err := json.Marshal(c.req)
+		if err != nil || string(b) != c.want {
+			t.Errorf("%+v: %s, %v; want %s", c.req, b, err, c.want)
+		}
+	}
+}
