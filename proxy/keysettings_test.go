@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"encoding/json"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -196,5 +197,41 @@ func TestBatchModelAllowlist(t *testing.T) {
 	}
 	if _, status, body := newBatch(t, h, wide, batchFile(2), ""); status != http.StatusOK {
 		t.Fatalf("allowed key: %d %s", status, body)
+	}
+}
+
+// TestModelsListTheKeysAllowlist: GET /v1/models lists, for a key with an
+// allowlist, only the models (and aliases) it may use; another model's
+// GET /v1/models/{id} is 404 model_not_found; a key without one sees all.
+func TestModelsListTheKeysAllowlist(t *testing.T) {
+	h := newHarness(t)
+	all := h.account("acme")
+	_, narrow, err := h.store.CreateKeyWith(h.ctx, "acme", billing.KeySpec{Models: []string{"mini", "gpt-4o"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids := func(key string) string {
+		status, body := h.do(http.MethodGet, "/v1/models", key, nil)
+		var list modelList
+		if status != http.StatusOK || json.Unmarshal(body, &list) != nil {
+			t.Fatalf("%d %s", status, body)
+		}
+		var out []string
+		for _, m := range list.Data {
+			out = append(out, m.ID)
+		}
+		return strings.Join(out, ",")
+	}
+	if got := ids(narrow); got != "gpt-4o,gpt-4o-mini,mini" {
+		t.Fatalf("the narrow key lists %s", got)
+	}
+	if got := ids(all); got != "dear,gpt-4o,gpt-4o-mini,mini,text-embedding-3-small" {
+		t.Fatalf("the plain key lists %s", got)
+	}
+	if status, body := h.do(http.MethodGet, "/v1/models/dear", narrow, nil); status != http.StatusNotFound || !strings.Contains(string(body), `"code": "model_not_found"`) {
+		t.Fatalf("another model: %d %s", status, body)
+	}
+	if status, _ := h.do(http.MethodGet, "/v1/models/mini", narrow, nil); status != http.StatusOK {
+		t.Fatalf("an allowed alias: %d", status)
 	}
 }
