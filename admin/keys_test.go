@@ -166,3 +166,59 @@ func TestUpdateKeyRequestJSON(t *testing.T) {
 		}
 	}
 }
+
+// FuzzKeyBody: any POST …/keys or PATCH …/keys/{key_id} body is a 201/200
+// whose settings the store accepts (billing's Validate finds nothing), or a
+// 400 in the error shape with nothing passed to the store; never a 500.
+//
+//	go test ./admin -run '^$' -fuzz FuzzKeyBody -fuzztime 20s
+func FuzzKeyBody(f *testing.F) {
+	for _, seed := range []string{
+		`{"name":"app","limit":"20.00","limit_reset":"monthly","expires_at":"2030-01-01T00:00:00Z","models":["gpt-4o"],"disabled":true}`,
+		`{"limit":1.5,"rpm":60,"tpm":1000}`, `{"expires_at":null,"models":null,"limit":null}`, `{"limit":"1e3","x":1}`,
+		`{"models":[""],"rpm":-1}`, `{"expires_at":"2030-01-01T00:00:00+25:00"}`, `{}`, ``, `[]`, `{"name":"a\nb"}`,
+	} {
+		f.Add(seed, false)
+		f.Add(seed, true)
+	}
+	f.Fuzz(func(t *testing.T, body string, patch bool) {
+		called := false
+		k := &fakeKeys{
+			CreateKeyWithFunc: func(_ context.Context, account string, spec billing.KeySpec) (billing.APIKey, string, error) {
+				called = true
+				if ps := spec.Validate(testNow); len(ps) > 0 {
+					t.Fatalf("%q reached the store with problems %+v", body, ps)
+				}
+				return billing.APIKey{ID: "key_1", Account: account}, "sk-cg-x", nil
+			},
+			UpdateKeyFunc: func(_ context.Context, account, keyID string, u billing.KeyUpdate) (billing.APIKey, error) {
+				called = true
+				if ps := u.Validate(testNow); len(ps) > 0 || u.Empty() {
+					t.Fatalf("%q reached the store with problems %+v (empty %v)", body, ps, u.Empty())
+				}
+				return billing.APIKey{ID: keyID, Account: account}, nil
+			},
+		}
+		method, path, ok := "POST", "/admin/v1/accounts/acme/keys", http.StatusCreated
+		if patch {
+			method, path, ok = "PATCH", "/admin/v1/accounts/acme/keys/key_1", http.StatusOK
+		}
+		rec := call(t, newTestServer(nil, k).Handler(), method, path, body)
+		switch rec.Code {
+		case ok:
+			if !called {
+				t.Fatalf("%q: %d without the store", body, rec.Code)
+			}
+		case http.StatusBadRequest, http.StatusRequestEntityTooLarge:
+			if called {
+				t.Fatalf("%q: %d after the store was called", body, rec.Code)
+			}
+			var e ErrorResponse
+			if json.Unmarshal(rec.Body.Bytes(), &e) != nil || e.Error.Message == "" || e.Error.Code == "" {
+				t.Fatalf("%q: error body %s", body, rec.Body)
+			}
+		default:
+			t.Fatalf("%q: %d %s", body, rec.Code, rec.Body)
+		}
+	})
+}
