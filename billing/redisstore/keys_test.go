@@ -12,6 +12,7 @@ import (
 	"pgregory.net/rapid"
 
 	"github.com/creditgate/creditgate/billing"
+	"github.com/creditgate/creditgate/internal/testing/testredis"
 	"github.com/creditgate/creditgate/money"
 )
 
@@ -300,4 +301,30 @@ func TestUpdateKeyModel(t *testing.T) {
 			}
 		})
 	})
+}
+
+// BenchmarkLookupKey: what a key-cache miss costs, the lookup record then
+// key_state.lua (two round trips), on real Redis.
+//
+//	go test ./billing/redisstore -run '^$' -bench LookupKey
+func BenchmarkLookupKey(b *testing.B) {
+	r := testredis.New(b)
+	if r.Kind == testredis.KindMemory {
+		b.Skip("no real Redis reachable")
+	}
+	e := newEnv(b, r)
+	e.account(b, "acme")
+	_, secret, err := e.CreateKeyWith(e.ctx, "acme", billing.KeySpec{Name: "app", Limit: 20_000_000, LimitReset: billing.LimitMonthly,
+		Models: []string{"gpt-4o", "gpt-4o-mini"}, RPM: 60})
+	if err != nil {
+		b.Fatal(err)
+	}
+	h := billing.HashKey(secret)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for range b.N {
+		if _, err := e.LookupKey(e.ctx, h); err != nil {
+			b.Fatal(err)
+		}
+	}
 }
