@@ -198,40 +198,6 @@ func (s *Server) getAccount(w http.ResponseWriter, r *http.Request) *apiError {
 	return nil
 }
 
-func (s *Server) createKey(w http.ResponseWriter, r *http.Request) *apiError {
-	id, e := accountParam(r)
-	if e != nil {
-		return e
-	}
-	var body CreateKeyRequest
-	if e := decodeBody(r, &body, true); e != nil {
-		return e
-	}
-	if e := checkKeyName(body.Name); e != nil {
-		return e
-	}
-	for _, f := range []struct {
-		param string
-		v     int64
-	}{{"rpm", body.RPM}, {"tpm", body.TPM}} {
-		if billing.ValidRateLimit(f.v) != nil {
-			return badRequest(CodeInvalidValue, f.param, "%s must be 0 (no limit) to %d, got %d", f.param, int64(billing.MaxRateLimit), f.v)
-		}
-	}
-	keys, e := s.keys()
-	if e != nil {
-		return e
-	}
-	key, secret, err := keys.CreateKeyWith(r.Context(), id, billing.KeySpec{Name: body.Name, RPM: body.RPM, TPM: body.TPM})
-	if err != nil {
-		return storeError(err)
-	}
-	writeJSON(w, http.StatusCreated, CreatedKey{
-		ID: key.ID, Key: secret, Name: key.Name, CreatedAt: key.CreatedAt.UTC(), Hint: key.Hint, RPM: key.RPM, TPM: key.TPM,
-	})
-	return nil
-}
-
 // checkKeyName keeps names printable: they are shown in CLI tables. (encoding/json
 // has already replaced invalid UTF-8 with U+FFFD.)
 func checkKeyName(name string) *apiError {

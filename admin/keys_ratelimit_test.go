@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -25,7 +26,7 @@ func TestCreateKeyWithRateLimits(t *testing.T) {
 	if rec.Code != http.StatusCreated || json.Unmarshal(rec.Body.Bytes(), &out) != nil || out.RPM != 60 || out.TPM != 100000 {
 		t.Fatalf("%d %s", rec.Code, rec.Body)
 	}
-	if len(got) != 1 || got[0] != (billing.KeySpec{Name: "app", RPM: 60, TPM: 100000}) {
+	if len(got) != 1 || !reflect.DeepEqual(got[0], billing.KeySpec{Name: "app", RPM: 60, TPM: 100000}) {
 		t.Fatalf("store got %+v", got)
 	}
 	for _, c := range []struct{ body, param string }{

@@ -15,7 +15,7 @@ type Scope string
 // The scopes of admin tokens.
 const (
 	ScopeRead    Scope = "read"    // every GET: accounts, keys, ledger, reports, purchases
-	ScopeKeys    Scope = "keys"    // create and revoke app keys
+	ScopeKeys    Scope = "keys"    // create, change and revoke app keys
 	ScopeBilling Scope = "billing" // credits, adjustments, auto-recharge, purchases, Billing page links
 	ScopeAdmin   Scope = "admin"   // everything: account creation and changes too
 	// scopeAny is a route any valid token may call (whoami).
@@ -70,6 +70,7 @@ func (s *Server) routes() []route {
 		{"POST /admin/v1/accounts/{id}/keys", ScopeKeys, s.createKey},
 		{"GET /admin/v1/accounts/{id}/keys", ScopeRead, s.listKeys},
 		{"DELETE /admin/v1/accounts/{id}/keys/{key_id}", ScopeKeys, s.revokeKey},
+		{"PATCH /admin/v1/accounts/{id}/keys/{key_id}", ScopeKeys, s.updateKey},
 		{"POST /admin/v1/accounts/{id}/credits", ScopeBilling, s.addCredits},
 		{"POST /admin/v1/accounts/{id}/adjustments", ScopeBilling, s.adjust},
 		{"PUT /admin/v1/accounts/{id}/auto-recharge", ScopeBilling, s.setAutoRecharge},

@@ -300,7 +300,7 @@ func TestCreateKey(t *testing.T) {
 				checkError(t, rec, *tt.err)
 				return
 			}
-			checkJSON(t, rec, http.StatusCreated, `{"id":"key_1","key":"sk-cg-abcSECRETwxyz","name":`+jsonString(tt.wantName)+`,"created_at":"2025-03-01T12:00:00Z","hint":"sk-cg-abc…wxyz","rpm":0,"tpm":0}`)
+			checkJSON(t, rec, http.StatusCreated, `{"id":"key_1","key":"sk-cg-abcSECRETwxyz","name":`+jsonString(tt.wantName)+`,"created_at":"2025-03-01T12:00:00Z","hint":"sk-cg-abc…wxyz","rpm":0,"tpm":0,"limit":null,"limit_reset":"never","expires_at":null,"models":null,"disabled":false}`)
 			if cc := rec.Header().Get("Cache-Control"); cc != "no-store" {
 				t.Errorf("Cache-Control = %q, want no-store on an answer holding a secret", cc)
 			}
@@ -323,8 +323,8 @@ func TestListKeys(t *testing.T) {
 		err      *errorCase
 	}{
 		{name: "by creation time, without secrets", keys: keys, want: `{"object":"list","data":[
-			{"id":"key_a","name":"","created_at":"2025-03-01T12:00:00Z","hint":"sk-cg-aaa…1111","rpm":0,"tpm":0},
-			{"id":"key_b","name":"later","created_at":"2025-03-01T13:00:00Z","hint":"sk-cg-bbb…2222","rpm":0,"tpm":0}]}`},
+			{"id":"key_a","name":"","created_at":"2025-03-01T12:00:00Z","hint":"sk-cg-aaa…1111","rpm":0,"tpm":0,"limit":null,"limit_reset":"never","expires_at":null,"models":null,"disabled":false},
+			{"id":"key_b","name":"later","created_at":"2025-03-01T13:00:00Z","hint":"sk-cg-bbb…2222","rpm":0,"tpm":0,"limit":null,"limit_reset":"never","expires_at":null,"models":null,"disabled":false}]}`},
 		{name: "none", want: `{"object":"list","data":[]}`},
 		{name: "unknown account", storeErr: billing.ErrAccountNotFound, err: &errorCase{404, TypeNotFound, CodeAccountNotFound, ""}},
 	}

@@ -1,6 +1,7 @@
 package admin
 
 import (
+	"encoding/json"
 	"time"
 
 	"github.com/creditgate/creditgate/billing"
@@ -50,6 +51,47 @@ type CreateKeyRequest struct {
 	// minute (0 or absent: none; a limit at or above the tier's adds nothing).
 	RPM int64 `json:"rpm,omitempty"`
 	TPM int64 `json:"tpm,omitempty"`
+	// Limit is what the key may spend per LimitReset period, USD as a decimal
+	// string ("20.00"; the server also takes a bare JSON number); absent or
+	// "0": no limit. LimitReset is daily, weekly, monthly (calendar periods in
+	// UTC, weeks from Monday) or never (the default).
+	Limit      string `json:"limit,omitempty"`
+	LimitReset string `json:"limit_reset,omitempty"`
+	// ExpiresAt ends the key (RFC 3339, in the future); absent: never.
+	ExpiresAt *time.Time `json:"expires_at,omitempty"`
+	// Models is the key's model allowlist (aliases resolve first); absent or
+	// empty: every model.
+	Models   []string `json:"models,omitempty"`
+	Disabled bool     `json:"disabled,omitempty"`
+}
+
+// UpdateKeyRequest is the body of PATCH /admin/v1/accounts/{id}/keys/{key_id}:
+// the fields of CreateKeyRequest, each optional (nil: unchanged). On the wire
+// "expires_at": null removes the expiry (ClearExpiresAt asks for it), "limit":
+// "0" the limit, "models": [] the allowlist, "rpm"/"tpm": 0 the rate limit.
+type UpdateKeyRequest struct {
+	Name           *string    `json:"name,omitempty"`
+	RPM            *int64     `json:"rpm,omitempty"`
+	TPM            *int64     `json:"tpm,omitempty"`
+	Limit          *string    `json:"limit,omitempty"`
+	LimitReset     *string    `json:"limit_reset,omitempty"`
+	ExpiresAt      *time.Time `json:"expires_at,omitempty"`
+	ClearExpiresAt bool       `json:"-"`
+	Models         *[]string  `json:"models,omitempty"`
+	Disabled       *bool      `json:"disabled,omitempty"`
+}
+
+// MarshalJSON writes "expires_at": null for ClearExpiresAt.
+func (u UpdateKeyRequest) MarshalJSON() ([]byte, error) {
+	type plain UpdateKeyRequest
+	b, err := json.Marshal(plain(u))
+	if err != nil || !u.ClearExpiresAt || u.ExpiresAt != nil {
+		return b, err
+	}
+	if len(b) == 2 { // "{}"
+		return []byte(`{"expires_at":null}`), nil
+	}
+	return append([]byte(`{"expires_at":null,`), b[1:]...), nil
 }
 
 // AddCreditsRequest is the body of POST /admin/v1/accounts/{id}/credits. Amount is
@@ -216,6 +258,16 @@ type Key struct {
 	// RPM and TPM are the key's rate limits (0: none).
 	RPM int64 `json:"rpm"`
 	TPM int64 `json:"tpm"`
+	KeySettings
+}
+
+// KeySettings are a key's limits as the admin API answers them.
+type KeySettings struct {
+	Limit      *money.Micros `json:"limit"`       // null: no limit
+	LimitReset string        `json:"limit_reset"` // daily, weekly, monthly or never
+	ExpiresAt  *time.Time    `json:"expires_at"`  // null: never
+	Models     []string      `json:"models"`      // null: every model
+	Disabled   bool          `json:"disabled"`
 }
 
 // CreatedKey is the answer of POST /admin/v1/accounts/{id}/keys: the only time the
@@ -228,6 +280,7 @@ type CreatedKey struct {
 	Hint      string    `json:"hint"`
 	RPM       int64     `json:"rpm"`
 	TPM       int64     `json:"tpm"`
+	KeySettings
 }
 
 // KeyList is the answer of GET /admin/v1/accounts/{id}/keys.
@@ -447,7 +500,23 @@ func autoRechargeFrom(ar billing.AutoRecharge) AutoRecharge {
 }
 
 func keyFrom(k billing.APIKey) Key {
-	return Key{ID: k.ID, Name: k.Name, CreatedAt: k.CreatedAt.UTC(), Hint: k.Hint, RPM: k.RPM, TPM: k.TPM}
+	return Key{ID: k.ID, Name: k.Name, CreatedAt: k.CreatedAt.UTC(), Hint: k.Hint, RPM: k.RPM, TPM: k.TPM, KeySettings: keySettingsFrom(k)}
+}
+
+func keySettingsFrom(k billing.APIKey) KeySettings {
+	out := KeySettings{LimitReset: k.LimitReset, Models: k.Models, Disabled: k.Disabled}
+	if out.LimitReset == "" {
+		out.LimitReset = billing.LimitNever
+	}
+	if k.Limit > 0 {
+		l := k.Limit
+		out.Limit = &l
+	}
+	if !k.ExpiresAt.IsZero() {
+		e := k.ExpiresAt.UTC()
+		out.ExpiresAt = &e
+	}
+	return out
 }
 
 func creditResultFrom(r billing.TopUpResult) CreditResult {

@@ -46,6 +46,9 @@ type APIKey struct {
 	Models []string
 	// Disabled keys answer 401 until enabled again.
 	Disabled bool
+	// AccountStatus is the key's account's Status when LookupKey read the key
+	// ("" from the other KeyStore methods), so a proxy's cached key carries it.
+	AccountStatus string
 }
 
 // Key limit periods (APIKey.LimitReset).
@@ -134,6 +137,10 @@ type KeyStore interface {
 	// RevokeKey deletes the key; it stops authenticating at once (see the proxy's
 	// key cache for how long a cached key may live on).
 	RevokeKey(ctx context.Context, account, keyID string) error
+	// UpdateKey changes a key's settings atomically and returns the key as it
+	// now is: ErrKeyNotFound for a key that is not account's, ErrInvalid (naming
+	// each field) for invalid settings or an update without fields.
+	UpdateKey(ctx context.Context, account, keyID string, u KeyUpdate) (APIKey, error)
 	// LookupKey finds the key whose secret hashes to h: ErrKeyNotFound if none.
 	LookupKey(ctx context.Context, h KeyHash) (APIKey, error)
 }

@@ -54,15 +54,6 @@ func (p Periods) Next(reset string) time.Time {
 	return time.Time{}
 }
 
-// ValidLimitReset reports whether reset names a limit period ("" reads as never).
-func ValidLimitReset(reset string) bool {
-	switch reset {
-	case "", LimitNever, LimitDaily, LimitWeekly, LimitMonthly:
-		return true
-	}
-	return false
-}
-
 // Spent is what u counts against a limit of period reset.
 func (u KeyUsage) Spent(reset string) money.Micros {
 	switch reset {

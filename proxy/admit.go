@@ -23,12 +23,13 @@ import (
 // must release the hold).
 func (p *Proxy) admit(x *exchange) *apiError {
 	rules := [...]func(*Proxy, *exchange) *apiError{
-		(*Proxy).authenticateKey, // 1. the sk-cg- key, looked up by its hash
+		(*Proxy).authenticateKey, // 1. the sk-cg- key, looked up by its hash, usable (checkKeyUsable)
 		(*Proxy).readBody,        // 2. the body, within limits.max_body_bytes,
 		(*Proxy).parseBody,       //    valid for its endpoint,
 		(*Proxy).checkItems,      //    within limits.max_messages and max_message_bytes,
 		(*Proxy).checkReferences, //    naming only stored objects of its own account,
 		(*Proxy).priceModel,      //    for a model that has a price,
+		(*Proxy).checkModel,      //    in the key's allowlist,
 		(*Proxy).countPrompt,     //    its prompt counted locally
 		(*Proxy).estimate,        // 3. the worst case
 		(*Proxy).rateLimit,       //    within the rate limits (ratelimit.go), counted
@@ -135,6 +136,53 @@ func (p *Proxy) priceModel(x *exchange) *apiError {
 	}
 	x.model, x.price = name, price
 	return nil
+}
+
+// checkKeyUsable refuses a key that has expired (401 key_expired), is
+// disabled (401 key_disabled) or whose account is suspended (403
+// account_suspended), in that order. authenticate applies it, so every
+// endpoint a key reaches refuses alike. The key's settings and its account's
+// status are as the key cache last read them: a change takes effect within
+// auth.key_cache_ttl; the expiry is compared with the clock at each request.
+func (p *Proxy) checkKeyUsable(k billing.APIKey) *apiError {
+	switch {
+	case k.Expired(p.opts.Now()):
+		return &apiError{status: http.StatusUnauthorized, typ: typeInvalidRequest, code: "key_expired",
+			message: "The API key provided expired at " + k.ExpiresAt.UTC().Format(time.RFC3339) + ". Ask for a new key or a later expiry."}
+	case k.Disabled:
+		return &apiError{status: http.StatusUnauthorized, typ: typeInvalidRequest, code: "key_disabled",
+			message: "The API key provided is disabled. Ask the operator to enable it again."}
+	case k.AccountSuspended():
+		return &apiError{status: http.StatusForbidden, typ: typeInvalidRequest, code: "account_suspended",
+			message: "The account of this API key is suspended. Contact the operator of this gateway."}
+	}
+	return nil
+}
+
+// checkModel refuses a model outside the key's allowlist (403
+// model_not_allowed, nothing held or forwarded). Aliases resolve first, on both
+// sides: the request's model as priceModel billed it, and each allowlist entry,
+// so an entry naming an alias allows what the alias stands for.
+func (p *Proxy) checkModel(x *exchange) *apiError {
+	return modelRefusal(x.key, x.req.Model, x.model, x.settings.Pricing)
+}
+
+// modelRefusal is checkModel's answer for a request naming requested, billed
+// as model (nil: allowed).
+func modelRefusal(key billing.APIKey, requested, model string, pricing *metering.Pricing) *apiError {
+	if len(key.Models) == 0 {
+		return nil
+	}
+	for _, m := range key.Models {
+		if m == model {
+			return nil
+		}
+		if name, _, ok := pricing.Resolve(m); ok && name == model {
+			return nil
+		}
+	}
+	return &apiError{status: http.StatusForbidden, typ: typeInvalidRequest, param: "model", code: "model_not_allowed",
+		message: "The model `" + requested + "` is not allowed for this API key."}
 }
 
 // countPrompt counts the prompt locally in the model's encoding (the price's, else

@@ -11,7 +11,9 @@ import (
 )
 
 // keyCache remembers successful key lookups for a short TTL so most requests cost
-// one Redis round trip (the reserve), not two. Only found keys are cached: an
+// one Redis round trip (the reserve), not two. A cached key carries its settings
+// and its account's status as LookupKey read them (billing.APIKey.AccountStatus),
+// so a PATCHed key or a suspension reaches every proxy within the TTL. Only found keys are cached: an
 // unknown key always asks the store, so a new key works at once. A revoked key
 // keeps working on a proxy that cached it for at most the TTL.
 type keyCache struct {
@@ -84,8 +86,9 @@ func bearer(r *http.Request) (string, bool) {
 	return tok, tok != ""
 }
 
-// authenticate resolves the request's app key. Unknown and revoked keys get the
-// same answer; a store outage is a 503 (fail closed).
+// authenticate resolves the request's app key and checks it may be used
+// (checkKeyUsable). Unknown and revoked keys get the same answer; a store
+// outage is a 503 (fail closed).
 func (p *Proxy) authenticate(r *http.Request) (billing.APIKey, billing.KeyHash, *apiError) {
 	tok, ok := bearer(r)
 	if !ok {
@@ -100,6 +103,9 @@ func (p *Proxy) authenticate(r *http.Request) (billing.APIKey, billing.KeyHash, 
 	k, err := p.keys.lookup(r.Context(), h)
 	if err != nil {
 		return billing.APIKey{}, h, p.storeError(err, "key lookup failed")
+	}
+	if aerr := p.checkKeyUsable(k); aerr != nil {
+		return k, h, aerr
 	}
 	return k, h, nil
 }

@@ -97,6 +97,9 @@ func (p *Proxy) createBatch(c *objectCall) {
 	}
 	settings := p.opts.Settings()
 	est, aerr := p.estimateBatch(r.Context(), req.InputFileID, ep, settings.Pricing)
+	if aerr == nil {
+		aerr = modelRefusal(c.key, est.Model, est.Model, settings.Pricing) // the input file's model, as the key's allowlist says
+	}
 	if aerr != nil {
 		writeError(w, aerr)
 		return

@@ -404,3 +404,30 @@ func TestSpendLimitReachedAndAlertedOnce(t *testing.T) {
 	}
 	t.Logf("%d answered, usage %s of %s", answered, a.Totals.Usage, limit)
 }
+
+// End to end through the key store, with no stand-in: a limit stored with the
+// key (as POST …/keys and PATCH …/keys/{id} store it) is what the reserve
+// script charges against, and raising it by UpdateKey lets the key go on.
+func TestStoredKeyLimitIsEnforced(t *testing.T) {
+	h := newHarness(t)
+	h.account("acme", "20.00")
+	k, secret, err := h.store.CreateKeyWith(h.ctx, "acme", billing.KeySpec{Name: "capped", Limit: usd("0.0001"), LimitReset: billing.LimitDaily})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res := h.post("/v1/chat/completions", secret, chatBody("dear", false, `"max_tokens":16`))
+	body := readAll(t, res)
+	var e openAIError
+	if res.StatusCode != http.StatusTooManyRequests || json.Unmarshal(body, &e) != nil || e.Error.Code == nil || *e.Error.Code != "key_limit_exceeded" {
+		t.Fatalf("a key limited to $0.0001: status %d: %s; want 429 key_limit_exceeded", res.StatusCode, body)
+	}
+	higher := usd("5.00")
+	if _, err := h.store.UpdateKey(h.ctx, "acme", k.ID, billing.KeyUpdate{Limit: &higher}); err != nil {
+		t.Fatal(err)
+	}
+	// The harness caches no key (KeyCacheTTL 0): the next lookup reads the change.
+	res = h.post("/v1/chat/completions", secret, chatBody("dear", false, `"max_tokens":16`))
+	if body := readAll(t, res); res.StatusCode != http.StatusOK {
+		t.Fatalf("after raising the limit: status %d: %s", res.StatusCode, body)
+	}
+}

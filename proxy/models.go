@@ -45,8 +45,14 @@ func (p *Proxy) serveModels(w http.ResponseWriter, r *http.Request) {
 	model := func(id string) modelObject {
 		return modelObject{ID: id, Object: "model", Created: created, OwnedBy: modelsOwner}
 	}
+	// A key with a model allowlist sees the models it may use (as checkModel
+	// allows them), the others as OpenAI shows a model one has no access to.
+	usable := func(id string) bool {
+		name, _, ok := pricing.Resolve(id)
+		return ok && modelRefusal(key, id, name, pricing) == nil
+	}
 	if id, one := strings.CutPrefix(r.URL.Path, "/v1/models/"); one {
-		if _, _, ok := pricing.Resolve(id); !ok {
+		if !usable(id) {
 			writeError(w, errModelNotFound(id))
 			return
 		}
@@ -60,7 +66,9 @@ func (p *Proxy) serveModels(w http.ResponseWriter, r *http.Request) {
 	sort.Strings(names)
 	list := modelList{Object: "list", Data: make([]modelObject, 0, len(names))}
 	for _, n := range names {
-		list.Data = append(list.Data, model(n))
+		if usable(n) {
+			list.Data = append(list.Data, model(n))
+		}
 	}
 	writeJSON(w, http.StatusOK, list)
 }

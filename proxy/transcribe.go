@@ -183,6 +183,9 @@ func (p *Proxy) admitTranscription(x *exchange) (*metering.Transcription, meteri
 	if aerr := p.priceModel(x); aerr != nil {
 		return nil, nil, aerr
 	}
+	if aerr := p.checkModel(x); aerr != nil {
+		return nil, nil, aerr
+	}
 	encoding := x.price.Encoding
 	if encoding == "" {
 		encoding = metering.EncodingForModel(t.Model)

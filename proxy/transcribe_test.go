@@ -355,3 +355,27 @@ func TestTranscriptionKeyLimit(t *testing.T) {
 		t.Fatalf("a refused transcription held %s, booked %s, reached the upstream", a.Reserved, a.Totals.Usage)
 	}
 }
+
+// A key's model allowlist applies to transcriptions as to any endpoint.
+func TestTranscriptionModelAllowlist(t *testing.T) {
+	lk := &limitedKeys{limits: map[string]func(*billing.APIKey){}}
+	h := transcribeHarness(t, func(o *Options) {
+		lk.KeyStore = o.Keys
+		o.Keys = lk
+	})
+	_, key := h.limitedKey(lk, "acme", func(k *billing.APIKey) { k.Models = []string{"gpt-4o-mini-transcribe"} }, "5.00")
+	wav := audiotest.WAV(8000, 1, 8000*3)
+	ct, body := audioForm("a.wav", wav, "model", "whisper-1")
+	status, answer := h.do(http.MethodPost, "/v1/audio/transcriptions", key, bytes.NewReader(body), "Content-Type", ct)
+	var e openAIError
+	if status != http.StatusForbidden || json.Unmarshal(answer, &e) != nil || e.Error.Code == nil || *e.Error.Code != "model_not_allowed" {
+		t.Fatalf("whisper-1 outside the allowlist: status %d: %s; want 403 model_not_allowed", status, answer)
+	}
+	if h.upstreamHits("/v1/audio/transcriptions") != 0 || h.get("acme").Reserved != 0 {
+		t.Fatal("a refused transcription reached the upstream or held money")
+	}
+	ct, body = audioForm("a.wav", wav, "model", "gpt-4o-mini-transcribe")
+	if status, answer := h.do(http.MethodPost, "/v1/audio/transcriptions", key, bytes.NewReader(body), "Content-Type", ct); status != http.StatusOK {
+		t.Fatalf("an allowed model: status %d: %s", status, answer)
+	}
+}

@@ -107,7 +107,7 @@ func (c *Client) CreateKey(ctx context.Context, account, name string) (admin.Cre
 	return c.CreateKeyWith(ctx, account, admin.CreateKeyRequest{Name: name})
 }
 
-// CreateKeyWith issues an app key with the settings of req (its rate limits).
+// CreateKeyWith issues an app key with the settings of req (limits, expiry, models…).
 func (c *Client) CreateKeyWith(ctx context.Context, account string, req admin.CreateKeyRequest) (admin.CreatedKey, error) {
 	path, err := accountPath(account, "/keys")
 	if err != nil {
@@ -140,6 +140,21 @@ func (c *Client) RevokeKey(ctx context.Context, account, keyID string) error {
 	}
 	_, err = c.do(ctx, http.MethodDelete, path, nil, nil, nil, nil)
 	return err
+}
+
+// UpdateKey changes the settings of key keyID of account (PATCH …/keys/{key_id})
+// and returns the key as it now is.
+func (c *Client) UpdateKey(ctx context.Context, account, keyID string, req admin.UpdateKeyRequest) (admin.Key, error) {
+	if err := checkSegment("key id", keyID); err != nil {
+		return admin.Key{}, err
+	}
+	path, err := accountPath(account, "/keys/"+url.PathEscape(keyID))
+	if err != nil {
+		return admin.Key{}, err
+	}
+	var out admin.Key
+	_, err = c.do(ctx, http.MethodPatch, path, nil, nil, req, &out)
+	return out, err
 }
 
 // AddCredits buys a grant of amount (a decimal string such as "25.00") for

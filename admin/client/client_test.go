@@ -125,7 +125,8 @@ func TestRoundTrips(t *testing.T) {
 				return billing.APIKey{ID: "key_1", Account: account, Name: name, CreatedAt: testNow, Hint: "sk-cg-abc…wxyz"}, "sk-cg-abcSECRETwxyz", nil
 			}},
 			call: func(c *Client) (any, error) { return c.CreateKey(ctx, "acme", "ci") },
-			want: admin.CreatedKey{ID: "key_1", Key: "sk-cg-abcSECRETwxyz", Name: "ci", CreatedAt: testNow, Hint: "sk-cg-abc…wxyz"},
+			want: admin.CreatedKey{ID: "key_1", Key: "sk-cg-abcSECRETwxyz", Name: "ci", CreatedAt: testNow, Hint: "sk-cg-abc…wxyz",
+				KeySettings: admin.KeySettings{LimitReset: billing.LimitNever}},
 		},
 		{
 			name: "ListKeys",
@@ -133,7 +134,24 @@ func TestRoundTrips(t *testing.T) {
 				return []billing.APIKey{{ID: "key_1", Name: "ci", CreatedAt: testNow, Hint: "sk-cg-abc…wxyz"}}, nil
 			}},
 			call: func(c *Client) (any, error) { return c.ListKeys(ctx, "acme") },
-			want: admin.KeyList{Object: "list", Data: []admin.Key{{ID: "key_1", Name: "ci", CreatedAt: testNow, Hint: "sk-cg-abc…wxyz"}}},
+			want: admin.KeyList{Object: "list", Data: []admin.Key{{ID: "key_1", Name: "ci", CreatedAt: testNow, Hint: "sk-cg-abc…wxyz",
+				KeySettings: admin.KeySettings{LimitReset: billing.LimitNever}}}},
+		},
+		{
+			name: "UpdateKey",
+			k: &fakeKeys{UpdateKeyFunc: func(_ context.Context, account, keyID string, u billing.KeyUpdate) (billing.APIKey, error) {
+				k := billing.APIKey{ID: keyID, Name: "ci", CreatedAt: testNow, Hint: "sk-cg-abc…wxyz", ExpiresAt: testNow.Add(time.Hour)}
+				if u.ExpiresAt == nil || !u.ExpiresAt.IsZero() || u.Limit == nil || u.Disabled == nil {
+					return billing.APIKey{}, billing.ErrInvalid // the client did not send what it was given
+				}
+				u.Apply(&k)
+				return k, nil
+			}},
+			call: func(c *Client) (any, error) {
+				return c.UpdateKey(ctx, "acme", "key_1", admin.UpdateKeyRequest{Limit: ptr("5.00"), ClearExpiresAt: true, Disabled: ptr(true)})
+			},
+			want: admin.Key{ID: "key_1", Name: "ci", CreatedAt: testNow, Hint: "sk-cg-abc…wxyz",
+				KeySettings: admin.KeySettings{Limit: ptr[money.Micros](5_000_000), LimitReset: billing.LimitNever, Disabled: true}},
 		},
 		{
 			name: "RevokeKey",

@@ -35,6 +35,7 @@
     keyNames: new Map(),  // the open account's key id -> name
     arFilled: null,       // the account whose auto-recharge form was filled
     revoking: null,       // the key id whose revocation waits for a confirmation
+    editingKey: null,     // the key the edit form shows, as last loaded
     current: null,        // the open account's id
     ledger: null,         // {account, events (newest first, ≤ LEDGER_MAX_EVENTS), older: cursor, hasOlder}
     chart: null,          // {account, at: ms, days, rows}: the usage report by day and model
@@ -513,19 +514,107 @@
         no.addEventListener("click", () => { state.revoking = null; renderKeys(keys); $("keys-result").textContent = ""; });
         actions.append(yes, " ", no);
       } else {
+        const edit = el("button", { type: "button", "data-action": "edit", text: "Edit" });
+        edit.disabled = !can("keys");
+        edit.addEventListener("click", () => openKeyEdit(k));
         const b = el("button", { type: "button", "data-action": "revoke", text: "Revoke" });
         b.addEventListener("click", () => { state.revoking = k.id; renderKeys(keys); });
-        actions.append(b);
+        actions.append(edit, " ", b);
       }
       return el("tr", { "data-key": k.id },
         el("td", { class: "mono", text: k.id }),
         el("td", { text: k.name || "–" }),
         el("td", { class: "mono", text: k.hint }),
         el("td", { text: formatTime(k.created_at) }),
+        el("td", { "data-field": "limit", text: k.limit ? k.limit + " " + k.limit_reset : "none" }),
+        el("td", { "data-field": "expires", text: k.expires_at ? formatTime(k.expires_at) : "never" }),
+        el("td", { "data-field": "models", text: k.models && k.models.length > 0 ? k.models.join(", ") : "all" }),
+        el("td", { "data-field": "rate", text: (k.rpm || 0) + "/" + (k.tpm || 0) }),
+        el("td", { "data-field": "state", class: k.disabled ? "error" : "", text: k.disabled ? "disabled" : "enabled" }),
         actions);
     });
-    if (rows.length === 0) rows.push(el("tr", {}, el("td", { colspan: "5", class: "muted", text: "No keys." })));
+    if (rows.length === 0) rows.push(el("tr", {}, el("td", { colspan: "10", class: "muted", text: "No keys." })));
     $("keys").tBodies[0].replaceChildren(...rows);
+  }
+
+  // modelList reads a comma-separated model list (empty: none).
+  const modelList = (v) => v.split(",").map((m) => m.trim()).filter((m) => m !== "");
+
+  // openKeyEdit shows key k's settings in the edit form.
+  function openKeyEdit(k) {
+    state.editingKey = k;
+    $("ke-id").textContent = k.id;
+    $("ke-name").value = k.name || "";
+    $("ke-limit").value = k.limit || "";
+    $("ke-limit-reset").value = k.limit_reset || "never";
+    $("ke-expires").value = k.expires_at ? k.expires_at.slice(0, 10) : "";
+    $("ke-models").value = (k.models || []).join(", ");
+    $("ke-rpm").value = String(k.rpm || 0);
+    $("ke-tpm").value = String(k.tpm || 0);
+    $("ke-disabled").checked = !!k.disabled;
+    $("key-edit-problems").hidden = true;
+    $("key-edit-result").textContent = "";
+    $("key-edit-form").hidden = false;
+  }
+
+  // keyChanges is the PATCH body: the fields that differ from key k.
+  function keyChanges(k) {
+    const body = {};
+    const name = $("ke-name").value.trim();
+    if (name !== (k.name || "")) body.name = name;
+    const limit = $("ke-limit").value.trim() || "0";
+    const same = (x, y) => { try { return parseMicros(x) === parseMicros(y); } catch (_) { return false; } };
+    if (!same(limit, k.limit || "0")) body.limit = limit;
+    if ($("ke-limit-reset").value !== (k.limit_reset || "never")) body.limit_reset = $("ke-limit-reset").value;
+    const date = $("ke-expires").value;
+    const was = k.expires_at ? k.expires_at.slice(0, 10) : "";
+    if (date !== was) body.expires_at = date ? date + "T00:00:00Z" : null;
+    const models = modelList($("ke-models").value);
+    if (models.join(",") !== (k.models || []).join(",")) body.models = models;
+    for (const f of ["rpm", "tpm"]) {
+      const v = $("ke-" + f).value.trim() || "0";
+      if (v !== String(k[f] || 0)) body[f] = /^\d+$/.test(v) ? Number(v) : v;
+    }
+    if ($("ke-disabled").checked !== !!k.disabled) body.disabled = $("ke-disabled").checked;
+    return body;
+  }
+
+  async function saveKey(ev) {
+    ev.preventDefault();
+    const k = state.editingKey;
+    const id = state.current;
+    if (!k) return;
+    const problems = $("key-edit-problems");
+    problems.hidden = true;
+    problems.replaceChildren();
+    const body = keyChanges(k);
+    if (Object.keys(body).length === 0) {
+      showResult("key-edit-result", "Nothing to save: no field changed.", true);
+      return;
+    }
+    const button = $("key-edit-form").querySelector("button[type=submit]");
+    button.disabled = true;
+    try {
+      const { data } = await api("PATCH", accountPath(id, "/keys/" + enc(k.id)), body);
+      openKeyEdit(data);
+      showResult("key-edit-result", "Saved; every proxy applies it within the key cache's TTL.", true);
+      const keys = await api("GET", accountPath(id, "/keys"));
+      if (state.current === id) renderKeys(keys.data.data || []);
+    } catch (e) {
+      showResult("key-edit-result", "Not saved: " + describe(e), false);
+      const list = e.problems.length > 0 ? e.problems : (e.param ? [{ param: e.param, message: e.message }] : []);
+      if (list.length > 0) {
+        problems.replaceChildren(...list.map((p) => el("li", { "data-param": p.param, text: p.message })));
+        problems.hidden = false;
+      }
+    } finally {
+      button.disabled = !can("keys");
+    }
+  }
+
+  function closeKeyEdit() {
+    state.editingKey = null;
+    $("key-edit-form").hidden = true;
   }
 
   // revokeKey revokes a key after the operator confirmed it in its row. Apps
@@ -1013,10 +1102,20 @@
     button.disabled = true;
     hideNewKey();
     try {
-      const { data } = await api("POST", accountPath(id, "/keys"), { name: $("key-name").value.trim() });
+      const body = { name: $("key-name").value.trim() };
+      const limit = $("key-limit").value.trim();
+      if (limit) body.limit = limit;
+      if ($("key-limit-reset").value !== "never") body.limit_reset = $("key-limit-reset").value;
+      if ($("key-expires").value) body.expires_at = $("key-expires").value + "T00:00:00Z";
+      const models = modelList($("key-models").value);
+      if (models.length > 0) body.models = models;
+      if ($("key-disabled").checked) body.disabled = true;
+      const { data } = await api("POST", accountPath(id, "/keys"), body);
       $("new-key-value").textContent = data.key;
       $("new-key").hidden = false;
-      $("key-name").value = "";
+      for (const f of ["key-name", "key-limit", "key-expires", "key-models"]) $(f).value = "";
+      $("key-limit-reset").value = "never";
+      $("key-disabled").checked = false;
       showResult("key-result", "Created key " + data.id + ".", true);
       const keys = await api("GET", accountPath(id, "/keys"));
       renderKeys(keys.data.data || []);
@@ -1070,6 +1169,7 @@
       $("keys-result").textContent = "";
       $("ar-result").textContent = "";
       state.revoking = null;
+      closeKeyEdit();
       state.pendingTopUp = null;
       state.pendingAdjust = null;
       hideAdjustConfirm();
@@ -1127,6 +1227,8 @@
       $("adjust-result").textContent = "";
     });
     $("key-form").addEventListener("submit", createKey);
+    $("key-edit-form").addEventListener("submit", saveKey);
+    $("ke-cancel").addEventListener("click", closeKeyEdit);
     $("copy-key").addEventListener("click", copyKey);
     $("hide-key").addEventListener("click", hideNewKey);
     $("ledger-more").addEventListener("click", loadOlder);

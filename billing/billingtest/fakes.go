@@ -144,6 +144,7 @@ type Keys struct {
 	ListKeysFunc      func(ctx context.Context, account string) ([]billing.APIKey, error)
 	RevokeKeyFunc     func(ctx context.Context, account, keyID string) error
 	LookupKeyFunc     func(ctx context.Context, h billing.KeyHash) (billing.APIKey, error)
+	UpdateKeyFunc     func(ctx context.Context, account, keyID string, u billing.KeyUpdate) (billing.APIKey, error)
 }
 
 func (f *Keys) CreateKey(ctx context.Context, account, name string) (billing.APIKey, string, error) {
@@ -172,6 +173,13 @@ func (f *Keys) RevokeKey(ctx context.Context, account, keyID string) error {
 		return ErrNotSet
 	}
 	return f.RevokeKeyFunc(ctx, account, keyID)
+}
+
+func (f *Keys) UpdateKey(ctx context.Context, account, keyID string, u billing.KeyUpdate) (billing.APIKey, error) {
+	if f.UpdateKeyFunc == nil {
+		return billing.APIKey{}, ErrNotSet
+	}
+	return f.UpdateKeyFunc(ctx, account, keyID, u)
 }
 
 func (f *Keys) LookupKey(ctx context.Context, h billing.KeyHash) (billing.APIKey, error) {

@@ -3,12 +3,14 @@ package redisstore
 import (
 	"errors"
 	"fmt"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/creditgate/creditgate/billing"
 	"github.com/creditgate/creditgate/internal/testing/testredis"
+	"github.com/creditgate/creditgate/money"
 )
 
 // rateTiers are the tiers of the rate-limit tests: "tier-1" (the accounts'
@@ -262,7 +264,7 @@ func TestKeyRateLimitsStored(t *testing.T) {
 		"v2 abcd " + msNow + " sk-…x1 -",           // no name field
 		"v2 abcd " + msNow + " sk-…x1 rpm=0 n",     // 0 is not written
 		"v2 abcd " + msNow + " sk-…x1 rpm=x n",     // not a number
-		"v2 abcd " + msNow + " sk-…x1 limit=5 n",   // an unknown setting
+		"v2 abcd " + msNow + " sk-…x1 quota=5 n",   // an unknown setting
 		"v2 abcd " + msNow + " sk-…x1 rpm=1,, n",   // an empty one
 		"v2 abcd " + msNow + " sk-…x1 tpm=-3 n",    // negative
 		"v2 abcd later sk-…x1 - n",                 // a bad time
@@ -311,13 +313,18 @@ func BenchmarkRateLimit(b *testing.B) {
 }
 
 // FuzzParseKeyEntry: any stored key entry parses or is a malformed-record error,
-// never a panic; what parses writes back to the same settings.
+// never a panic; what parses is within bounds and writes back to an entry that
+// parses to the same key.
 func FuzzParseKeyEntry(f *testing.F) {
-	for _, s := range []string{"abcd " + msNow + " sk-…x1 my key", "v2 abcd " + msNow + " sk-…x1 rpm=3,tpm=5 n", "v2 a 1 h - ", "v2 a 1 h rpm=,=1 n"} {
+	for _, s := range []string{
+		"abcd " + msNow + " sk-…x1 my key", "v2 abcd " + msNow + " sk-…x1 rpm=3,tpm=5 n", "v2 a 1 h - ", "v2 a 1 h rpm=,=1 n",
+		"v2 abcd " + msNow + " sk-…x1 limit=20000000,reset=monthly,exp=" + msLater + ",models=gpt-4o|gpt-4o-mini,disabled=1 app",
+		"v2 abcd " + msNow + " sk-…x1 models=a%7Cb|c+d|%25 n", "v2 a 1 h reset=weekly,reset=daily n",
+	} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, raw string) {
-		k, _, err := parseKeyEntry("acme", "key_1", raw)
+		k, hash, err := parseKeyEntry("acme", "key_1", raw)
 		if err != nil {
 			var m *malformedError
 			if !errors.As(err, &m) {
@@ -327,6 +334,16 @@ func FuzzParseKeyEntry(f *testing.F) {
 		}
 		if k.RPM < 0 || k.TPM < 0 || k.RPM > billing.MaxRateLimit || k.TPM > billing.MaxRateLimit {
 			t.Fatalf("%q parsed limits %d %d", raw, k.RPM, k.TPM)
+		}
+		if k.Limit < 0 || k.Limit > money.MaxAmount || !billing.ValidLimitReset(k.LimitReset) || len(k.Models) > billing.MaxKeyModels {
+			t.Fatalf("%q parsed settings %+v", raw, k)
+		}
+		if strings.Contains(hash, " ") || strings.Contains(k.Hint, " ") {
+			return // cannot be written back as one field; keyEntry never writes such
+		}
+		again, hash2, err := parseKeyEntry("acme", "key_1", keyEntry(hash, k))
+		if err != nil || hash2 != hash || !reflect.DeepEqual(again, k) {
+			t.Fatalf("%q: written back as %q: %+v, %v; want %+v", raw, keyEntry(hash, k), again, err, k)
 		}
 	})
 }

@@ -28,7 +28,12 @@ var decoders = map[string]func(r reply) error{
 	"create_account.lua": func(r reply) error { _, err := decodeCreateAccount(r, "acme", "tier-1"); return err },
 	"set_fields.lua":     func(r reply) error { return decodeExists(r, "acme") },
 	"add_key.lua":        func(r reply) error { return decodeExists(r, "acme") },
-	"state.lua":          func(r reply) error { _, err := parseState("acme", r); return err },
+	"key_state.lua": func(r reply) error {
+		_, err := decodeKeyState(r, "acme", "key_1", billing.KeyHash{})
+		return err
+	},
+	"update_key.lua": func(r reply) error { return decodeUpdateKey(r, "key_1") },
+	"state.lua":      func(r reply) error { _, err := parseState("acme", r); return err },
 	"reserve.lua": func(r reply) error {
 		_, err := decodeReserve(r, billing.ReserveRequest{Account: "acme", HoldID: "h"})
 		return err
@@ -58,6 +63,7 @@ var decoders = map[string]func(r reply) error{
 const (
 	msNow    = "1773144000000"
 	msLater  = "1804680000000"
+	zeroHash = "0000000000000000000000000000000000000000000000000000000000000000" // billing.KeyHash{}.Hex()
 	grantRec = "5000000 5000000 " + msNow + " " + msLater + " purchase 1-0 0 5000000"
 	rcRec    = "pending 5000000 2026-03 0 " + msNow
 	ntcRec   = "balance.low " + msNow + " -100 1 " + msNow + " 1000000 - 0 0 "
@@ -96,6 +102,14 @@ var replyCases = []replyCase{
 	{script: "set_fields.lua", valid: []any{int64(1)}},
 	{script: "set_fields.lua", valid: []any{int64(0)}},
 	{script: "add_key.lua", valid: []any{int64(1)}},
+	{script: "key_state.lua", valid: []any{"OK", "v2 " + zeroHash + " " + msNow + " sk-…x1 limit=5000000 app", "suspended"}},
+	{script: "key_state.lua", valid: []any{"OK", "v2 " + zeroHash + " " + msNow + " sk-…x1 - app", ""}},
+	{script: "key_state.lua", valid: []any{"NOKEY"}},
+	{script: "key_state.lua", valid: []any{"NOACCOUNT"}},
+	{script: "update_key.lua", valid: []any{"OK"}},
+	{script: "update_key.lua", valid: []any{"CHANGED"}},
+	{script: "update_key.lua", valid: []any{"NOKEY"}},
+	{script: "update_key.lua", valid: []any{"NOACCOUNT"}},
 	{script: "state.lua", valid: []any{
 		[]any{"tier", "tier-1", "created_at", msNow, "credit", "5000000", "debt", "0", "reserved", "0", "rc_fails", "0"},
 		[]any{"g1", grantRec}, "1-0", []any{}}},
@@ -150,6 +164,7 @@ var malformedReplies = []struct {
 	v      []any
 }{
 	{"set_fields.lua", []any{int64(2)}},
+	{"key_state.lua", []any{"OK", "v2 " + zeroHash + " " + msNow + " sk-…x1 - app", "paused"}},
 	{"update_account.lua", []any{"OK", "1-0", "", `{"status":"x"}`}},
 	{"update_account.lua", []any{"OK", "1-0", "", `[["status","x"]]`}},
 	{"state.lua", []any{[]any{"tier", "tier-1"}, []any{}, "7-0", checkpointRec("credit", "1.5")}},

@@ -199,10 +199,11 @@ func describeAutoRecharge(ar admin.AutoRecharge) string {
 }
 
 func keysCommand(o *clientOptions) *cobra.Command {
-	cmd := &cobra.Command{Use: "keys", Short: "Issue, list and revoke app API keys"}
+	cmd := &cobra.Command{Use: "keys", Short: "Issue, list, change and revoke app API keys"}
 
 	var name string
 	var rpm, tpm int64
+	var settings keySettingFlags
 	create := &cobra.Command{
 		Use:   "create ACCOUNT",
 		Short: "Issue an API key (the secret is shown once)",
@@ -212,7 +213,11 @@ func keysCommand(o *clientOptions) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			key, err := c.CreateKeyWith(cmd.Context(), args[0], admin.CreateKeyRequest{Name: name, RPM: rpm, TPM: tpm})
+			req := admin.CreateKeyRequest{Name: name, RPM: rpm, TPM: tpm}
+			if err := settings.create(&req); err != nil {
+				return err
+			}
+			key, err := c.CreateKeyWith(cmd.Context(), args[0], req)
 			if err != nil {
 				return err
 			}
@@ -226,12 +231,16 @@ func keysCommand(o *clientOptions) *cobra.Command {
 				if key.RPM > 0 || key.TPM > 0 {
 					fmt.Fprintf(w, "RATE LIMITS\t%d rpm, %d tpm (0: the tier's)\n", key.RPM, key.TPM)
 				}
+				if hasKeySettings(key.KeySettings) {
+					printKeySettings(w, key.KeySettings)
+				}
 			})
 		},
 	}
 	create.Flags().StringVar(&name, "name", "", "a label for the key")
 	create.Flags().Int64Var(&rpm, "rpm", 0, "the key's own requests per minute (0: the tier's only; a key limit applies when lower than the tier's)")
 	create.Flags().Int64Var(&tpm, "tpm", 0, "the key's own tokens per minute (prompt + max output), as --rpm")
+	settings.register(create.Flags(), false)
 
 	list := &cobra.Command{
 		Use:   "list ACCOUNT",
@@ -247,9 +256,9 @@ func keysCommand(o *clientOptions) *cobra.Command {
 				return err
 			}
 			return o.print(cmd, keys, func(w io.Writer) {
-				fmt.Fprintln(w, "ID\tNAME\tHINT\tCREATED")
+				fmt.Fprintln(w, "ID\tNAME\tHINT\tCREATED\tLIMIT\tEXPIRES\tMODELS\tRPM/TPM\tSTATE")
 				for _, k := range keys.Data {
-					fmt.Fprintf(w, "%s\t%s\t%s\t%s\n", k.ID, orDash(k.Name), k.Hint, formatTime(k.CreatedAt))
+					fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\n", k.ID, orDash(k.Name), k.Hint, formatTime(k.CreatedAt), keySettingsRow(k))
 				}
 			})
 		},
@@ -274,7 +283,7 @@ func keysCommand(o *clientOptions) *cobra.Command {
 			return nil
 		},
 	}
-	cmd.AddCommand(create, list, revoke)
+	cmd.AddCommand(create, list, keysUpdateCommand(o), revoke)
 	return cmd
 }
 

@@ -229,9 +229,9 @@ CREATED  2025-03-01T12:00:00Z
 		{
 			name: "keys list",
 			args: []string{"keys", "list", "acme"},
-			wantOut: `ID     NAME  HINT            CREATED
-key_1  ci    sk-cg-abc…wxyz  2025-03-01T12:00:00Z
-key_2  -     sk-cg-def…1234  2025-03-01T13:00:00Z
+			wantOut: `ID     NAME  HINT            CREATED               LIMIT  EXPIRES  MODELS  RPM/TPM  STATE
+key_1  ci    sk-cg-abc…wxyz  2025-03-01T12:00:00Z  none   never    all     0/0      enabled
+key_2  -     sk-cg-def…1234  2025-03-01T13:00:00Z  none   never    all     0/0      enabled
 `,
 		},
 		{
