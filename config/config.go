@@ -662,8 +662,8 @@ func Default() *Config {
 		Limits: Limits{MaxBodyBytes: 16 * MiB, MaxMessages: 10000, MaxMessageBytes: 10 * MiB,
 			MaxConnections: 4096, HeaderTimeout: 10 * time.Second, BodyIdleTimeout: 30 * time.Second,
 			BodyMinRate: 8 * KiB, IdleTimeout: 2 * time.Minute},
-		Auth: Auth{KeyCacheTTL: 5 * time.Second},
-		CORS: CORS{MaxAge: 10 * time.Minute},
+		Auth:   Auth{KeyCacheTTL: 5 * time.Second},
+		CORS:   CORS{MaxAge: 10 * time.Minute},
 		Ledger: Ledger{Archive: LedgerArchive{Schema: "creditgate", Migrate: MigrateAuto, BatchSize: 500, Interval: 10 * time.Second}},
 	}
 }
