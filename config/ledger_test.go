@@ -35,7 +35,7 @@ func TestLedgerSection(t *testing.T) {
     batch_size: 0
     interval: 0s
 `, []string{"ledger.archive.batch_size", "ledger.archive.interval", "ledger.archive.migrate", "ledger.archive.postgres_url", "ledger.archive.schema", "ledger.redis_retention"}},
-		{"retention under a minute", "ledger:\n  redis_retention: 30s\n", []string{"ledger.redis_retention"}},
+		{"retention under 10s", "ledger:\n  redis_retention: 5s\n", []string{"ledger.redis_retention"}},
 		{"retention shorter than a round", "ledger:\n  redis_retention: 2m\n  archive:\n    postgres_url: postgres://db/x\n    interval: 5m\n", []string{"ledger.redis_retention"}},
 		{"batch too large", "ledger:\n  archive:\n    batch_size: 100000\n", []string{"ledger.archive.batch_size"}},
 		{"unknown key", "ledger:\n  archive:\n    url: x\n", []string{"ledger.archive.url"}},

@@ -272,6 +272,10 @@ func archiveSchemaName(s string) bool {
 	return true
 }
 
+// minRedisRetention bounds ledger.redis_retention from below: a settlement
+// replayed from the spool looks for its hold's events in Redis.
+const minRedisRetention = 10 * time.Second
+
 // maxArchiveBatch bounds ledger.archive.batch_size: one transaction's events.
 const maxArchiveBatch = 10000
 
@@ -279,8 +283,8 @@ func validateLedger(c *Config, ps *Problems) {
 	l := c.Ledger
 	if l.RedisRetention < 0 {
 		ps.add("ledger.redis_retention", "must be 0 (the default) or a positive duration, got %s", l.RedisRetention)
-	} else if l.RedisRetention > 0 && l.RedisRetention < time.Minute {
-		ps.add("ledger.redis_retention", "%s is under a minute: the audit, the spool and hold outcomes read recent events from Redis", l.RedisRetention)
+	} else if l.RedisRetention > 0 && l.RedisRetention < minRedisRetention {
+		ps.add("ledger.redis_retention", "%s is under %s: the spool and hold outcomes read recent events from Redis", l.RedisRetention, minRedisRetention)
 	}
 	a := l.Archive
 	if a.PostgresURL != "" {

@@ -38,6 +38,7 @@ import (
 	"github.com/creditgate/creditgate/metering"
 	"github.com/creditgate/creditgate/metrics"
 	"github.com/creditgate/creditgate/notify"
+	"github.com/creditgate/creditgate/pgarchive"
 	"github.com/creditgate/creditgate/proxy"
 )
 
@@ -108,6 +109,10 @@ type App struct {
 	metricsLn         *limitListener // nil when off
 	dataTLS, adminTLS bool
 	cancelWatch       context.CancelFunc
+
+	archive    *pgarchive.Archive // the ledger of record (archive.go); nil: none
+	stopLedger context.CancelFunc
+	ledgerDone chan struct{}
 }
 
 // New connects the store, builds the servers and opens both listeners, so their
@@ -210,6 +215,10 @@ func New(ctx context.Context, cfg *config.Config, o Options) (*App, error) {
 		return nil, err
 	}
 	a.finishSales(cfg)
+	if err := a.openArchive(ctx, cfg); err != nil {
+		a.closeStore()
+		return nil, err
+	}
 
 	budget, err := a.planConnections(cfg)
 	if err != nil {
@@ -329,6 +338,7 @@ func New(ctx context.Context, cfg *config.Config, o Options) (*App, error) {
 		_ = a.worker.Run(wctx)
 	}()
 	a.batches = startBatchPoller(p, cmp.Or(o.BatchPollInterval, batchPollInterval))
+	a.startLedgerLoop(cfg)
 
 	if o.ConfigPath != "" {
 		wctx, cancel := context.WithCancel(context.Background())
@@ -483,6 +493,9 @@ func (a *App) checkDurability(ctx context.Context) {
 }
 
 func (a *App) closeStore() {
+	if a.archive != nil {
+		a.archive.Close()
+	}
 	if a.spool != nil {
 		a.spool.Close()
 	}
@@ -630,6 +643,7 @@ func (a *App) Shutdown(ctx context.Context) error {
 	a.stopWorker()
 	<-a.workerDone
 	a.batches.Stop()
+	a.stopLedgerLoop()
 	a.stopRecord() // its last flush, before the connection closes
 	<-a.recordDone
 	errConn := a.conn.Close()
