@@ -273,6 +273,7 @@ func New(ctx context.Context, cfg *config.Config, o Options) (*App, error) {
 		PortalLinkTTL: cfg.Portal.LinkTTL,
 		Observer:      a.metrics,
 		Activity:      &activity.Reader{Client: a.conn.Client, Prefix: cfg.Redis.KeyPrefix},
+		ArchiveCheck:  a.archiveCheck(),
 	}
 	if a.sales.service != nil {
 		adminSrv.Purchases = a.sales.service

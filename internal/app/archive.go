@@ -7,6 +7,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/creditgate/creditgate/billing"
 	"github.com/creditgate/creditgate/config"
 	"github.com/creditgate/creditgate/pgarchive"
 )
@@ -113,6 +114,24 @@ func (a *App) stopLedgerLoop() {
 	}
 	if a.archive != nil {
 		a.archive.Close()
+	}
+}
+
+// archiveCheck is the audit's comparison with the archive (nil: no archive).
+func (a *App) archiveCheck() func(ctx context.Context, account string) ([]billing.AuditProblem, error) {
+	if a.archive == nil {
+		return nil
+	}
+	return func(ctx context.Context, account string) ([]billing.AuditProblem, error) {
+		rep, err := a.archive.Compare(ctx, a.store, account)
+		if err != nil {
+			return nil, err
+		}
+		if !rep.OK() {
+			a.log.Error("ledger archive: Redis lost events the archive holds", zap.String("account", account),
+				zap.Int("missing", rep.MissingCount), zap.Strings("missing_ids", rep.MissingIDs()), zap.Int("unarchived", rep.UnarchivedCount))
+		}
+		return rep.Problems(), nil
 	}
 }
 

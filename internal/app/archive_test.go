@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/creditgate/creditgate/admin/client"
 	"github.com/creditgate/creditgate/billing"
 	"github.com/creditgate/creditgate/internal/testing/testpg"
 	"github.com/creditgate/creditgate/money"
@@ -247,5 +248,94 @@ func TestNoArchiveWarning(t *testing.T) {
 			}
 			f.stop()
 		})
+	}
+}
+
+// waitShipped waits until the archive's head of each account is its store's newest event.
+func waitShipped(t *testing.T, f *fixture, ids ...string) {
+	t.Helper()
+	ctx := context.Background()
+	deadline := time.Now().Add(30 * time.Second)
+	for _, id := range ids {
+		for {
+			a, err := f.store.GetAccount(ctx, id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			head, err := f.app.Archive().ArchiveHead(ctx, id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if head == a.LastEventID {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: not shipped within 30s (head %s, store %s)", id, head, a.LastEventID)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+}
+
+// Redis reset to an older snapshot of an account while the archive is ahead:
+// the admin API's audit (creditgate audit) names the account and the events
+// Redis lost, though the restored state is consistent in itself.
+func TestAuditNamesRedisLoss(t *testing.T) {
+	pgURL, schema := testpg.Schema(t)
+	f := newFixture(t)
+	f.doc["ledger"] = fmt.Sprintf(`{ archive: { postgres_url: %q, schema: %s, interval: 50ms } }`, pgURL, schema)
+	f.start()
+	ctx := context.Background()
+	key := f.account("snap", "10.00")
+	for i := 0; i < 3; i++ {
+		if o := post(loadClient, f.data, key, chat("gpt-4o-mini", false, 20)); o.status != 200 {
+			t.Fatalf("request: %d %s", o.status, o.body)
+		}
+	}
+	waitShipped(t, f, "snap")
+	// The snapshot: every key of the account, as an RDB taken now would hold it.
+	keys, err := f.redis.Client.Keys(ctx, f.redis.Prefix+"{acct:snap}*").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dumps := map[string]string{}
+	for _, k := range keys {
+		if dumps[k], err = f.redis.Client.Dump(ctx, k).Result(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	before, err := f.store.GetAccount(ctx, "snap")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 2; i++ {
+		if o := post(loadClient, f.data, key, chat("gpt-4o-mini", false, 20)); o.status != 200 {
+			t.Fatalf("request: %d %s", o.status, o.body)
+		}
+	}
+	waitShipped(t, f, "snap")
+	lost, err := f.app.Archive().ArchivedEvents(ctx, "snap", before.LastEventID, 100)
+	if err != nil || len(lost.Events) != 2 {
+		t.Fatalf("archived after the snapshot: %+v, %v", lost, err)
+	}
+	c := &client.Client{BaseURL: "http://" + f.app.AdminAddr().String(), Token: adminToken}
+	if rep, err := c.Audit(ctx, "snap"); err != nil || !rep.OK {
+		t.Fatalf("audit before the loss: %+v, %v", rep, err)
+	}
+	for k, d := range dumps {
+		if err := f.redis.Client.RestoreReplace(ctx, k, 0, d).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rep, err := c.Audit(ctx, "snap")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.OK || len(rep.Problems) != 1 || rep.Problems[0].Check != "archive" || rep.Problems[0].EventID != lost.Events[0].ID ||
+		!strings.Contains(rep.Problems[0].Message, lost.Events[1].ID) || rep.Account != "snap" {
+		t.Fatalf("audit after Redis went back: %+v; want one archive problem naming %s and %s", rep, lost.Events[0].ID, lost.Events[1].ID)
+	}
+	if !strings.Contains(string(f.logs.Bytes()), "Redis lost events the archive holds") {
+		t.Error("no log line for the loss")
 	}
 }
