@@ -11,6 +11,14 @@ import (
 	"github.com/creditgate/creditgate/money"
 )
 
+// tb is what the helpers need of a test: *testing.T, or a rapid.T inside a
+// property.
+type tb interface {
+	Helper()
+	Fatal(args ...any)
+	Fatalf(format string, args ...any)
+}
+
 // newArchive opens a migrated archive in a schema of t's own (dropped after).
 func newArchive(t testing.TB) *Archive {
 	t.Helper()
@@ -47,7 +55,7 @@ func usageEvents(n int, start time.Time, startMS int64) []billing.Event {
 	return evs
 }
 
-func allArchived(t testing.TB, a *Archive, account string) []billing.Event {
+func allArchived(t tb, a *Archive, account string) []billing.Event {
 	t.Helper()
 	var out []billing.Event
 	after := ""
