@@ -226,6 +226,10 @@ func (s *Shipper) Round(ctx context.Context) (RoundResult, error) {
 		}
 		rr.Visited++
 		r, err := s.ShipAccount(ctx, acct.ID)
+		rr.Shipped += r.Shipped // a failed visit may have committed batches first
+		if r.Shipped > 0 && s.o.Observer != nil {
+			s.o.Observer.Shipped(int(r.Shipped))
+		}
 		if err != nil {
 			rr.Failed++
 			s.failed()
@@ -241,12 +245,8 @@ func (s *Shipper) Round(ctx context.Context) (RoundResult, error) {
 		if r.More {
 			rr.More++
 		}
-		rr.Shipped += r.Shipped
 		rr.Trimmed += r.Trimmed
 		rr.Lag = max(rr.Lag, r.Behind)
-		if r.Shipped > 0 && s.o.Observer != nil {
-			s.o.Observer.Shipped(int(r.Shipped))
-		}
 	}
 	if s.o.Observer != nil {
 		s.o.Observer.Lag(rr.Lag)

@@ -110,9 +110,11 @@ type App struct {
 	dataTLS, adminTLS bool
 	cancelWatch       context.CancelFunc
 
-	archive    *pgarchive.Archive // the ledger of record (archive.go); nil: none
-	stopLedger context.CancelFunc
-	ledgerDone chan struct{}
+	archive *pgarchive.Archive // the ledger of record (archive.go); nil: none
+	// archiveReady: the archive's schema is known up to date (shipping may start).
+	archiveReady atomic.Bool
+	stopLedger   context.CancelFunc
+	ledgerDone   chan struct{}
 }
 
 // New connects the store, builds the servers and opens both listeners, so their

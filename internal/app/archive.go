@@ -2,6 +2,7 @@ package app
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -44,29 +45,57 @@ func (a *App) openArchive(ctx context.Context, cfg *config.Config) error {
 	if err != nil {
 		return fmt.Errorf("ledger.archive: %w", err)
 	}
-	mctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	a.archive = arch
+	// The archive is not on the request path: PostgreSQL down at start delays
+	// shipping (the loop retries), it does not stop creditgate. A schema older
+	// than this binary with migrate: manual is a mistake to fix first.
+	sctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
-	if ac.Migrate == config.MigrateAuto {
-		applied, err := arch.Migrate(mctx)
-		if err != nil {
+	if err := a.ensureArchiveSchema(sctx, cfg); err != nil {
+		var old *schemaTooOld
+		if errors.As(err, &old) {
 			arch.Close()
+			a.archive = nil
+			return err
+		}
+		a.log.Warn("ledger archive: PostgreSQL is not ready; shipping starts once it is (Redis keeps every event meanwhile)", zap.Error(err))
+		return nil
+	}
+	a.archiveReady.Store(true)
+	return nil
+}
+
+// schemaTooOld: the archive's schema is behind this binary and migrations are manual.
+type schemaTooOld struct {
+	schema      string
+	have, needs int
+}
+
+func (e *schemaTooOld) Error() string {
+	return fmt.Sprintf("ledger.archive: schema %s is at version %d, this creditgate needs %d, and ledger.archive.migrate is manual: run `creditgate migrate`", e.schema, e.have, e.needs)
+}
+
+// ensureArchiveSchema applies the missing migrations (migrate: auto) or
+// checks there are none (manual: *schemaTooOld).
+func (a *App) ensureArchiveSchema(ctx context.Context, cfg *config.Config) error {
+	ac := cfg.Ledger.Archive
+	if ac.Migrate == config.MigrateAuto {
+		applied, err := a.archive.Migrate(ctx)
+		if err != nil {
 			return fmt.Errorf("ledger.archive: migrating schema %s: %w", ac.Schema, err)
 		}
 		if len(applied) > 0 {
 			a.log.Info("ledger archive: migrations applied", zap.String("schema", ac.Schema), zap.Ints("versions", applied))
 		}
-	} else {
-		v, err := pgarchive.SchemaVersion(mctx, arch.Pool(), ac.Schema)
-		if err != nil {
-			arch.Close()
-			return fmt.Errorf("ledger.archive: reading the schema version of %s: %w", ac.Schema, err)
-		}
-		if v < pgarchive.LatestVersion() {
-			arch.Close()
-			return fmt.Errorf("ledger.archive: schema %s is at version %d, this creditgate needs %d, and ledger.archive.migrate is manual: run `creditgate migrate`", ac.Schema, v, pgarchive.LatestVersion())
-		}
+		return nil
 	}
-	a.archive = arch
+	v, err := pgarchive.SchemaVersion(ctx, a.archive.Pool(), ac.Schema)
+	if err != nil {
+		return fmt.Errorf("ledger.archive: reading the schema version of %s: %w", ac.Schema, err)
+	}
+	if v < pgarchive.LatestVersion() {
+		return &schemaTooOld{schema: ac.Schema, have: v, needs: pgarchive.LatestVersion()}
+	}
 	return nil
 }
 
@@ -92,6 +121,21 @@ func (a *App) startLedgerLoop(cfg *config.Config) {
 		a.stopLedger, a.ledgerDone = stop, make(chan struct{})
 		go func() {
 			defer close(a.ledgerDone)
+			for !a.archiveReady.Load() {
+				err := a.ensureArchiveSchema(ctx, cfg)
+				if err == nil {
+					a.archiveReady.Store(true)
+					log.Info("ledger archive: PostgreSQL ready; shipping starts")
+					break
+				}
+				a.metrics.Archive().ShipFailed()
+				log.Warn("ledger archive: PostgreSQL still not ready; retrying", zap.Error(err))
+				select {
+				case <-ctx.Done():
+					return
+				case <-time.After(interval):
+				}
+			}
 			s.Run(ctx, interval)
 		}()
 	case retention > 0:
