@@ -293,16 +293,21 @@ func TestShipPostgresCutMidShipping(t *testing.T) {
 
 	var failures int
 	for round := 0; round < 200; round++ {
+		cut := make(chan struct{})
 		switch round % 4 {
 		case 1:
 			fp.DropReplies(3, faultproxy.DropReplyAndClose)
+			close(cut)
 		case 2:
-			go func() { time.Sleep(2 * time.Millisecond); fp.CutAll() }()
+			go func() { time.Sleep(2 * time.Millisecond); fp.CutAll(); close(cut) }()
+		default:
+			close(cut)
 		}
 		rr, err := s.Round(e.ctx)
 		if err != nil {
 			failures++
 		}
+		<-cut // no cut may land in a later round
 		fp.Set(faultproxy.Pass)
 		if err == nil && rr.Shipped == 0 && rr.More == 0 && rr.Visited == 0 {
 			break
@@ -311,9 +316,16 @@ func TestShipPostgresCutMidShipping(t *testing.T) {
 	if failures == 0 {
 		t.Fatal("no round failed: the faults did not reach the shipper")
 	}
-	if rr := e.round(t, s); rr.Shipped != 0 {
-		// A last clean round finds nothing left.
-		t.Fatalf("after recovery a round still shipped %d", rr.Shipped)
+	// A last clean round finds nothing left (the first may still meet a
+	// connection the last cut closed in the pool).
+	var last RoundResult
+	for try := 0; try < 5; try++ {
+		if last, err = s.Round(e.ctx); err == nil {
+			break
+		}
+	}
+	if err != nil || last.Shipped != 0 {
+		t.Fatalf("after recovery a round shipped %d, %v; want nothing left", last.Shipped, err)
 	}
 	for i := 0; i < accounts; i++ {
 		id := fmt.Sprintf("p%d", i)
