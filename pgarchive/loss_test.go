@@ -97,6 +97,9 @@ func TestCompareNamesLostEvents(t *testing.T) {
 		}
 	}
 	check("right after the restore")
+	if rr := e.round(t, s); !slices.Equal(rr.RedisBehind, []string{"lost"}) {
+		t.Fatalf("the round after the restore: %+v; want lost named as behind the archive", rr)
+	}
 	// Traffic goes on on the restored state, and is shipped after the gap.
 	e.book(t, "lost", 5)
 	e.round(t, s)

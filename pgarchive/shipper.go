@@ -194,6 +194,11 @@ type RoundResult struct {
 	Failed   int // accounts whose shipping failed (logged; the next round retries)
 	More     int // accounts left with events to ship after a full visit
 	Lag      time.Duration
+	// RedisBehind are accounts whose newest store event is older than the
+	// archive's head: the store lost events it had shipped (restored from an
+	// older snapshot). Logged at error; the audit names the events. Seen only
+	// until new traffic moves the store past the head again.
+	RedisBehind []string
 }
 
 // Round ships every account once (see the package's shipping notes). An
@@ -218,6 +223,13 @@ func (s *Shipper) Round(ctx context.Context) (RoundResult, error) {
 			return rr, err
 		}
 		head, shipped := heads[acct.ID]
+		if shipped && billing.CompareEventIDs(acct.LastEventID, head) < 0 {
+			rr.RedisBehind = append(rr.RedisBehind, acct.ID)
+			s.failed()
+			s.o.Log.Error("ledger archive: Redis is behind the archive: it lost events it had (restored from an older snapshot?); run creditgate audit on the account and repair (README)",
+				zap.String("account", acct.ID), zap.String("redis_newest", acct.LastEventID), zap.String("archive_head", head))
+			continue
+		}
 		caughtUp := acct.LastEventID == "" || (shipped && head == acct.LastEventID)
 		// Trimming is due while events the archive holds are still in the store.
 		trimDue := s.o.Retention > 0 && shipped && (acct.Checkpoint == nil || billing.CompareEventIDs(acct.Checkpoint.EventID, head) < 0) && acct.LastEventID != ""
