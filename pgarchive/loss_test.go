@@ -4,8 +4,11 @@ import (
 	"context"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 
 	"github.com/creditgate/creditgate/billing"
 	"github.com/creditgate/creditgate/money"
@@ -15,12 +18,35 @@ import (
 // account back as it was, as a Redis restored from an older RDB/AOF would.
 type snapshot map[string]string
 
-func (e *shipEnv) snapshot(t testing.TB, id string) snapshot {
+// accountKeys are the Redis keys of account id (on a cluster, from every
+// master: KEYS answers for one node).
+func (e *shipEnv) accountKeys(t testing.TB, id string) []string {
 	t.Helper()
-	keys, err := e.redis.Client.Keys(e.ctx, e.redis.Prefix+"{acct:"+id+"}*").Result()
+	pattern := e.redis.Prefix + "{acct:" + id + "}*"
+	var keys []string
+	var mu sync.Mutex
+	collect := func(ctx context.Context, c redis.Cmdable) error {
+		ks, err := c.Keys(ctx, pattern).Result()
+		mu.Lock()
+		keys = append(keys, ks...)
+		mu.Unlock()
+		return err
+	}
+	var err error
+	if cc, ok := e.redis.Client.(*redis.ClusterClient); ok {
+		err = cc.ForEachMaster(e.ctx, func(ctx context.Context, n *redis.Client) error { return collect(ctx, n) })
+	} else {
+		err = collect(e.ctx, e.redis.Client)
+	}
 	if err != nil {
 		t.Fatal(err)
 	}
+	return keys
+}
+
+func (e *shipEnv) snapshot(t testing.TB, id string) snapshot {
+	t.Helper()
+	keys := e.accountKeys(t, id)
 	s := snapshot{}
 	for _, k := range keys {
 		d, err := e.redis.Client.Dump(e.ctx, k).Result()
@@ -34,11 +60,7 @@ func (e *shipEnv) snapshot(t testing.TB, id string) snapshot {
 
 func (e *shipEnv) restore(t testing.TB, id string, s snapshot) {
 	t.Helper()
-	keys, err := e.redis.Client.Keys(e.ctx, e.redis.Prefix+"{acct:"+id+"}*").Result()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, k := range keys {
+	for _, k := range e.accountKeys(t, id) {
 		if err := e.redis.Client.Del(e.ctx, k).Err(); err != nil {
 			t.Fatal(err)
 		}

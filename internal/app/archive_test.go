@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/creditgate/creditgate/admin/client"
 	"github.com/creditgate/creditgate/billing"
 	"github.com/creditgate/creditgate/config"
@@ -295,7 +297,23 @@ func TestAuditNamesRedisLoss(t *testing.T) {
 	}
 	waitShipped(t, f, "snap")
 	// The snapshot: every key of the account, as an RDB taken now would hold it.
-	keys, err := f.redis.Client.Keys(ctx, f.redis.Prefix+"{acct:snap}*").Result()
+	var keys []string
+	scan := func(ctx context.Context, c redis.Cmdable) error {
+		ks, err := c.Keys(ctx, f.redis.Prefix+"{acct:snap}*").Result()
+		keys = append(keys, ks...) // one slot: one master answers
+		return err
+	}
+	var err error
+	if cc, ok := f.redis.Client.(*redis.ClusterClient); ok {
+		var mu sync.Mutex
+		err = cc.ForEachMaster(ctx, func(ctx context.Context, n *redis.Client) error {
+			mu.Lock()
+			defer mu.Unlock()
+			return scan(ctx, n)
+		})
+	} else {
+		err = scan(ctx, f.redis.Client)
+	}
 	if err != nil {
 		t.Fatal(err)
 	}
