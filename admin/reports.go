@@ -82,7 +82,7 @@ type AuditReport struct {
 // AuditProblem is one failed check. EventID is the first event where the replay
 // and the ledger disagreed, or "" for a mismatch in the stored state.
 type AuditProblem struct {
-	Check   string `json:"check"` // amounts, balance, debt, grants, usage or state
+	Check   string `json:"check"` // amounts, balance, debt, grants, usage, state, or archive (Redis lost events the ledger archive holds)
 	EventID string `json:"event_id,omitempty"`
 	Message string `json:"message"`
 }
@@ -310,6 +310,14 @@ func (s *Server) auditAccount(w http.ResponseWriter, r *http.Request) *apiError 
 	rep, err := billing.AuditAccount(r.Context(), ledger, id)
 	if err != nil {
 		return storeError(err)
+	}
+	if s.ArchiveCheck != nil {
+		ps, err := s.ArchiveCheck(r.Context(), id)
+		if err != nil {
+			// Not proven either way: said, as a failed check.
+			ps = []billing.AuditProblem{{Check: "archive", Message: "comparing with the ledger archive failed: " + err.Error()}}
+		}
+		rep.Problems = append(rep.Problems, ps...)
 	}
 	out := AuditReport{Object: "audit", Account: rep.Account, OK: rep.OK(), Events: rep.Events, LastEventID: rep.LastEventID, Problems: []AuditProblem{}}
 	for _, p := range rep.Problems {

@@ -76,6 +76,10 @@ type Server struct {
 	// Observer is told about each top-up and adjustment booked (metrics); nil:
 	// nobody.
 	Observer Observer
+	// ArchiveCheck, when set, compares an account's ledger in the store with
+	// the ledger archive for the audit (pgarchive.Archive.Compare): its
+	// problems (check "archive") join the audit's. nil: no archive.
+	ArchiveCheck func(ctx context.Context, account string) ([]billing.AuditProblem, error)
 }
 
 // publicRoutes are served without an admin token and without the access log:

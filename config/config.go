@@ -69,6 +69,8 @@ type Config struct {
 	CORS CORS `yaml:"cors"`
 	// Metrics places the Prometheus endpoint.
 	Metrics Metrics `yaml:"metrics"`
+	// Ledger bounds the ledger in Redis and ships it to its archive.
+	Ledger Ledger `yaml:"ledger"`
 
 	// pricing is built by Validate from Prices.
 	pricing *metering.Pricing
@@ -577,6 +579,55 @@ type Metrics struct {
 	Listen string `yaml:"listen"`
 }
 
+// Ledger is where the ledger's history lives: Redis keeps a recent tail of
+// each account's events, the archive (PostgreSQL) all of them.
+type Ledger struct {
+	// RedisRetention is how long an event stays in Redis; older ones are
+	// trimmed (each account's checkpoint keeps the audit whole). With an
+	// archive only shipped events are trimmed. 0 (the default) means 24h with
+	// an archive and no trimming without one: without an archive, trimming
+	// discards history, so it happens only when set.
+	RedisRetention time.Duration `yaml:"redis_retention"`
+	// Archive is the ledger of record in PostgreSQL.
+	Archive LedgerArchive `yaml:"archive"`
+}
+
+// LedgerArchive is the ledger of record in PostgreSQL (package pgarchive).
+type LedgerArchive struct {
+	// PostgresURL is the PostgreSQL (a postgres:// URL or a libpq DSN) every
+	// ledger event is shipped to. "" (the default): no archive, the ledger stays
+	// in Redis. Prefer CREDITGATE_LEDGER_ARCHIVE_POSTGRES_URL: it carries a password.
+	PostgresURL string `yaml:"postgres_url"`
+	// Schema is the PostgreSQL schema the archive's tables live in. Default "creditgate".
+	Schema string `yaml:"schema"`
+	// Migrate is "auto" (the default: apply missing migrations at start) or
+	// "manual" (refuse to start on an old schema; run creditgate migrate).
+	Migrate string `yaml:"migrate"`
+	// BatchSize is the most events one shipping transaction archives. Default 500.
+	BatchSize int64 `yaml:"batch_size"`
+	// Interval is the pause between shipping rounds. Default 10s.
+	Interval time.Duration `yaml:"interval"`
+}
+
+// Archive migration modes (ledger.archive.migrate).
+const (
+	MigrateAuto   = "auto"
+	MigrateManual = "manual"
+)
+
+// DefaultRedisRetention is ledger.redis_retention's meaning when it is 0 and
+// an archive is configured.
+const DefaultRedisRetention = 24 * time.Hour
+
+// EffectiveRedisRetention is how long events stay in Redis: 0 means never
+// trimmed (no archive, ledger.redis_retention unset).
+func (c *Config) EffectiveRedisRetention() time.Duration {
+	if c.Ledger.RedisRetention == 0 && c.Ledger.Archive.PostgresURL != "" {
+		return DefaultRedisRetention
+	}
+	return c.Ledger.RedisRetention
+}
+
 // ByteSize is a number of bytes; in YAML an integer or a size such as "16MiB".
 type ByteSize int64
 
@@ -648,8 +699,9 @@ func Default() *Config {
 		Limits: Limits{MaxBodyBytes: 16 * MiB, MaxMessages: 10000, MaxMessageBytes: 10 * MiB,
 			MaxConnections: 4096, HeaderTimeout: 10 * time.Second, BodyIdleTimeout: 30 * time.Second,
 			BodyMinRate: 8 * KiB, IdleTimeout: 2 * time.Minute},
-		Auth: Auth{KeyCacheTTL: 5 * time.Second},
-		CORS: CORS{MaxAge: 10 * time.Minute},
+		Auth:   Auth{KeyCacheTTL: 5 * time.Second},
+		CORS:   CORS{MaxAge: 10 * time.Minute},
+		Ledger: Ledger{Archive: LedgerArchive{Schema: "creditgate", Migrate: MigrateAuto, BatchSize: 500, Interval: 10 * time.Second}},
 	}
 }
 

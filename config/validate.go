@@ -108,6 +108,7 @@ var sections = []struct {
 	{[]string{"auth"}, validateAuth},
 	{[]string{"cors"}, validateCORS},
 	{[]string{"metrics"}, validateMetrics},
+	{[]string{"ledger"}, validateLedger},
 }
 
 // add records a problem with key.
@@ -264,6 +265,55 @@ func validateSpool(c *Config, ps *Problems) {
 		ps.add("spool.dir", "has leading or trailing spaces")
 	}
 	ps.positive("spool.replay_interval", c.Spool.ReplayInterval)
+}
+
+// archiveSchemaName is what ledger.archive.schema may be: an identifier that
+// needs no quoting (pgarchive.ValidSchema says the same).
+func archiveSchemaName(s string) bool {
+	if s == "" || len(s) > 63 || (s[0] >= '0' && s[0] <= '9') {
+		return false
+	}
+	for _, r := range s {
+		if !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '_') {
+			return false
+		}
+	}
+	return true
+}
+
+// minRedisRetention bounds ledger.redis_retention from below: a settlement
+// replayed from the spool looks for its hold's events in Redis.
+const minRedisRetention = 10 * time.Second
+
+// maxArchiveBatch bounds ledger.archive.batch_size: one transaction's events.
+const maxArchiveBatch = 10000
+
+func validateLedger(c *Config, ps *Problems) {
+	l := c.Ledger
+	if l.RedisRetention < 0 {
+		ps.add("ledger.redis_retention", "must be 0 (the default) or a positive duration, got %s", l.RedisRetention)
+	} else if l.RedisRetention > 0 && l.RedisRetention < minRedisRetention {
+		ps.add("ledger.redis_retention", "%s is under %s: the spool and hold outcomes read recent events from Redis", l.RedisRetention, minRedisRetention)
+	}
+	a := l.Archive
+	if a.PostgresURL != "" {
+		if u, err := url.Parse(a.PostgresURL); strings.Contains(a.PostgresURL, "://") && (err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql")) {
+			ps.add("ledger.archive.postgres_url", "want a postgres:// or postgresql:// URL (or a libpq key=value DSN)")
+		}
+		if l.RedisRetention > 0 && l.RedisRetention < a.Interval {
+			ps.add("ledger.redis_retention", "%s is shorter than ledger.archive.interval (%s): events would be due for trimming before a round ships them", l.RedisRetention, a.Interval)
+		}
+	}
+	if !archiveSchemaName(a.Schema) {
+		ps.add("ledger.archive.schema", "%q: want lower-case letters, digits and _ (at most 63, not starting with a digit)", a.Schema)
+	}
+	if a.Migrate != MigrateAuto && a.Migrate != MigrateManual {
+		ps.add("ledger.archive.migrate", "must be %q or %q, got %q", MigrateAuto, MigrateManual, a.Migrate)
+	}
+	if a.BatchSize < 1 || a.BatchSize > maxArchiveBatch {
+		ps.add("ledger.archive.batch_size", "must be from 1 to %d, got %d", maxArchiveBatch, a.BatchSize)
+	}
+	ps.positive("ledger.archive.interval", a.Interval)
 }
 
 // maxQualifyDays bounds a qualify rule's days (ten years).

@@ -104,6 +104,8 @@ type Metrics struct {
 	pay *paymentMetrics
 	// admin counts the admin API's top-ups and adjustments (admin.go).
 	admin *adminMetrics
+	// archive follows the ledger archive's shipping (archive.go).
+	archive *ArchiveMetrics
 }
 
 var _ proxy.Observer = (*Metrics)(nil)
@@ -192,6 +194,8 @@ func New(o Options) (*Metrics, error) {
 		m.excess, m.excessTokens, m.holdsOpen, m.holdsExpired, m.requestDuration, m.upstreamLatency, m.ttft, m.redisLatency, m.redisErrors, m.reloads, spoolDepth, activityDropped}
 	cs = append(cs, m.pay.collectors()...)
 	cs = append(cs, m.admin.collectors()...)
+	m.archive = newArchiveMetrics()
+	cs = append(cs, m.archive.collectors()...)
 	if !o.NoProcessMetrics {
 		cs = append(cs, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	}

@@ -1,6 +1,7 @@
 // Command creditgate is the metering proxy and its operator CLI: `serve` runs the
 // proxy, `quickstart` runs it with an embedded store, a demo account and a mock
-// upstream, `check-config` validates a configuration file, `demo` spends a
+// upstream, `check-config` validates a configuration file, `migrate` creates or
+// upgrades the ledger archive's schema, `demo` spends a
 // quickstart's demo account, and the `accounts`, `keys`, `credits`, `ledger`
 // (with `ledger export`), `auto-recharge`, `usage` and `audit` commands are clients
 // of the admin API. The command only parses flags and wires packages together.
@@ -32,7 +33,7 @@ func newRootCommand() *cobra.Command {
 		SilenceErrors: false,
 	}
 	root.AddCommand(serveCommand(), quickstartCommand(), checkConfigCommand(), mockUpstreamCommand(), versionCommand())
-	root.AddCommand(healthcheckCommand())
+	root.AddCommand(healthcheckCommand(), migrateCommand())
 	addClientCommands(root)
 	addReportCommands(root)
 	addDemoCommand(root)

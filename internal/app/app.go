@@ -38,6 +38,7 @@ import (
 	"github.com/creditgate/creditgate/metering"
 	"github.com/creditgate/creditgate/metrics"
 	"github.com/creditgate/creditgate/notify"
+	"github.com/creditgate/creditgate/pgarchive"
 	"github.com/creditgate/creditgate/proxy"
 )
 
@@ -112,12 +113,16 @@ type App struct {
 	dataTLS, adminTLS bool
 	cancelWatch       context.CancelFunc
 
-	// archive is the ledger of record (nil: the store alone). Set it before
-	// New builds the readers (the line that sets reads); reads is the ledger
-	// every reader uses: the store with its history from the archive
-	// (billing.NewArchivedLedger), or the store itself.
-	archive billing.EventArchive
+	// history is where readers find the ledger's past (nil: the store alone):
+	// Options.Archive, else the PostgreSQL archive. reads is the ledger every
+	// reader uses: the store with its history (billing.NewArchivedLedger).
+	history billing.EventArchive
 	reads   billing.Ledger
+	archive *pgarchive.Archive // the ledger of record (archive.go); nil: none
+	// archiveReady: the archive's schema is known up to date (shipping may start).
+	archiveReady atomic.Bool
+	stopLedger   context.CancelFunc
+	ledgerDone   chan struct{}
 }
 
 // New connects the store, builds the servers and opens both listeners, so their
@@ -196,14 +201,19 @@ func New(ctx context.Context, cfg *config.Config, o Options) (*App, error) {
 	if !a.conn.Embedded {
 		a.checkDurability(ctx)
 	}
-	// Every reader (and the spool's replay) reads through a.reads.
-	if o.Archive != nil {
-		a.archive = o.Archive
-	}
-	a.reads = billing.NewArchivedLedger(a.store, a.archive)
-	if err := a.openSpool(ctx, cfg.SpoolDir()); err != nil {
+	if err := a.openArchive(ctx, cfg); err != nil {
 		a.store.Close()
 		a.conn.Close()
+		return nil, err
+	}
+	// Every reader (and the spool's replay) reads through a.reads.
+	a.history = o.Archive
+	if a.history == nil && a.archive != nil { // never a typed nil
+		a.history = a.archive
+	}
+	a.reads = billing.NewArchivedLedger(a.store, a.history)
+	if err := a.openSpool(ctx, cfg.SpoolDir()); err != nil {
+		a.closeStore()
 		return nil, err
 	}
 	if a.sales, err = a.newSales(cfg, o); err == nil {
@@ -282,6 +292,7 @@ func New(ctx context.Context, cfg *config.Config, o Options) (*App, error) {
 		PortalLinkTTL: cfg.Portal.LinkTTL,
 		Observer:      a.metrics,
 		Activity:      &activity.Reader{Client: a.conn.Client, Prefix: cfg.Redis.KeyPrefix},
+		ArchiveCheck:  a.archiveCheck(),
 	}
 	if a.sales.service != nil {
 		adminSrv.Purchases = a.sales.service
@@ -347,6 +358,7 @@ func New(ctx context.Context, cfg *config.Config, o Options) (*App, error) {
 		_ = a.worker.Run(wctx)
 	}()
 	a.batches = startBatchPoller(p, cmp.Or(o.BatchPollInterval, batchPollInterval))
+	a.startLedgerLoop(cfg)
 
 	if o.ConfigPath != "" {
 		wctx, cancel := context.WithCancel(context.Background())
@@ -501,6 +513,9 @@ func (a *App) checkDurability(ctx context.Context) {
 }
 
 func (a *App) closeStore() {
+	if a.archive != nil {
+		a.archive.Close()
+	}
 	if a.spool != nil {
 		a.spool.Close()
 	}
@@ -649,6 +664,7 @@ func (a *App) Shutdown(ctx context.Context) error {
 	a.stopWorker()
 	<-a.workerDone
 	a.batches.Stop()
+	a.stopLedgerLoop()
 	a.stopRecord() // its last flush, before the connection closes
 	<-a.recordDone
 	errConn := a.conn.Close()
