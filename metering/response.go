@@ -78,6 +78,11 @@ func NewResponseMeter(r *Request, tok Tokenizer, input Tokens) *ResponseMeter {
 	return m
 }
 
+// SetInput replaces the local count of the request's input that Result carries:
+// the proxy may admit on Request.InputTokenBound and count exactly only later, or
+// not at all (then it sets 0).
+func (m *ResponseMeter) SetInput(input Tokens) { m.input = input }
+
 // Body meters a complete, non-streamed 2xx JSON body. A limit does not cut a plain
 // body (it is relayed as it is); Limit.Bill bounds what it is billed.
 func (m *ResponseMeter) Body(body []byte) {
