@@ -30,6 +30,7 @@ func (p *Proxy) rateLimit(x *exchange) *apiError {
 	if p.opts.RateLimiter == nil {
 		return nil
 	}
+	p.countBeforeRateLimit(x) // TPM counts the exact prompt
 	q := billing.RateLimitRequest{Account: x.key.Account, KeyID: x.key.ID, KeyRPM: x.key.RPM, KeyTPM: x.key.TPM,
 		Tokens: x.req.RateTokens(x.price, x.input), Tiers: x.settings.Policy.Tiers}
 	if !q.HasLimits() {
