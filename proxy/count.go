@@ -137,3 +137,12 @@ func drifts(x *exchange, res metering.Result) bool {
 	return res.Tokens.Input > x.prompt.bound.Input ||
 		metering.DriftExceeds(metering.Tokens{Output: res.Tokens.Output}, metering.Tokens{Output: res.Local.Output}, tol)
 }
+
+// countedPrompt is x's local prompt count for a log line: 0 when it was not
+// counted (x.input is then its bound).
+func (x *exchange) countedPrompt() int64 {
+	if x.prompt.exact {
+		return x.input.Input
+	}
+	return 0
+}
