@@ -26,6 +26,9 @@ import (
 // Otherwise the usage event's local prompt count is 0 (not counted), and the
 // drift check compares the output alone and flags an upstream prompt above the
 // byte bound. Encodings other than o200k_base and cl100k_base are always counted.
+// A late count reads the request's texts, which share x.body's memory: the body
+// must stay unchanged until the exchange is settled (a pooled body buffer may be
+// recycled only after finish).
 
 // promptCount is what an exchange knows of its prompt's count.
 type promptCount struct {
