@@ -499,7 +499,17 @@ type Metering struct {
 	// DriftTolerance is the relative difference between upstream-reported and
 	// locally counted tokens beyond which a drift is logged. Default 0.10.
 	DriftTolerance float64 `yaml:"drift_tolerance"`
+	// CountPrompts is when prompts are counted with the tokenizer: "when_needed"
+	// (the default: admitted on their byte bound, counted only when a bill, a
+	// clamp or a TPM limit needs it) or "always" (at admission, as before).
+	CountPrompts string `yaml:"count_prompts"`
 }
+
+// The values of metering.count_prompts.
+const (
+	CountPromptsWhenNeeded = "when_needed"
+	CountPromptsAlways     = "always"
+)
 
 // Logging configures the structured logger.
 type Logging struct {
@@ -694,7 +704,7 @@ func Default() *Config {
 			Aliases:       map[string]string{},
 			BatchDiscount: FractionOne / 2,
 		},
-		Metering: Metering{DriftTolerance: 0.10},
+		Metering: Metering{DriftTolerance: 0.10, CountPrompts: CountPromptsWhenNeeded},
 		Logging:  Logging{Level: "info", Format: "json"},
 		Limits: Limits{MaxBodyBytes: 16 * MiB, MaxMessages: 10000, MaxMessageBytes: 10 * MiB,
 			MaxConnections: 4096, HeaderTimeout: 10 * time.Second, BodyIdleTimeout: 30 * time.Second,

@@ -97,6 +97,7 @@ func TestDefault(t *testing.T) {
 		{"pricing.aliases", len(d.Prices.Aliases), 0},
 		{"pricing.default", d.Prices.Default == nil, true},
 		{"metering.drift_tolerance", d.Metering.DriftTolerance, 0.10},
+		{"metering.count_prompts", d.Metering.CountPrompts, "when_needed"},
 		{"logging.level", d.Logging.Level, "info"},
 		{"logging.format", d.Logging.Format, "json"},
 		{"limits.max_body_bytes", d.Limits.MaxBodyBytes, ByteSize(16 << 20)},

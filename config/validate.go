@@ -544,6 +544,9 @@ func validateMetering(c *Config, ps *Problems) {
 	if t := c.Metering.DriftTolerance; t < 0 || math.IsNaN(t) || math.IsInf(t, 0) {
 		ps.add("metering.drift_tolerance", "must be 0 or more (a fraction: 0.10 = 10%%), got %v", t)
 	}
+	if m := c.Metering.CountPrompts; m != CountPromptsWhenNeeded && m != CountPromptsAlways {
+		ps.add("metering.count_prompts", "must be %q or %q, got %q", CountPromptsWhenNeeded, CountPromptsAlways, m)
+	}
 }
 
 func validateLogging(c *Config, ps *Problems) {

@@ -118,6 +118,7 @@ func TestValidateRules(t *testing.T) {
 		{"alias fine", func(c *Config) { c.Prices.Aliases = map[string]string{"fast": "gpt-4o-mini"} }, nil},
 		{"default price without input", func(c *Config) { c.Prices.Default = &ModelPrice{} }, []string{"pricing.default.input"}},
 		{"drift_tolerance negative", func(c *Config) { c.Metering.DriftTolerance = -0.1 }, []string{"metering.drift_tolerance"}},
+		{"count_prompts unknown", func(c *Config) { c.Metering.CountPrompts = "sometimes" }, []string{"metering.count_prompts"}},
 		{"logging.level", func(c *Config) { c.Logging.Level = "verbose" }, []string{"logging.level"}},
 		{"logging.format", func(c *Config) { c.Logging.Format = "xml" }, []string{"logging.format"}},
 		{"max_body_bytes zero", func(c *Config) { c.Limits.MaxBodyBytes = 0 }, []string{"limits.max_body_bytes"}},

@@ -131,7 +131,7 @@ func hotReloadable(key string) bool {
 	switch key {
 	case "billing.tiers", "billing.default_tier", "billing.grace", "billing.clamp_max_tokens",
 		"billing.min_purchase", "billing.credit_ttl", "billing.hold_ttl", "billing.auto_recharge.min_amount",
-		"metering.drift_tolerance", "logging.level", "notify.low_balance", "notify.expiring_within":
+		"metering.drift_tolerance", "metering.count_prompts", "logging.level", "notify.low_balance", "notify.expiring_within":
 		return true
 	}
 	return strings.HasPrefix(key, "pricing.")

@@ -58,24 +58,51 @@ func (r *Request) parseSchema(m jsonscan.Member, param, schemaKey string) error 
 // Encoding() string method, as TokenizerFor's do), that picks the tool overhead,
 // else EncodingForModel(r.Model) does.
 func (r *Request) InputTokens(tok Tokenizer) Tokens {
-	n := r.fixed
+	var texts int64
 	if tok != nil {
 		for _, t := range r.texts {
-			n += int64(tok.Count(t))
+			texts += int64(tok.Count(t))
 		}
 	}
+	init := int64(0)
 	if r.funcs > 0 {
 		enc := EncodingForModel(r.Model)
 		if e, ok := tok.(encoder); ok {
 			enc = e.Encoding()
 		}
-		init := int64(funcInitO200k)
+		init = funcInitO200k
 		if enc == CL100kBase {
 			init = funcInitCL100
 		}
-		n += r.funcs * init
 	}
-	// Image inputs of an image edit are priced apart (media.go): they ride in the
-	// AudioInput class, at the model's image input price.
-	return Tokens{Input: max(n, 0) + r.imageInput, AudioInput: r.imageInput}
+	return r.inputTokens(texts, init)
+}
+
+// InputTokenBound is an upper bound on InputTokens(tok) for tok of o200k_base or
+// cl100k_base, computed without a tokenizer, in time linear in the number of texts
+// (not their length): every token of those encodings is at least one byte of text,
+// so each text counts its UTF-8 length in bytes; the fixed overheads (message
+// framing, names, reply priming, image tiles, token-id prompts, tool properties)
+// are added exactly as InputTokens adds them, and each function definition costs
+// the larger of the two encodings' overheads (cl100k's 10). Same rounding rule
+// (inputTokens).
+//
+// It equals InputTokens when every text is one token per byte (empty texts,
+// single characters, "a b c"-style one-byte pieces) and, with functions, the
+// encoding is cl100k_base; otherwise it is larger (about 4× for English prose).
+func (r *Request) InputTokenBound() Tokens {
+	var texts int64
+	for _, t := range r.texts {
+		texts += int64(len(t))
+	}
+	return r.inputTokens(texts, funcInitCL100)
+}
+
+// inputTokens is the one formula of InputTokens and InputTokenBound: the fixed
+// overheads, the texts' counts, funcInit per function definition, at least 0.
+//
+// Image inputs of an image edit are priced apart (media.go): they ride in the
+// AudioInput class, at the model's image input price, counted exactly by both.
+func (r *Request) inputTokens(texts, funcInit int64) Tokens {
+	return Tokens{Input: max(r.fixed+texts+r.funcs*funcInit, 0) + r.imageInput, AudioInput: r.imageInput}
 }

@@ -310,7 +310,7 @@ func (m *ResponseMeter) countRaw(raw []byte, escaped bool) int64 {
 func (m *ResponseMeter) rewriteUsage(start, end int) {
 	l := m.lim
 	l.usageSeen = true
-	if bill := l.Bill(m.Result()); bill.Tokens != m.usage {
+	if bill := m.bill(); bill.Tokens != m.usage {
 		l.edits = append(l.edits, edit{start, end, m.appendUsage(nil, bill.Tokens)})
 	}
 }
@@ -435,7 +435,7 @@ func (m *ResponseMeter) appendCutEvents(out []byte) []byte {
 		out = append(out, "data: "...)
 		out = l.appendHeader(out)
 		out = append(out, `"choices":[],"usage":`...)
-		out = m.appendUsage(out, l.Bill(m.Result()).Tokens)
+		out = m.appendUsage(out, m.bill().Tokens)
 		out = append(out, "}\n\n"...)
 	}
 	return append(out, "data: [DONE]\n\n"...)
@@ -468,7 +468,7 @@ func (l *limiter) appendHeader(out []byte) []byte {
 // stream began with (response.created), incomplete, with the billed usage.
 func (m *ResponseMeter) appendIncomplete(out []byte) []byte {
 	l := m.lim
-	usage := m.appendUsage(nil, l.Bill(m.Result()).Tokens)
+	usage := m.appendUsage(nil, m.bill().Tokens)
 	sets := [...]struct {
 		key   string
 		value []byte

@@ -41,6 +41,7 @@ func FuzzParseRequest(f *testing.F) {
 		if in := r.InputTokens(wordTokenizer); in.Input < 0 {
 			t.Fatalf("negative input count %d", in.Input)
 		}
+		checkInputTokenBound(t, r)
 		out, err := r.Rewrite(body, 7)
 		if err != nil {
 			t.Fatalf("Rewrite: %v", err)

@@ -63,6 +63,18 @@ func (l Limit) MaxCost() money.Micros {
 	return min(l.Hold, l.Price.WorstCase(l.Input, l.MaxOutput()))
 }
 
+// NeedsExactInput reports whether Bill(res) may depend on the exact count of the
+// prompt, when l.Input is only an upper bound (Request.InputTokenBound): res is
+// billed by the local count (which carries the prompt), or its claim costs more
+// than the output cap alone, with no prompt, at the dearest rate — a lower bound
+// of MaxCost whatever the prompt, under which Bill returns the claim as it is.
+func (l Limit) NeedsExactInput(res Result) bool {
+	if res.Source != SourceUpstream {
+		return true
+	}
+	return l.Price.Cost(res.Tokens) > min(l.Hold, l.Price.WorstCase(Tokens{}, l.MaxOutput()))
+}
+
 // Bill is what one response is charged, and what its upstream claimed beyond that.
 type Bill struct {
 	// Tokens are the tokens billed: the claimed ones, or, when those cost more than

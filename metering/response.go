@@ -43,6 +43,7 @@ type ResponseMeter struct {
 	includeUsage bool // the client asked for stream usage itself
 	tok          Tokenizer
 	input        Tokens
+	boundOf      *Request // input is this request's byte bound, not yet counted (SetInputBound)
 
 	usage     Tokens
 	hasUsage  bool
@@ -81,6 +82,42 @@ func NewResponseMeter(r *Request, tok Tokenizer, input Tokens) *ResponseMeter {
 		m.perImage = r.media.perImage
 	}
 	return m
+}
+
+// SetInputBound marks the meter's input as r's byte bound (r.InputTokenBound,
+// which the proxy may admit on): the meter counts r's input exactly, with its
+// tokenizer, the first time a bill under its limit needs it
+// (Limit.NeedsExactInput), or when ExactInput is called.
+func (m *ResponseMeter) SetInputBound(r *Request) { m.boundOf = r }
+
+// InputCounted reports whether the meter's input is a count, not a bound.
+func (m *ResponseMeter) InputCounted() bool { return m.boundOf == nil }
+
+// ExactInput counts the request's input if the meter holds its bound, and
+// returns the count; its limit's Input becomes that count too.
+func (m *ResponseMeter) ExactInput() Tokens {
+	if r := m.boundOf; r != nil {
+		m.input, m.boundOf = r.InputTokens(m.tok), nil
+		if m.lim != nil {
+			m.lim.Input = m.input
+		}
+	}
+	return m.input
+}
+
+// SetInput replaces the local count of the request's input that Result carries
+// (0: not counted, when no bill needed it).
+func (m *ResponseMeter) SetInput(input Tokens) { m.input, m.boundOf = input, nil }
+
+// bill is what the response so far is billed under its limit, the input counted
+// exactly first if the bill depends on it.
+func (m *ResponseMeter) bill() Bill {
+	res := m.Result()
+	if m.boundOf != nil && m.lim.NeedsExactInput(res) {
+		m.ExactInput()
+		res = m.Result()
+	}
+	return m.lim.Bill(res)
 }
 
 // Body meters a complete, non-streamed 2xx JSON body. A limit does not cut a plain

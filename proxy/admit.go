@@ -186,7 +186,8 @@ func modelRefusal(key billing.APIKey, requested, model string, pricing *metering
 }
 
 // countPrompt counts the prompt locally in the model's encoding (the price's, else
-// the model family's), and starts the meter that counts the output in it too.
+// the model family's) — or takes its byte bound, counting it exactly only when
+// needed (count.go) — and starts the meter that counts the output in it too.
 func (p *Proxy) countPrompt(x *exchange) *apiError {
 	encoding := x.price.Encoding
 	if encoding == "" {
@@ -197,8 +198,7 @@ func (p *Proxy) countPrompt(x *exchange) *apiError {
 		p.log.Error("tokenizer unavailable", zap.String("encoding", encoding), zapErr(err))
 		return errInternal()
 	}
-	x.input = x.req.InputTokens(tok)
-	x.meter = metering.NewResponseMeter(x.req, tok, x.input)
+	p.startCount(x, tok, encoding)
 	return nil
 }
 
@@ -218,10 +218,7 @@ func (p *Proxy) estimate(x *exchange) *apiError {
 // pays for. Otherwise the answer is the 429.
 func (p *Proxy) reserve(x *exchange) *apiError {
 	ctx, s := x.in.Context(), x.settings
-	minimum := x.estimate
-	if s.ClampMaxTokens {
-		minimum = x.req.ClampFloor(x.price, x.input)
-	}
+	minimum := reserveMinimum(x) // on a prompt's byte bound: all or nothing (count.go)
 	res, err := p.opts.Ledger.Reserve(ctx, withLimits(billing.ReserveRequest{
 		Account: x.key.Account, HoldID: x.id, Estimate: x.estimate, Minimum: minimum,
 		Grace: s.Policy.Grace, TTL: s.Policy.HoldTTL,
@@ -238,6 +235,9 @@ func (p *Proxy) reserve(x *exchange) *apiError {
 		return p.storeError(err, "reserve failed", zap.String("request_id", x.id))
 	}
 	if !res.Admitted {
+		if p.countAfterDenial(x, res) { // denied on the bound: again, counted exactly
+			return p.reserve(x)
+		}
 		return errDenied(res.Reason, x.key, p.opts.Now())
 	}
 	x.held = res.Held

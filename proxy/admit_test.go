@@ -128,7 +128,7 @@ func TestReserveRule(t *testing.T) {
 					return billing.Settlement{}, nil
 				},
 			}
-			p := ruleProxy(t, ledger, tc.clamp)
+			p := ruleProxy(t, ledger, tc.clamp, countPromptsAlways) // the exact path; the bound's is TestReserveOnPromptBound
 			x = ruleExchange(p, tc.path, tc.body)
 			runRules(t, p, x, untilReserve...)
 			aerr := p.reserve(x)

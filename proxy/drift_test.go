@@ -55,6 +55,7 @@ func driftHarness(t *testing.T) (*harness, *reportRecorder) {
 	}
 	s := *h.settings.Load()
 	s.Pricing = p
+	s.CountPromptsAlways = true // the cases compare exact local prompt counts; TestDriftOnPromptBound the bound's
 	if s.DriftTolerance != 0.10 {
 		t.Fatalf("the cases below assume a drift tolerance of 0.10, the harness has %v", s.DriftTolerance)
 	}

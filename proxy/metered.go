@@ -29,7 +29,8 @@ type exchange struct {
 	req       *metering.Request
 	model     string // the priced model name the request is billed as
 	price     metering.Price
-	input     metering.Tokens // local count of the prompt
+	input     metering.Tokens // local count of the prompt, or its byte bound (prompt.exact false)
+	prompt    promptCount
 	meter     *metering.ResponseMeter
 	estimate  money.Micros
 	held      money.Micros

@@ -43,6 +43,10 @@ type Settings struct {
 	// DriftTolerance is the relative difference between upstream-reported and
 	// locally counted tokens beyond which a request is logged as drifting.
 	DriftTolerance float64
+	// CountPromptsAlways counts every prompt exactly at admission
+	// (metering.count_prompts: always); else prompts are admitted on their byte
+	// bound and counted only when needed (count.go).
+	CountPromptsAlways bool
 	// Triggers say what a settle may set off (auto-recharge, notices).
 	Triggers billing.Triggers
 	// BatchDiscount is the share of the list prices batches are billed at, in

@@ -12,6 +12,7 @@ import (
 
 func TestPlainChatIsBilledByUpstreamUsage(t *testing.T) {
 	h := newHarness(t)
+	h.countPromptsAlways() // the local prompt count is recorded (metering.count_prompts: always)
 	key := h.account("acme", "5.00")
 	res := h.post("/v1/chat/completions", key, chatBody("gpt-4o-mini", false, ""), "X-Mock-Cached-Tokens", "10", "X-Mock-Reasoning-Tokens", "7")
 	body := readAll(t, res)

@@ -30,6 +30,7 @@ func (p *Proxy) rateLimit(x *exchange) *apiError {
 	if p.opts.RateLimiter == nil {
 		return nil
 	}
+	p.countBeforeRateLimit(x) // TPM counts the exact prompt
 	return p.rateLimitTokens(x, x.req.RateTokens(x.price, x.input))
 }
 

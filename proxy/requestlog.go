@@ -110,7 +110,7 @@ func (p *Proxy) logRejected(x *exchange, aerr *apiError) {
 	}
 	if x.req != nil {
 		fields = append(fields, zap.String("model", x.model), zap.String("requested_model", x.req.Model), zap.Bool("stream", x.req.Stream),
-			zap.Int64("local_prompt_tokens", x.input.Input), zap.Stringer("estimate", x.estimate))
+			zap.Int64("local_prompt_tokens", x.countedPrompt()), zap.Stringer("estimate", x.estimate))
 	}
 	if aerr.rateLimited != "" {
 		fields = append(fields, zap.String("rate_limited", aerr.rateLimited))

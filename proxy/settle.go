@@ -42,7 +42,7 @@ func (p *Proxy) finish(ctx context.Context, x *exchange) {
 	case x.req.RawBody() && x.upstream.err == nil:
 		x.meter.Body(nil) // the raw body was relayed to its end
 	}
-	result := x.meter.Result()
+	result := p.settledPrompt(x, x.meter.Result())
 	x.bill = x.limit.Bill(result)
 	fault := x.upstream.fault(x)
 	note := ""
@@ -127,7 +127,7 @@ func (p *Proxy) spool(x *exchange, ps billing.PendingSettlement, cause error) {
 // done reports a finished exchange to the observer and the log: res is what the
 // response said (the claimed tokens, for the drift check), x.bill what it was billed.
 func (p *Proxy) done(x *exchange, res metering.Result, fault string, st billing.Settlement) {
-	drift := res.Source == billing.TokenSourceUpstream && metering.DriftExceeds(res.Tokens, res.Local, x.settings.DriftTolerance)
+	drift := drifts(x, res)
 	rep := Report{
 		Endpoint: x.path(), Model: x.model, Stream: x.req.Stream, Status: x.status(fault), Tokens: x.bill.Tokens, TokenSource: res.Source,
 		Local: res.Local, Drift: drift, Cost: x.bill.Cost, Excess: x.bill.Excess, ExcessTokens: x.bill.ExcessTokens, Fault: fault,

@@ -435,11 +435,12 @@ func (a *App) apply(cfg *config.Config) {
 	pol := cfg.Policy()
 	a.policy.Store(&pol)
 	a.settings.Store(&proxy.Settings{
-		Policy:         pol,
-		Pricing:        cfg.Pricing(),
-		ClampMaxTokens: cfg.Billing.ClampMaxTokens,
-		DriftTolerance: cfg.Metering.DriftTolerance,
-		BatchDiscount:  int64(cfg.Prices.BatchDiscount),
+		Policy:             pol,
+		Pricing:            cfg.Pricing(),
+		ClampMaxTokens:     cfg.Billing.ClampMaxTokens,
+		DriftTolerance:     cfg.Metering.DriftTolerance,
+		CountPromptsAlways: cfg.Metering.CountPrompts == config.CountPromptsAlways,
+		BatchDiscount:      int64(cfg.Prices.BatchDiscount),
 		Triggers: billing.Triggers{
 			AutoRecharge: a.charger != nil,
 			Notices:      a.cfg.Notify.Webhook.URL != "",
