@@ -96,6 +96,27 @@ func parseID(id string) (int64, int64, error) {
 	return ms, seq, nil
 }
 
+// parseCursor is parseID for a read's cursor, which need not be an archived
+// event's id: a sequence number beyond bigint (report.Scan starts a page at the
+// first event of a millisecond with "<ms-1>-<2^64-1>") stands for one beyond
+// every archived id of its millisecond: (ms, MaxInt64) for an `after` (the
+// page starts at ms+1), (ms+1, 0) for a `before` (every id of ms precedes it).
+func parseCursor(id string, before bool) (int64, int64, error) {
+	msPart, seqPart, ok := strings.Cut(id, "-")
+	seq, err := strconv.ParseUint(seqPart, 10, 64)
+	if !ok || err != nil || seq <= math.MaxInt64 {
+		return parseID(id)
+	}
+	ms, err := strconv.ParseInt(msPart, 10, 64)
+	if err != nil || ms < 0 || ms == math.MaxInt64 {
+		return parseID(id) // its error
+	}
+	if before {
+		return ms + 1, 0, nil
+	}
+	return ms, math.MaxInt64, nil
+}
+
 func pageLimit(limit int) int {
 	switch {
 	case limit <= 0:
@@ -113,7 +134,7 @@ func (a *Archive) ArchivedEvents(ctx context.Context, account, after string, lim
 	ms, seq := int64(-1), int64(-1)
 	if after != "" {
 		var err error
-		if ms, seq, err = parseID(after); err != nil {
+		if ms, seq, err = parseCursor(after, false); err != nil {
 			return billing.EventPage{}, err
 		}
 	}
@@ -130,7 +151,7 @@ func (a *Archive) ArchivedEventsBefore(ctx context.Context, account, before stri
 	ms, seq := int64(math.MaxInt64), int64(math.MaxInt64)
 	if before != "" {
 		var err error
-		if ms, seq, err = parseID(before); err != nil {
+		if ms, seq, err = parseCursor(before, true); err != nil {
 			return billing.EventPage{}, err
 		}
 	}
