@@ -337,3 +337,53 @@ func TestArchivedReadsTakeScanCursors(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkUsageReport: report.Usage by day and model over a year of one
+// account holding usageBenchEvents usage events (CREDITGATE_BENCH_USAGE_EVENTS,
+// default 1,000,000; loaded as BenchmarkUsageByDay loads them), everything
+// archived: through NewArchivedLedger (whole complete days from the rollup, the
+// last day scanned), and, for comparison, through an ArchivedLedger without
+// the rollup (every event read from PostgreSQL). Both reports must be equal.
+//
+//	go test ./pgarchive -run '^$' -bench BenchmarkUsageReport -benchtime 1x
+func BenchmarkUsageReport(b *testing.B) {
+	a := newArchive(b)
+	ctx := context.Background()
+	from, to := loadUsageYear(b, a, "big")
+	head, err := a.ArchiveHead(ctx, "big")
+	if err != nil {
+		b.Fatal(err)
+	}
+	var tail billingtest.EventLog // everything is archived: the store's tail is empty
+	store := &billingtest.Ledger{
+		EventsFunc: func(_ context.Context, _, after string, limit int) (billing.EventPage, error) {
+			return tail.Events(after, limit)
+		},
+		EventsBeforeFunc: func(_ context.Context, _, before string, limit int) (billing.EventPage, error) {
+			return tail.EventsBefore(before, limit)
+		},
+	}
+	s := report.Snapshot{Account: "big", LastEventID: head}
+	q := report.Range{From: from, To: to}
+	reports := map[string]report.UsageReport{}
+	for name, reads := range map[string]report.Ledger{
+		"rollup": billing.NewArchivedLedger(store, a),
+		"scan":   &billing.ArchivedLedger{Ledger: store, Archive: a},
+	} {
+		b.Run(name, func(b *testing.B) {
+			for b.Loop() {
+				r, err := report.Usage(ctx, reads, s, q, report.ByDay, report.ByModel)
+				if err != nil {
+					b.Fatal(err)
+				}
+				if r.Total.Requests != int64(usageBenchEvents(b)) {
+					b.Fatalf("%d requests, want %d", r.Total.Requests, usageBenchEvents(b))
+				}
+				reports[name] = r
+			}
+		})
+	}
+	if len(reports) == 2 && !reflect.DeepEqual(reports["rollup"], reports["scan"]) {
+		b.Fatal("the report from the rollup is not the scan's")
+	}
+}
