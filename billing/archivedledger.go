@@ -27,12 +27,17 @@ type ArchivedLedger struct {
 }
 
 // NewArchivedLedger returns store with its reads served from archive and the
-// store's tail, or store itself when archive is nil.
+// store's tail, or store itself when archive is nil; a *RollupArchivedLedger
+// when archive is also a DailyUsageArchive.
 func NewArchivedLedger(store Ledger, archive EventArchive) Ledger {
 	if archive == nil {
 		return store
 	}
-	return &ArchivedLedger{Ledger: store, Archive: archive}
+	l := &ArchivedLedger{Ledger: store, Archive: archive}
+	if daily, ok := archive.(DailyUsageArchive); ok {
+		return &RollupArchivedLedger{ArchivedLedger: l, Daily: daily}
+	}
+	return l
 }
 
 // seamAttempts bounds how often a read starts again because the archive's head

@@ -96,6 +96,27 @@ func parseID(id string) (int64, int64, error) {
 	return ms, seq, nil
 }
 
+// parseCursor is parseID for a read's cursor, which need not be an archived
+// event's id: a sequence number beyond bigint (report.Scan starts a page at the
+// first event of a millisecond with "<ms-1>-<2^64-1>") stands for one beyond
+// every archived id of its millisecond: (ms, MaxInt64) for an `after` (the
+// page starts at ms+1), (ms+1, 0) for a `before` (every id of ms precedes it).
+func parseCursor(id string, before bool) (int64, int64, error) {
+	msPart, seqPart, ok := strings.Cut(id, "-")
+	seq, err := strconv.ParseUint(seqPart, 10, 64)
+	if !ok || err != nil || seq <= math.MaxInt64 {
+		return parseID(id)
+	}
+	ms, err := strconv.ParseInt(msPart, 10, 64)
+	if err != nil || ms < 0 || ms == math.MaxInt64 {
+		return parseID(id) // its error
+	}
+	if before {
+		return ms + 1, 0, nil
+	}
+	return ms, math.MaxInt64, nil
+}
+
 func pageLimit(limit int) int {
 	switch {
 	case limit <= 0:
@@ -113,7 +134,7 @@ func (a *Archive) ArchivedEvents(ctx context.Context, account, after string, lim
 	ms, seq := int64(-1), int64(-1)
 	if after != "" {
 		var err error
-		if ms, seq, err = parseID(after); err != nil {
+		if ms, seq, err = parseCursor(after, false); err != nil {
 			return billing.EventPage{}, err
 		}
 	}
@@ -130,7 +151,7 @@ func (a *Archive) ArchivedEventsBefore(ctx context.Context, account, before stri
 	ms, seq := int64(math.MaxInt64), int64(math.MaxInt64)
 	if before != "" {
 		var err error
-		if ms, seq, err = parseID(before); err != nil {
+		if ms, seq, err = parseCursor(before, true); err != nil {
 			return billing.EventPage{}, err
 		}
 	}
@@ -235,6 +256,7 @@ func appendTx(ctx context.Context, tx pgx.Tx, account string, evs []billing.Even
 		ids                             = make([]string, n)
 		ms, seq, amount, cost           = make([]int64, n), make([]int64, n), make([]int64, n), make([]int64, n)
 		prompt, completion              = make([]int64, n), make([]int64, n)
+		cached, reasoning               = make([]int64, n), make([]int64, n)
 		types, keys, models, ends       = make([]string, n), make([]string, n), make([]string, n), make([]string, n)
 		requests, holds                 = make([]string, n), make([]string, n)
 		ats                             = make([]time.Time, n)
@@ -260,6 +282,7 @@ func appendTx(ctx context.Context, tx pgx.Tx, account string, evs []billing.Even
 		requests[i], holds[i] = columnText(ev.RequestID), columnText(ev.HoldID)
 		amount[i], cost[i] = int64(ev.Amount), int64(ev.Cost)
 		prompt[i], completion[i] = ev.PromptTokens, ev.CompletionTokens
+		cached[i], reasoning[i] = ev.CachedTokens, ev.ReasoningTokens
 		bodies[i] = string(body)
 	}
 	var inserted int64
@@ -272,23 +295,26 @@ WITH ins AS (
 	ON CONFLICT DO NOTHING
 	RETURNING id_ms, id_seq, type, at, key_id, model, cost
 ), usage AS (
-	SELECT u.type, u.at, u.key_id, u.model, u.cost, t.prompt, t.completion
-	FROM ins u JOIN unnest($2::bigint[], $3::bigint[], $15::bigint[], $16::bigint[]) AS t(ms, seq, prompt, completion)
+	SELECT u.type, u.at, u.key_id, u.model, u.cost, t.prompt, t.completion, t.cached, t.reasoning
+	FROM ins u JOIN unnest($2::bigint[], $3::bigint[], $15::bigint[], $16::bigint[], $17::bigint[], $18::bigint[])
+		AS t(ms, seq, prompt, completion, cached, reasoning)
 		ON t.ms = u.id_ms AND t.seq = u.id_seq
 	WHERE u.type = 'usage'
 ), rolled AS (
-	INSERT INTO usage_daily AS d (account_id, day, key_id, model, requests, prompt_tokens, completion_tokens, cost)
-	SELECT $1, (at AT TIME ZONE 'UTC')::date, key_id, model, count(*), sum(prompt), sum(completion), sum(cost)
+	INSERT INTO usage_daily AS d (account_id, day, key_id, model, requests, prompt_tokens, completion_tokens, cost, cached_tokens, reasoning_tokens)
+	SELECT $1, (at AT TIME ZONE 'UTC')::date, key_id, model, count(*), sum(prompt), sum(completion), sum(cost), sum(cached), sum(reasoning)
 	FROM usage GROUP BY 2, 3, 4
 	ON CONFLICT (account_id, day, key_id, model) DO UPDATE SET
 		requests = d.requests + excluded.requests,
 		prompt_tokens = d.prompt_tokens + excluded.prompt_tokens,
 		completion_tokens = d.completion_tokens + excluded.completion_tokens,
-		cost = d.cost + excluded.cost
+		cost = d.cost + excluded.cost,
+		cached_tokens = d.cached_tokens + excluded.cached_tokens,
+		reasoning_tokens = d.reasoning_tokens + excluded.reasoning_tokens
 	RETURNING 1
 )
 SELECT (SELECT count(*) FROM ins) + 0 * (SELECT count(*) FROM rolled)`,
-		account, ms, seq, ids, types, ats, keys, models, ends, requests, holds, amount, cost, bodies, prompt, completion).Scan(&inserted)
+		account, ms, seq, ids, types, ats, keys, models, ends, requests, holds, amount, cost, bodies, prompt, completion, cached, reasoning).Scan(&inserted)
 	if err != nil {
 		return AppendResult{}, err
 	}
@@ -317,7 +343,9 @@ type UsageRow struct {
 	Model            string
 	Requests         int64
 	PromptTokens     int64
+	CachedTokens     int64
 	CompletionTokens int64
+	ReasoningTokens  int64
 	Cost             money.Micros
 }
 
@@ -326,7 +354,7 @@ type UsageRow struct {
 // rollup, so a year costs at most 366 rows per key and model whatever the
 // number of requests.
 func (a *Archive) UsageByDay(ctx context.Context, account string, from, to time.Time) ([]UsageRow, error) {
-	rows, err := a.pool.Query(ctx, `SELECT day, key_id, model, requests, prompt_tokens, completion_tokens, cost
+	rows, err := a.pool.Query(ctx, `SELECT day, key_id, model, requests, prompt_tokens, cached_tokens, completion_tokens, reasoning_tokens, cost
 		FROM usage_daily WHERE account_id = $1 AND day BETWEEN $2::date AND $3::date
 		ORDER BY day, key_id, model`, account, from.UTC().Format(time.DateOnly), to.UTC().Format(time.DateOnly))
 	if err != nil {
@@ -335,7 +363,7 @@ func (a *Archive) UsageByDay(ctx context.Context, account string, from, to time.
 	var out []UsageRow
 	var r UsageRow
 	var cost int64
-	_, err = pgx.ForEachRow(rows, []any{&r.Day, &r.KeyID, &r.Model, &r.Requests, &r.PromptTokens, &r.CompletionTokens, &cost}, func() error {
+	_, err = pgx.ForEachRow(rows, []any{&r.Day, &r.KeyID, &r.Model, &r.Requests, &r.PromptTokens, &r.CachedTokens, &r.CompletionTokens, &r.ReasoningTokens, &cost}, func() error {
 		r.Day = time.Date(r.Day.Year(), r.Day.Month(), r.Day.Day(), 0, 0, 0, 0, time.UTC)
 		r.Cost = money.Micros(cost)
 		out = append(out, r)

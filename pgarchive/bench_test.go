@@ -69,27 +69,7 @@ func usageBenchEvents(b *testing.B) int {
 func BenchmarkUsageByDay(b *testing.B) {
 	a := newArchive(b)
 	ctx := context.Background()
-	n := usageBenchEvents(b)
-	start := time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
-	step := 365 * 24 * time.Hour / time.Duration(n)
-	keys, models := []string{"key_a", "key_b", "key_c", "key_d"}, []string{"gpt-4o", "gpt-4o-mini", "o3"}
-	const batch = 5000
-	loadStart := time.Now()
-	for i := 0; i < n; i += batch {
-		evs := make([]billing.Event, 0, batch)
-		for j := i; j < min(i+batch, n); j++ {
-			at := start.Add(time.Duration(j) * step)
-			evs = append(evs, billing.Event{ID: fmt.Sprintf("%d-%d", at.UnixMilli(), j%2), Type: billing.EventUsage, At: at,
-				Amount: money.Micros(100 + j%50), Cost: money.Micros(100 + j%50), KeyID: keys[j%4], Model: models[j%3],
-				Endpoint: "/v1/chat/completions", HoldID: "h" + strconv.Itoa(j), RequestID: "r" + strconv.Itoa(j),
-				PromptTokens: 200, CompletionTokens: int64(j % 300), BalanceAfter: money.Micros(-j)})
-		}
-		if _, err := a.Append(ctx, "big", evs); err != nil {
-			b.Fatal(err)
-		}
-	}
-	b.Logf("loaded %d events in %s", n, time.Since(loadStart).Round(time.Millisecond))
-	from, to := start, start.Add(365*24*time.Hour)
+	from, to := loadUsageYear(b, a, "big")
 	b.Run("rollup", func(b *testing.B) {
 		for b.Loop() {
 			rows, err := a.UsageByDay(ctx, "big", from, to)
@@ -108,4 +88,32 @@ func BenchmarkUsageByDay(b *testing.B) {
 			}
 		}
 	})
+}
+
+// loadUsageYear archives usageBenchEvents usage events of account through
+// Append (so the rollup is the shipper's own), spread evenly over 2025 (4 keys
+// × 3 models), and returns the year.
+func loadUsageYear(b *testing.B, a *Archive, account string) (from, to time.Time) {
+	ctx := context.Background()
+	n := usageBenchEvents(b)
+	start := time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
+	step := 365 * 24 * time.Hour / time.Duration(n)
+	keys, models := []string{"key_a", "key_b", "key_c", "key_d"}, []string{"gpt-4o", "gpt-4o-mini", "o3"}
+	const batch = 5000
+	loadStart := time.Now()
+	for i := 0; i < n; i += batch {
+		evs := make([]billing.Event, 0, batch)
+		for j := i; j < min(i+batch, n); j++ {
+			at := start.Add(time.Duration(j) * step)
+			evs = append(evs, billing.Event{ID: fmt.Sprintf("%d-%d", at.UnixMilli(), j%2), Type: billing.EventUsage, At: at,
+				Amount: money.Micros(100 + j%50), Cost: money.Micros(100 + j%50), KeyID: keys[j%4], Model: models[j%3],
+				Endpoint: "/v1/chat/completions", HoldID: "h" + strconv.Itoa(j), RequestID: "r" + strconv.Itoa(j),
+				PromptTokens: 200, CompletionTokens: int64(j % 300), BalanceAfter: money.Micros(-j)})
+		}
+		if _, err := a.Append(ctx, account, evs); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.Logf("loaded %d events in %s", n, time.Since(loadStart).Round(time.Millisecond))
+	return start, start.Add(365 * 24 * time.Hour)
 }

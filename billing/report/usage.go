@@ -60,53 +60,93 @@ type UsageReport struct {
 
 // Usage sums the usage events of the snapshot in q, grouped by groupBy (one or
 // more of ByModel, ByDay, ByKey, each at most once; none is one group of all).
+// When ledger is also a DailyUsageSource, the whole complete days of q are read
+// from its rollup and only the rest of q is scanned (see DailyUsageSource).
 func Usage(ctx context.Context, ledger Ledger, s Snapshot, q Range, groupBy ...string) (UsageReport, error) {
-	groups := map[string]*Row{}
-	values := map[*Row][]string{} // each row's values, in groupBy's order
-	var total Row
-	err := Scan(ctx, ledger, s, q, func(ev billing.Event) error {
-		if ev.Type != billing.EventUsage {
+	g := grouper{groupBy: groupBy, groups: map[string]*Row{}, values: map[*Row][]string{}}
+	scan := func(r Range) error {
+		return Scan(ctx, ledger, s, r, func(ev billing.Event) error {
+			if ev.Type == billing.EventUsage {
+				g.add(ev.At.UTC().Format(time.DateOnly), ev.Model, ev.KeyID, rowOf(ev))
+			}
 			return nil
-		}
-		vals := make([]string, len(groupBy))
-		for i, g := range groupBy {
-			switch g {
-			case ByModel:
-				vals[i] = ev.Model
-			case ByDay:
-				vals[i] = ev.At.UTC().Format(time.DateOnly)
-			case ByKey:
-				vals[i] = ev.KeyID
-			}
-		}
-		key := strings.Join(vals, "\x00") // NUL never occurs in a model name, day or key id
-		row := groups[key]
-		if row == nil {
-			row = &Row{Group: strings.Join(vals, "/")}
-			if len(vals) > 1 {
-				row.By = make(map[string]string, len(vals))
-				for i, g := range groupBy {
-					row.By[g] = vals[i]
-				}
-			}
-			groups[key] = row
-			values[row] = vals
-		}
-		row.Add(ev)
-		total.Add(ev)
-		return nil
-	})
+		})
+	}
+	var err error
+	if src, ok := ledger.(DailyUsageSource); ok {
+		err = usageWithRollup(ctx, src, s, q, &g, scan)
+	} else {
+		err = scan(q)
+	}
 	if err != nil {
 		return UsageReport{}, err
 	}
-	rows := make([]*Row, 0, len(groups))
-	for _, row := range groups {
+	return g.report(), nil
+}
+
+// rowOf is one usage event's row.
+func rowOf(ev billing.Event) Row {
+	var r Row
+	r.Add(ev)
+	return r
+}
+
+// grouper sums rows by the values of its groupings.
+type grouper struct {
+	groupBy []string
+	groups  map[string]*Row
+	values  map[*Row][]string // each row's values, in groupBy's order
+	total   Row
+}
+
+// add counts r (sums of usage of one day, model and key) into its group.
+func (g *grouper) add(day, model, key string, r Row) {
+	vals := make([]string, len(g.groupBy))
+	for i, by := range g.groupBy {
+		switch by {
+		case ByModel:
+			vals[i] = model
+		case ByDay:
+			vals[i] = day
+		case ByKey:
+			vals[i] = key
+		}
+	}
+	k := strings.Join(vals, "\x00") // NUL never occurs in a model name, day or key id
+	row := g.groups[k]
+	if row == nil {
+		row = &Row{Group: strings.Join(vals, "/")}
+		if len(vals) > 1 {
+			row.By = make(map[string]string, len(vals))
+			for i, by := range g.groupBy {
+				row.By[by] = vals[i]
+			}
+		}
+		g.groups[k] = row
+		g.values[row] = vals
+	}
+	row.addRow(r)
+	g.total.addRow(r)
+}
+
+func (r *Row) addRow(o Row) {
+	r.Requests += o.Requests
+	r.PromptTokens += o.PromptTokens
+	r.CachedTokens += o.CachedTokens
+	r.CompletionTokens += o.CompletionTokens
+	r.ReasoningTokens += o.ReasoningTokens
+	r.Cost += o.Cost
+}
+
+func (g *grouper) report() UsageReport {
+	rows := make([]*Row, 0, len(g.groups))
+	for _, row := range g.groups {
 		rows = append(rows, row)
 	}
-	slices.SortFunc(rows, func(a, b *Row) int { return slices.Compare(values[a], values[b]) })
-	out := UsageReport{Rows: make([]Row, 0, len(rows)), Total: total}
+	slices.SortFunc(rows, func(a, b *Row) int { return slices.Compare(g.values[a], g.values[b]) })
+	out := UsageReport{Rows: make([]Row, 0, len(rows)), Total: g.total}
 	for _, row := range rows {
 		out.Rows = append(out.Rows, *row)
 	}
-	return out, nil
+	return out
 }
