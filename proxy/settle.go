@@ -70,7 +70,15 @@ func (p *Proxy) finish(ctx context.Context, x *exchange) {
 			TokenSource: result.Source, Excess: x.bill.Excess, ExcessTokens: x.bill.ExcessTokens, Note: note, Prices: unitPrices(x.price),
 		},
 	}
-	st, err := p.opts.Ledger.Settle(sctx, req)
+	st := p.book(sctx, x, req)
+	p.done(x, result, fault, st)
+}
+
+// book settles req: on success it tells OnSettled; when the store is
+// unavailable it spools the settlement for replay; a refusal is logged (the
+// usage is not booked).
+func (p *Proxy) book(ctx context.Context, x *exchange, req billing.SettleRequest) billing.Settlement {
+	st, err := p.opts.Ledger.Settle(ctx, req)
 	switch {
 	case err == nil:
 		if p.opts.OnSettled != nil {
@@ -82,7 +90,7 @@ func (p *Proxy) finish(ctx context.Context, x *exchange) {
 		p.log.Error("settle refused: usage not booked", zap.String("request_id", x.id), zap.String("account", x.key.Account),
 			zap.Stringer("cost", x.bill.Cost), zapErr(err))
 	}
-	p.done(x, result, fault, st)
+	return st
 }
 
 // unitPrices are the prices p bills at, for the usage event.

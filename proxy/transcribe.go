@@ -246,19 +246,7 @@ func (p *Proxy) settleTranscription(ctx context.Context, x *exchange, res meteri
 			TokenSource: res.Source, Excess: x.bill.Excess, ExcessTokens: x.bill.ExcessTokens, Note: note, Prices: unitPrices(x.price),
 		},
 	}
-	st, err := p.opts.Ledger.Settle(sctx, req)
-	switch {
-	case err == nil:
-		if p.opts.OnSettled != nil {
-			p.opts.OnSettled(x.key.Account, st)
-		}
-	case errors.Is(err, billing.ErrUnavailable):
-		p.spool(x, billing.PendingSettlement{Settle: req}, err)
-	default:
-		p.log.Error("settle refused: usage not booked", zap.String("request_id", x.id), zap.String("account", x.key.Account),
-			zap.Stringer("cost", x.bill.Cost), zapErr(err))
-	}
-	return st
+	return p.book(sctx, x, req)
 }
 
 // transcriptionDone reports a forwarded transcription to the observer and the log.

@@ -662,6 +662,12 @@ func (s *Store) Events(ctx context.Context, account, after string, limit int) (b
 	if err != nil {
 		return billing.EventPage{}, wrap(err)
 	}
+	return eventPage(account, msgs, limit)
+}
+
+// eventPage decodes a page of up to limit events from msgs, read with one more
+// than limit: that one, when there, says a next page follows the last.
+func eventPage(account string, msgs []redis.XMessage, limit int) (billing.EventPage, error) {
 	page := billing.EventPage{}
 	if len(msgs) > limit {
 		msgs = msgs[:limit]
@@ -703,20 +709,7 @@ func (s *Store) EventsBefore(ctx context.Context, account, before string, limit 
 	if err != nil {
 		return billing.EventPage{}, wrap(err)
 	}
-	page := billing.EventPage{}
-	if len(msgs) > limit {
-		msgs = msgs[:limit]
-		page.Next = msgs[limit-1].ID
-	}
-	page.Events = make([]billing.Event, len(msgs))
-	for i, m := range msgs {
-		ev, err := parseEvent(account, m)
-		if err != nil {
-			return billing.EventPage{}, err
-		}
-		page.Events[i] = ev
-	}
-	return page, nil
+	return eventPage(account, msgs, limit)
 }
 
 // prevStreamID returns the largest stream id before id; ok is false for 0-0,
