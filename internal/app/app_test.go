@@ -39,7 +39,14 @@ redis: { url: "memory://" }
 	if err != nil {
 		t.Fatal(err)
 	}
-	a, err := New(context.Background(), cfg, Options{Logger: zap.NewNop()})
+	return serveApp(t, cfg, Options{Logger: zap.NewNop()}), mock
+}
+
+// serveApp builds an App of cfg and o and serves it until t ends, when it is
+// shut down (within 10 s) and its Serve must have returned nil.
+func serveApp(t *testing.T, cfg *config.Config, o Options) *App {
+	t.Helper()
+	a, err := New(context.Background(), cfg, o)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -55,7 +62,7 @@ redis: { url: "memory://" }
 			t.Error(err)
 		}
 	})
-	return a, mock
+	return a
 }
 
 // TestNewUserFlow is the README's promise: create an account, top it up with $5

@@ -38,22 +38,7 @@ redis: { url: "memory://" }
 		t.Fatal(err)
 	}
 	arch := billingtest.NewArchive()
-	a, err := New(context.Background(), cfg, Options{Logger: zap.NewNop(), Archive: arch})
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- a.Serve() }()
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := a.Shutdown(ctx); err != nil {
-			t.Error(err)
-		}
-		if err := <-done; err != nil {
-			t.Error(err)
-		}
-	})
+	a := serveApp(t, cfg, Options{Logger: zap.NewNop(), Archive: arch})
 
 	ctx := context.Background()
 	store := a.Store()

@@ -41,22 +41,7 @@ cors: { allowed_origins: ["https://app.example"] }
 	if err != nil {
 		t.Fatal(err)
 	}
-	a, err := New(context.Background(), cfg, Options{Logger: zaptest.NewLogger(t), BatchPollInterval: 20 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- a.Serve() }()
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := a.Shutdown(ctx); err != nil {
-			t.Error(err)
-		}
-		if err := <-done; err != nil {
-			t.Error(err)
-		}
-	})
+	a := serveApp(t, cfg, Options{Logger: zaptest.NewLogger(t), BatchPollInterval: 20 * time.Millisecond})
 	ctx := context.Background()
 	c := &client.Client{BaseURL: "http://" + a.AdminAddr().String(), Token: adminToken}
 	if _, err := c.CreateAccount(ctx, "acme", ""); err != nil {
