@@ -9,6 +9,8 @@ import (
 
 	"github.com/alicebob/miniredis/v2"
 	"github.com/redis/go-redis/v9"
+
+	"github.com/creditgate/creditgate/internal/memredis"
 )
 
 // MemoryURL selects the embedded in-process store: for trying creditgate out, not
@@ -94,8 +96,8 @@ func Connect(ctx context.Context, o ConnOptions) (*Conn, error) {
 	case o.URL != "" && len(o.ClusterAddrs) > 0:
 		return nil, errors.New("redis: set either url or cluster_addrs, not both")
 	case strings.HasPrefix(o.URL, "memory:"):
-		m := miniredis.NewMiniRedis()
-		if err := m.Start(); err != nil {
+		m, err := memredis.Start()
+		if err != nil {
 			return nil, fmt.Errorf("redis: starting the embedded store: %w", err)
 		}
 		conn.mini, conn.Embedded = m, true

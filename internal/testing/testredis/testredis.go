@@ -28,6 +28,7 @@ import (
 	"github.com/alicebob/miniredis/v2"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/creditgate/creditgate/internal/memredis"
 	"github.com/creditgate/creditgate/internal/testing/skipreport"
 )
 
@@ -75,6 +76,7 @@ func New(t testing.TB) *Store {
 func Memory(t testing.TB) *Store {
 	t.Helper()
 	m := miniredis.RunT(t)
+	memredis.Install(m)
 	c := redis.NewClient(&redis.Options{Addr: m.Addr()})
 	c.AddHook(SlotGuard())
 	t.Cleanup(func() { c.Close() })
@@ -115,6 +117,7 @@ func open(t testing.TB) (*Store, error) {
 	// Fails t when real Redis is required; else the package reports it after its tests.
 	skipreport.Missing(t, skipreport.Redis, fmt.Sprintf("real Redis at %s is unreachable (%v); the tests ran on in-process miniredis instead, which does not prove behaviour on real Redis", url, perr))
 	m := miniredis.RunT(t)
+	memredis.Install(m)
 	return &Store{Client: redis.NewClient(&redis.Options{Addr: m.Addr()}), Kind: KindMemory, Addr: m.Addr(), Mini: m}, nil
 }
 
