@@ -263,7 +263,7 @@ func (s *Store) Reserve(ctx context.Context, q billing.ReserveRequest) (billing.
 	args := make([]interface{}, 0, 22)
 	args = append(args, msArg(now), q.HoldID, amountArg(q.Estimate), amountArg(q.Minimum), amountArg(q.Grace),
 		q.TTL.Milliseconds(), (q.TTL + s.retention).Milliseconds())
-	args = appendLimits(args, q, now)
+	args = s.appendLimits(args, q, now)
 	args = appendRequest(args, q.RequestID, q.KeyID, q.Model, q.Endpoint)
 	r, err := s.run(ctx, reserveScript, s.holdKeys(q.Account, q.HoldID), args...)
 	if err != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -41,7 +42,7 @@ func checkReserveLimits(q billing.ReserveRequest) error {
 
 // appendLimits adds reserve.lua's ARGV 8 to 14: the key, its limit and period,
 // the periods of now, the tiers' usage limits.
-func appendLimits(args []interface{}, q billing.ReserveRequest, now time.Time) []interface{} {
+func (s *Store) appendLimits(args []interface{}, q billing.ReserveRequest, now time.Time) []interface{} {
 	reset := q.KeyLimitReset
 	if reset == "" {
 		reset = billing.LimitNever
@@ -51,7 +52,7 @@ func appendLimits(args []interface{}, q billing.ReserveRequest, now time.Time) [
 		kid = q.KeyID
 	}
 	args = appendPeriods(append(args, kid, amountArg(q.KeyLimit), reset), now)
-	return append(args, tierLimitsArg(q.TierUsageLimits))
+	return append(args, s.tierLimitsArg(q.TierUsageLimits))
 }
 
 // appendPeriods adds the starts (ms) of the day, week and month that contain now.
@@ -60,10 +61,21 @@ func appendPeriods(args []interface{}, now time.Time) []interface{} {
 	return append(args, msArg(p.Day), msArg(p.Week), msArg(p.Month))
 }
 
-// tierLimitsArg is "tier micros …", sorted so equal policies give equal arguments.
-func tierLimitsArg(m map[string]money.Micros) string {
+// tierLimitsArg is one encoding of the tiers' usage limits, and the limits it
+// encodes (a copy).
+type tierLimitsArg struct {
+	limits map[string]money.Micros
+	arg    string
+}
+
+// tierLimitsArg is "tier micros …", sorted so equal policies give equal
+// arguments; the last one built is reused while the limits equal its.
+func (s *Store) tierLimitsArg(m map[string]money.Micros) string {
 	if len(m) == 0 {
 		return ""
+	}
+	if last := s.tierLimits.Load(); last != nil && maps.Equal(last.limits, m) {
+		return last.arg
 	}
 	names := make([]string, 0, len(m))
 	for n := range m {
@@ -77,7 +89,9 @@ func tierLimitsArg(m map[string]money.Micros) string {
 		}
 		fmt.Fprintf(&b, "%s %d", n, int64(m[n]))
 	}
-	return b.String()
+	arg := b.String()
+	s.tierLimits.Store(&tierLimitsArg{limits: maps.Clone(m), arg: arg})
+	return arg
 }
 
 // keyUsageRecord is a key's record in kuse, decoded.

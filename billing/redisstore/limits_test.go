@@ -280,3 +280,33 @@ func TestMonthlySpendLimit(t *testing.T) {
 		})
 	})
 }
+
+// The tiers' limits argument is rebuilt whenever the limits change, and reused
+// (the same string) while they do not, whatever map carries them.
+func TestTierLimitsArgFollowsThePolicy(t *testing.T) {
+	s := &Store{}
+	steps := []struct {
+		limits map[string]money.Micros
+		want   string
+	}{
+		{nil, ""},
+		{map[string]money.Micros{"tier-2": 500, "tier-1": 100}, "tier-1 100 tier-2 500"},
+		{map[string]money.Micros{"tier-1": 100, "tier-2": 500}, "tier-1 100 tier-2 500"},
+		{map[string]money.Micros{"tier-1": 100, "tier-2": 600}, "tier-1 100 tier-2 600"},
+		{map[string]money.Micros{"tier-1": 100}, "tier-1 100"},
+		{map[string]money.Micros{"tier-1": 100, "tier-3": 0}, "tier-1 100 tier-3 0"},
+		{map[string]money.Micros{}, ""},
+		{map[string]money.Micros{"tier-1": 100}, "tier-1 100"},
+	}
+	for i, st := range steps {
+		if got := s.tierLimitsArg(st.limits); got != st.want {
+			t.Errorf("step %d: %v gives %q, want %q", i, st.limits, got, st.want)
+		}
+	}
+	m := map[string]money.Micros{"a": 1}
+	first := s.tierLimitsArg(m)
+	m["a"] = 2 // the caller's map changing later must not change what was cached
+	if got := s.tierLimitsArg(m); got != "a 2" || first != "a 1" {
+		t.Errorf("after the caller's map changed: %q (first %q), want \"a 2\" (first \"a 1\")", got, first)
+	}
+}

@@ -78,6 +78,9 @@ type Store struct {
 	waitAOF    atomic.Int32
 	// pipeline batches scripts (Options.Pipeline); nil: each on its own.
 	pipeline *pipelineRunner
+	// tierLimits is the last tiers' usage limits argument built, reused while
+	// the policy's limits stay the same (every reserve carries them).
+	tierLimits atomic.Pointer[tierLimitsArg]
 }
 
 var (
