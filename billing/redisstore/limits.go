@@ -61,9 +61,9 @@ func appendPeriods(args []interface{}, now time.Time) []interface{} {
 	return append(args, msArg(p.Day), msArg(p.Week), msArg(p.Month))
 }
 
-// tierLimitsArg is one encoding of the tiers' usage limits, and the limits it
-// encodes (a copy).
-type tierLimitsArg struct {
+// encodedTierLimits is one encoding of the tiers' usage limits, and the limits
+// it encodes (a copy).
+type encodedTierLimits struct {
 	limits map[string]money.Micros
 	arg    string
 }
@@ -90,7 +90,7 @@ func (s *Store) tierLimitsArg(m map[string]money.Micros) string {
 		fmt.Fprintf(&b, "%s %d", n, int64(m[n]))
 	}
 	arg := b.String()
-	s.tierLimits.Store(&tierLimitsArg{limits: maps.Clone(m), arg: arg})
+	s.tierLimits.Store(&encodedTierLimits{limits: maps.Clone(m), arg: arg})
 	return arg
 }
 

@@ -80,7 +80,7 @@ type Store struct {
 	pipeline *pipelineRunner
 	// tierLimits is the last tiers' usage limits argument built, reused while
 	// the policy's limits stay the same (every reserve carries them).
-	tierLimits atomic.Pointer[tierLimitsArg]
+	tierLimits atomic.Pointer[encodedTierLimits]
 }
 
 var (

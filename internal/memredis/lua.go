@@ -1,6 +1,7 @@
 package memredis
 
 import (
+	"bytes"
 	"fmt"
 	"math"
 	"strconv"
@@ -114,11 +115,16 @@ func (e *Engine) redisCall(protected bool) lua.LGFunction {
 	}
 }
 
+// replyTable is Redis's Lua form of a status ({ok=msg}) or an error ({err=msg}).
+func replyTable(l *lua.LState, field, msg string) *lua.LTable {
+	t := l.CreateTable(0, 1)
+	t.RawSetString(field, lua.LString(msg))
+	return t
+}
+
 func (e *Engine) callFailed(l *lua.LState, protected bool, msg string) int {
 	if protected {
-		t := l.CreateTable(0, 1)
-		t.RawSetString("err", lua.LString(msg))
-		l.Push(t)
+		l.Push(replyTable(l, "err", msg))
 		return 1
 	}
 	// Level 1 prefixes the script's line ("user_script:12: …"), as Redis does.
@@ -144,16 +150,12 @@ func errorReply(l *lua.LState) int {
 	} else {
 		msg = "ERR " + code
 	}
-	t := l.CreateTable(0, 1)
-	t.RawSetString("err", lua.LString(msg))
-	l.Push(t)
+	l.Push(replyTable(l, "err", msg))
 	return 1
 }
 
 func statusReply(l *lua.LState) int {
-	t := l.CreateTable(0, 1)
-	t.RawSetString("ok", lua.LString(l.CheckString(1)))
-	l.Push(t)
+	l.Push(replyTable(l, "ok", l.CheckString(1)))
 	return 1
 }
 
@@ -180,9 +182,7 @@ func decodeOne(l *lua.LState, b []byte) (lua.LValue, []byte, string, error) {
 	body := string(line[1:])
 	switch line[0] {
 	case '+':
-		t := l.CreateTable(0, 1)
-		t.RawSetString("ok", lua.LString(body))
-		return t, rest, "", nil
+		return replyTable(l, "ok", body), rest, "", nil
 	case '-':
 		if body == "" {
 			body = "ERR" // an error reply without a message is still an error
@@ -213,7 +213,9 @@ func decodeOne(l *lua.LState, b []byte) (lua.LValue, []byte, string, error) {
 		case n < 0:
 			return lua.LFalse, rest, "", nil
 		}
-		t := l.CreateTable(n, 0)
+		// Each item takes at least 3 bytes: a length beyond that is not trusted
+		// for the allocation.
+		t := l.CreateTable(min(n, len(rest)/3), 0)
 		for i := 1; i <= n; i++ {
 			var item lua.LValue
 			var itemErr string
@@ -222,10 +224,7 @@ func decodeOne(l *lua.LState, b []byte) (lua.LValue, []byte, string, error) {
 				return nil, nil, "", err
 			}
 			if itemErr != "" {
-				// An error inside an array (EXEC's) becomes {err=…}, as in Redis.
-				et := l.CreateTable(0, 1)
-				et.RawSetString("err", lua.LString(itemErr))
-				item = et
+				item = replyTable(l, "err", itemErr) // an error inside an array (EXEC's), as in Redis
 			}
 			t.RawSetInt(i, item)
 		}
@@ -235,10 +234,9 @@ func decodeOne(l *lua.LState, b []byte) (lua.LValue, []byte, string, error) {
 }
 
 func readLine(b []byte) (line, rest []byte, err error) {
-	for i := 0; i+1 < len(b); i++ {
-		if b[i] == '\r' && b[i+1] == '\n' {
-			return b[:i], b[i+2:], nil
-		}
+	i := bytes.Index(b, []byte("\r\n"))
+	if i < 0 {
+		return nil, nil, fmt.Errorf("reply line without CRLF")
 	}
-	return nil, nil, fmt.Errorf("reply line without CRLF")
+	return b[:i], b[i+2:], nil
 }
