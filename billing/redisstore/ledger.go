@@ -406,10 +406,18 @@ func checkHold(account, holdID string) error {
 // appendRequest adds the fields that name a request (usage, release and
 // hold_expired events, hold records), skipping empty ones.
 func appendRequest(args []interface{}, requestID, keyID, model, endpoint string) []interface{} {
-	for _, kv := range [...][2]string{{"request_id", requestID}, {"key_id", keyID}, {"model", model}, {"endpoint", endpoint}} {
-		if kv[1] != "" {
-			args = append(args, kv[0], kv[1])
-		}
+	// Field names as constants: boxing a constant string allocates nothing.
+	if requestID != "" {
+		args = append(args, "request_id", requestID)
+	}
+	if keyID != "" {
+		args = append(args, "key_id", keyID)
+	}
+	if model != "" {
+		args = append(args, "model", model)
+	}
+	if endpoint != "" {
+		args = append(args, "endpoint", endpoint)
 	}
 	return args
 }

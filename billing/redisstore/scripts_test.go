@@ -37,7 +37,7 @@ func TestEveryLuaFileIsLoadedOnce(t *testing.T) {
 func TestScriptsLoadUnderTheirHash(t *testing.T) {
 	eachStore(t, func(t *testing.T, e *env) {
 		for _, s := range scripts {
-			sha, err := e.redis.Client.ScriptLoad(context.Background(), scriptSource(s)).Result()
+			sha, err := e.redis.Client.ScriptLoad(context.Background(), s.src).Result()
 			if err != nil {
 				t.Fatalf("%s: SCRIPT LOAD: %v", s.name, err)
 			}
@@ -46,15 +46,6 @@ func TestScriptsLoadUnderTheirHash(t *testing.T) {
 			}
 		}
 	})
-}
-
-// scriptSource is the text Redis runs for s (what EVAL sends).
-func scriptSource(s *script) string {
-	src := luaFile(s.name)
-	if strings.HasPrefix(src, preludeMarker) {
-		src = luaFile("prelude.lua") + src
-	}
-	return src
 }
 
 // A script that fails names itself, and where Redis names a line of the joined
@@ -89,5 +80,74 @@ func TestScriptErrorsNameTheScriptAndItsLine(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// withPrelude keeps exactly the declarations a body needs, through the ones it
+// calls, and the joined text keeps the prelude's line numbers.
+func TestWithPreludeKeepsWhatTheBodyNeeds(t *testing.T) {
+	prelude := "-- header: a() b() c()\n" +
+		"local K1, K2 = KEYS[1], KEYS[2]\n" +
+		"local function a() return K1 end\n" +
+		"-- b calls a\n" +
+		"local function b()\n  -- c is not called\n  return a()\nend\n" +
+		"local function c() return K2 end\n" +
+		"local T = {'x',\n  'y'}\n"
+	cases := []struct {
+		body string
+		keep []string // declarations' first lines kept
+	}{
+		{"return b()\n", []string{"local K1", "local function a", "local function b"}},
+		{"return c()\n", []string{"local K1", "local function c"}},
+		{"-- b() T\nreturn 1\n", nil},
+		{"return T[1] .. a()\n", []string{"local K1", "local function a", "local T"}},
+	}
+	for _, c := range cases {
+		got := withPrelude(prelude, c.body)
+		if n, want := strings.Count(got, "\n"), strings.Count(prelude+c.body, "\n"); n != want {
+			t.Errorf("body %q: %d lines, want %d (the prelude's numbering)", c.body, n, want)
+		}
+		if !strings.HasSuffix(got, c.body) {
+			t.Errorf("body %q: joined text does not end with it:\n%s", c.body, got)
+		}
+		var kept []string
+		for _, line := range strings.Split(got, "\n") {
+			if strings.HasPrefix(line, "local ") {
+				f := strings.Fields(line)
+				name := f[0] + " " + strings.TrimSuffix(strings.Split(f[1], "(")[0], ",")
+				if f[1] == "function" {
+					name += " " + strings.Split(f[2], "(")[0]
+				}
+				kept = append(kept, name)
+			}
+		}
+		if strings.Join(kept, "|") != strings.Join(c.keep, "|") {
+			t.Errorf("body %q keeps %q, want %q", c.body, kept, c.keep)
+		}
+	}
+}
+
+// Every prelude declaration some script uses is in that script's text, and the
+// request path's scripts leave out what they do not use.
+func TestScriptsCarryThePreludeTheyUse(t *testing.T) {
+	prelude := luaFile("prelude.lua")
+	decls := splitPrelude(prelude)
+	if len(decls) < 30 {
+		t.Fatalf("split the prelude into %d declarations; its layout changed (see splitPrelude)", len(decls))
+	}
+	for _, s := range scripts {
+		if s.preludeLines == 0 {
+			continue
+		}
+		kept := 0
+		for _, d := range decls {
+			if len(d.names) > 0 && strings.Contains(s.src, d.text) {
+				kept++
+			}
+		}
+		t.Logf("%s: %d of %d prelude declarations", s.name, kept, len(decls))
+		if s == reserveScript && kept >= len(decls)*3/4 {
+			t.Errorf("reserve.lua keeps %d of %d prelude declarations", kept, len(decls))
+		}
 	}
 }
