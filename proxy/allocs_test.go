@@ -13,6 +13,7 @@ import (
 
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
+	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/creditgate/creditgate/billing"
 	"github.com/creditgate/creditgate/billing/billingtest"
@@ -46,8 +47,15 @@ const cannedCompletion = `{"id":"chatcmpl-1","object":"chat.completion","created
 	`"usage":{"prompt_tokens":1007,"completion_tokens":12,"total_tokens":1019}}`
 
 // newAllocProxy is a proxy on fakes: a key that always resolves, a ledger that
-// admits every hold in full and settles it.
+// admits every hold in full and settles it; its log lines are encoded as JSON
+// and dropped.
 func newAllocProxy(t testing.TB) (*Proxy, string) {
+	enc := zapcore.NewJSONEncoder(zap.NewProductionEncoderConfig())
+	return newFakeLedgerProxy(t, zap.New(zapcore.NewCore(enc, zapcore.AddSync(io.Discard), zapcore.InfoLevel)))
+}
+
+// newFakeLedgerProxy is newAllocProxy's proxy logging to logger.
+func newFakeLedgerProxy(t testing.TB, logger *zap.Logger) (*Proxy, string) {
 	t.Helper()
 	secret := billing.NewKeySecret()
 	keys := &billingtest.Keys{LookupKeyFunc: func(context.Context, billing.KeyHash) (billing.APIKey, error) {
@@ -61,8 +69,6 @@ func newAllocProxy(t testing.TB) (*Proxy, string) {
 			return billing.Settlement{Cost: s.Cost, FromCredit: s.Cost, BalanceAfter: 1_000_000}, nil
 		},
 	}
-	enc := zapcore.NewJSONEncoder(zap.NewProductionEncoderConfig())
-	logger := zap.New(zapcore.NewCore(enc, zapcore.AddSync(io.Discard), zapcore.InfoLevel))
 	settings := &Settings{Policy: testPolicy, Pricing: testPricing(t), ClampMaxTokens: true, DriftTolerance: 0.10}
 	u, _ := url.Parse("http://upstream.invalid/v1")
 	p, err := New(Options{Upstream: u, UpstreamKey: upstreamKey, Ledger: ledger, Keys: keys,
@@ -102,6 +108,28 @@ func TestAllocationsPerPlainRequest(t *testing.T) {
 	if got > maxAllocsPerPlainRequest {
 		t.Errorf("%.0f allocations per plain 1k request, want at most %d: profile with "+
 			"go test ./proxy -run '^$' -bench ProxyInProcess -memprofile mem.out", got, maxAllocsPerPlainRequest)
+	}
+}
+
+// The request line names no caller even when the operator's logger adds one to
+// every line (the production config does): it would always be the same line of
+// requestlog.go, for a stack walk per request.
+func TestRequestLineHasNoCaller(t *testing.T) {
+	core, logs := observer.New(zapcore.InfoLevel)
+	p, secret := newFakeLedgerProxy(t, zap.New(core, zap.AddCaller()))
+	req := httptest.NewRequest(http.MethodPost, "/v1/chat/completions", bytes.NewReader(benchBody(100, false)))
+	req.Header.Set("Authorization", "Bearer "+secret)
+	w := httptest.NewRecorder()
+	p.ServeHTTP(w, req)
+	lines := logs.FilterMessage("request").All()
+	if w.Code != http.StatusOK || len(lines) != 1 {
+		t.Fatalf("status %d, %d request lines: %s", w.Code, len(lines), w.Body.Bytes())
+	}
+	if c := lines[0].Caller; c.Defined {
+		t.Errorf("the request line names its caller %s", c)
+	}
+	if lines[0].ContextMap()["cost"] == nil {
+		t.Errorf("the request line lost its fields: %v", lines[0].ContextMap())
 	}
 }
 

@@ -125,10 +125,13 @@ type Options struct {
 
 // Proxy is the metering reverse proxy. Create it with New.
 type Proxy struct {
-	opts    Options
-	rp      *httputil.ReverseProxy
-	keys    *keyCache
-	log     *zap.Logger
+	opts Options
+	rp   *httputil.ReverseProxy
+	keys *keyCache
+	log  *zap.Logger
+	// reqLog writes the request lines: log without the caller, which is always
+	// the same line of requestlog.go and costs a stack walk per request.
+	reqLog  *zap.Logger
 	objects *objectState // stored objects, CORS and the model catalogue
 	// upstreamAuth is the Authorization header's value list sent upstream, built
 	// once (nil: none); the transport only reads it.
@@ -182,7 +185,8 @@ func New(o Options) (*Proxy, error) {
 	if o.Observer == nil {
 		o.Observer = nopObserver{}
 	}
-	p := &Proxy{opts: o, keys: newKeyCache(o.Keys, o.KeyCacheTTL, o.Now), log: o.Logger}
+	p := &Proxy{opts: o, keys: newKeyCache(o.Keys, o.KeyCacheTTL, o.Now), log: o.Logger,
+		reqLog: o.Logger.WithOptions(zap.WithCaller(false))}
 	if o.UpstreamKey != "" {
 		p.upstreamAuth = []string{"Bearer " + o.UpstreamKey}
 	}
@@ -288,7 +292,7 @@ func noteCaller(w http.ResponseWriter, key billing.APIKey) {
 // list, /v1/credits, the billing compatibility endpoints, unknown paths). Like
 // every request line it names no key and no body.
 func (p *Proxy) logUnmetered(w *unmeteredWriter, r *http.Request, start time.Time) {
-	ce := p.log.Check(zap.InfoLevel, "request")
+	ce := p.reqLog.Check(zap.InfoLevel, "request")
 	if ce == nil {
 		return
 	}

@@ -20,7 +20,7 @@ func (p *Proxy) logExchange(x *exchange, res Report, st billing.Settlement) {
 	if res.Drift || res.Fault != "" || excess {
 		level = zapcore.WarnLevel
 	}
-	ce := p.log.Check(level, "request")
+	ce := p.reqLog.Check(level, "request")
 	if ce == nil {
 		return
 	}
@@ -123,5 +123,5 @@ func (p *Proxy) logRejected(x *exchange, aerr *apiError) {
 			fields = append(fields, zap.String("error_param", aerr.param))
 		}
 	}
-	p.log.Info("request", fields...)
+	p.reqLog.Info("request", fields...)
 }

@@ -191,8 +191,13 @@ func (r *Recorder) write(ctx context.Context, batch []event) error {
 	topMonth := map[acctPeriod]money.Micros{}
 	counts := map[counter]int64{}
 	var recent []interface{}
+	// A batch's events are mostly of one day: its names are formatted once.
+	var d, m string
+	var lastDate [3]int
 	for _, e := range batch {
-		d, m := day(e.req.At), month(e.req.At)
+		if y, mo, dd := e.req.At.UTC().Date(); d == "" || lastDate != [3]int{y, int(mo), dd} {
+			d, m, lastDate = day(e.req.At), month(e.req.At), [3]int{y, int(mo), dd}
+		}
 		switch e.kind {
 		case settled:
 			for _, p := range []string{d, m} {
