@@ -26,6 +26,15 @@ type Batch struct {
 	// HoldExpires is when the hold stops counting as reserved: the batch's
 	// completion window and a margin after its creation.
 	HoldExpires time.Time
+	// Background marks a background response (POST /v1/responses with
+	// background: true) rather than a batch: ID is the response's, Discount
+	// the whole price, and the poller bills the response's usage when it ends.
+	Background bool
+	// InputTokens and OutputCap are a background response's prompt as counted
+	// locally and the output cap it was sent: with its prices and hold, the
+	// limit its bill stays within, and what it is billed by when the upstream
+	// reports no usage.
+	InputTokens, OutputCap int64
 }
 
 // BatchRef names an open batch.

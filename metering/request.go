@@ -37,6 +37,10 @@ type Request struct {
 	// References are the stored objects the body points at by id (references.go),
 	// which the proxy checks belong to the caller's account.
 	References []Reference
+	// Background is a Responses request's background: true. The upstream answers
+	// at once (status queued or in_progress) and runs the response on its own; the
+	// proxy holds the request's worst case until a poller finds it ended.
+	Background bool
 
 	spec    *endpointSpec // the endpoint's parser, output caps and meters
 	echo    bool          // completions: the response repeats the prompt before the output
@@ -114,7 +118,7 @@ type topFields struct {
 	maxTokens, maxCompletionTokens, maxOutputTokens jsonscan.Member
 	messages, tools, functions, prompt, input       jsonscan.Member
 	instructions, responseFormat, text, echo        jsonscan.Member
-	previousResponseID                              jsonscan.Member
+	previousResponseID, background                  jsonscan.Member
 	size, quality, voice, streamFormat              jsonscan.Member // images and speech (media.go)
 	seen                                            uint32
 }
@@ -166,6 +170,8 @@ func (f *topFields) slot(key string) (*jsonscan.Member, uint32) {
 		return &f.voice, 1 << 20
 	case "stream_format":
 		return &f.streamFormat, 1 << 21
+	case "background":
+		return &f.background, 1 << 22
 	}
 	return nil, 0
 }

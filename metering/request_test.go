@@ -322,6 +322,9 @@ func TestParseRequestErrors(t *testing.T) {
 		{"part text not a string", `{"model":"m","messages":[{"role":"user","content":[{"type":"text","text":7}]}]}`, ChatCompletions, "messages[0].content[0].text", "string"},
 		{"image without image_url", `{"model":"m","messages":[{"role":"user","content":[{"type":"image_url"}]}]}`, ChatCompletions, "messages[0].content[0].image_url", "image_url"},
 		{"stream not a bool", `{"model":"m","stream":"yes",` + msgs + `}`, ChatCompletions, "stream", "boolean"},
+		{"background not a bool", `{"model":"m","input":"hi","background":"yes"}`, Responses, "background", "boolean"},
+		{"background stream", `{"model":"m","input":"hi","stream":true,"background":true}`, Responses, "background", "does not relay background streams"},
+		{"background twice", `{"model":"m","input":"hi","background":false,"background":true}`, Responses, "background", "Duplicate"},
 		{"stream_options not an object", `{"model":"m","stream":true,"stream_options":true,` + msgs + `}`, ChatCompletions, "stream_options", "object"},
 		{"include_usage not a bool", `{"model":"m","stream":true,"stream_options":{"include_usage":1},` + msgs + `}`, ChatCompletions, "stream_options.include_usage", "boolean"},
 		{"n zero", `{"model":"m","n":0,` + msgs + `}`, ChatCompletions, "n", "positive"},
@@ -487,4 +490,27 @@ func TestParseRequestRefusesInvalidUTF8(t *testing.T) {
 		}
 	}
 	mustParse(t, ChatCompletions, `{"model":"m","messages":[{"role":"user","content":"\ud800 caf\u00e9"}]}`)
+}
+
+// background: true is read on Responses only, as the request says it.
+func TestBackgroundIsRead(t *testing.T) {
+	for _, c := range []struct {
+		ep   Endpoint
+		body string
+		want bool
+	}{
+		{Responses, `{"model":"m","input":"hi","background":true}`, true},
+		{Responses, `{"model":"m","input":"hi","background":false,"stream":true}`, false},
+		{Responses, `{"model":"m","input":"hi","background":null}`, false},
+		{Responses, `{"model":"m","input":"hi"}`, false},
+		{ChatCompletions, `{"model":"m","messages":[{"role":"user","content":"hi"}],"background":true}`, false},
+	} {
+		r, err := ParseRequest(c.ep, []byte(c.body))
+		if err != nil {
+			t.Fatalf("%s: %v", c.body, err)
+		}
+		if r.Background != c.want {
+			t.Errorf("%s: Background %v, want %v", c.body, r.Background, c.want)
+		}
+	}
 }

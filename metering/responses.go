@@ -53,6 +53,9 @@ func (r *Request) parseResponses(f *topFields) error {
 			return err
 		}
 	}
+	if err := r.parseBackground(f); err != nil {
+		return err
+	}
 	if err := r.parseSchema(f.text, "text", "format"); err != nil {
 		return err
 	}
@@ -140,4 +143,26 @@ func (r *Request) parseTextOrParts(m jsonscan.Member, p, field string) (bool, er
 		return true, r.parseParts(m.Start, p+field)
 	}
 	return false, nil
+}
+
+// parseBackground reads background. A background response is billed when a
+// poller finds it ended (its usage then), which a stream would not wait for: an
+// app that leaves a background stream early stops reading while the upstream
+// goes on generating. So background streams are refused.
+func (r *Request) parseBackground(f *topFields) error {
+	if !f.background.Present() {
+		return nil
+	}
+	switch r.body[f.background.Start] {
+	case 't':
+		r.Background = true
+	case 'f', 'n':
+		return nil
+	default:
+		return badType("background", "a boolean", r.body, f.background.Start)
+	}
+	if r.Stream {
+		return badValue("background", "creditgate bills a background response when it ends, by polling it, and does not relay background streams; send background: true without stream, then retrieve the response.")
+	}
+	return nil
 }

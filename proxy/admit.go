@@ -28,6 +28,7 @@ func (p *Proxy) admit(x *exchange) *apiError {
 		(*Proxy).parseBody,       //    valid for its endpoint,
 		(*Proxy).checkItems,      //    within limits.max_messages and max_message_bytes,
 		(*Proxy).checkReferences, //    naming only stored objects of its own account,
+		(*Proxy).checkBackground, //    in the background only where a poller bills it,
 		(*Proxy).priceModel,      //    for a model that has a price,
 		(*Proxy).checkModel,      //    in the key's allowlist,
 		(*Proxy).countPrompt,     //    its prompt counted locally
@@ -221,7 +222,7 @@ func (p *Proxy) reserve(x *exchange) *apiError {
 	minimum := reserveMinimum(x) // on a prompt's byte bound: all or nothing (count.go)
 	res, err := p.opts.Ledger.Reserve(ctx, withLimits(billing.ReserveRequest{
 		Account: x.key.Account, HoldID: x.id, Estimate: x.estimate, Minimum: minimum,
-		Grace: s.Policy.Grace, TTL: s.Policy.HoldTTL,
+		Grace: s.Policy.Grace, TTL: holdTTL(x),
 		// Kept on the hold, for the hold_expired event should it die unsettled.
 		RequestID: x.id, KeyID: x.key.ID, Model: x.model, Endpoint: x.path(),
 	}, x.key, s.Policy)) // the key's limit and the monthly caps, checked with the balance

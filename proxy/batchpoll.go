@@ -125,6 +125,9 @@ func (p *Proxy) pollBatch(ctx context.Context, ref billing.BatchRef) batchOutcom
 		return batchRetry
 	}
 	log = log.With(zap.String("request_id", b.HoldID))
+	if b.Background {
+		return p.pollBackground(ctx, b, log) // background.go
+	}
 	status, body, err := p.upstreamJSON(ctx, upstreamPath(billing.ObjectBatch, b.ID))
 	if err != nil {
 		log.Warn("batch poller: upstream unavailable", zapErr(err))

@@ -46,6 +46,8 @@ type exchange struct {
 	bill           metering.Bill  // what it was billed, and what its upstream claimed beyond that
 	upstream       upstreamBody   // the upstream's 2xx body (part of the exchange, as rec is)
 	plain          *teeBody       // &plainBody for a plain 2xx answer, else nil
+	background     *billing.Batch // a background response recorded as open: billed by the poller (background.go)
+	backgroundLost bool           // a background response the store did not record: cancelled, answered 503
 	plainBody      teeBody        // part of the exchange, as rec is: one allocation less
 	forward        forwardBody
 	rec            recorder // what the app was sent (part of the exchange: one allocation less)
@@ -162,6 +164,9 @@ func (p *Proxy) modifyResponse(res *http.Response) error {
 	}
 	x.plain = &x.plainBody
 	res.Body = x.plain
+	if x.req.Background {
+		return p.openBackground(x, res) // background.go
+	}
 	return nil
 }
 

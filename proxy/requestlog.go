@@ -68,6 +68,9 @@ func (p *Proxy) logExchange(x *exchange, res Report, st billing.Settlement) {
 	if res.UpstreamTime > 0 {
 		fields = append(fields, zap.Duration("upstream_latency", res.UpstreamTime))
 	}
+	if x.background != nil {
+		fields = append(fields, zap.String("background_response", x.background.ID)) // billed when it ends
+	}
 	if x.clampedTo > 0 {
 		fields = append(fields, zap.Int64("clamped_max_tokens", x.clampedTo))
 	}

@@ -35,6 +35,14 @@ func (p *Proxy) finish(ctx context.Context, x *exchange) {
 		st := p.release(ctx, x, "the upstream's 2xx body is not a response of this endpoint: not relayed")
 		p.done(x, metering.Result{}, faultInvalid, st)
 		return
+	case x.backgroundLost:
+		st := p.release(ctx, x, "background response not recorded: cancelled at the upstream, answered 503")
+		p.done(x, metering.Result{}, "", st)
+		return
+	case x.background != nil:
+		// Running at the upstream: the hold stays, the batch poller bills it.
+		p.done(x, metering.Result{}, "", billing.Settlement{})
+		return
 	}
 	switch {
 	case x.plain != nil:

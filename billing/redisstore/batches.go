@@ -46,8 +46,9 @@ func (s *Store) OpenBatch(ctx context.Context, b billing.Batch) error {
 	if err := checkPrices(&b.Prices); err != nil {
 		return err
 	}
-	if b.Discount <= 0 || b.Discount > 1_000_000 || b.Held < 0 || b.Requests < 0 {
-		return fmt.Errorf("%w: batch %q: discount %d, held %s, %d requests", billing.ErrInvalid, b.ID, b.Discount, b.Held, b.Requests)
+	if b.Discount <= 0 || b.Discount > 1_000_000 || b.Held < 0 || b.Requests < 0 || b.InputTokens < 0 || b.OutputCap < 0 {
+		return fmt.Errorf("%w: batch %q: discount %d, held %s, %d requests, %d input tokens, output cap %d",
+			billing.ErrInvalid, b.ID, b.Discount, b.Held, b.Requests, b.InputTokens, b.OutputCap)
 	}
 	p := b.Prices
 	args := []interface{}{batchRecordTTL.Milliseconds(),
@@ -55,6 +56,9 @@ func (s *Store) OpenBatch(ctx context.Context, b billing.Batch) error {
 		"prices", fmt.Sprintf("%d %d %d %d %d %d", p.Input, p.CachedInput, p.AudioInput, p.Output, p.Reasoning, p.AudioOutput),
 		"discount", b.Discount, "requests", b.Requests, "held", amountArg(b.Held),
 		"created_ms", msArg(b.CreatedAt), "hold_expires_ms", msArg(b.HoldExpires)}
+	if b.Background {
+		args = append(args, "background", "1", "input_tokens", b.InputTokens, "output_cap", b.OutputCap)
+	}
 	r, err := s.run(ctx, batchOpenScript, []string{s.batchKey(b.Account, b.ID)}, args...)
 	if err != nil {
 		return err
@@ -107,6 +111,11 @@ func parseBatch(account, id string, m map[string]string) (billing.Batch, error) 
 	b := billing.Batch{ID: id, Account: account, HoldID: m["hold_id"], KeyID: m["key_id"], Endpoint: m["endpoint"], Model: m["model"],
 		Discount: d.int("discount", m["discount"], "millionths"), Requests: d.count("requests", m["requests"]),
 		Held: d.micros("held", m["held"]), CreatedAt: d.ms("created_ms", m["created_ms"]), HoldExpires: d.ms("hold_expires_ms", m["hold_expires_ms"])}
+	if m["background"] == "1" {
+		b.Background = true
+		b.InputTokens = int64(d.count("input_tokens", m["input_tokens"]))
+		b.OutputCap = int64(d.count("output_cap", m["output_cap"]))
+	}
 	prices := strings.Split(m["prices"], " ")
 	if len(prices) != 6 {
 		d.fail("prices is %s, want six amounts", show(m["prices"]))

@@ -245,14 +245,26 @@ func TestBatchRecords(t *testing.T) {
 		if err := e.OpenBatch(e.ctx, b2); err != nil {
 			t.Fatal(err)
 		}
-		got, err := e.GetBatch(e.ctx, "acme", "batch_1")
-		if err != nil {
+		// A background response shares the open set, with its limit's counts.
+		bg := b
+		bg.ID, bg.HoldID, bg.Endpoint, bg.Discount, bg.Requests = "resp_1", "req_4", "/v1/responses", 1_000_000, 1
+		bg.Background, bg.InputTokens, bg.OutputCap, bg.CreatedAt = true, 1007, 4096, now.Add(2*time.Second)
+		if err := e.OpenBatch(e.ctx, bg); err != nil {
 			t.Fatal(err)
 		}
-		want := b
-		want.CreatedAt, want.HoldExpires = time.UnixMilli(now.UnixMilli()).UTC(), time.UnixMilli(b.HoldExpires.UnixMilli()).UTC()
-		if got != want {
-			t.Fatalf("batch record\n %+v\nwant\n %+v", got, want)
+		for _, w := range []billing.Batch{b, bg} {
+			got, err := e.GetBatch(e.ctx, "acme", w.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := w
+			want.CreatedAt, want.HoldExpires = time.UnixMilli(w.CreatedAt.UnixMilli()).UTC(), time.UnixMilli(w.HoldExpires.UnixMilli()).UTC()
+			if got != want {
+				t.Fatalf("batch record\n %+v\nwant\n %+v", got, want)
+			}
+		}
+		if err := e.CloseBatch(e.ctx, "acme", "resp_1"); err != nil {
+			t.Fatal(err)
 		}
 		if _, err := e.GetBatch(e.ctx, "beta", "batch_1"); !errors.Is(err, billing.ErrObjectNotFound) {
 			t.Fatalf("another account's batch: %v", err)

@@ -37,6 +37,8 @@ type (
 		Stream          bool          `json:"stream"`
 		// Store (default true, as OpenAI's) keeps the response (stored.go).
 		Store *bool `json:"store"`
+		// Background answers queued at once; the response ends later (stored.go).
+		Background bool `json:"background"`
 	}
 	embeddingRequest struct {
 		Model          string `json:"model"`

@@ -1,6 +1,7 @@
 package mockupstream
 
 import (
+	"encoding/json"
 	"net/http"
 )
 
@@ -127,6 +128,9 @@ func (s *Server) responses(x *exchange) error {
 	if req.Input == nil {
 		return x.writeError(http.StatusBadRequest, *missingParam("input"))
 	}
+	if req.Background && (req.Stream || (req.Store != nil && !*req.Store)) {
+		return x.writeError(http.StatusBadRequest, apiError{Message: "Background mode requires store=true and is not streamed by this mock.", Type: "invalid_request_error", Param: "background"})
+	}
 	// Instructions count as a leading developer message; items without a role (tool
 	// calls and outputs) count nothing.
 	msgs := make([]message, 0, len(req.Input)+1)
@@ -181,6 +185,14 @@ func (s *Server) responses(x *exchange) error {
 		if resp.Store {
 			s.keepResponse(resp, req.Input)
 		}
+	}
+	if req.Background {
+		// Answered queued; the finished response is kept, shown from its end on.
+		resp.Background, resp.Status = true, "queued"
+		queued, _ := json.Marshal(resp) // a response always marshals
+		finish()
+		s.background(resp.ID, queued)
+		return x.answerRaw(queued)
 	}
 	if !req.Stream {
 		finish()

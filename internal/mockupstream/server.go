@@ -68,6 +68,10 @@ type Server struct {
 	// has passed since its creation; 0 leaves batches running until
 	// FinishBatches (batches.go).
 	BatchDelay time.Duration
+	// BackgroundDelay, when > 0, ends a background response (background:
+	// true) at the first look at it once that long has passed since its
+	// creation; 0 leaves it queued until FinishBackground (stored.go).
+	BackgroundDelay time.Duration
 
 	objects objectStore // files, batches, stored responses and chat completions
 

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // Stored responses (a Responses request unless it says "store": false, as
@@ -15,6 +16,10 @@ type storedResponse struct {
 	id    string
 	body  []byte
 	items []inputItem
+	// queued is a background response's answer while it runs (nil once it
+	// ended): body, its final JSON, is shown from then on.
+	queued  []byte
+	created time.Time
 }
 
 // inputItem is an input item of a stored response, as input_items lists it.
@@ -117,11 +122,55 @@ func (s *Server) response(id string) (*storedResponse, bool) {
 }
 
 func (s *Server) getResponse(x *exchange, id string) error {
-	r, ok := s.response(id)
+	s.objects.mu.Lock()
+	r, ok := s.objects.responses.get(id)
+	var body []byte
+	if ok {
+		if r.queued != nil && s.BackgroundDelay > 0 && time.Since(r.created) >= s.BackgroundDelay {
+			r.queued = nil
+		}
+		body = r.body
+		if r.queued != nil {
+			body = r.queued
+		}
+	}
+	s.objects.mu.Unlock()
 	if !ok {
 		return x.writeError(http.StatusNotFound, noSuchResponse(id))
 	}
-	return x.answerRaw(r.body)
+	return x.answerRaw(body)
+}
+
+// background marks the stored response id (kept by finish, final) as a
+// background one still queued, answering queued until it ends.
+func (s *Server) background(id string, queued []byte) {
+	s.objects.mu.Lock()
+	defer s.objects.mu.Unlock()
+	if r, ok := s.objects.responses.get(id); ok {
+		r.queued, r.created = queued, time.Now()
+	}
+}
+
+// FinishBackground ends the background responses still queued: each shows its
+// final JSON (completed, or incomplete at its output cap) from now on. With
+// status "failed", each fails instead, without usage.
+func (s *Server) FinishBackground(status string) {
+	s.objects.mu.Lock()
+	defer s.objects.mu.Unlock()
+	for _, id := range s.objects.responses.order {
+		r := s.objects.responses.byID[id]
+		if r.queued == nil {
+			continue
+		}
+		if status == "failed" {
+			var o rawObject
+			_ = json.Unmarshal(r.queued, &o)
+			o.set("status", "failed")
+			o.set("error", map[string]string{"code": "server_error", "message": "The model failed to generate a response."})
+			r.body, _ = json.Marshal(o)
+		}
+		r.queued = nil
+	}
 }
 
 func (s *Server) deleteResponse(x *exchange, id string) error {
@@ -151,12 +200,41 @@ func (s *Server) responseInputItems(x *exchange, id string) error {
 	return x.answer(newListPage(items, func(it inputItem) string { return it.ID }, more))
 }
 
-// cancelResponse refuses: the mock runs no response in the background.
+// cancelResponse cancels a background response still queued: it ends
+// cancelled, having generated nothing (its usage counts the prompt only).
+// Other responses cannot be cancelled.
 func (s *Server) cancelResponse(x *exchange, id string) error {
-	if _, ok := s.response(id); !ok {
-		return x.writeError(http.StatusNotFound, noSuchResponse(id))
+	s.objects.mu.Lock()
+	r, ok := s.objects.responses.get(id)
+	var body []byte
+	var background bool
+	if ok && r.queued != nil {
+		var final, o rawObject
+		_ = json.Unmarshal(r.body, &final)
+		_ = json.Unmarshal(r.queued, &o)
+		var u responseUsage
+		_ = json.Unmarshal(final["usage"], &u)
+		if final["usage"] != nil && string(final["usage"]) != "null" {
+			o.set("usage", responseUsage{InputTokens: u.InputTokens, InputTokensDetails: u.InputTokensDetails, TotalTokens: u.InputTokens})
+		}
+		o.set("status", "cancelled")
+		r.body, _ = json.Marshal(o)
+		r.queued = nil
 	}
-	return x.writeError(http.StatusBadRequest, apiError{Message: "Only responses created with background=true can be cancelled.", Type: "invalid_request_error"})
+	if ok {
+		body = r.body
+		var o rawObject
+		_ = json.Unmarshal(r.body, &o)
+		background = string(o["background"]) == "true"
+	}
+	s.objects.mu.Unlock()
+	switch {
+	case !ok:
+		return x.writeError(http.StatusNotFound, noSuchResponse(id))
+	case !background:
+		return x.writeError(http.StatusBadRequest, apiError{Message: "Only responses created with background=true can be cancelled.", Type: "invalid_request_error"})
+	}
+	return x.answerRaw(body)
 }
 
 func (s *Server) storedChatRoute(method string, rest []string) func(*exchange) error {
