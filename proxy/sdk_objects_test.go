@@ -12,6 +12,7 @@ import (
 	"github.com/openai/openai-go/v3/responses"
 
 	"github.com/creditgate/creditgate/billing"
+	"github.com/creditgate/creditgate/metering"
 )
 
 // TestOfficialGoSDKObjects: an app on the official Go SDK uploads a batch file,
@@ -134,5 +135,46 @@ func TestOfficialGoSDKObjects(t *testing.T) {
 	}
 	if err := files.Err(); err != nil || n != 2 { // the input and the output
 		t.Fatalf("files.list: %d files, %v", n, err)
+	}
+}
+
+// TestOfficialGoSDKBackgroundResponses: an app on the official Go SDK creates a
+// background response, polls it with responses.retrieve until it completed and
+// cancels another one, through the proxy; each is billed once it ended, by its
+// usage, and the account sees the holds meanwhile.
+func TestOfficialGoSDKBackgroundResponses(t *testing.T) {
+	h, _ := newObjectHarness(t)
+	key := h.account("acme", "10.00")
+	client := openai.NewClient(option.WithBaseURL(h.server.URL+"/v1"), option.WithAPIKey(key), option.WithMaxRetries(0))
+	params := responses.ResponseNewParams{Model: "gpt-4o-mini", Background: openai.Bool(true), MaxOutputTokens: openai.Int(64),
+		Input: responses.ResponseNewParamsInputUnion{OfString: openai.String("Tell me about double-entry bookkeeping.")}}
+	done, err := client.Responses.New(h.ctx, params)
+	if err != nil || done.Status != responses.ResponseStatusQueued || !done.Background {
+		t.Fatalf("responses.create: %v %+v", err, done)
+	}
+	stopped, err := client.Responses.New(h.ctx, params)
+	if err != nil {
+		t.Fatal(err)
+	}
+	held := h.get("acme").Reserved
+	if held <= 0 {
+		t.Fatal("nothing held for two background responses")
+	}
+	if got, err := client.Responses.Cancel(h.ctx, stopped.ID); err != nil || got.Status != responses.ResponseStatusCancelled {
+		t.Fatalf("responses.cancel: %v %+v", err, got)
+	}
+	h.mock.FinishBackground("")
+	got, err := client.Responses.Get(h.ctx, done.ID, responses.ResponseGetParams{})
+	if err != nil || got.Status != responses.ResponseStatusCompleted || got.OutputText() == "" {
+		t.Fatalf("responses.retrieve: %v %+v", err, got)
+	}
+	if sw, err := h.proxy.SettleBatches(h.ctx); err != nil || sw.Settled != 2 {
+		t.Fatalf("poller round: %+v %v", sw, err)
+	}
+	_, price, _ := h.settings.Load().Pricing.Resolve("gpt-4o-mini")
+	full := price.Cost(metering.Tokens{Input: got.Usage.InputTokens, CachedInput: got.Usage.InputTokensDetails.CachedTokens, Output: got.Usage.OutputTokens})
+	promptOnly := price.Cost(metering.Tokens{Input: got.Usage.InputTokens, CachedInput: got.Usage.InputTokensDetails.CachedTokens})
+	if a := h.get("acme"); a.Reserved != 0 || a.Balance() != usd("10.00")-full-promptOnly || full <= promptOnly {
+		t.Fatalf("reserved %s, balance %s; want 10.00 - %s (completed) - %s (cancelled before any output)", a.Reserved, a.Balance(), full, promptOnly)
 	}
 }
