@@ -111,6 +111,30 @@ cors: { allowed_origins: ["https://app.example"] }
 		t.Fatalf("reserved %s after the batch", acct.Reserved)
 	}
 
+	// A background response: held while it runs, billed by the same poller.
+	status, body, _ = do(http.MethodPost, "/v1/responses", strings.NewReader(`{"model":"my-mini","input":"Hi","max_output_tokens":20,"background":true}`))
+	if status != http.StatusOK || !strings.Contains(string(body), `"status":"queued"`) {
+		t.Fatalf("background response: %d %s", status, body)
+	}
+	if acct, _ = c.GetAccount(ctx, "acme"); acct.Reserved <= 0 {
+		t.Fatalf("nothing held for the background response: %+v", acct)
+	}
+	mock.FinishBackground("")
+	waitFor(t, "the poller to bill the background response", 10*time.Second, func() bool {
+		evs, err := a.Store().Events(ctx, "acme", "", 100)
+		if err != nil || len(evs.Events) == 0 {
+			return false
+		}
+		ev = evs.Events[len(evs.Events)-1]
+		return ev.Type == billing.EventUsage && ev.Endpoint == "/v1/responses"
+	})
+	if exact := ev.PromptTokens*150_000 + ev.CompletionTokens*600_000; ev.Cost != money.Micros((exact+1_000_000-1)/1_000_000) || ev.CompletionTokens == 0 {
+		t.Fatalf("background response billed %+v", ev)
+	}
+	if acct, _ = c.GetAccount(ctx, "acme"); acct.Reserved != 0 {
+		t.Fatalf("reserved %s after the background response", acct.Reserved)
+	}
+
 	req, _ := http.NewRequest(http.MethodOptions, data+"/v1/batches", nil)
 	req.Header.Set("Origin", "https://app.example")
 	req.Header.Set("Access-Control-Request-Method", "POST")
