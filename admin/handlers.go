@@ -27,7 +27,7 @@ const (
 
 // Limits of free-form input that ends up in the store and in CLI tables.
 const (
-	maxKeyNameLen        = 128
+	maxKeyNameLen        = billing.MaxKeyNameLen // the store's bound, as the portal's
 	maxIdempotencyKeyLen = 255
 	maxCursorLen         = 128
 )
