@@ -85,11 +85,17 @@ func TestShipperKilledMidBatch(t *testing.T) {
 		cmd := exec.Command(exe, "-test.run=^TestShipperChildProcess$", "-test.count=1")
 		cmd.Env = append(os.Environ(), childEnv+"=1", childPGEnv+"="+e.url, childSchemaEnv+"="+e.schema,
 			childRedisEnv+"="+e.redis.Addr, childPrefixEnv+"="+e.redis.Prefix)
+		before := archived()
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
-		// The binary's start-up takes most of the first tens of ms.
-		time.Sleep(time.Duration(60+rand.IntN(60)) * time.Millisecond)
+		// Killed once it is shipping, a random moment after its first progress:
+		// its start-up takes tens of ms on a quiet machine and seconds on a
+		// loaded one (go test ./... -race), which a fixed delay cannot tell.
+		for deadline := time.Now().Add(20 * time.Second); before < total && archived() == before && time.Now().Before(deadline); {
+			time.Sleep(2 * time.Millisecond)
+		}
+		time.Sleep(time.Duration(rand.IntN(20)) * time.Millisecond)
 		if err := cmd.Process.Kill(); err != nil {
 			t.Fatal(err)
 		}

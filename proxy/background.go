@@ -106,6 +106,9 @@ func (p *Proxy) openBackground(x *exchange, res *http.Response) error {
 		return nil
 	}
 	x.background = &rec
+	// The poller bills it from here on: a crash now must not settle it for its
+	// prompt from the in-flight record (the poller would then find it booked).
+	p.endInFlight(x)
 	return nil
 }
 
