@@ -21,6 +21,7 @@ func FuzzParseRequest(f *testing.F) {
 		`[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]`,
 		`{"model":"m","messages":[{"role":"user","content":"\ud800"}]`,
 		`{"model":1e400}`,
+		`{"model":"o3","input":"x","background":true,"store":true,"max_output_tokens":16}`,
 	}
 	for _, s := range seeds {
 		for _, ep := range []Endpoint{ChatCompletions, Completions, Embeddings, Responses} {
