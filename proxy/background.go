@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
-	"strconv"
 	"time"
 
 	"go.uber.org/zap"
@@ -95,13 +94,7 @@ func (p *Proxy) openBackground(x *exchange, res *http.Response) error {
 	defer cancel()
 	if err := p.opts.Batches.OpenBatch(ctx, rec); err != nil {
 		p.undo(ctx, x.key.Account, http.MethodPost, upstreamPath(billing.ObjectResponse, st.ID)+"/cancel")
-		aerr := p.storeError(err, "background response not recorded: cancelled at the upstream", zap.String("request_id", x.id), zap.String("response", st.ID))
-		var w bodyWriter
-		writeError(&w, aerr)
-		res.StatusCode, res.Status = w.status, strconv.Itoa(w.status)+" "+http.StatusText(w.status)
-		res.Header = w.header
-		res.Body = io.NopCloser(bytes.NewReader(w.body.Bytes()))
-		res.ContentLength = int64(w.body.Len())
+		answerWith(res, p.storeError(err, "background response not recorded: cancelled at the upstream", zap.String("request_id", x.id), zap.String("response", st.ID)))
 		x.backgroundLost = true
 		return nil
 	}
@@ -123,7 +116,7 @@ func (p *Proxy) pollBackground(ctx context.Context, b billing.Batch, log *zap.Lo
 	var st backgroundStatus
 	switch {
 	case status == http.StatusNotFound:
-		return p.endBackground(ctx, b, "the upstream no longer knows the response", log)
+		return p.endBatch(ctx, b, "the upstream no longer knows the response", log)
 	case status < 200 || status > 299 || json.Unmarshal(body, &st) != nil || st.Status == "":
 		log.Warn("batch poller: the upstream's answer is not a response", zap.Int("status", status))
 		return batchRetry
@@ -141,16 +134,12 @@ func (p *Proxy) pollBackground(ctx context.Context, b billing.Batch, log *zap.Lo
 	meter.Body(body)
 	result := meter.Result()
 	if st.Status == "failed" && result.Source != metering.SourceUpstream {
-		return p.endBackground(ctx, b, "the response failed without usage", log)
+		return p.endBatch(ctx, b, "the response failed without usage", log)
 	}
 	limit := metering.Limit{PerChoice: b.OutputCap, Choices: 1, Price: priceOf(b.Prices), Input: input, Hold: b.Held}
 	bill := limit.Bill(result)
-	if booked, ok := p.holdBooked(ctx, b, log); !ok || booked {
-		if booked {
-			p.closeBatch(ctx, billing.BatchRef{Account: b.Account, ID: b.ID}, log)
-			return batchSettled
-		}
-		return batchRetry
+	if outcome, done := p.bookedAlready(ctx, b, log); done {
+		return outcome
 	}
 	t := bill.Tokens
 	req := billing.SettleRequest{Account: b.Account, HoldID: b.HoldID, Cost: bill.Cost, Triggers: p.opts.Settings().Triggers, Usage: billing.Usage{
@@ -161,33 +150,6 @@ func (p *Proxy) pollBackground(ctx context.Context, b billing.Batch, log *zap.Lo
 		TokenSource: result.Source, Excess: bill.Excess, ExcessTokens: bill.ExcessTokens,
 		Note: "background response " + b.ID + " " + st.Status, Prices: unitPrices(priceOf(b.Prices)),
 	}}
-	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), p.opts.SettleTimeout)
-	defer cancel()
-	settled, err := p.opts.Ledger.Settle(sctx, req)
-	if err != nil {
-		log.Warn("batch poller: settle failed; retried next round", zap.Stringer("cost", bill.Cost), zapErr(err))
-		return batchRetry
-	}
-	if p.opts.OnSettled != nil && !settled.Replayed {
-		p.opts.OnSettled(b.Account, settled)
-	}
-	log.Info("background response settled", zap.String("status", st.Status), zap.Stringer("cost", bill.Cost), zap.Stringer("held", b.Held),
+	return p.bookEnded(ctx, b, req, log, zap.String("status", st.Status),
 		zap.Int64("prompt_tokens", t.Input), zap.Int64("completion_tokens", t.Output), zap.String("token_source", result.Source))
-	p.closeBatch(ctx, billing.BatchRef{Account: b.Account, ID: b.ID}, log)
-	return batchSettled
-}
-
-// endBackground releases the hold of a background response that bills nothing.
-func (p *Proxy) endBackground(ctx context.Context, b billing.Batch, why string, log *zap.Logger) batchOutcome {
-	if booked, ok := p.holdBooked(ctx, b, log); !ok {
-		return batchRetry
-	} else if !booked {
-		u := billing.Usage{RequestID: b.HoldID, KeyID: b.KeyID, Model: b.Model, Endpoint: b.Endpoint}
-		if p.releaseBatchHold(ctx, b.Account, b.HoldID, u, "background response "+b.ID+": "+why) != nil {
-			return batchRetry
-		}
-		log.Info("background response released", zap.String("why", why), zap.Stringer("held", b.Held))
-	}
-	p.closeBatch(ctx, billing.BatchRef{Account: b.Account, ID: b.ID}, log)
-	return batchReleased
 }

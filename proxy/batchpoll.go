@@ -161,12 +161,8 @@ func (p *Proxy) settleBatchOutput(ctx context.Context, b billing.Batch, up batch
 		log.Error("batch poller: the batch's endpoint is not metered", zap.String("endpoint", b.Endpoint))
 		return batchRetry
 	}
-	if booked, ok := p.holdBooked(ctx, b, log); !ok || booked {
-		if booked {
-			p.closeBatch(ctx, billing.BatchRef{Account: b.Account, ID: b.ID}, log)
-			return batchSettled
-		}
-		return batchRetry
+	if outcome, done := p.bookedAlready(ctx, b, log); done {
+		return outcome
 	}
 	res, err := p.upstreamCall(ctx, http.MethodGet, upstreamPath(billing.ObjectFile, up.OutputFileID)+"/content", nil, "")
 	if err != nil {
@@ -201,32 +197,63 @@ func (p *Proxy) settleBatchOutput(ctx context.Context, b billing.Batch, up batch
 		AudioPromptTokens: t.AudioInput, AudioCompletionTokens: t.AudioOutput,
 		TokenSource: billing.TokenSourceUpstream, Note: note, Prices: unitPrices(metering.DiscountedPrice(priceOf(b.Prices), b.Discount)),
 	}}
+	return p.bookEnded(ctx, b, req, log, zap.String("status", up.Status), zap.Int("answered", used.Answered), zap.Int("requests", b.Requests))
+}
+
+// openKind is what names an open record (a batch, or a background response:
+// background.go) in notes and logs, and the endpoint its usage is booked under.
+func openKind(b billing.Batch) (label, endpoint string) {
+	if b.Background {
+		return "background response", b.Endpoint
+	}
+	return "batch", "/v1/batches"
+}
+
+// bookedAlready takes an ended record whose hold a round booked already (and
+// could not close) off the open set; done is false when it is still to book.
+func (p *Proxy) bookedAlready(ctx context.Context, b billing.Batch, log *zap.Logger) (outcome batchOutcome, done bool) {
+	booked, ok := p.holdBooked(ctx, b, log)
+	switch {
+	case !ok:
+		return batchRetry, true
+	case booked:
+		p.closeBatch(ctx, billing.BatchRef{Account: b.Account, ID: b.ID}, log)
+		return batchSettled, true
+	}
+	return 0, false
+}
+
+// bookEnded settles an ended record's hold with req, then takes it off the open
+// set; fields describe it in the log line.
+func (p *Proxy) bookEnded(ctx context.Context, b billing.Batch, req billing.SettleRequest, log *zap.Logger, fields ...zap.Field) batchOutcome {
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), p.opts.SettleTimeout)
 	defer cancel()
 	st, err := p.opts.Ledger.Settle(sctx, req)
 	if err != nil {
-		log.Warn("batch poller: settle failed; retried next round", zap.Stringer("cost", cost), zapErr(err))
+		log.Warn("batch poller: settle failed; retried next round", zap.Stringer("cost", req.Cost), zapErr(err))
 		return batchRetry
 	}
 	if p.opts.OnSettled != nil && !st.Replayed {
 		p.opts.OnSettled(b.Account, st)
 	}
-	log.Info("batch settled", zap.String("status", up.Status), zap.Stringer("cost", cost), zap.Stringer("held", b.Held),
-		zap.Int("answered", used.Answered), zap.Int("requests", b.Requests))
+	label, _ := openKind(b)
+	log.Info(label+" settled", append([]zap.Field{zap.Stringer("cost", req.Cost), zap.Stringer("held", b.Held)}, fields...)...)
 	p.closeBatch(ctx, billing.BatchRef{Account: b.Account, ID: b.ID}, log)
 	return batchSettled
 }
 
-// endBatch releases the hold of a batch that ran nothing billable.
+// endBatch releases the hold of a batch (or background response) that ran
+// nothing billable.
 func (p *Proxy) endBatch(ctx context.Context, b billing.Batch, why string, log *zap.Logger) batchOutcome {
 	if booked, ok := p.holdBooked(ctx, b, log); !ok {
 		return batchRetry
 	} else if !booked {
-		u := billing.Usage{RequestID: b.HoldID, KeyID: b.KeyID, Model: b.Model, Endpoint: "/v1/batches"}
-		if p.releaseBatchHold(ctx, b.Account, b.HoldID, u, "batch "+b.ID+": "+why) != nil {
+		label, endpoint := openKind(b)
+		u := billing.Usage{RequestID: b.HoldID, KeyID: b.KeyID, Model: b.Model, Endpoint: endpoint}
+		if p.releaseBatchHold(ctx, b.Account, b.HoldID, u, label+" "+b.ID+": "+why) != nil {
 			return batchRetry
 		}
-		log.Info("batch released", zap.String("why", why), zap.Stringer("held", b.Held))
+		log.Info(label+" released", zap.String("why", why), zap.Stringer("held", b.Held))
 	}
 	p.closeBatch(ctx, billing.BatchRef{Account: b.Account, ID: b.ID}, log)
 	return batchReleased

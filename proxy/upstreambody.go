@@ -174,8 +174,13 @@ var invalidStreamEvent = func() []byte {
 // invalidAnswer replaces res with the 502 for a body that is not the endpoint's.
 func invalidAnswer(res *http.Response) {
 	res.Body.Close()
+	answerWith(res, errUpstreamInvalid())
+}
+
+// answerWith replaces res (its body closed or read) with the error answer e.
+func answerWith(res *http.Response, e *apiError) {
 	var w bodyWriter
-	writeError(&w, errUpstreamInvalid())
+	writeError(&w, e)
 	res.StatusCode, res.Status = w.status, strconv.Itoa(w.status)+" "+http.StatusText(w.status)
 	res.Header = w.header
 	res.Body = io.NopCloser(bytes.NewReader(w.body.Bytes()))
