@@ -117,7 +117,9 @@ var declNames = regexp.MustCompile(`^local\s+(?:function\s+([A-Za-z_][A-Za-z0-9_
 // splitPrelude cuts the prelude into its top-level declarations. A declaration
 // starts at the first comment or "local" line at column 0 after the previous
 // one ended and runs to the next such line after its own "local" line; every
-// line inside a declaration is indented, or is its closing "end".
+// line inside a declaration is indented, or is its closing "end" (a comment at
+// column 0 inside a function would cut it short: every script would then fail to
+// load, which TestScriptsLoadUnderTheirHash and every store test would say).
 func splitPrelude(prelude string) []preludeDecl {
 	var decls []preludeDecl
 	var cur []string
