@@ -79,9 +79,11 @@ func balanceEffect(ev billing.Event) money.Micros {
 
 // Compare checks account's store ledger against the archive (see the notes
 // above). It reads both from the store's checkpoint on, up to the archive's
-// head as it was at the start. A trim meanwhile (a shipper's) would make the
-// events it removed look lost, so when the checkpoint moved during the walk,
-// Compare walks again from the new one.
+// head as it was at the start. A trim meanwhile (a shipper's) removes events
+// the walk may then miss: those at or before the checkpoint as it is after the
+// walk are not counted as lost (trimmedMeanwhile). Past maxTracked missing
+// events that cannot be told apart, and when the checkpoint moved, Compare
+// walks again from the new one.
 func (a *Archive) Compare(ctx context.Context, store LossSource, account string) (LossReport, error) {
 	for attempt := 0; ; attempt++ {
 		rep, err := a.compareOnce(ctx, store, account)
@@ -122,6 +124,7 @@ func (a *Archive) compareOnce(ctx context.Context, store LossSource, account str
 	stored := &cursor{next: func(after string) (billing.EventPage, error) {
 		return store.Events(ctx, account, after, comparePage)
 	}, after: rep.Checkpoint}
+	var missing []billing.Event // found missing, up to maxTracked: some may be trimmed meanwhile
 	for {
 		av, aok, err := archived.peek()
 		if err != nil {
@@ -140,12 +143,13 @@ func (a *Archive) compareOnce(ctx context.Context, store LossSource, account str
 		}
 		switch {
 		case !aok && !sok:
-			return rep, nil
+			return rep, trimmedMeanwhile(ctx, store, &rep, missing)
 		case aok && (!sok || billing.CompareEventIDs(av.ID, sv.ID) < 0):
-			rep.MissingCount++
-			rep.MissingEffect += balanceEffect(av)
-			if len(rep.Missing) < maxListed {
-				rep.Missing = append(rep.Missing, av)
+			if len(missing) < maxTracked {
+				missing = append(missing, av)
+			} else { // counted as lost: Compare walks again if a trim explains more
+				rep.MissingCount++
+				rep.MissingEffect += balanceEffect(av)
 			}
 			archived.pop()
 		case sok && (!aok || billing.CompareEventIDs(sv.ID, av.ID) < 0):
@@ -159,6 +163,38 @@ func (a *Archive) compareOnce(ctx context.Context, store LossSource, account str
 			stored.pop()
 		}
 	}
+}
+
+// maxTracked bounds the events compareOnce keeps to tell trimmed from lost.
+const maxTracked = 10_000
+
+// trimmedMeanwhile adds to rep the events of missing (archived, not found in
+// the store, in id order) that Redis lost. A trim during the walk removes the
+// oldest events and moves the checkpoint over them: those at or before the
+// checkpoint as it is after the walk were trimmed, not lost (the shipper had
+// archived them), however many trims the walk ran into.
+func trimmedMeanwhile(ctx context.Context, store LossSource, rep *LossReport, missing []billing.Event) error {
+	if len(missing) == 0 {
+		return nil
+	}
+	acct, err := store.GetAccount(ctx, rep.Account)
+	if err != nil {
+		return err
+	}
+	if acct.Checkpoint != nil {
+		cp := acct.Checkpoint.EventID
+		for len(missing) > 0 && billing.CompareEventIDs(missing[0].ID, cp) <= 0 {
+			missing = missing[1:]
+		}
+	}
+	rep.MissingCount += len(missing)
+	for i, ev := range missing {
+		rep.MissingEffect += balanceEffect(ev)
+		if i < maxListed {
+			rep.Missing = append(rep.Missing, ev)
+		}
+	}
+	return nil
 }
 
 // cursor walks a paged, id-ordered event sequence.

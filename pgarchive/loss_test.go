@@ -11,6 +11,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/creditgate/creditgate/billing"
+	"github.com/creditgate/creditgate/billing/redisstore"
 	"github.com/creditgate/creditgate/money"
 )
 
@@ -141,5 +142,58 @@ func TestCompareNamesLostEvents(t *testing.T) {
 	}
 	if _, err := e2.arch.Compare(context.Background(), e2.store, "nobody"); err == nil {
 		t.Fatal("Compare of an unknown account: no error")
+	}
+}
+
+// trimmingSource trims the account's oldest events (up to the next step of
+// ids) before every page it reads: a shipper trimming while Compare walks.
+type trimmingSource struct {
+	*redisstore.Store
+	ctx   context.Context
+	ids   []string // the ledger's ids, oldest first
+	step  int
+	upTo  int
+	trims int
+}
+
+func (s *trimmingSource) Events(ctx context.Context, account, after string, limit int) (billing.EventPage, error) {
+	if s.upTo+s.step < len(s.ids)-1 {
+		s.upTo += s.step
+		if _, err := s.TrimLedger(s.ctx, account, s.ids[s.upTo], time.Now().Add(24*time.Hour)); err != nil {
+			return billing.EventPage{}, err
+		}
+		s.trims++
+	}
+	return s.Store.Events(ctx, account, after, limit)
+}
+
+// A trim during every page Compare reads (the checkpoint moving each time, more
+// often than Compare walks again) makes no trimmed event look lost; an event
+// Redis did lose is still named.
+func TestCompareUnderConcurrentTrims(t *testing.T) {
+	e := newShipEnv(t)
+	e.book(t, "busy", 2500) // three pages of each side
+	e.round(t, e.shipper(nil, ShipperOptions{BatchSize: 1000, MaxBatchesPerAccount: 10, Retention: 24 * time.Hour}))
+	var ids []string
+	for _, ev := range e.storeEvents(t, "busy") {
+		ids = append(ids, ev.ID)
+	}
+	// A real loss among the newest, past every trim: XDEL, as a lost write.
+	lost := ids[len(ids)-2]
+	if err := e.redis.Client.XDel(e.ctx, e.redis.Prefix+"{acct:busy}:ledger", lost).Err(); err != nil {
+		t.Fatal(err)
+	}
+	src := &trimmingSource{Store: e.store, ctx: e.ctx, ids: ids, step: 150}
+	rep, err := e.arch.Compare(e.ctx, src, "busy")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if src.trims < 5 {
+		t.Fatalf("only %d trims ran during the walks", src.trims)
+	}
+	if rep.MissingCount != 1 || !slices.Equal(rep.MissingIDs(), []string{lost}) || rep.UnarchivedCount != 0 {
+		ids := rep.MissingIDs()
+		t.Fatalf("after %d trims during the walk: %d missing (first %v), %d unarchived; want only %s missing",
+			src.trims, rep.MissingCount, ids[:min(len(ids), 3)], rep.UnarchivedCount, lost)
 	}
 }
