@@ -77,13 +77,22 @@ func (p *Proxy) checkBackground(x *exchange) *apiError {
 // hold in finish.
 func (p *Proxy) openBackground(x *exchange, res *http.Response) error {
 	body, err := io.ReadAll(io.LimitReader(x.plain, maxObjectBody+1))
-	x.plain.Close()
 	if err != nil {
+		x.plain.Close()
 		return err // answered as a failed exchange: the hold is released
 	}
+	if len(body) > maxObjectBody {
+		// No queued response is this large: relayed whole and billed in finish.
+		res.Body = struct {
+			io.Reader
+			io.Closer
+		}{io.MultiReader(bytes.NewReader(body), x.plain), x.plain}
+		return nil
+	}
+	x.plain.Close()
 	res.Body = io.NopCloser(bytes.NewReader(body))
 	var st backgroundStatus
-	if len(body) > maxObjectBody || json.Unmarshal(body, &st) != nil || !running(st.Status) {
+	if json.Unmarshal(body, &st) != nil || !running(st.Status) {
 		return nil // final already (or not one to poll): billed in finish, as any answer
 	}
 	now := p.opts.Now()

@@ -4,11 +4,14 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"net/http/httptest"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/creditgate/creditgate/billing"
+	"github.com/creditgate/creditgate/billing/billingtest"
 	"github.com/creditgate/creditgate/metering"
 	"github.com/creditgate/creditgate/money"
 )
@@ -205,4 +208,55 @@ type unrecordingBatches struct{ billing.BatchStore }
 
 func (unrecordingBatches) OpenBatch(context.Context, billing.Batch) error {
 	return billing.ErrUnavailable
+}
+
+// recordingBatches is a batch store that records what is opened.
+type recordingBatches struct {
+	billing.BatchStore
+	opened []billing.Batch
+}
+
+func (r *recordingBatches) OpenBatch(_ context.Context, b billing.Batch) error {
+	r.opened = append(r.opened, b)
+	return nil
+}
+
+// A background answer too large to be a queued response object is relayed
+// whole and billed at once, as any answer; nothing is recorded as open.
+func TestBackgroundAnswerTooLargeToPoll(t *testing.T) {
+	text := strings.Repeat("ledger ", (maxObjectBody+100_000)/7)
+	body := `{"id":"resp_big","object":"response","status":"completed","background":true,"output":[{"type":"message","role":"assistant",` +
+		`"content":[{"type":"output_text","text":"` + text + `"}]}],"usage":{"input_tokens":9,"output_tokens":12,"total_tokens":21}}`
+	secret := billing.NewKeySecret()
+	var settled []billing.SettleRequest
+	batches := &recordingBatches{}
+	u, _ := url.Parse("http://upstream.invalid/v1")
+	settings := &Settings{Policy: testPolicy, Pricing: testPricing(t), ClampMaxTokens: true, DriftTolerance: 0.10}
+	p, err := New(Options{Upstream: u, UpstreamKey: upstreamKey, Settings: func() *Settings { return settings }, Timeout: 10 * time.Second,
+		Keys: &billingtest.Keys{LookupKeyFunc: func(context.Context, billing.KeyHash) (billing.APIKey, error) {
+			return billing.APIKey{ID: "key_1", Account: "acct"}, nil
+		}},
+		Ledger: &billingtest.Ledger{
+			ReserveFunc: func(_ context.Context, r billing.ReserveRequest) (billing.Reservation, error) {
+				return billing.Reservation{Admitted: true, Held: r.Estimate}, nil
+			},
+			SettleFunc: func(_ context.Context, s billing.SettleRequest) (billing.Settlement, error) {
+				settled = append(settled, s)
+				return billing.Settlement{Cost: s.Cost}, nil
+			},
+		},
+		Batches: batches, Transport: cannedUpstream{body: []byte(body)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	req := httptest.NewRequest(http.MethodPost, "/v1/responses", strings.NewReader(backgroundBody))
+	req.Header.Set("Authorization", "Bearer "+secret)
+	w := httptest.NewRecorder()
+	p.ServeHTTP(w, req)
+	if w.Code != http.StatusOK || w.Body.String() != body {
+		t.Fatalf("status %d, %d bytes relayed of %d", w.Code, w.Body.Len(), len(body))
+	}
+	if len(batches.opened) != 0 || len(settled) != 1 || settled[0].Usage.CompletionTokens != 12 || settled[0].Usage.TokenSource != billing.TokenSourceUpstream {
+		t.Fatalf("opened %d, settled %+v", len(batches.opened), settled)
+	}
 }
