@@ -530,16 +530,50 @@ const auditPageSize = 1000
 // instead of the checkpoint, and the checkpoint is held to the ledger: its
 // event count and its credit and debt must be those of the replay at its event
 // (check "state").
+//
+// A trim of the store while the ledger is read (a shipper's, with an archive)
+// would take events from under the replay, which then disagrees with the
+// snapshot: a report with problems is taken again when the checkpoint moved
+// meanwhile, up to auditAttempts times.
 func AuditAccount(ctx context.Context, l Ledger, id string) (AuditReport, error) {
+	for attempt := 1; ; attempt++ {
+		r, checkpoint, err := auditOnce(ctx, l, id)
+		if err != nil || r.OK() || attempt == auditAttempts {
+			return r, err
+		}
+		a, err := l.GetAccount(ctx, id)
+		if err != nil {
+			return AuditReport{}, err
+		}
+		if checkpointID(a) == checkpoint {
+			return r, nil // nothing trimmed meanwhile: the problems are the ledger's
+		}
+	}
+}
+
+// auditAttempts bounds how often AuditAccount reads an account that trims keep
+// moving under it.
+const auditAttempts = 5
+
+func checkpointID(a Account) string {
+	if a.Checkpoint == nil {
+		return ""
+	}
+	return a.Checkpoint.EventID
+}
+
+// auditOnce is one AuditAccount read, with the checkpoint it started from.
+func auditOnce(ctx context.Context, l Ledger, id string) (AuditReport, string, error) {
 	a, err := l.GetAccount(ctx, id)
 	if err != nil {
-		return AuditReport{}, err
+		return AuditReport{}, "", err
 	}
+	checkpoint := checkpointID(a)
 	var cp *Checkpoint
 	if hl, ok := l.(HistoryLedger); ok && a.Checkpoint != nil {
 		whole, err := hl.WholeHistory(ctx, id, *a.Checkpoint)
 		if err != nil {
-			return AuditReport{}, err
+			return AuditReport{}, "", err
 		}
 		if whole {
 			cp, a.Checkpoint = a.Checkpoint, nil
@@ -552,7 +586,7 @@ func AuditAccount(ctx context.Context, l Ledger, id string) (AuditReport, error)
 	for !au.Done() {
 		page, err := l.Events(ctx, id, after, auditPageSize)
 		if err != nil {
-			return AuditReport{}, err
+			return AuditReport{}, "", err
 		}
 		for _, ev := range page.Events {
 			au.Event(ev)
@@ -582,5 +616,5 @@ func AuditAccount(ctx context.Context, l Ledger, id string) (AuditReport, error)
 				Message: fmt.Sprintf("the checkpoint says credit %s, debt %s; its event says credit %s, debt %s", cp.Credit, cp.Debt, atCheckpoint.CreditAfter, atCheckpoint.DebtAfter)})
 		}
 	}
-	return r, nil
+	return r, checkpoint, nil
 }

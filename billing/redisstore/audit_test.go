@@ -1,6 +1,7 @@
 package redisstore
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -11,6 +12,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/creditgate/creditgate/billing"
+	"github.com/creditgate/creditgate/internal/testing/testredis"
 	"github.com/creditgate/creditgate/money"
 )
 
@@ -364,4 +366,68 @@ func TestAuditFailsOnTamperedState(t *testing.T) {
 			})
 		}
 	})
+}
+
+// trimmingLedger trims the oldest events (by step) before every page the audit
+// reads: a shipper trimming while an operator audits.
+type trimmingLedger struct {
+	*Store
+	ids         []string
+	step, upTo  int
+	trims, left int // left: how many more pages are read with a trim first
+}
+
+func (l *trimmingLedger) Events(ctx context.Context, account, after string, limit int) (billing.EventPage, error) {
+	if l.left > 0 && l.upTo+l.step < len(l.ids)-1 {
+		l.left--
+		l.upTo += l.step
+		if _, err := l.TrimLedger(ctx, account, l.ids[l.upTo], time.Now().Add(24*time.Hour)); err != nil {
+			return billing.EventPage{}, err
+		}
+		l.trims++
+	}
+	return l.Store.Events(ctx, account, after, limit)
+}
+
+// A trim during the audit's read takes events from under its replay: the audit
+// reads again from the new checkpoint instead of reporting the gap, and still
+// reports a ledger that is wrong.
+func TestAuditUnderConcurrentTrims(t *testing.T) {
+	e := newEnv(t, testredis.New(t))
+	e.account(t, "busy", "100.00")
+	for i := range 1200 {
+		hold := fmt.Sprintf("h%d", i)
+		if _, err := e.Reserve(e.ctx, billing.ReserveRequest{Account: "busy", HoldID: hold, Estimate: 100, Grace: testPolicy.Grace, TTL: testPolicy.HoldTTL}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := e.Settle(e.ctx, billing.SettleRequest{Account: "busy", HoldID: hold, Cost: 12}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var ids []string
+	for after := ""; ; {
+		p, err := e.Events(e.ctx, "busy", after, 1000)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, ev := range p.Events {
+			ids = append(ids, ev.ID)
+		}
+		if after = p.Next; after == "" {
+			break
+		}
+	}
+	l := &trimmingLedger{Store: e.Store, ids: ids, step: 100, left: 3}
+	r, err := billing.AuditAccount(e.ctx, l, "busy")
+	if err != nil || !r.OK() || l.trims == 0 {
+		t.Fatalf("after %d trims during the audit: %+v, %v", l.trims, r, err)
+	}
+	// A real discrepancy is still reported, trims or not.
+	if err := e.redis.Client.HSet(e.ctx, e.acctKey("busy"), "credit", "1").Err(); err != nil {
+		t.Fatal(err)
+	}
+	l.left = 3
+	if r, err := billing.AuditAccount(e.ctx, l, "busy"); err != nil || r.OK() {
+		t.Fatalf("a corrupted balance audited %+v, %v", r, err)
+	}
 }
