@@ -96,9 +96,10 @@ func (s *script) failed(err error) error {
 // The prelude is long (its functions serve every ledger script) and Redis runs
 // a script's whole text on every call, so a script carries only the prelude's
 // declarations it uses, directly or through another; each left out becomes as
-// many empty lines, so the joined text's line numbers stay the prelude's. That
-// halves what a reserve's or settle's prelude costs per call (the closures and
-// tables it builds: ~8 µs per call on Redis, more on the embedded store).
+// many empty lines, so the joined text's line numbers stay the prelude's.
+// Reserve keeps 21 of its 34 declarations and settle 24, so about a third of
+// what the whole prelude costs per call (the closures and tables it builds:
+// 8.3 µs on Redis here, more on the embedded store) is no longer paid.
 
 // preludeDecl is one top-level declaration of the prelude: its lines, from the
 // comment above it to its end, and the locals it declares.
