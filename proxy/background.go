@@ -103,7 +103,9 @@ func (p *Proxy) openBackground(x *exchange, res *http.Response) error {
 	defer cancel()
 	if err := p.opts.Batches.OpenBatch(ctx, rec); err != nil {
 		p.undo(ctx, x.key.Account, http.MethodPost, upstreamPath(billing.ObjectResponse, st.ID)+"/cancel")
-		answerWith(res, p.storeError(err, "background response not recorded: cancelled at the upstream", zap.String("request_id", x.id), zap.String("response", st.ID)))
+		p.log.Error("background response not recorded: cancelled at the upstream", zap.String("request_id", x.id),
+			zap.String("account", x.key.Account), zap.String("response", st.ID), zapErr(err))
+		answerWith(res, errBackgroundNotRecorded())
 		x.backgroundLost = true
 		return nil
 	}
@@ -112,6 +114,11 @@ func (p *Proxy) openBackground(x *exchange, res *http.Response) error {
 	// prompt from the in-flight record (the poller would then find it booked).
 	p.endInFlight(x)
 	return nil
+}
+
+func errBackgroundNotRecorded() *apiError {
+	return &apiError{status: http.StatusServiceUnavailable, typ: typeServer, code: "billing_unavailable",
+		message: "The billing store could not record this background response, so it was cancelled at the upstream and you were not charged. Please retry shortly."}
 }
 
 // pollBackground looks at one open background response and bills it when it

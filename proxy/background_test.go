@@ -186,7 +186,7 @@ func TestBackgroundRefusals(t *testing.T) {
 		h, _ = newObjectHarness(t, func(o *Options) { o.Batches = unrecordingBatches{o.Batches} })
 		key := h.account("acme", "10.00")
 		status, answer := h.do(http.MethodPost, "/v1/responses", key, strings.NewReader(backgroundBody), "Content-Type", "application/json")
-		if status != http.StatusServiceUnavailable {
+		if status != http.StatusServiceUnavailable || !strings.Contains(string(answer), "cancelled at the upstream") {
 			t.Fatalf("%d %s", status, answer)
 		}
 		a, ev := h.get("acme"), h.lastEvent("acme")
