@@ -22,6 +22,7 @@ func mockUpstreamCommand() *cobra.Command {
 		outputTokens   int
 		eventDelay     time.Duration
 		batchDelay     time.Duration
+		bgDelay        time.Duration
 	)
 	cmd := &cobra.Command{
 		Use:   "mock-upstream",
@@ -29,7 +30,8 @@ func mockUpstreamCommand() *cobra.Command {
 		Long: `Serve an OpenAI-compatible mock API under /v1: chat completions, completions,
 embeddings, responses (plain and streamed) and models, with deterministic text and
 exact tiktoken usage; files, batches (ended --batch-delay after their creation, at the
-next look) and stored responses and chat completions, in memory. Faults can be injected per request with X-Mock-* headers
+next look), background responses (queued, ended --background-delay after their
+creation, at the next look) and stored responses and chat completions, in memory. Faults can be injected per request with X-Mock-* headers
 (X-Mock-Status, X-Mock-Delay, X-Mock-Drop-After, X-Mock-No-Usage, …).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -38,6 +40,7 @@ next look) and stored responses and chat completions, in memory. Faults can be i
 			}
 			m := mockupstream.New()
 			m.APIKey, m.OutputTokens, m.EventDelay, m.MaxRecorded, m.BatchDelay = apiKey, outputTokens, eventDelay, 1, batchDelay
+			m.BackgroundDelay = bgDelay
 			ln, err := net.Listen("tcp", listen)
 			if err != nil {
 				return err
@@ -63,5 +66,6 @@ next look) and stored responses and chat completions, in memory. Faults can be i
 	cmd.Flags().IntVar(&outputTokens, "output-tokens", mockupstream.DefaultOutputTokens, "generated tokens per choice")
 	cmd.Flags().DurationVar(&eventDelay, "event-delay", 0, "pause between stream events")
 	cmd.Flags().DurationVar(&batchDelay, "batch-delay", 30*time.Second, "how long a batch runs (0: until the process ends)")
+	cmd.Flags().DurationVar(&bgDelay, "background-delay", 5*time.Second, "how long a background response runs (0: until the process ends)")
 	return cmd
 }

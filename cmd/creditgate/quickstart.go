@@ -176,6 +176,7 @@ func startMock(addr string, outputTokens int) (string, func(), error) {
 	m.OutputTokens = outputTokens
 	m.MaxRecorded = 1 // the quickstart never reads them
 	m.BatchDelay = 30 * time.Second
+	m.BackgroundDelay = 5 * time.Second // then billed by the next poller round (a minute)
 	srv := &http.Server{Handler: m, ReadHeaderTimeout: 10 * time.Second}
 	go func() { _ = srv.Serve(ln) }()
 	return "http://" + ln.Addr().String() + "/v1", func() { _ = srv.Close() }, nil

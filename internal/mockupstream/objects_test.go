@@ -9,6 +9,7 @@ import (
 	"io"
 	"mime/multipart"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -16,6 +17,8 @@ import (
 	"github.com/openai/openai-go/v3"
 	"github.com/openai/openai-go/v3/option"
 	"github.com/openai/openai-go/v3/responses"
+
+	"github.com/creditgate/creditgate/internal/mockupstream"
 )
 
 // The File and Batch objects as OpenAI documents them; decoded strictly.
@@ -505,5 +508,55 @@ func TestOfficialSDKObjects(t *testing.T) {
 	page, err := client.Chat.Completions.List(ctx, openai.ChatCompletionListParams{})
 	if err != nil || len(page.Data) != 1 || page.Data[0].ID != c.ID {
 		t.Fatalf("chat.completions.list: %v %+v", err, page)
+	}
+}
+
+// A background response answers queued, stays queued until it ends (at
+// BackgroundDelay, or FinishBackground), then shows its final JSON with usage;
+// one cancelled while queued ends cancelled with the prompt's usage only.
+func TestBackgroundResponses(t *testing.T) {
+	s, ts := start(t, func(s *mockupstream.Server) { s.BackgroundDelay = time.Hour })
+	_, quick := start(t, func(s *mockupstream.Server) { s.BackgroundDelay = time.Nanosecond })
+	create := func(ts *httptest.Server) string {
+		body := readAll(t, post(t, context.Background(), ts.URL+"/v1/responses", `{"model":"gpt-4o-mini","input":"Hi there","background":true}`))
+		var r struct{ ID, Status string }
+		json.Unmarshal(body, &r)
+		if r.Status != "queued" || !strings.Contains(string(body), `"usage":null`) {
+			t.Fatalf("create: %s", body)
+		}
+		return r.ID
+	}
+	status := func(ts *httptest.Server, id string) (string, string) {
+		t.Helper()
+		_, body := do(t, "GET", ts.URL+"/v1/responses/"+id, nil)
+		var r struct {
+			Status string
+			Usage  *struct {
+				OutputTokens int64 `json:"output_tokens"`
+			}
+		}
+		json.Unmarshal(body, &r)
+		out := "null"
+		if r.Usage != nil {
+			out = fmt.Sprint(r.Usage.OutputTokens)
+		}
+		return r.Status, out
+	}
+	done, stopped := create(ts), create(ts)
+	if st, u := status(ts, done); st != "queued" || u != "null" {
+		t.Fatalf("while running: %s, usage %s", st, u)
+	}
+	if code, body := do(t, "POST", ts.URL+"/v1/responses/"+stopped+"/cancel", nil); code != 200 || !strings.Contains(string(body), `"status":"cancelled"`) {
+		t.Fatalf("cancel: %d %s", code, body)
+	}
+	s.FinishBackground("")
+	if st, u := status(ts, done); st != "completed" || u == "null" || u == "0" {
+		t.Fatalf("finished: %s, output tokens %s", st, u)
+	}
+	if st, u := status(ts, stopped); st != "cancelled" || u != "0" {
+		t.Fatalf("cancelled: %s, output tokens %s", st, u)
+	}
+	if st, u := status(quick, create(quick)); st != "completed" || u == "null" {
+		t.Fatalf("after BackgroundDelay: %s, output tokens %s", st, u)
 	}
 }
