@@ -125,17 +125,7 @@ func TestBackgroundResponses(t *testing.T) {
 			if a.Balance() != usd("10.00")-cost {
 				t.Fatalf("balance %s, cost %s", a.Balance(), cost)
 			}
-			n := len(h.events(account))
-			if sw, err := h.proxy.SettleBatches(h.ctx); err != nil || sw != (BatchSweep{}) || len(h.events(account)) != n {
-				t.Fatalf("next round: %+v %v", sw, err)
-			}
-			// A round that settled but could not close: the next only closes it.
-			if err := h.store.OpenBatch(h.ctx, rec); err != nil {
-				t.Fatal(err)
-			}
-			if sw, err := h.proxy.SettleBatches(h.ctx); err != nil || sw.Settled != 1 || len(h.events(account)) != n {
-				t.Fatalf("replayed round: %+v %v", sw, err)
-			}
+			checkSettledOnce(t, h, account, rec)
 		})
 	}
 }
