@@ -208,9 +208,19 @@ func (s *Spool) InFlight() int {
 // turned into spooled settlements.
 func (s *Spool) Recovered() int { return s.recovered }
 
-// writeInFlight appends line to the in-flight log, opening one if needed, and
-// compacts the log when it has grown past CompactAfter. s.fmu is held.
+// writeInFlight appends line to the in-flight log, opening one if needed. A
+// log grown past CompactAfter is compacted first, so line lands in the new
+// log: a compaction rewrites what memory holds, and the callers update memory
+// only once line is written, so a line written before a compaction would be
+// lost with the old log (a Begin's whole record). s.fmu is held.
 func (s *Spool) writeInFlight(line []byte) error {
+	if s.fl != nil && s.flSize >= s.compactAt {
+		if err := s.compactInFlight(); err != nil {
+			// The log stays valid as it is; try again after as much again.
+			s.compactAt = s.flSize + s.compactAfter
+			s.log.Warn("spool: compacting the in-flight log failed; it keeps growing", zap.Error(err))
+		}
+	}
 	if s.fl == nil {
 		if err := s.openInFlight(nil); err != nil {
 			return err
@@ -226,13 +236,6 @@ func (s *Spool) writeInFlight(line []byte) error {
 		return fmt.Errorf("spool: writing the in-flight log: %w", err)
 	}
 	s.fdirty = true
-	if s.flSize >= s.compactAt {
-		if err := s.compactInFlight(); err != nil {
-			// The log stays valid as it is; try again after as much again.
-			s.compactAt = s.flSize + s.compactAfter
-			s.log.Warn("spool: compacting the in-flight log failed; it keeps growing", zap.Error(err))
-		}
-	}
 	return nil
 }
 
