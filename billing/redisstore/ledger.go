@@ -260,12 +260,17 @@ func (s *Store) Reserve(ctx context.Context, q billing.ReserveRequest) (billing.
 		return billing.Reservation{}, err
 	}
 	now := s.now()
-	args := make([]interface{}, 0, 22)
-	args = append(args, msArg(now), q.HoldID, amountArg(q.Estimate), amountArg(q.Minimum), amountArg(q.Grace),
-		q.TTL.Milliseconds(), (q.TTL + s.retention).Milliseconds())
-	args = s.appendLimits(args, q, now)
-	args = appendRequest(args, q.RequestID, q.KeyID, q.Model, q.Endpoint)
-	r, err := s.run(ctx, reserveScript, s.holdKeys(q.Account, q.HoldID), args...)
+	a := newArgList(reserveScript, s.holdKeys(q.Account, q.HoldID))
+	a.num(msArg(now))
+	a.str(q.HoldID)
+	a.num(amountArg(q.Estimate))
+	a.num(amountArg(q.Minimum))
+	a.num(amountArg(q.Grace))
+	a.num(q.TTL.Milliseconds())
+	a.num((q.TTL + s.retention).Milliseconds())
+	s.appendLimits(a, q, now)
+	appendRequest(a, q.RequestID, q.KeyID, q.Model, q.Endpoint)
+	r, err := s.runArgs(ctx, reserveScript, a)
 	if err != nil {
 		return billing.Reservation{}, err
 	}
@@ -302,15 +307,23 @@ func (s *Store) Settle(ctx context.Context, q billing.SettleRequest) (billing.Se
 	}
 	now := s.now()
 	t := q.Triggers
-	var low interface{} = ""
+	a := newArgList(settleScript, s.holdKeys(q.Account, q.HoldID, "outbox", "recharges"))
+	a.num(msArg(now))
+	a.str(q.HoldID)
+	a.num(amountArg(q.Cost))
+	a.num(s.recordTTL())
+	a.str(billing.MonthOf(now))
+	a.flag(t.AutoRecharge)
 	if t.Notices {
-		low = amountArg(t.LowBalance)
+		a.num(amountArg(t.LowBalance))
+	} else {
+		a.lit("")
 	}
-	args := make([]interface{}, 0, 40)
-	args = append(args, msArg(now), q.HoldID, amountArg(q.Cost), s.recordTTL(), billing.MonthOf(now), flag(t.AutoRecharge), low, flag(t.Notices))
-	args = appendPeriods(append(args, q.Usage.KeyID), now)
-	args = appendUsage(args, q.Usage, true)
-	r, err := s.run(ctx, settleScript, s.holdKeys(q.Account, q.HoldID, "outbox", "recharges"), args...)
+	a.flag(t.Notices)
+	a.str(q.Usage.KeyID)
+	appendPeriods(a, now)
+	appendUsage(a, q.Usage, true)
+	r, err := s.runArgs(ctx, settleScript, a)
 	if err != nil {
 		return billing.Settlement{}, err
 	}
@@ -339,9 +352,12 @@ func (s *Store) Release(ctx context.Context, account, holdID string, u billing.U
 	if err := checkHold(account, holdID); err != nil {
 		return billing.Settlement{}, err
 	}
-	args := []interface{}{msArg(s.now()), holdID, s.recordTTL()}
-	args = appendUsage(args, u, false)
-	r, err := s.run(ctx, releaseScript, s.holdKeys(account, holdID), args...)
+	a := newArgList(releaseScript, s.holdKeys(account, holdID))
+	a.num(msArg(s.now()))
+	a.str(holdID)
+	a.num(s.recordTTL())
+	appendUsage(a, u, false)
+	r, err := s.runArgs(ctx, releaseScript, a)
 	if err != nil {
 		return billing.Settlement{}, err
 	}
@@ -405,53 +421,35 @@ func checkHold(account, holdID string) error {
 
 // appendRequest adds the fields that name a request (usage, release and
 // hold_expired events, hold records), skipping empty ones.
-func appendRequest(args []interface{}, requestID, keyID, model, endpoint string) []interface{} {
-	// Field names as constants: boxing a constant string allocates nothing.
-	if requestID != "" {
-		args = append(args, "request_id", requestID)
-	}
-	if keyID != "" {
-		args = append(args, "key_id", keyID)
-	}
-	if model != "" {
-		args = append(args, "model", model)
-	}
-	if endpoint != "" {
-		args = append(args, "endpoint", endpoint)
-	}
-	return args
+func appendRequest(a *argList, requestID, keyID, model, endpoint string) {
+	a.field("request_id", requestID)
+	a.field("key_id", keyID)
+	a.field("model", model)
+	a.field("endpoint", endpoint)
 }
 
 // appendUsage adds the usage event's descriptive fields, skipping empty ones.
-func appendUsage(args []interface{}, u billing.Usage, tokens bool) []interface{} {
-	str := func(k, v string) {
-		if v != "" {
-			args = append(args, k, v)
-		}
-	}
-	args = appendRequest(args, u.RequestID, u.KeyID, u.Model, u.Endpoint)
+func appendUsage(a *argList, u billing.Usage, tokens bool) {
+	appendRequest(a, u.RequestID, u.KeyID, u.Model, u.Endpoint)
 	if tokens {
-		// int64s: go-redis writes them in decimal, without a string of their own.
-		args = append(args,
-			"prompt_tokens", u.PromptTokens,
-			"completion_tokens", u.CompletionTokens,
-			"cached_tokens", u.CachedTokens,
-			"reasoning_tokens", u.ReasoningTokens,
-			"local_prompt_tokens", u.LocalPromptTokens,
-			"local_completion_tokens", u.LocalCompletionTokens)
+		a.numField("prompt_tokens", u.PromptTokens)
+		a.numField("completion_tokens", u.CompletionTokens)
+		a.numField("cached_tokens", u.CachedTokens)
+		a.numField("reasoning_tokens", u.ReasoningTokens)
+		a.numField("local_prompt_tokens", u.LocalPromptTokens)
+		a.numField("local_completion_tokens", u.LocalCompletionTokens)
 		if u.AudioPromptTokens != 0 || u.AudioCompletionTokens != 0 {
-			args = append(args,
-				"audio_prompt_tokens", u.AudioPromptTokens,
-				"audio_completion_tokens", u.AudioCompletionTokens)
+			a.numField("audio_prompt_tokens", u.AudioPromptTokens)
+			a.numField("audio_completion_tokens", u.AudioCompletionTokens)
 		}
-		str("token_source", u.TokenSource)
-		args = appendPrices(args, u.Prices)
+		a.field("token_source", u.TokenSource)
+		appendPrices(a, u.Prices)
 		if u.Excess != 0 || u.ExcessTokens != 0 {
-			args = append(args, "excess", int64(u.Excess), "excess_tokens", u.ExcessTokens)
+			a.numField("excess", int64(u.Excess))
+			a.numField("excess_tokens", u.ExcessTokens)
 		}
 	}
-	str("note", u.Note)
-	return args
+	a.field("note", u.Note)
 }
 
 // The usage event's price fields, micro-USD per 1M tokens. Reasoning and audio
@@ -467,20 +465,21 @@ const (
 	fieldPriceAudioOutput = "price_audio_output"
 )
 
-func appendPrices(args []interface{}, p *billing.UnitPrices) []interface{} {
+func appendPrices(a *argList, p *billing.UnitPrices) {
 	if p == nil {
-		return args
+		return
 	}
-	args = append(args, fieldPriceInput, amountArg(p.Input), fieldPriceCachedInput, amountArg(p.CachedInput), fieldPriceOutput, amountArg(p.Output))
+	a.numField(fieldPriceInput, amountArg(p.Input))
+	a.numField(fieldPriceCachedInput, amountArg(p.CachedInput))
+	a.numField(fieldPriceOutput, amountArg(p.Output))
 	for _, c := range [...]struct {
 		field         string
 		price, parent money.Micros
 	}{{fieldPriceReasoning, p.Reasoning, p.Output}, {fieldPriceAudioInput, p.AudioInput, p.Input}, {fieldPriceAudioOutput, p.AudioOutput, p.Output}} {
 		if c.price != c.parent {
-			args = append(args, c.field, amountArg(c.price))
+			a.numField(c.field, amountArg(c.price))
 		}
 	}
-	return args
 }
 
 // checkPrices refuses unit prices the ledger cannot hold.

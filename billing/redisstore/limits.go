@@ -42,7 +42,7 @@ func checkReserveLimits(q billing.ReserveRequest) error {
 
 // appendLimits adds reserve.lua's ARGV 8 to 14: the key, its limit and period,
 // the periods of now, the tiers' usage limits.
-func (s *Store) appendLimits(args []interface{}, q billing.ReserveRequest, now time.Time) []interface{} {
+func (s *Store) appendLimits(a *argList, q billing.ReserveRequest, now time.Time) {
 	reset := q.KeyLimitReset
 	if reset == "" {
 		reset = billing.LimitNever
@@ -51,14 +51,19 @@ func (s *Store) appendLimits(args []interface{}, q billing.ReserveRequest, now t
 	if q.KeyLimit > 0 {
 		kid = q.KeyID
 	}
-	args = appendPeriods(append(args, kid, amountArg(q.KeyLimit), reset), now)
-	return append(args, s.tierLimitsArg(q.TierUsageLimits))
+	a.str(kid)
+	a.num(amountArg(q.KeyLimit))
+	a.str(reset)
+	appendPeriods(a, now)
+	a.str(s.tierLimitsArg(q.TierUsageLimits))
 }
 
 // appendPeriods adds the starts (ms) of the day, week and month that contain now.
-func appendPeriods(args []interface{}, now time.Time) []interface{} {
+func appendPeriods(a *argList, now time.Time) {
 	p := billing.PeriodsOf(now)
-	return append(args, msArg(p.Day), msArg(p.Week), msArg(p.Month))
+	a.num(msArg(p.Day))
+	a.num(msArg(p.Week))
+	a.num(msArg(p.Month))
 }
 
 // encodedTierLimits is one encoding of the tiers' usage limits, and the limits

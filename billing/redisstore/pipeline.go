@@ -3,7 +3,6 @@ package redisstore
 import (
 	"context"
 	"errors"
-	"strings"
 	"sync"
 	"time"
 
@@ -43,8 +42,7 @@ const maxPipelineBatch = 1024
 type queuedScript struct {
 	ctx  context.Context
 	sc   *script
-	keys []string
-	args []any
+	call []any             // the command (evalHead and the arguments)
 	done chan scriptResult // buffered: a worker never blocks on a caller that left
 }
 
@@ -93,8 +91,8 @@ var errStoreClosed = errors.New("redisstore: store closed")
 // run queues sc and waits for its reply or ctx's end. A caller that leaves on
 // ctx may still see its script run, exactly as when a reply is lost in flight:
 // every script is idempotent by its id for that reason.
-func (r *pipelineRunner) run(ctx context.Context, sc *script, keys []string, args []any) (any, error) {
-	q := &queuedScript{ctx: ctx, sc: sc, keys: keys, args: args, done: make(chan scriptResult, 1)}
+func (r *pipelineRunner) run(ctx context.Context, sc *script, call []any) (any, error) {
+	q := &queuedScript{ctx: ctx, sc: sc, call: call, done: make(chan scriptResult, 1)}
 	r.mu.RLock()
 	if r.closed {
 		r.mu.RUnlock()
@@ -168,7 +166,7 @@ func (r *pipelineRunner) exec(batch []*queuedScript) {
 	}
 	if len(live) == 1 {
 		q := live[0]
-		v, err := q.sc.Run(q.ctx, r.c, q.keys, q.args...).Result()
+		v, err := runScript(q.ctx, r.c, q.sc, q.call)
 		q.done <- scriptResult{v, err}
 		return
 	}
@@ -177,13 +175,14 @@ func (r *pipelineRunner) exec(batch []*queuedScript) {
 	p := r.pipe()
 	cmds := make([]*redis.Cmd, len(live))
 	for i, q := range live {
-		cmds[i] = p.EvalSha(ctx, q.sc.Hash(), q.keys, q.args...)
+		cmds[i] = evalCmd(ctx, q.sc, q.call, false)
+		_ = p.Process(ctx, cmds[i])
 	}
 	p.Exec(ctx) // each command carries its own error
 	for i, q := range live {
 		v, err := cmds[i].Result()
-		if err != nil && strings.HasPrefix(err.Error(), "NOSCRIPT") {
-			v, err = q.sc.Run(q.ctx, r.c, q.keys, q.args...).Result()
+		if isNoScript(err) {
+			v, err = runScript(q.ctx, r.c, q.sc, q.call)
 		}
 		q.done <- scriptResult{v, err}
 	}

@@ -38,6 +38,8 @@ type script struct {
 	preludeLines int
 	// src is the text Redis runs (what EVAL sends).
 	src string
+	// hashArg and srcArg are the SHA1 and src as command arguments, boxed once.
+	hashArg, srcArg any
 }
 
 // scripts are every script loaded, for the tests that check them all.
@@ -62,6 +64,7 @@ func makeScript(name, src string) *script {
 	}
 	s.src = src
 	s.Script = redis.NewScript(src)
+	s.hashArg, s.srcArg = s.Hash(), src
 	return s
 }
 

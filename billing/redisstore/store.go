@@ -41,6 +41,8 @@ type Client interface {
 	XRangeN(ctx context.Context, stream, start, stop string, count int64) *redis.XMessageSliceCmd
 	XRevRangeN(ctx context.Context, stream, start, stop string, count int64) *redis.XMessageSliceCmd
 	SetNX(ctx context.Context, key string, value interface{}, expiration time.Duration) *redis.BoolCmd
+	// Process sends a command built here (the scripts' calls: args.go).
+	Process(ctx context.Context, cmd redis.Cmder) error
 }
 
 // Options configure a Store.
@@ -256,12 +258,21 @@ func isTransient(err error) bool {
 // run runs sc and returns its reply for strict decoding; a failed run is an error
 // naming the script (billing.ErrUnavailable when Redis could not be reached).
 func (s *Store) run(ctx context.Context, sc *script, keys []string, args ...interface{}) (reply, error) {
+	return s.runCall(ctx, sc, append(evalHead(sc, keys, len(args)), args...))
+}
+
+// runArgs is run with a call built by an argList.
+func (s *Store) runArgs(ctx context.Context, sc *script, a *argList) (reply, error) {
+	return s.runCall(ctx, sc, a.v)
+}
+
+func (s *Store) runCall(ctx context.Context, sc *script, call []any) (reply, error) {
 	var v any
 	var err error
 	if s.pipeline != nil {
-		v, err = s.pipeline.run(ctx, sc, keys, args)
+		v, err = s.pipeline.run(ctx, sc, call)
 	} else {
-		v, err = sc.Run(ctx, s.c, keys, args...).Result()
+		v, err = runScript(ctx, s.c, sc, call)
 	}
 	if err != nil {
 		return reply{}, sc.failed(wrap(err))

@@ -20,6 +20,7 @@ import (
 	"github.com/creditgate/creditgate/billing"
 	"github.com/creditgate/creditgate/billing/redisstore"
 	"github.com/creditgate/creditgate/internal/testing/redisproc"
+	"github.com/creditgate/creditgate/internal/testing/testredis"
 	"github.com/creditgate/creditgate/money"
 )
 
@@ -249,7 +250,7 @@ func (a *ackTimes) note(cmd redis.Cmder) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	for _, arg := range cmd.Args() {
-		if id, ok := arg.(string); ok && strings.HasPrefix(id, "req_") {
+		if id := testredis.ArgString(arg); strings.HasPrefix(id, "req_") {
 			if _, seen := a.first[id]; !seen {
 				a.first[id] = now
 			}

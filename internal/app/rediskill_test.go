@@ -139,7 +139,7 @@ func (a *ackClock) note(now time.Time, cmd redis.Cmder) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	for _, arg := range cmd.Args() {
-		if id, ok := arg.(string); ok && strings.HasPrefix(id, "req_") {
+		if id := testredis.ArgString(arg); strings.HasPrefix(id, "req_") {
 			a.at[id] = now
 		}
 	}

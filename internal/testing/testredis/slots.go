@@ -83,12 +83,34 @@ func checkSlots(cmd redis.Cmder) error {
 	return nil
 }
 
+// ArgString is a command argument as go-redis writes it: a *string or *int64
+// as the value it points at (redisstore passes its scripts' keys so).
+func ArgString(v any) string {
+	switch v := v.(type) {
+	case string:
+		return v
+	case *string:
+		if v != nil {
+			return *v
+		}
+		return ""
+	case *int64:
+		if v != nil {
+			return strconv.FormatInt(*v, 10)
+		}
+		return "0"
+	case []byte:
+		return string(v)
+	}
+	return fmt.Sprint(v)
+}
+
 // commandKeys extracts the keys of the multi-key commands (nil for others).
 func commandKeys(args []any) []string {
 	if len(args) < 2 {
 		return nil
 	}
-	str := func(v any) string { return fmt.Sprint(v) }
+	str := ArgString
 	rest := make([]string, len(args)-1)
 	for i, a := range args[1:] {
 		rest[i] = str(a)
