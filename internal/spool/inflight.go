@@ -112,13 +112,10 @@ func (s *Spool) Begin(r InFlight) error {
 	if r.Account == "" || !validHoldID(r.HoldID) {
 		return fmt.Errorf("spool: in-flight record for account %q, hold %q: %w", r.Account, r.HoldID, billing.ErrInvalid)
 	}
-	js, err := json.Marshal(&r)
+	line, err := encodeInFlight(append(make([]byte, 0, 640), "00000000 B "...), &r)
 	if err != nil {
 		return fmt.Errorf("spool: encoding an in-flight record: %w", err)
 	}
-	line := make([]byte, 0, len(js)+12)
-	line = append(line, "00000000 B "...)
-	line = append(line, js...)
 	line = sealLine(line)
 	now := s.now().UnixNano()
 	s.fmu.Lock()
