@@ -117,7 +117,7 @@ func (r *Request) parseParts(s int, param string) error {
 			return badType(p, "an object", b, ps)
 		}
 		var typ string
-		var text, image, detail, fileID, file jsonscan.Member
+		var text, image, detail jsonscan.Member
 		pt := jsonscan.Members(b, ps)
 		for m, ok := pt.Next(); ok; m, ok = pt.Next() {
 			switch {
@@ -134,19 +134,15 @@ func (r *Request) parseParts(s int, param string) error {
 			case m.Is("detail"):
 				detail = m
 			case m.Is("file_id"):
-				fileID = m
+				// Every occurrence is a reference: a key given twice is read
+				// as the first or the last depending on the reader upstream.
+				if err := r.reference(RefFile, m, p+".file_id"); err != nil {
+					return err
+				}
 			case m.Is("file"):
-				file = m
-			}
-		}
-		if fileID.End > fileID.Start {
-			if err := r.reference(RefFile, fileID, p+".file_id"); err != nil {
-				return err
-			}
-		}
-		if file.End > file.Start {
-			if err := r.fileReference(file, p+".file"); err != nil {
-				return err
+				if err := r.fileReference(m, p+".file"); err != nil {
+					return err
+				}
 			}
 		}
 		switch typ {

@@ -22,6 +22,7 @@ func FuzzParseRequest(f *testing.F) {
 		`{"model":"m","messages":[{"role":"user","content":"\ud800"}]`,
 		`{"model":1e400}`,
 		`{"model":"o3","input":"x","background":true,"store":true,"max_output_tokens":16}`,
+		`{"model":"o3","input":"x","previous_response_id":"resp_1","conversation":{"id":"conv_1","id":"conv_2"}}`,
 	}
 	for _, s := range seeds {
 		for _, ep := range []Endpoint{ChatCompletions, Completions, Embeddings, Responses} {
@@ -43,6 +44,7 @@ func FuzzParseRequest(f *testing.F) {
 			t.Fatalf("negative input count %d", in.Input)
 		}
 		checkInputTokenBound(t, r)
+		checkReferencesCover(t, r, body)
 		out, err := r.Rewrite(body, 7)
 		if err != nil {
 			t.Fatalf("Rewrite: %v", err)

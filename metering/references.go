@@ -17,6 +17,11 @@ const (
 	// RefFile is a file_id in a content part (chat's file.file_id, Responses'
 	// input_file and input_image): the model reads that uploaded file.
 	RefFile ReferenceKind = "file"
+	// RefConversation is Responses' conversation (an id, or an object with
+	// one): the upstream reads that conversation's items into the request and
+	// adds the answer's to it. Conversations are made with /v1/conversations,
+	// which the proxy does not serve, so none belongs to an account.
+	RefConversation ReferenceKind = "conversation"
 )
 
 // Reference is one id a request body points at. The upstream resolves ids for
@@ -46,15 +51,38 @@ func (r *Request) reference(kind ReferenceKind, m jsonscan.Member, param string)
 	return nil
 }
 
-// fileReference records file.file_id of a chat file part (the object member f).
+// conversationReference records Responses' conversation: a string id, or an
+// object whose id member is one.
+func (r *Request) conversationReference(m jsonscan.Member) error {
+	switch r.body[m.Start] {
+	case 'n', '"':
+		return r.reference(RefConversation, m, "conversation")
+	case '{':
+		it := jsonscan.Members(r.body, m.Start)
+		for f, ok := it.Next(); ok; f, ok = it.Next() {
+			if f.Is("id") { // each one: see parseParts
+				if err := r.reference(RefConversation, f, "conversation.id"); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	}
+	return badType("conversation", "a string or an object with an id", r.body, m.Start)
+}
+
+// fileReference records file.file_id of a chat file part (the object member f),
+// each one if the key is given twice.
 func (r *Request) fileReference(f jsonscan.Member, param string) error {
 	if r.body[f.Start] != '{' {
 		return nil
 	}
 	it := jsonscan.Members(r.body, f.Start)
 	for m, ok := it.Next(); ok; m, ok = it.Next() {
-		if m.Is("file_id") {
-			return r.reference(RefFile, m, param+".file_id")
+		if m.Is("file_id") { // each one: see parseParts
+			if err := r.reference(RefFile, m, param+".file_id"); err != nil {
+				return err
+			}
 		}
 	}
 	return nil

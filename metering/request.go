@@ -118,7 +118,7 @@ type topFields struct {
 	maxTokens, maxCompletionTokens, maxOutputTokens jsonscan.Member
 	messages, tools, functions, prompt, input       jsonscan.Member
 	instructions, responseFormat, text, echo        jsonscan.Member
-	previousResponseID, background                  jsonscan.Member
+	previousResponseID, background, conversation    jsonscan.Member
 	size, quality, voice, streamFormat              jsonscan.Member // images and speech (media.go)
 	seen                                            uint32
 }
@@ -172,6 +172,8 @@ func (f *topFields) slot(key string) (*jsonscan.Member, uint32) {
 		return &f.streamFormat, 1 << 21
 	case "background":
 		return &f.background, 1 << 22
+	case "conversation":
+		return &f.conversation, 1 << 23
 	}
 	return nil, 0
 }

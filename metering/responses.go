@@ -53,6 +53,11 @@ func (r *Request) parseResponses(f *topFields) error {
 			return err
 		}
 	}
+	if f.conversation.Present() {
+		if err := r.conversationReference(f.conversation); err != nil {
+			return err
+		}
+	}
 	if err := r.parseBackground(f); err != nil {
 		return err
 	}

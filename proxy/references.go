@@ -10,8 +10,8 @@ import (
 )
 
 // checkReferences refuses a body that points at a stored object (a
-// previous_response_id, a file_id in a content part) the caller's account did
-// not create. The upstream sees one organisation for every account and would
+// previous_response_id, a file_id in a content part, a conversation) the
+// caller's account did not create. The upstream sees one organisation for every account and would
 // resolve the id for anyone who knows it; here another account's id is answered
 // as an id that does not exist, before anything is held or forwarded. Without an
 // object store nothing is recorded, so nothing can be checked (the stored-object
@@ -22,8 +22,11 @@ func (p *Proxy) checkReferences(x *exchange) *apiError {
 	}
 	for _, ref := range x.req.References {
 		kind := billing.ObjectFile
-		if ref.Kind == metering.RefResponse {
+		switch ref.Kind {
+		case metering.RefResponse:
 			kind = billing.ObjectResponse
+		case metering.RefConversation:
+			return errUnknownReference(ref) // no account has one (metering.RefConversation)
 		}
 		ok, err := p.opts.Objects.OwnsObject(x.in.Context(), x.key.Account, kind, ref.ID)
 		if err != nil {
@@ -39,6 +42,10 @@ func (p *Proxy) checkReferences(x *exchange) *apiError {
 // errUnknownReference is OpenAI's answer for a reference to an id it does not
 // know: 400, naming the parameter.
 func errUnknownReference(ref metering.Reference) *apiError {
+	if ref.Kind == metering.RefConversation {
+		return &apiError{status: http.StatusNotFound, typ: typeInvalidRequest, param: ref.Param,
+			message: "Conversation with id '" + ref.ID + "' not found."}
+	}
 	if ref.Kind == metering.RefResponse {
 		return &apiError{status: http.StatusBadRequest, typ: typeInvalidRequest, param: ref.Param, code: "previous_response_not_found",
 			message: "Previous response with id '" + ref.ID + "' not found."}

@@ -74,3 +74,48 @@ func TestReferencesToAnotherAccountsObjectsAreRefused(t *testing.T) {
 		})
 	}
 }
+
+// A Responses request naming a conversation is answered as one naming an
+// unknown conversation (404, as OpenAI does), whoever sends it: conversations
+// are made with /v1/conversations, which the proxy does not serve, so every
+// conversation id is the operator's, or another gateway's, never an account's.
+func TestConversationsAreNobodysAccount(t *testing.T) {
+	h, _ := newObjectHarness(t)
+	acme := h.account("acme", "5.00")
+	for _, tc := range []struct{ name, conversation, param string }{
+		{"an id", `"conv_68a0c0ffee"`, "conversation"},
+		{"an object", `{"id":"conv_68a0c0ffee"}`, "conversation.id"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			before := len(h.mock.Requests())
+			res := h.post("/v1/responses", acme, `{"model":"gpt-4o-mini","input":"Go on","conversation":`+tc.conversation+`}`)
+			got := readAll(t, res)
+			var e struct {
+				Error struct {
+					Message, Type, Param string
+					Code                 *string
+				}
+			}
+			if err := json.Unmarshal(got, &e); err != nil || res.StatusCode != http.StatusNotFound {
+				t.Fatalf("%d %s (%v), want 404", res.StatusCode, got, err)
+			}
+			if e.Error.Type != "invalid_request_error" || e.Error.Param != tc.param || e.Error.Message != "Conversation with id 'conv_68a0c0ffee' not found." {
+				t.Errorf("error = %+v", e.Error)
+			}
+			if n := len(h.mock.Requests()); n != before {
+				t.Errorf("the upstream got %d requests, want none", n-before)
+			}
+			if a := h.get("acme"); a.Reserved != 0 || a.Credit != 5_000_000 {
+				t.Errorf("acme: credit %s reserved %s, want 5.00 and nothing held", a.Credit, a.Reserved)
+			}
+		})
+	}
+	res := h.post("/v1/responses", acme, `{"model":"gpt-4o-mini","input":"Hi","conversation":null}`)
+	if got := readAll(t, res); res.StatusCode != http.StatusOK {
+		t.Errorf("conversation null: %d %s, want 200 (no conversation)", res.StatusCode, got)
+	}
+	res = h.post("/v1/responses", acme, `{"model":"gpt-4o-mini","input":"Hi","conversation":7}`)
+	if got := readAll(t, res); res.StatusCode != http.StatusBadRequest {
+		t.Errorf("conversation 7: %d %s, want 400", res.StatusCode, got)
+	}
+}
