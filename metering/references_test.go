@@ -87,4 +87,3 @@ func checkReferencesCover(t *testing.T, r *Request, body []byte) {
 		t.Fatalf("conversation %q is not among the references %+v", id, r.References)
 	}
 }
-
