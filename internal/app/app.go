@@ -54,6 +54,15 @@ const (
 	flushGrace  = 10 * time.Second
 )
 
+// adminShutdownGrace is how long the admin and metrics listeners' requests get
+// to finish at shutdown. It must exceed the 5 s (counted in whole seconds) for
+// which net/http's Shutdown waits on a connection that is open but has sent no
+// request yet: HTTP clients dial spare connections (a browser's preconnect, a
+// Transport's dial that another connection overtook), and with a 5 s budget one
+// of those alone made Shutdown fail with "context deadline exceeded" (seen in CI,
+// TestSentinelFailoverLosesNoAcknowledgedTopUp).
+const adminShutdownGrace = 10 * time.Second
+
 // Options adjust how an App runs.
 type Options struct {
 	// ConfigPath is the file to watch for hot reload; "" disables reloading.
@@ -656,7 +665,7 @@ func (a *App) Shutdown(ctx context.Context) error {
 		errSpool = a.spool.Close()
 	}
 
-	actx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	actx, cancel := context.WithTimeout(context.Background(), adminShutdownGrace)
 	errAdmin := a.admin.Shutdown(actx)
 	if a.metricsSrv != nil {
 		errAdmin = errors.Join(errAdmin, a.metricsSrv.Shutdown(actx))

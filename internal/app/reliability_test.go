@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"encoding/json"
 	"fmt"
+	"net"
 	"net/http"
 	"os"
 	"os/signal"
@@ -441,5 +442,28 @@ func TestTwoProcessesShareOneStore(t *testing.T) {
 		if !strings.Contains(string(p.stderr.Bytes()), `"msg":"request"`) {
 			t.Fatalf("process %d logged no request", i)
 		}
+	}
+}
+
+// A connection open on the admin listener without a request yet (a browser's
+// preconnect, an HTTP client's spare dial) does not fail the shutdown: net/http
+// waits up to 5 s on such a connection, so the admin listener's budget is
+// longer (adminShutdownGrace). (The data plane's is shutdown_timeout, 30 s.)
+func TestShutdownWithASilentAdminConnection(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	f.start()
+	c, err := net.Dial("tcp", f.app.AdminAddr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	time.Sleep(100 * time.Millisecond) // accepted: the server counts it as a new connection
+	if err := f.app.Shutdown(context.Background()); err != nil {
+		t.Fatalf("shutdown with a silent admin connection: %v", err)
+	}
+	f.stopped = true
+	if err := <-f.serveErr; err != nil {
+		t.Fatalf("serve: %v", err)
 	}
 }
