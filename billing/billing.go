@@ -328,6 +328,10 @@ type Reservation struct {
 	// Available is available credit after the reservation (before it when denied).
 	Available money.Micros
 	ExpiresAt time.Time
+	// LimitedBy says, for a partial hold (Held < Estimate), which room bounded
+	// it: ReasonInsufficient (the balance plus grace), ReasonKeyLimit or
+	// ReasonSpendLimit; "" for a whole hold, or a hold returned again to a retry.
+	LimitedBy string
 }
 
 // Usage is what a settled request consumed, as recorded in its usage event.

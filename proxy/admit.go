@@ -246,7 +246,13 @@ func (p *Proxy) reserve(x *exchange) *apiError {
 		maxOutput, ok := x.req.CapFor(x.price, x.input, x.held)
 		if !ok {
 			p.release(ctx, x, "hold too small for one output token")
-			return errQuotaExceeded(billing.ReasonInsufficient)
+			// Answered as a denial by the room that bounded the hold: a key
+			// limit or the monthly cap says so, not "out of credit".
+			reason := res.LimitedBy
+			if reason == "" {
+				reason = billing.ReasonInsufficient
+			}
+			return errDenied(reason, x.key, p.opts.Now())
 		}
 		x.clampedTo = maxOutput
 	}

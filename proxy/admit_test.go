@@ -80,6 +80,7 @@ func TestReserveRule(t *testing.T) {
 		held        func(x *exchange) int64 // output tokens the hold pays for per choice; -1: the whole estimate
 		admitted    bool
 		reason      string
+		limitedBy   string // the partial hold's Reservation.LimitedBy
 		storeErr    error
 		wantStatus  int // 0: admitted
 		wantReason  string
@@ -97,6 +98,10 @@ func TestReserveRule(t *testing.T) {
 			held: func(*exchange) int64 { return 16 }, wantClamped: 16},
 		{name: "responses: a hold for 15 is released and refused", path: "/v1/responses", body: responses, clamp: true, admitted: true,
 			held: func(*exchange) int64 { return 15 }, wantStatus: 429, wantReason: billing.ReasonInsufficient, wantRelease: true},
+		{name: "a hold for 15 the key's limit bounded: the key-limit refusal", path: "/v1/responses", body: responses, clamp: true, admitted: true,
+			held: func(*exchange) int64 { return 15 }, limitedBy: billing.ReasonKeyLimit, wantStatus: 429, wantReason: billing.ReasonKeyLimit, wantRelease: true},
+		{name: "a hold for 15 the monthly cap bounded: the spend-limit refusal", path: "/v1/responses", body: responses, clamp: true, admitted: true,
+			held: func(*exchange) int64 { return 15 }, limitedBy: billing.ReasonSpendLimit, wantStatus: 429, wantReason: billing.ReasonSpendLimit, wantRelease: true},
 		{name: "not admitted: 429 with the ledger's reason", path: "/v1/chat/completions", body: chat, clamp: true,
 			reason: billing.ReasonExpired, wantStatus: 429, wantReason: billing.ReasonExpired},
 		{name: "store down: 503, the hold id released in case the reserve was applied", path: "/v1/chat/completions", body: chat, clamp: true,
@@ -114,7 +119,7 @@ func TestReserveRule(t *testing.T) {
 					if tc.storeErr != nil {
 						return billing.Reservation{}, tc.storeErr
 					}
-					res := billing.Reservation{Admitted: tc.admitted, Reason: tc.reason}
+					res := billing.Reservation{Admitted: tc.admitted, Reason: tc.reason, LimitedBy: tc.limitedBy}
 					if tc.admitted {
 						res.Held = r.Estimate
 						if n := tc.held(x); n >= 0 {
@@ -147,6 +152,9 @@ func TestReserveRule(t *testing.T) {
 				t.Fatalf("refused: %d %s", aerr.status, aerr.message)
 			case tc.wantStatus != 0 && (aerr == nil || aerr.status != tc.wantStatus || aerr.reason != tc.wantReason):
 				t.Fatalf("got %+v, want %d reason %q", aerr, tc.wantStatus, tc.wantReason)
+			}
+			if want := errDenied(tc.wantReason, x.key, p.opts.Now()); tc.wantStatus == 429 && (aerr.code != want.code || aerr.message != want.message) {
+				t.Errorf("answered code %q %q, want the %s denial's %q %q", aerr.code, aerr.message, tc.wantReason, want.code, want.message)
 			}
 			if x.clampedTo != tc.wantClamped {
 				t.Fatalf("clampedTo %d, want %d", x.clampedTo, tc.wantClamped)

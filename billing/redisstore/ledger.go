@@ -280,7 +280,7 @@ func (s *Store) Reserve(ctx context.Context, q billing.ReserveRequest) (billing.
 func decodeReserve(r reply, q billing.ReserveRequest) (billing.Reservation, error) {
 	switch r.status() {
 	case "OK":
-		return decoded(&r, 4, billing.Reservation{Admitted: true, Held: r.micros(1), Available: r.micros(2), ExpiresAt: r.ms(3)})
+		return decoded(&r, 5, billing.Reservation{Admitted: true, Held: r.micros(1), Available: r.micros(2), ExpiresAt: r.ms(3), LimitedBy: r.str(4)})
 	case "DENY":
 		return decoded(&r, 3, billing.Reservation{Reason: r.str(1), Available: r.micros(2)})
 	case "NOACCOUNT":

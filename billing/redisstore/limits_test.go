@@ -310,3 +310,52 @@ func TestTierLimitsArgFollowsThePolicy(t *testing.T) {
 		t.Errorf("after the caller's map changed: %q (first %q), want \"a 2\" (first \"a 1\")", got, first)
 	}
 }
+
+// A partial hold says which room bounded it (Reservation.LimitedBy), so a hold
+// too small to serve is answered as that limit's denial: the balance plus grace,
+// the key's limit or the monthly cap, whichever is smallest (the balance on a
+// tie); a whole hold, and a live hold returned to a retry, say nothing.
+func TestPartialHoldSaysWhatLimitedIt(t *testing.T) {
+	capped := testPolicy
+	capped.Tiers = map[string]billing.Tier{"tier-1": {MaxTopUp: usd("100.00"), MaxBalance: usd("1000.00"), MonthlyUsageLimit: usd("30.00")}}
+	for _, tc := range []struct {
+		name     string
+		balance  string
+		keyLimit money.Micros // 0: none
+		tierCap  bool
+		estimate money.Micros
+		held     money.Micros
+		want     string
+	}{
+		{"whole hold", "50.00", usd("10.00"), true, usd("1.00"), usd("1.00"), ""},
+		{"the balance", "5.00", 0, false, usd("20.00"), usd("5.00") + testPolicy.Grace, billing.ReasonInsufficient},
+		{"the key's limit", "50.00", usd("0.50"), false, usd("2.00"), usd("0.50"), billing.ReasonKeyLimit},
+		{"the monthly cap", "50.00", 0, true, usd("40.00"), usd("30.00"), billing.ReasonSpendLimit},
+		{"the key's limit below the cap", "50.00", usd("2.00"), true, usd("40.00"), usd("2.00"), billing.ReasonKeyLimit},
+		{"the cap below the key's limit", "50.00", usd("40.00"), true, usd("45.00"), usd("30.00"), billing.ReasonSpendLimit},
+		{"the balance below both", "5.00", usd("40.00"), true, usd("45.00"), usd("5.00") + testPolicy.Grace, billing.ReasonInsufficient},
+		{"a tie: the balance", "5.00", usd("5.00") + testPolicy.Grace, false, usd("20.00"), usd("5.00") + testPolicy.Grace, billing.ReasonInsufficient},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			eachStore(t, func(t *testing.T, e *env) {
+				e.account(t, "a", tc.balance)
+				q := billing.ReserveRequest{Account: "a", HoldID: "h1", Estimate: tc.estimate, Minimum: usd("0.01"),
+					Grace: testPolicy.Grace, TTL: testPolicy.HoldTTL, KeyID: "key_a"}
+				if tc.keyLimit > 0 {
+					q.KeyLimit, q.KeyLimitReset = tc.keyLimit, billing.LimitNever
+				}
+				if tc.tierCap {
+					q.TierUsageLimits = capped.TierUsageLimits()
+				}
+				r, err := e.Reserve(e.ctx, q)
+				if err != nil || !r.Admitted || r.Held != tc.held || r.LimitedBy != tc.want {
+					t.Fatalf("reserve: %+v %v; want %s held, limited by %q", r, err, tc.held, tc.want)
+				}
+				again, err := e.Reserve(e.ctx, q)
+				if err != nil || !again.Admitted || again.Held != tc.held || again.LimitedBy != "" {
+					t.Fatalf("the retried reserve: %+v %v; want the same hold, limited by nothing said", again, err)
+				}
+			})
+		})
+	}
+}

@@ -120,7 +120,7 @@ var replyCases = []replyCase{
 	{script: "trim.lua", valid: []any{"OK", "1000", "5-0", "1200", "1"}, numeric: []int{1, 3}, flags: []int{4}},
 	{script: "trim.lua", valid: []any{"OK", "0", "", "0", "0"}, numeric: []int{1, 3}, flags: []int{4}},
 	{script: "trim.lua", valid: []any{"NOACCOUNT"}},
-	{script: "reserve.lua", valid: []any{"OK", "100", "4999900", msNow}, numeric: []int{1, 2, 3}},
+	{script: "reserve.lua", valid: []any{"OK", "100", "4999900", msNow, "key_limit"}, numeric: []int{1, 2, 3}},
 	{script: "reserve.lua", valid: []any{"DENY", "empty", "-5"}, numeric: []int{2}},
 	{script: "reserve.lua", valid: []any{"DONE", "settled"}},
 	{script: "reserve.lua", valid: []any{"NOACCOUNT"}},
@@ -275,8 +275,8 @@ func TestDecodersRejectMalformedRepliesNamingTheScript(t *testing.T) {
 // The valid cases decode to what their elements say (spot checks: the strict
 // decoders still read the right elements).
 func TestDecodersReadTheirElements(t *testing.T) {
-	res, err := decodeReserve(reply{script: "reserve.lua", v: []any{"OK", "100", "-4", msNow}}, billing.ReserveRequest{})
-	if err != nil || !res.Admitted || res.Held != 100 || res.Available != -4 || res.ExpiresAt.UnixMilli() != 1773144000000 {
+	res, err := decodeReserve(reply{script: "reserve.lua", v: []any{"OK", "100", "-4", msNow, "spend_limit"}}, billing.ReserveRequest{})
+	if err != nil || !res.Admitted || res.Held != 100 || res.Available != -4 || res.ExpiresAt.UnixMilli() != 1773144000000 || res.LimitedBy != billing.ReasonSpendLimit {
 		t.Errorf("reserve: %+v, %v", res, err)
 	}
 	st, err := decodeSettle(reply{script: "settle.lua", v: []any{"REPLAY", "settled", "1-0", "100", "60", "40", "-40", "rc_h", "n1 n2"}}, billing.SettleRequest{})

@@ -12,7 +12,9 @@
 --        …", micros in [1, money.MaxAmount]; '' = none), 15… field/value pairs
 --        describing the request (request_id, key_id, model, endpoint), kept in
 --        the hold record for its hold_expired event.
--- Reply  {'OK', held, available_after, expires_ms}
+-- Reply  {'OK', held, available_after, expires_ms, limited_by} (limited_by: for a
+--         hold below the estimate, the room that bounded it, 'insufficient' |
+--         'key_limit' | 'spend_limit'; '' for a whole hold or a retried one)
 --      | {'DENY', reason ('empty' | 'expired' | 'insufficient' | 'key_limit' |
 --         'spend_limit'), available}
 --      | {'DONE', state} (the hold id was already settled, released or expired)
@@ -56,7 +58,7 @@ if changed then save() end
 local rec = redis.call('HMGET', KEYS[7], 'state', 'held', 'exp')
 if rec[1] then
   if rec[1] ~= 'held' then return {'DONE', rec[1]} end
-  return {'OK', rec[2], fmt(S.credit - S.debt - S.reserved), rec[3]}
+  return {'OK', rec[2], fmt(S.credit - S.debt - S.reserved), rec[3], ''}
 end
 local est, minimum, grace = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
 local avail = S.credit - S.debt - S.reserved
@@ -68,7 +70,7 @@ end
 local cap = avail + grace
 local need = est
 if minimum > 0 and minimum < est then need = minimum end
-local room = cap
+local room, limited = cap, 'insufficient'
 if need > cap then return {'DENY', 'insufficient', fmt(avail)} end
 -- the key's limit
 local kid, klimit = ARGV[8], tonumber(ARGV[9])
@@ -78,7 +80,7 @@ if kid ~= '' and klimit > 0 then
   ku_roll(k, tonumber(ARGV[11]), tonumber(ARGV[12]), tonumber(ARGV[13]))
   local kroom = klimit - ku_spent(k, ARGV[10]) - k[1]
   if kroom <= 0 or need > kroom then return {'DENY', 'key_limit', fmt(avail)} end
-  if kroom < room then room = kroom end
+  if kroom < room then room, limited = kroom, 'key_limit' end
 end
 -- the account's monthly cap
 local mcap = tonumber(x[9] or '') or 0
@@ -93,10 +95,10 @@ if mcap > 0 then
   if (tonumber(x[10] or '') or 0) >= tonumber(ARGV[13]) then mu = tonumber(x[11] or '') or 0 end
   local mroom = mcap - mu - S.reserved
   if mroom <= 0 or need > mroom then return {'DENY', 'spend_limit', fmt(avail)} end
-  if mroom < room then room = mroom end
+  if mroom < room then room, limited = mroom, 'spend_limit' end
 end
 local held = est
-if est > room then held = room end
+if est > room then held = room else limited = '' end
 local exp = now + tonumber(ARGV[6])
 local sheld, sexp = fmt(held), fmt(exp)
 S.reserved = S.reserved + held
@@ -114,4 +116,4 @@ local sh, sg = fmt(hb), fmt(S.granted) .. ' ' .. gb
 if sh ~= h_next then bounds[#bounds + 1] = 'h_next'; bounds[#bounds + 1] = sh end
 if sg ~= g_next then bounds[#bounds + 1] = 'g_next'; bounds[#bounds + 1] = sg end
 save(unpack(bounds))
-return {'OK', sheld, fmt(avail - held), sexp}
+return {'OK', sheld, fmt(avail - held), sexp, limited}
