@@ -6,6 +6,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/creditgate/creditgate/internal/spool"
+	"github.com/creditgate/creditgate/money"
 )
 
 // progressEvery bounds how often a relayed response's output is counted for its
@@ -13,14 +14,17 @@ import (
 // count, and the log itself writes at most every 64 tokens or 250 ms.
 const progressEvery = 250 * time.Millisecond
 
-// beginInFlight opens x's in-flight record, once x is admitted.
-func (p *Proxy) beginInFlight(x *exchange) {
+// beginInFlight opens x's in-flight record, once x is admitted. cost is what
+// x costs once answered when its price is not per token (a transcription
+// priced per second of audio), else 0: a recovery prices the prompt and the
+// output relayed.
+func (p *Proxy) beginInFlight(x *exchange, cost money.Micros) {
 	if p.opts.InFlight == nil {
 		return
 	}
 	err := p.opts.InFlight.Begin(spool.InFlight{
 		Account: x.key.Account, HoldID: x.id, RequestID: x.id, KeyID: x.key.ID, Model: x.model, Endpoint: x.path(),
-		Price: x.price, Prompt: x.input, Held: x.held, Triggers: x.settings.Triggers, Started: x.start,
+		Price: x.price, Prompt: x.input, Held: x.held, Triggers: x.settings.Triggers, Started: x.start, Cost: cost,
 	})
 	if err != nil {
 		p.log.Warn("in-flight record not written: a crash now would leave this request to hold_expired", zap.String("request_id", x.id), zapErr(err))

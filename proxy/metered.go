@@ -82,7 +82,7 @@ func (p *Proxy) serveMetered(w http.ResponseWriter, r *http.Request, ep metering
 	p.opts.Observer.HoldOpened()
 
 	x.rec = recorder{ResponseWriter: w, now: p.opts.Now}
-	p.beginInFlight(x)
+	p.beginInFlight(x, 0)
 	ctx, cancel := context.WithTimeout(r.Context(), p.opts.Timeout)
 	defer cancel()
 	x.ctx = ctx

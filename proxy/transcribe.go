@@ -13,6 +13,7 @@ import (
 
 	"github.com/creditgate/creditgate/billing"
 	"github.com/creditgate/creditgate/metering"
+	"github.com/creditgate/creditgate/money"
 )
 
 // POST /v1/audio/transcriptions and /v1/audio/translations: a multipart upload
@@ -52,6 +53,15 @@ func (p *Proxy) serveTranscription(w http.ResponseWriter, r *http.Request, ep me
 	}
 	p.opts.Observer.HoldOpened()
 	defer p.opts.Observer.HoldClosed()
+	// The in-flight record lets a restart bill a transcription whose answer was
+	// relayed (at its per-second cost, or its input bound) and release one
+	// that had none; it ends once the request is settled, released or spooled.
+	var fixed money.Micros
+	if metering.PerMinute(x.price) {
+		fixed = min(metering.AudioCost(x.price.AudioMinute, t.Seconds()), x.held)
+	}
+	p.beginInFlight(x, fixed)
+	defer p.endInFlight(x)
 
 	ctx, cancel := context.WithTimeout(r.Context(), p.opts.Timeout)
 	defer cancel()
@@ -61,6 +71,9 @@ func (p *Proxy) serveTranscription(w http.ResponseWriter, r *http.Request, ep me
 	var answer []byte
 	if err == nil {
 		x.responseAt, x.upstreamStatus = p.opts.Now(), up.StatusCode
+		if up.StatusCode >= 200 && up.StatusCode <= 299 {
+			p.progressInFlight(x, true) // the answer is here: a crash from now on bills it
+		}
 		if up.StatusCode >= 200 && up.StatusCode <= 299 && isEventStream(up.Header.Get("Content-Type")) && !metering.PerMinute(x.price) {
 			p.relayTranscriptionStream(ctx, x, t, tok, up)
 			return

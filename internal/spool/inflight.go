@@ -71,6 +71,10 @@ type InFlight struct {
 	// settle would have.
 	Triggers billing.Triggers `json:"triggers"`
 	Started  time.Time        `json:"started"`
+	// Cost, when set, is what the request costs once its answer was relayed,
+	// for a price not per token (whisper-1: per second of audio, known when it
+	// is admitted); else the prompt and the output relayed are priced with Price.
+	Cost money.Micros `json:"cost,omitempty"`
 }
 
 // Notes of the settlements recovered from in-flight records.
@@ -420,6 +424,9 @@ func (o *orphan) settlement() billing.PendingSettlement {
 	t := r.Prompt
 	t.Output = o.output
 	cost := r.Price.Cost(t)
+	if r.Cost > 0 {
+		cost = r.Cost
+	}
 	note := NoteSettledAfterCrash
 	if r.Held > 0 && cost > r.Held {
 		cost, note = r.Held, NoteSettledAfterCrash+"; capped at the hold"

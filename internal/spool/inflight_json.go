@@ -90,7 +90,12 @@ func appendInFlight(b []byte, r *InFlight) ([]byte, bool) {
 	b = appendAmount(b, r.Triggers.LowBalance)
 	b = append(b, `},"started":"`...)
 	b = r.Started.AppendFormat(b, time.RFC3339Nano)
-	return append(b, `"}`...), true
+	b = append(b, '"')
+	if r.Cost != 0 {
+		b = append(b, `,"cost":`...)
+		b = appendAmount(b, r.Cost)
+	}
+	return append(b, '}'), true
 }
 
 // cachedPrice is p's JSON, encoded once per distinct price.

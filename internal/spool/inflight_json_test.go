@@ -36,6 +36,9 @@ func TestInFlightJSONIsEncodingJSONs(t *testing.T) {
 			Started: time.Unix(rapid.Int64Range(-70_000_000_000, 300_000_000_000).Draw(rt, "sec"), rapid.Int64Range(0, 999_999_999).Draw(rt, "nsec")).
 				In(rapid.SampledFrom(zones).Draw(rt, "zone")),
 		}
+		if rapid.Bool().Draw(rt, "fixed cost") {
+			r.Cost = amount.Draw(rt, "cost")
+		}
 		if rapid.IntRange(0, 9).Draw(rt, "image prices") == 0 {
 			r.Price.Images = &metering.ImagePrices{PerImage: map[string]map[string]money.Micros{"standard": {"1024x1024": 40_000}}}
 		}

@@ -359,6 +359,41 @@ func TestLineThatTriggersCompactionSurvivesIt(t *testing.T) {
 	}
 }
 
+// A record with a Cost (a price not per token: whisper-1's seconds of audio) is
+// booked at that cost once its answer was relayed, capped at the hold, and
+// released when it was not.
+func TestInFlightFixedCostIsBooked(t *testing.T) {
+	now := time.Now()
+	clock := func() time.Time { return now }
+	dir := t.TempDir()
+	s := open(t, dir, clock)
+	for _, c := range []struct {
+		hold string
+		cost money.Micros
+	}{{"answered", 3_000}, {"dear", money.MustParse("0.25")}, {"unanswered", 3_000}} {
+		r := inFlight(c.hold, now)
+		r.Price, r.Prompt, r.Cost = metering.Price{AudioMinute: 6_000}, metering.Tokens{}, c.cost
+		mustBegin(t, s, r)
+	}
+	mustProgress(t, s, "answered", 0)
+	mustProgress(t, s, "dear", 0)
+	crash(t, s)
+	s = open(t, dir, clock)
+	l := newFakeLedger(clock)
+	if _, err := s.Replay(context.Background(), l); err != nil || s.Recovered() != 3 {
+		t.Fatalf("recovered %d: %v", s.Recovered(), err)
+	}
+	if got := l.settles["answered"]; got.Cost != 3_000 || got.Usage.Note != NoteSettledAfterCrash {
+		t.Errorf("answered: %+v, want 0.003000 booked", got)
+	}
+	if got := l.settles["dear"]; got.Cost != money.MustParse("0.10") || got.Usage.Note != NoteSettledAfterCrash+"; capped at the hold" {
+		t.Errorf("dear: %+v, want the 0.10 held", got)
+	}
+	if _, ok := l.releases["unanswered"]; !ok || l.booked["unanswered"] != 1 {
+		t.Errorf("unanswered: booked %d, released %v; want one release", l.booked["unanswered"], ok)
+	}
+}
+
 // A line torn by the crash, or damaged, is skipped; the rest is recovered.
 func TestTornInFlightLinesAreSkipped(t *testing.T) {
 	now := time.Now()
