@@ -56,11 +56,11 @@ func (p *Proxy) serveTranscription(w http.ResponseWriter, r *http.Request, ep me
 	// The in-flight record lets a restart bill a transcription whose answer was
 	// relayed (at its per-second cost, or its input bound) and release one
 	// that had none; it ends once the request is settled, released or spooled.
-	var fixed money.Micros
+	var perSecond money.Micros // a per-minute model's cost, known from the file's header
 	if metering.PerMinute(x.price) {
-		fixed = min(metering.AudioCost(x.price.AudioMinute, t.Seconds()), x.held)
+		perSecond = min(metering.AudioCost(x.price.AudioMinute, t.Seconds()), x.held)
 	}
-	p.beginInFlight(x, fixed)
+	p.beginInFlight(x, perSecond)
 	defer p.endInFlight(x)
 
 	ctx, cancel := context.WithTimeout(r.Context(), p.opts.Timeout)
@@ -106,8 +106,7 @@ func (p *Proxy) serveTranscription(w http.ResponseWriter, r *http.Request, ep me
 	note := ""
 	var res metering.Result
 	if metering.PerMinute(x.price) {
-		cost := metering.AudioCost(x.price.AudioMinute, t.Seconds())
-		x.bill = metering.Bill{Cost: min(cost, x.held)}
+		x.bill = metering.Bill{Cost: perSecond}
 		note = fmt.Sprintf("%d s of audio (%s header) at %s USD/min", t.Seconds(), t.Format, x.price.AudioMinute)
 		if heard, ok := metering.UpstreamAudioSeconds(up.Header.Get("Content-Type"), answer); ok && heard > float64(t.Seconds())+1 {
 			// The upstream heard more audio than the header says: a header that

@@ -40,8 +40,7 @@ func newArgList(sc *script, keys []string) *argList {
 	return a
 }
 
-// str adds a string argument. Constants need not come here: boxing a constant
-// allocates nothing, so lit adds them as they are.
+// str adds a string argument ("" is boxed as it is: that allocates nothing).
 func (a *argList) str(s string) {
 	if s == "" || a.ns == argRoom {
 		a.v = append(a.v, s)
@@ -51,9 +50,6 @@ func (a *argList) str(s string) {
 	a.v = append(a.v, &a.strs[a.ns])
 	a.ns++
 }
-
-// lit adds arguments that are constants (field names, flags).
-func (a *argList) lit(s ...any) { a.v = append(a.v, s...) }
 
 // flag adds a boolean argument, "1" or "0" (boxed once, here).
 func (a *argList) flag(b bool) {

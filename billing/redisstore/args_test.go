@@ -35,7 +35,8 @@ func TestArgListArgumentsReachTheScript(t *testing.T) {
 				a.str("")
 				a.flag(true)
 				a.flag(false)
-				a.lit("const", "")
+				a.str("const")
+				a.str("")
 			}, []string{"hold-1", "0", "255", "256", "-1", "4503599627370496", "", "1", "0", "const", ""}},
 			{"fields, empty ones skipped", func(a *argList) {
 				a.field("model", "gpt-4o-mini")

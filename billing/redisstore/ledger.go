@@ -317,7 +317,7 @@ func (s *Store) Settle(ctx context.Context, q billing.SettleRequest) (billing.Se
 	if t.Notices {
 		a.num(amountArg(t.LowBalance))
 	} else {
-		a.lit("")
+		a.str("")
 	}
 	a.flag(t.Notices)
 	a.str(q.Usage.KeyID)

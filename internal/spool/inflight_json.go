@@ -3,6 +3,7 @@ package spool
 import (
 	"encoding/json"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 	"unicode/utf8"
@@ -139,28 +140,17 @@ func appendAmount(b []byte, m money.Micros) []byte {
 
 // plainJSON reports whether s is written into a JSON string as it is by
 // encoding/json: valid UTF-8 without quotes, backslashes, control characters,
-// the HTML characters it escapes, or U+2028 and U+2029.
+// the HTML characters it escapes, or U+2028 and U+2029. (The bytes of a
+// multi-byte UTF-8 sequence are all ≥ 0x80, so the ASCII checks hold bytewise.)
 func plainJSON(s string) bool {
+	ascii := true
 	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if c < 0x20 || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+		switch c := s[i]; {
+		case c < 0x20, c == '"', c == '\\', c == '<', c == '>', c == '&':
 			return false
-		}
-		if c >= utf8.RuneSelf {
-			return plainJSONRunes(s[i:])
-		}
-	}
-	return true
-}
-
-func plainJSONRunes(s string) bool {
-	if !utf8.ValidString(s) {
-		return false
-	}
-	for _, r := range s {
-		if r < 0x20 || r == '"' || r == '\\' || r == '<' || r == '>' || r == '&' || r == '\u2028' || r == '\u2029' {
-			return false
+		case c >= utf8.RuneSelf:
+			ascii = false
 		}
 	}
-	return true
+	return ascii || utf8.ValidString(s) && !strings.ContainsAny(s, "\u2028\u2029")
 }
